@@ -1,0 +1,48 @@
+# The README's commands. Every target creates the environment first if it is missing or stale.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup run test lint format bench lock clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+# The main job. Until the experiment pipeline exists: draw the default synthetic cohort,
+# validate it as a user's file would be, and check it against the published calibration targets.
+run: setup
+	mkdir -p experiments/cohorts
+	$(BIN)/hte simulate --n 2000 --seed 1 --scenario default --out experiments/cohorts/default_n2000_seed1.csv
+	$(BIN)/hte validate experiments/cohorts/default_n2000_seed1.csv
+	$(BIN)/hte calibrate --n 20000 --seed 1
+
+test: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/python -m pytest -n 2 -q
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+format: setup
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+bench: setup
+	$(BIN)/python -m hte.evaluation.benchmarks
+
+# Re-resolve pinned versions after changing dependencies in pyproject.toml.
+lock: setup
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

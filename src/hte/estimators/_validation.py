@@ -1,0 +1,99 @@
+"""Up-front input checks shared by all estimators: fail early, name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def check_covariates(X, *, allow_nan: bool = False) -> tuple[np.ndarray, list[str]]:
+    """Return X as a float array and its feature names; reject empty input and (unless allowed) NaN."""
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if non_numeric:
+            raise ValueError(
+                f"X columns {non_numeric} are not numeric; encode them first "
+                "(hte.design builds the numeric design matrix)"
+            )
+        arr = X.to_numpy(dtype=float)
+    else:
+        arr = np.asarray(X, dtype=float)
+        if arr.ndim == 1:
+            arr = arr.reshape(-1, 1)
+        names = [f"x{j}" for j in range(arr.shape[1])]
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ValueError(f"X must be a non-empty 2-d array; got shape {arr.shape}")
+    if not allow_nan and np.isnan(arr).any():
+        rows, cols = np.where(np.isnan(arr))
+        bad = sorted({names[c] for c in cols})
+        raise ValueError(
+            f"X has missing values in columns {bad} (e.g. rows {sorted(set(rows.tolist()))[:5]}); "
+            "this estimator cannot take NaN: impute or drop these columns first"
+        )
+    return arr, names
+
+
+def check_treatment(treatment, n: int) -> np.ndarray:
+    """Treatment as a 0/1 int array (1 = CAR-T) with both arms present."""
+    w = np.asarray(treatment)
+    if w.shape != (n,):
+        raise ValueError(f"treatment must have shape ({n},); got {w.shape}")
+    if not np.isin(w, (0, 1)).all():
+        bad = np.flatnonzero(~np.isin(w, (0, 1)))[:5].tolist()
+        raise ValueError(f"treatment must be 0 (teclistamab) or 1 (CAR-T); bad rows {bad}")
+    w = w.astype(int)
+    counts = np.bincount(w, minlength=2)
+    if counts.min() == 0:
+        arm = "CAR-T (1)" if counts[1] == 0 else "teclistamab (0)"
+        raise ValueError(f"only one arm present: no patients on {arm}; an effect needs both arms")
+    return w
+
+
+def check_survival_outcome(time, event, n: int, horizon: float | None = None):
+    """Follow-up times > 0 and 0/1 events, with at least one event; horizon within follow-up."""
+    t = np.asarray(time, dtype=float)
+    d = np.asarray(event)
+    if t.shape != (n,) or d.shape != (n,):
+        raise ValueError(f"time and event must have shape ({n},); got {t.shape} and {d.shape}")
+    if np.isnan(t).any():
+        raise ValueError(
+            f"time has missing values in rows {np.flatnonzero(np.isnan(t))[:5].tolist()}"
+        )
+    if (t <= 0).any():
+        raise ValueError(
+            f"time must be > 0; rows {np.flatnonzero(t <= 0)[:5].tolist()} have time <= 0"
+        )
+    if not np.isin(d, (0, 1, True, False)).all():
+        raise ValueError("event must be 0/1 (1 = death observed)")
+    d = d.astype(bool)
+    if not d.any():
+        raise ValueError(
+            "no events: every patient is censored, so survival effects are not identified"
+        )
+    if horizon is not None:
+        if horizon <= 0:
+            raise ValueError(f"horizon must be > 0; got {horizon}")
+        if horizon > t.max():
+            raise ValueError(
+                f"horizon {horizon} is beyond the longest follow-up ({t.max():.2f}); "
+                "choose a horizon within follow-up"
+            )
+    return t, d
+
+
+def check_binary_outcome(y, n: int, name: str = "outcome") -> np.ndarray:
+    """A 0/1 outcome with both values present."""
+    arr = np.asarray(y)
+    if arr.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},); got {arr.shape}")
+    if pd.isna(arr).any():
+        raise ValueError(
+            f"{name} has missing values in rows {np.flatnonzero(pd.isna(arr))[:5].tolist()}"
+        )
+    if not np.isin(arr, (0, 1, True, False)).all():
+        raise ValueError(f"{name} must be 0/1")
+    arr = arr.astype(int)
+    if arr.min() == arr.max():
+        raise ValueError(f"{name} takes a single value ({arr[0]}); a risk difference needs both")
+    return arr
