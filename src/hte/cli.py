@@ -47,16 +47,22 @@ def validate(
     ] = None,
 ) -> None:
     """Check a cohort file against the schema; print a summary, or every problem found."""
-    from hte.data.column_map import ColumnMap
+    from rich.markup import escape
+
+    from hte.data.column_map import ColumnMap, ColumnMapError
     from hte.data.load import CohortFileError, load_cohort
     from hte.data.schema import CohortValidationError
     from hte.data.summary import render_problems, render_summary, summarize_cohort
 
     try:
         column_map = ColumnMap.from_yaml(columns) if columns is not None else None
+    except ColumnMapError as exc:
+        err_console.print(f"[red]bad column map[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    try:
         cohort = load_cohort(file, column_map=column_map)
     except CohortFileError as exc:
-        err_console.print(f"[red]cannot read {file}[/red]: {exc}")
+        err_console.print(f"[red]cannot read {escape(str(file))}[/red]: {escape(str(exc))}")
         raise typer.Exit(1) from None
     except CohortValidationError as exc:
         err_console.print(render_problems(exc.problems, source=str(file)))
