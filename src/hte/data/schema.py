@@ -328,7 +328,8 @@ def _no_infusion_on_tec(df: pd.DataFrame) -> pd.Series:
 
 def _infused_before_end(df: pd.DataFrame) -> pd.Series:
     limit = df[OS_MONTHS] * DAYS_PER_MONTH * (1 + _DAYS_TOLERANCE) + _DAYS_TOLERANCE
-    broken = df[TREATMENT].eq(CART) & (df[INFUSION_DAY] > limit)
+    # rows with an invalid follow-up (<= 0) are reported for that alone
+    broken = df[TREATMENT].eq(CART) & (df[OS_MONTHS] > 0) & (df[INFUSION_DAY] > limit)
     return ~broken.fillna(False).astype(bool)
 
 

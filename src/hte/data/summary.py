@@ -27,6 +27,7 @@ from hte.data.schema import Problem, describe_rows
 ARMS = (CART, TEC)
 FOLLOWUP_METHOD = "reverse Kaplan-Meier"
 MAX_MISSING_SHOWN = 12
+MAX_NAMES_SHOWN = 25
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def reverse_km_median(time: np.ndarray, event: np.ndarray) -> float | None:
 
     Unlike the median of all follow-up times, it is not shortened by early deaths. Returns None
     when the censoring-survival curve never falls to 0.5 (too few censored patients).
-    At tied times deaths are taken to happen first (they leave the risk set before censoring).
+    At tied times the usual Kaplan-Meier convention holds with roles swapped: a death at t still
+    counts in the risk set of a censoring at t.
     """
     time = np.asarray(time, dtype=float)
     censored = ~np.asarray(event, dtype=bool)
@@ -149,12 +151,19 @@ def render_summary(summary: CohortSummary) -> Group:
     lines = [
         arms,
         Text(f"outcomes: {', '.join(s.outcomes)}"),
-        Text(f"covariates ({len(s.covariates)}): {', '.join(s.covariates)}"),
+        Text(f"covariates ({len(s.covariates)}): {_names(s.covariates)}"),
     ]
     if s.n_truth_columns:
         lines.append(Text(f"{s.n_truth_columns} simulated truth columns (true_*), never used"))
     lines.append(_missing_table(s))
     return Group(*lines)
+
+
+def _names(names: list[str]) -> str:
+    shown = ", ".join(names[:MAX_NAMES_SHOWN])
+    return shown + (
+        f" and {len(names) - MAX_NAMES_SHOWN} more" if len(names) > MAX_NAMES_SHOWN else ""
+    )
 
 
 def _missing_table(s: CohortSummary) -> Table | Text:
