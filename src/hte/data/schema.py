@@ -483,8 +483,9 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
         if item.rule == f"{item.column} must not be missing" and item.column in unreadable:
             # unreadable values were already reported as such, not again as missing
             item.positions = np.setdiff1d(item.positions, unreadable[item.column])
-        if len(item.positions):
-            found.append(item)
+            if not len(item.positions):
+                continue
+        found.append(item)
     found += _table_problems(out, set(unreadable))
     if found:
         order = {name: i for i, name in enumerate([TABLE, *out.columns])}

@@ -3,7 +3,7 @@ of a cohort that failed validation, as rich tables for the command line."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -16,6 +16,7 @@ from hte.data.columns import (
     CRS,
     CRS_GRADE,
     DEATH,
+    INFUSION_DAY,
     OS_MONTHS,
     TEC,
     TREATMENT,
@@ -47,7 +48,6 @@ class CohortSummary:
     crs_per_arm: dict[str, int] | None = None
     crs_grade3_per_arm: dict[str, int] | None = None
     n_truth_columns: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def reverse_km_median(time: np.ndarray, event: np.ndarray) -> float | None:
@@ -156,6 +156,10 @@ def render_summary(summary: CohortSummary) -> Group:
     if s.n_truth_columns:
         lines.append(Text(f"{s.n_truth_columns} simulated truth columns (true_*), never used"))
     lines.append(_missing_table(s))
+    if s.missing.get(INFUSION_DAY, (0, 0.0))[0]:
+        lines.append(
+            Text("infusion_day is missing on tec rows by definition; on cart rows = never infused")
+        )
     return Group(*lines)
 
 
