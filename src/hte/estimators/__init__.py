@@ -1,5 +1,30 @@
 """Treatment-effect estimators. All return hte.estimators.result.EffectEstimate."""
 
+from hte.estimators.baselines import (
+    AverageEffect,
+    CoxInteractionModel,
+    HazardRatio,
+    LogisticInteractionModel,
+    SurvivalATE,
+    average_treatment_effect_binary,
+    average_treatment_effect_survival,
+    weighted_cox_hazard_ratio,
+)
+from hte.estimators.crs_forest import CRSCausalForest
+from hte.estimators.meta_learners import SLearnerSurvival, TLearnerSurvival
 from hte.estimators.result import EffectEstimate, SurvivalCurves
 
 __all__ = ["EffectEstimate", "SurvivalCurves"]
+__all__ += [
+    "AverageEffect",
+    "CRSCausalForest",
+    "CoxInteractionModel",
+    "HazardRatio",
+    "LogisticInteractionModel",
+    "SLearnerSurvival",
+    "SurvivalATE",
+    "TLearnerSurvival",
+    "average_treatment_effect_binary",
+    "average_treatment_effect_survival",
+    "weighted_cox_hazard_ratio",
+]
