@@ -16,6 +16,7 @@ from hte.design.overlap import (
     overlap_summary,
     trim_by_propensity,
 )
+from hte.design.propensity import cross_fit_propensity
 
 
 def _confounded(n: int, seed: int):
@@ -65,6 +66,16 @@ def test_ipw_with_true_propensity_balances():
     assert t["smd"].abs().max() > 0.3  # the design is confounded before weighting
     # Weighted SMDs with the true propensity are sampling noise: SD ~ sqrt(2/n)-ish x weight
     # inflation (~0.03 here); 0.1 is the usual balance threshold.
+    assert t["smd_w"].abs().max() < 0.1
+
+
+def test_ipw_with_cross_fitted_propensity_balances():
+    # End to end: the default cross-fitted learner's IPW weights balance the confounded design
+    # (max weighted |SMD| measured 0.007-0.018 over 4 seeds, from about 0.5 unweighted).
+    X, w, _ = _confounded(5000, seed=3)
+    p = cross_fit_propensity(X, w, random_state=0)
+    t = balance_table(X, w, weights=ate_weights(p, w, kind="ipw"))
+    assert t["smd"].abs().max() > 0.3
     assert t["smd_w"].abs().max() < 0.1
 
 
