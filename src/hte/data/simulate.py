@@ -40,7 +40,7 @@ Truth and its accuracy
 ``true_surv12_*``, ``true_rmst24_*``, ``true_crs*_prob_*`` and the CATEs are computed from the model's
 survival functions, not from draws: the integrals over the delay and the dropout time use
 Gauss-Legendre rules on the delay window (split where the integrand has a kink), the RMST a
-Gauss-Legendre rule in time split at the delay window's ends. Against rules with 10x the nodes the
+Gauss-Legendre rule in time split at the delay window's ends. Against rules with 5x the nodes the
 error is below 1e-6 (checked in tests/data/test_simulate.py). ``true_os_months_*`` are one draw
 of each potential outcome (uncensored); ``true_propensity`` is e(x).
 """

@@ -203,8 +203,9 @@ class CRSParams:
     """Cytokine release syndrome: any-grade risk (logistic) and ordinal grade given CRS.
 
     CAR-T CRS can only happen after infusion: P(CRS | x, cart) = P(infused | x) * P(CRS | x, infused).
-    ``effect=False`` (null scenario) sets P(CRS | x, infused) = P(CRS | x, tec) / P(infused | x) and
-    the teclistamab grade model, so both arms carry the same risk for every patient."""
+    ``effect=False`` (null scenario, which infuses at day 0) gives CAR-T the teclistamab risk and
+    grade model (P(CRS | x, infused) = P(CRS | x, tec) / P(infused | x)), so both arms carry the
+    same risk for every patient."""
 
     effect: bool = True
     tec_intercept: float = 0.25
@@ -283,7 +284,11 @@ class SimulationParams:
 
 
 def _null_survival(s: SurvivalParams) -> SurvivalParams:
-    """Survival parameters with identical hazards under both arms (waiting included)."""
+    """Survival parameters with identical hazards under both arms (waiting included).
+
+    The null scenario also infuses at day 0: the manufacturing wait is part of CAR-T's effect, and
+    with a wait, CAR-T CRS (which needs an infusion) could not match teclistamab's risk for the
+    patients likely to die waiting."""
     return replace(
         s,
         tec_high_bm=0.0,
@@ -320,7 +325,10 @@ def scenario_params(name: str = "default") -> SimulationParams:
 
 SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "default": "calibrated to the published figures (calibration_targets.yaml)",
-    "null_effect": "CAR-T and teclistamab have the same survival and CRS risk for every patient",
+    "null_effect": (
+        "CAR-T and teclistamab have the same survival and CRS risk for every patient "
+        "(infusion at day 0: waiting is part of CAR-T's effect)"
+    ),
     "strong_confounding": "propensity coefficients doubled: sicker patients go to teclistamab more",
     "poor_overlap": "propensity coefficients x3.5: many patients almost certain to get one arm",
     "heavy_censoring": "shorter data cut (30 months, accrual 24) and 5%/month loss to follow-up",
@@ -330,7 +338,9 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
 _SCENARIO_BUILDERS = {
     "default": SimulationParams,
     "null_effect": lambda: SimulationParams(
-        survival=_null_survival(SurvivalParams()), crs=replace(CRSParams(), effect=False)
+        survival=_null_survival(SurvivalParams()),
+        delay=replace(DelayParams(), enabled=False),
+        crs=replace(CRSParams(), effect=False),
     ),
     "strong_confounding": lambda: SimulationParams(
         propensity=replace(PropensityParams(), strength=2.0, intercept=0.9)
