@@ -43,3 +43,14 @@ def test_calibrate_prints_every_target_and_the_bias():
     text = " ".join(res.output.split())  # the console wraps long lines
     assert "overstates the CAR-T advantage" in text
     assert "26/26 targets" in text
+
+
+def test_simulate_help_lists_every_scenario_and_bad_suffix_is_rejected(tmp_path):
+    from hte.data.simulate import SCENARIOS
+
+    text = " ".join(runner.invoke(app, ["simulate", "--help"]).output.split())
+    for name in SCENARIOS:
+        assert name in text
+    res = runner.invoke(app, ["simulate", "--n", "10", "--out", str(tmp_path / "x.xlsx")])
+    assert res.exit_code == 2
+    assert not (tmp_path / "x.xlsx").exists()

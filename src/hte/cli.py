@@ -25,7 +25,11 @@ def simulate(
     n: Annotated[int, typer.Option(help="Number of patients.", min=1)] = 2000,
     seed: Annotated[int, typer.Option(help="Random seed; same seed, same file.")] = 0,
     scenario: Annotated[
-        str, typer.Option(help="Named scenario (see `hte simulate --help`).")
+        str,
+        typer.Option(
+            help="Named scenario: default, null_effect, strong_confounding, poor_overlap, "
+            "heavy_censoring, no_manufacturing_delay."
+        ),
     ] = "default",
 ) -> None:
     """Draw a calibrated synthetic RRMM cohort with known true effects (`true_*` columns)."""
@@ -33,6 +37,9 @@ def simulate(
 
     if scenario not in SCENARIOS:
         err_console.print(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        err_console.print(f"cannot write {out}: use a .csv or .parquet file name")
         raise typer.Exit(2)
     cohort = simulate_cohort(n=n, seed=seed, scenario=scenario)
     write_cohort(cohort, out)

@@ -192,10 +192,16 @@ def propensity_score(df: pd.DataFrame, p: PropensityParams) -> np.ndarray:
         + p.prior_bcma * _col(df, "prior_bcma")
         + p.extramedullary * _col(df, "extramedullary")
         + p.prior_asct * _col(df, "prior_asct")
-        + p.race_black * (df["race"].to_numpy() == "black")
-        + p.race_other * (df["race"].to_numpy() == "other")
+        + p.race_black * (_race(df) == "black")
+        + p.race_other * (_race(df) == "other")
     )
     return expit(p.intercept + p.strength * lin)
+
+
+def _race(df: pd.DataFrame) -> np.ndarray:
+    if "race" not in df.columns:
+        raise ValueError("the propensity model needs covariate column 'race'; it is missing")
+    return df["race"].astype(str).to_numpy()
 
 
 def _col(df: pd.DataFrame, name: str) -> np.ndarray:
