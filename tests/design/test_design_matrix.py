@@ -1,4 +1,4 @@
-"""Design matrix: covariate selection, encodings, transform consistency, unseen levels, missing values."""
+"""Design matrix: covariate choice, encodings, transform consistency, unseen levels, missing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Cross-fitted propensity: recovers a known propensity, is out-of-fold, clips, and fails clearly."""
+"""Cross-fitted propensity: recovers a known propensity, is out-of-fold, clips, fails clearly."""
 
 from __future__ import annotations
 
@@ -29,10 +29,10 @@ def _logistic_design(n: int, seed: int):
 def test_default_learner_recovers_true_propensity():
     X, w, e = _logistic_design(4000, seed=11)
     p = cross_fit_propensity(X, w, random_state=0)
-    # Shallow boosting approximates a smooth logistic surface by steps; at n = 4000 its mean absolute
-    # error measured 0.04-0.05 over seeds, so 0.06 leaves room for seed noise but fails a broken fit
-    # (the base rate alone gives about 0.17).
-    assert np.abs(p - e).mean() < 0.06
+    # Shallow boosting approximates a smooth logistic surface by steps; at n = 4000 its mean
+    # absolute error measured 0.049-0.053 over 6 seeds, so 0.065 leaves room for seed noise but
+    # fails a broken fit (the base rate alone gives about 0.17).
+    assert np.abs(p - e).mean() < 0.065
     assert np.abs(np.full_like(e, w.mean()) - e).mean() > 0.12
 
 
@@ -60,8 +60,8 @@ def test_predictions_are_out_of_fold():
 
 def test_noise_treatment_stays_near_base_rate():
     # Pure-noise treatment: an in-sample fit of the default learner tracks the labels (correlation
-    # with W measured 0.32-0.35); out-of-fold predictions must not (measured |corr| <= 0.05 over 6 seeds;
-    # the sampling SD of a correlation at n = 2000 is 0.022, so 0.08 is about 3.5 SD).
+    # with W measured 0.39-0.43); out-of-fold predictions must not (measured |corr| <= 0.045 over 6
+    # seeds; the sampling SD of a correlation at n = 2000 is 0.022, so 0.08 is about 3.5 SD).
     rng = np.random.default_rng(4)
     X = rng.normal(size=(2000, 6))
     w = rng.binomial(1, 0.3, size=2000)

@@ -3,12 +3,15 @@
 The encoding is learned once (``DesignEncoder.fit``) and applied unchanged to new patients
 (``transform``), so a model fitted on the cohort can score a profile entered in the app.
 
-- Covariates: ``hte.data.columns.covariate_columns`` (never outcomes, infusion_day, treatment, id or true_*).
-- Booleans -> 0/1. Categorical (sex, race, any text/category column) -> one-hot without the reference
-  level (the first level in sorted order unless ``reference_levels`` says otherwise). Numbers stay numbers.
-- Missing values stay NaN and are reported (``missing_columns``); estimators that cannot take NaN refuse.
-  ``impute="median"`` instead fills each column that had missing values at fit with its fit-time median
-  (categorical: all dummies 0) and adds a ``<column>_missing`` 0/1 indicator. Nothing is imputed silently.
+- Covariates: ``hte.data.columns.covariate_columns`` (never outcomes, infusion_day, treatment, id or
+  true_*).
+- Booleans -> 0/1. Categorical (sex, race, any text/category column) -> one-hot without the
+  reference level (the first level in sorted order unless ``reference_levels`` says otherwise).
+  Numbers stay numbers.
+- Missing values stay NaN and are reported (``missing_columns``); estimators that cannot take NaN
+  refuse. ``impute="median"`` instead fills each column that had missing values at fit with its
+  fit-time median (categorical: all dummies 0) and adds a ``<column>_missing`` 0/1 indicator.
+  Nothing is imputed silently.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ def _levels(s: pd.Series) -> list[str]:
 
 
 class DesignEncoder:
-    """Learns the covariate encoding on a cohort and applies it to any cohort with the same columns."""
+    """Learns the covariate encoding on one cohort; applies it to any cohort with those columns."""
 
     def __init__(
         self,
@@ -110,8 +113,8 @@ class DesignEncoder:
         forbidden = [c for c in self.covariates if c not in allowed]
         if forbidden:
             raise ValueError(
-                f"{forbidden} cannot be covariates: ids, treatment, outcomes, infusion_day and true_* "
-                "columns are never used to adjust"
+                f"{forbidden} cannot be covariates: ids, treatment, outcomes, infusion_day and "
+                "true_* columns are never used to adjust"
             )
         if len(set(self.covariates)) != len(self.covariates):
             raise ValueError(f"covariates listed more than once: {self.covariates}")
@@ -166,8 +169,8 @@ class DesignEncoder:
         missing = s.isna().to_numpy()
         if missing.any() and self.impute and enc.indicator is None:
             raise ValueError(
-                f"covariate {enc.name!r} has missing values in rows {_rows(missing)} but had none when "
-                "the encoding was fitted, so no imputation was learned for it"
+                f"covariate {enc.name!r} has missing values in rows {_rows(missing)} but had none "
+                "when the encoding was fitted, so no imputation was learned for it"
             )
         out: dict[str, np.ndarray] = {}
         if enc.kind == "categorical":
@@ -176,8 +179,8 @@ class DesignEncoder:
             if unseen.any():
                 values = sorted(set(text[unseen]))
                 raise ValueError(
-                    f"covariate {enc.name!r} has level(s) {values} in rows {_rows(unseen)} that were "
-                    f"not seen when the encoding was fitted (known levels: {list(enc.levels)})"
+                    f"covariate {enc.name!r} has level(s) {values} in rows {_rows(unseen)} that "
+                    f"were not seen when the encoding was fitted (known levels: {list(enc.levels)})"
                 )
             fill = 0.0 if enc.indicator else np.nan
             for level, col in zip(enc.levels[1:], enc.outputs, strict=True):

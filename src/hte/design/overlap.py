@@ -1,8 +1,9 @@
 """Overlap and balance diagnostics: balance tables, weights, propensity trimming, overlap summaries.
 
-Conventions: treatment 1 = CAR-T ("cart"), 0 = teclistamab ("tec"); strings "cart"/"tec" are accepted too.
-Standardized mean differences (SMD) are (mean CAR-T - mean teclistamab) / pooled SD, the pooled SD being
-sqrt((s1^2 + s0^2) / 2) of the *unweighted* arms, so SMDs before and after weighting share one yardstick.
+Conventions: treatment 1 = CAR-T ("cart"), 0 = teclistamab ("tec"); strings "cart"/"tec" are
+accepted too. Standardized mean differences (SMD) are (mean CAR-T - mean teclistamab) / pooled SD,
+the pooled SD being sqrt((s1^2 + s0^2) / 2) of the *unweighted* arms, so SMDs before and after
+weighting share one yardstick.
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def _propensity(propensity, n: int | None = None) -> np.ndarray:
     bad = ~((e > 0) & (e < 1))
     if bad.any():
         raise ValueError(
-            f"propensity must lie strictly in (0, 1) (no NaN); rows {np.flatnonzero(bad)[:5].tolist()} "
-            f"have {e[bad][:5].tolist()}; clip it (cross_fit_propensity does)"
+            "propensity must lie strictly in (0, 1) (no NaN); rows "
+            f"{np.flatnonzero(bad)[:5].tolist()} have {e[bad][:5].tolist()}; clip it "
+            "(cross_fit_propensity does)"
         )
     return e
 
@@ -59,7 +61,7 @@ def _propensity(propensity, n: int | None = None) -> np.ndarray:
 
 
 def _weighted_mean_var(x: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted mean and variance with the reliability-weight correction (equals ddof=1 at w = 1)."""
+    """Weighted mean and variance, reliability-weight correction (ddof=1 when all w = 1)."""
     ok = ~np.isnan(x)
     x, w = x[ok], w[ok]
     sw = w.sum()
@@ -80,12 +82,12 @@ def _smd(diff: float, sd: float) -> float:
 
 
 def balance_table(X: pd.DataFrame, treatment, weights=None) -> pd.DataFrame:
-    """Per covariate: means by arm and SMD, unweighted and (if ``weights`` given) weighted side by side.
+    """Per covariate: means by arm and SMD, unweighted and (given ``weights``) weighted.
 
-    Columns: ``mean_cart``, ``mean_tec``, ``smd``, ``var_ratio`` (CAR-T / teclistamab variance), then with
-    weights ``mean_cart_w``, ``mean_tec_w``, ``smd_w``, ``var_ratio_w`` (weighted means and variances), and
-    ``missing_share``. The SMD denominator is the unweighted pooled SD in both cases. Missing values are left
-    out per covariate (their share is reported).
+    Columns: ``mean_cart``, ``mean_tec``, ``smd``, ``var_ratio`` (CAR-T / teclistamab variance),
+    then with weights ``mean_cart_w``, ``mean_tec_w``, ``smd_w``, ``var_ratio_w`` (weighted means
+    and variances), and ``missing_share``. The SMD denominator is the unweighted pooled SD in both
+    cases. Missing values are left out per covariate (their share is reported).
     """
     if not isinstance(X, pd.DataFrame):
         raise TypeError("X must be a pandas DataFrame (covariate names label the table)")
@@ -134,9 +136,10 @@ def balance_table(X: pd.DataFrame, treatment, weights=None) -> pd.DataFrame:
 def ate_weights(propensity, treatment, kind: str = "ipw") -> np.ndarray:
     """Balancing weights from a propensity score.
 
-    ``"ipw"``: stabilized inverse probability of treatment weights, P(W=w) / P(W=w | x) (target: ATE).
-    ``"overlap"``: 1 - e(x) for CAR-T, e(x) for teclistamab (Li, Morgan & Zaslavsky 2018; target: the
-    overlap population, bounded weights). ``"att"``: 1 for CAR-T, e / (1 - e) for teclistamab (target: ATT).
+    ``"ipw"``: stabilized inverse probability of treatment weights, P(W=w) / P(W=w | x) (target:
+    ATE). ``"overlap"``: 1 - e(x) for CAR-T, e(x) for teclistamab (Li, Morgan & Zaslavsky 2018;
+    target: the overlap population, bounded weights). ``"att"``: 1 for CAR-T, e / (1 - e) for
+    teclistamab (target: ATT).
     """
     if kind not in WEIGHT_KINDS:
         raise ValueError(f"kind must be one of {WEIGHT_KINDS}; got {kind!r}")
@@ -176,14 +179,14 @@ class TrimResult:
 
 
 def crump_alpha(propensity) -> float:
-    """Crump, Hotz, Imbens & Mitnik (2009) optimal trimming threshold alpha (keep alpha <= e <= 1 - alpha).
+    """Crump, Hotz, Imbens & Mitnik (2009) optimal threshold: keep alpha <= e <= 1 - alpha.
 
     The asymptotic variance bound of the effect on the sub-population {x: g(x) <= gamma}, with
-    g = 1 / (e (1 - e)) and homoskedastic outcomes, is proportional to E[g | g <= gamma] / P(g <= gamma).
-    We minimise its empirical version over gamma in the observed g values (sorted ascending, that is
-    minimising sum_{i<=k} g_(i) / k^2 over k), whose first-order condition is the paper's
-    gamma = 2 E[g | g <= gamma]; alpha follows from gamma = 1 / (alpha (1 - alpha)). If keeping everyone is
-    optimal, alpha = 0.
+    g = 1 / (e (1 - e)) and homoskedastic outcomes, is proportional to E[g | g <= gamma] / P(g <=
+    gamma). We minimise its empirical version over gamma in the observed g values (sorted ascending,
+    that is minimising sum_{i<=k} g_(i) / k^2 over k), whose first-order condition is the paper's
+    gamma = 2 E[g | g <= gamma]; alpha follows from gamma = 1 / (alpha (1 - alpha)). If keeping
+    everyone is optimal, alpha = 0.
     """
     e = _propensity(propensity)
     g = np.sort(1.0 / (e * (1.0 - e)))
@@ -206,10 +209,11 @@ def trim_by_propensity(
     rule: str = "fixed",
     bounds: tuple[float, float] = (0.05, 0.95),
 ) -> TrimResult:
-    """Keep patients whose propensity lies in [low, high]; report how many were set aside, by arm and why.
+    """Keep patients with propensity in [low, high]; report who was set aside, by arm, and why.
 
-    ``rule="fixed"`` uses ``bounds``; ``rule="crump"`` uses [alpha, 1 - alpha] from ``crump_alpha`` (``bounds``
-    is then ignored). Nobody is dropped silently: the caller applies ``keep`` and shows ``reason``.
+    ``rule="fixed"`` uses ``bounds``; ``rule="crump"`` uses [alpha, 1 - alpha] from ``crump_alpha``
+    (``bounds`` is then ignored). Nobody is dropped silently: the caller applies ``keep`` and shows
+    ``reason``.
     """
     if rule not in TRIM_RULES:
         raise ValueError(f"rule must be one of {TRIM_RULES}; got {rule!r}")
@@ -234,8 +238,8 @@ def trim_by_propensity(
         reason = f"no patients set aside: every propensity lies within {interval} ({source})"
     else:
         reason = (
-            f"{n_trim} patient{'s' if n_trim != 1 else ''} ({n_tec} teclistamab, {n_cart} CAR-T) set "
-            f"aside: propensity outside {interval} ({source}; {int(below.sum())} below, "
+            f"{n_trim} patient{'s' if n_trim != 1 else ''} ({n_tec} teclistamab, {n_cart} CAR-T) "
+            f"set aside: propensity outside {interval} ({source}; {int(below.sum())} below, "
             f"{int(above.sum())} above)"
         )
     return TrimResult(
@@ -301,7 +305,7 @@ def _share_outside(e: np.ndarray, w: np.ndarray, low: float, high: float) -> dic
 
 
 def overlap_summary(propensity, treatment) -> OverlapSummary:
-    """Quantiles and histograms of the propensity by arm, shares in the tails, and effective sample sizes."""
+    """Propensity quantiles and histograms by arm, shares in the tails, effective sample sizes."""
     e = _propensity(propensity)
     w = as_binary_treatment(treatment, e.shape[0])
     arms = {CART: e[w == 1], TEC: e[w == 0]}

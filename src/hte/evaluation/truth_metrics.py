@@ -1,8 +1,8 @@
 """Accuracy of per-patient effect estimates against simulated truth (benchmarks, not real data).
 
-All functions take 1-d arrays of equal length. Point estimates and truth must be finite; interval bounds
-may be NaN where an estimator offers no interval: such rows are left out of the interval metrics, and a
-metric with no interval at all is NaN.
+All functions take 1-d arrays of equal length. Point estimates and truth must be finite; interval
+bounds may be NaN where an estimator offers no interval: such rows are left out of the interval
+metrics, and a metric with no interval at all is NaN.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ def mse(pred, truth) -> float:
 
 
 def normalized_mse(pred, truth) -> float:
-    """MSE / Var(truth) (population variance): 0 is perfect, 1 is no better than the true mean effect."""
+    """MSE / Var(truth) (population variance): 0 is perfect, 1 = predicting the true mean."""
     p, t = _pair(pred, truth)
     var = float(np.var(t))
     if var == 0.0:
         raise ValueError(
-            "the true effect is the same for every patient (Var(truth) = 0), so the normalized MSE is "
-            "undefined; use mse() instead"
+            "the true effect is the same for every patient (Var(truth) = 0), so the normalized "
+            "MSE is undefined; use mse() instead"
         )
     return float(np.mean((p - t) ** 2)) / var
 
@@ -66,7 +66,7 @@ def ate_bias(pred, truth) -> float:
 
 
 def interval_coverage(lower, upper, truth) -> float:
-    """Share of patients (with an interval) whose true effect lies in [lower, upper]; NaN if none has one."""
+    """Share of patients (with an interval) whose true effect is in [lower, upper]; NaN if none."""
     t = _vector(truth, "truth")
     lo, hi, ok = _bounds(lower, upper, t.shape[0])
     if not ok.any():
@@ -91,9 +91,9 @@ def share_excluding_zero(lower, upper) -> float:
 def truth_metrics(estimate: EffectEstimate, truth) -> dict:
     """All metrics for one estimate against the true per-patient effects, as a flat dict.
 
-    Keys: estimator, target, horizon, alpha, n, mse, rmse, normalized_mse, correlation, ate_estimate,
-    ate_true, ate_bias, coverage, mean_width, share_excluding_zero, n_with_interval, note. ``note``
-    explains any NaN (no intervals, constant truth or estimate).
+    Keys: estimator, target, horizon, alpha, n, mse, rmse, normalized_mse, correlation,
+    ate_estimate, ate_true, ate_bias, coverage, mean_width, share_excluding_zero, n_with_interval,
+    note. ``note`` explains any NaN (no intervals, constant truth or estimate).
     """
     p, t = _pair(estimate.effect, truth)
     lo, hi, ok = _bounds(estimate.lower, estimate.upper, t.shape[0])
