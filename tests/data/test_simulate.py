@@ -271,6 +271,17 @@ def test_confounding_scenarios_push_the_propensity():
     assert _outside(poor) > _outside(strong) > _outside(base)
 
 
+def test_confounding_by_indication_sends_sicker_patients_to_teclistamab(cohort):
+    # prognosis under the same treatment (teclistamab) is worse among those who got teclistamab
+    by_arm = cohort.groupby("treatment")["true_surv12_tec"].mean()
+    assert by_arm["tec"] < by_arm["cart"] - 0.05
+    # race moves assignment only: it is not an input of the outcome model
+    profiles = cohort.loc[:99, list(NAMED_COVARIATES)].copy()
+    other = profiles.assign(race="black")
+    a, b = true_effects(profiles), true_effects(other)
+    np.testing.assert_allclose(a.drop(columns="true_propensity"), b.drop(columns="true_propensity"))
+
+
 # -------------------------------------------------------------------------------- effect modifiers
 
 

@@ -220,7 +220,7 @@ def run_calibration(n: int = 20000, seed: int = 0) -> CalibrationReport:
 
 
 def _fmt(x: float) -> str:
-    return f"{x:.0f}" if abs(x) >= 10 else f"{x:.3f}"
+    return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3f}"
 
 
 def render_calibration(report: CalibrationReport) -> Group:

@@ -329,8 +329,8 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
         "CAR-T and teclistamab have the same survival and CRS risk for every patient "
         "(infusion at day 0: waiting is part of CAR-T's effect)"
     ),
-    "strong_confounding": "propensity coefficients doubled: sicker patients go to teclistamab more",
-    "poor_overlap": "propensity coefficients x3.5: many patients almost certain to get one arm",
+    "strong_confounding": "propensity coefficients x1.75: sicker patients go to teclistamab even more often",
+    "poor_overlap": "propensity coefficients x3: many patients almost certain to get one arm",
     "heavy_censoring": "shorter data cut (30 months, accrual 24) and 5%/month loss to follow-up",
     "no_manufacturing_delay": "CAR-T infused at day 0: no waiting, no deaths or dropout before",
 }
@@ -343,10 +343,10 @@ _SCENARIO_BUILDERS = {
         crs=replace(CRSParams(), effect=False),
     ),
     "strong_confounding": lambda: SimulationParams(
-        propensity=replace(PropensityParams(), strength=2.0, intercept=0.9)
+        propensity=replace(PropensityParams(), strength=1.75, intercept=1.05)
     ),
     "poor_overlap": lambda: SimulationParams(
-        propensity=replace(PropensityParams(), strength=3.5, intercept=1.5)
+        propensity=replace(PropensityParams(), strength=3.0, intercept=1.7)
     ),
     "heavy_censoring": lambda: SimulationParams(
         censoring=replace(CensoringParams(), data_cut_months=30.0, ltfu_rate_per_month=0.05)
