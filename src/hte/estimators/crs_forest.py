@@ -181,11 +181,13 @@ class CRSCausalForest(BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Risk difference P(CRS | x, CAR-T) - P(CRS | x, tec) per row: (n,)."""
-        return np.ravel(self.model_.effect(self._check_X(X)))
+        Xa = self._check_X(X)
+        return np.ravel(self.model_.effect(Xa))
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise (1 - alpha) confidence interval of the risk difference (econml inference)."""
-        lo, hi = self.model_.effect_interval(self._check_X(X), alpha=alpha)
+        Xa = self._check_X(X)
+        lo, hi = self.model_.effect_interval(Xa, alpha=alpha)
         return np.ravel(lo), np.ravel(hi)
 
     def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:

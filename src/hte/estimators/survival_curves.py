@@ -196,7 +196,8 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Per-patient effect of CAR-T vs teclistamab: RMST or survival difference at the horizon."""
-        return self._effect(self.state_, self._check_X(X))
+        Xa = self._check_X(X)
+        return self._effect(self.state_, Xa)
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """Bootstrap percentile interval of the effect; NaN when ``n_bootstrap == 0``."""
