@@ -74,7 +74,6 @@ __all__ = [
     "cart_survival",
     "draw_covariates",
     "draw_potential_outcomes",
-    "infusion_probability",
     "propensity_score",
     "simulate_cohort",
     "true_effects",
@@ -423,7 +422,7 @@ def _rmst(fn, tau: float, breaks: list[float], k: int) -> np.ndarray:
     return np.asarray(total)
 
 
-def infusion_probability(h: _Hazards, delay: _Delay, n_delay: int) -> np.ndarray:
+def _infusion_probability(h: _Hazards, delay: _Delay, n_delay: int) -> np.ndarray:
     """P(infused | x, CAR-T): survive the wait without dropping out."""
     if not delay.enabled:
         return np.ones_like(h.c0)
@@ -503,7 +502,7 @@ def true_effects(df: pd.DataFrame, scenario: str | SimulationParams = "default")
     k = tp.time_nodes_per_piece
     rmst_cart = _rmst(lambda t: _cart_survival_at(h, delay, t, nodes), h24, breaks, k)
     rmst_tec = _rmst(lambda t: _tec_survival_at(h, t), h24, breaks, k)
-    p_infused = infusion_probability(h, delay, tp.delay_nodes)
+    p_infused = _infusion_probability(h, delay, tp.delay_nodes)
     p_tec, p_inf, ge_tec, ge_cart = _crs_model(df, params.crs)
     if not params.crs.effect:
         p_inf = np.minimum(p_tec / p_infused, 1.0)
@@ -577,7 +576,7 @@ def draw_potential_outcomes(
     t_cart, d, infused = _draw_cart_times(h, delay, rng)
     p_tec, p_inf, ge_tec, ge_cart = _crs_model(cov, params.crs)
     if not params.crs.effect:
-        p_infused = infusion_probability(h, delay, params.truth.delay_nodes)
+        p_infused = _infusion_probability(h, delay, params.truth.delay_nodes)
         p_inf = np.minimum(p_tec / p_infused, 1.0)
         ge_cart = ge_tec
     u = rng.random((n, 4))

@@ -5,6 +5,10 @@ calibration choice. Named scenarios are overrides of the default (:func:`scenari
 changing one thing. The defaults are tuned so the default cohort reproduces the published figures in
 ``calibration_targets.yaml`` (``hte calibrate`` checks them); times are in months unless a name says
 days, log-hazard and log-odds coefficients are additive on their scale.
+
+Covariates enter the outcome and assignment models centred at fixed reference values, named in the
+field names where they matter (``..._over_65``, ``..._per_10pct_over_30``, ``..._over_6``); log
+ferritin and log CRP are taken relative to 350 ng/mL and 4 mg/L (the default medians).
 """
 
 from __future__ import annotations
