@@ -1,0 +1,217 @@
+"""Causal survival forest (Cui, Kosorok, Sverdrup, Wager & Zhu, JRSSB 2023) on econml's GRF base.
+
+The forest solves, locally in x, the doubly robust censoring-adjusted moment of DESIGN.md 4:
+
+    sum_i alpha_i(x) [A_i - theta(x) J_i] = 0,   A_i = (W_i - e_i)(Y*_i - m_i),   J_i = (W_i - e_i)^2
+
+where Y* is the AIPCW pseudo-outcome of f(T) (``hte.estimators.nuisance.aipcw_pseudo_outcome``),
+e the cross-fitted propensity, m(x) = e mu_1 + (1 - e) mu_0 read off the cross-fitted event
+survival. econml's ``BaseGRF`` takes per-sample A (``alpha``) and J (``pointJ``); with
+``criterion="het"`` its split search regresses the GRF gradient pseudo-outcomes
+rho_i = -J(P)^{-1}(J_i theta(P) - A_i) of the parent node, as grf does for this forest. Honest trees,
+subsampling and the bootstrap of little bags give the confidence intervals.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from econml.grf._base_grf import BaseGRF
+from sklearn.base import BaseEstimator
+
+from hte.estimators._validation import check_covariates, check_survival_outcome, check_treatment
+from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
+from hte.estimators.result import EffectEstimate
+
+
+class _MomentForest(BaseGRF):
+    """GRF for a scalar linear moment J theta - A = 0 with per-sample A (as y) and J (as T)."""
+
+    def _get_alpha_and_pointJ(self, X, T, y):
+        return y, T
+
+    def _get_n_outputs_decomposition(self, X, T, y):
+        return 1, 1
+
+
+def csf_scores(X: np.ndarray, W: np.ndarray, time: np.ndarray, event: np.ndarray, **kw) -> dict:
+    """Per-sample score pieces A = (W - e)(Y* - m) and J = (W - e)^2 (plus the nuisances).
+
+    Keyword arguments are those of ``hte.estimators.nuisance.cross_fit_pseudo_outcomes``.
+    """
+    out = cross_fit_pseudo_outcomes(X, W, time, event, **kw)
+    resid = W - out["e"]
+    out["A"] = resid * (out["pseudo_outcome"] - out["m"])
+    out["J"] = resid**2
+    return out
+
+
+class CausalSurvivalForest(BaseEstimator):
+    """Heterogeneous effect of treatment (1) vs control (0) on RMST or survival at ``horizon``.
+
+    Parameters (defaults chosen on the Cui et al. 2023 designs, see hte.evaluation.bench_csf):
+    target : "rmst" (E[min(T,h)] difference) or "survival" (P(T > h) difference).
+    horizon : h, in the time unit of ``time``; must lie within follow-up.
+    n_estimators, min_samples_leaf, max_samples, max_features, min_balancedness_tol, honest,
+    subforest_size, criterion : econml GRF tree settings (``subforest_size`` trees per little bag).
+    grid_size : time-grid points for the survival nuisances (None = every distinct time).
+    event_learner, censoring_learner : "hazard_gbm" (boosted discrete-time hazard), "rsf"
+        (scikit-survival forest), "km" (per-arm Kaplan-Meier) or a classifier for the hazard.
+    propensity_learner : classifier for e(x) (default: hte.design.propensity's).
+    n_folds : cross-fitting folds of the nuisances.
+    censoring_floor : C(t|x,w) is floored at this value before inverse weighting.
+    propensity_clip : e(x) is clipped to [clip, 1 - clip].
+    """
+
+    def __init__(
+        self,
+        target: str = "rmst",
+        horizon: float | None = None,
+        *,
+        n_estimators: int = 1000,
+        min_samples_leaf: int = 5,
+        max_samples: float = 0.45,
+        max_features=None,
+        min_balancedness_tol: float = 0.45,
+        honest: bool = True,
+        subforest_size: int = 4,
+        criterion: str = "het",
+        grid_size: int | None = 50,
+        event_learner="hazard_gbm",
+        censoring_learner="hazard_gbm",
+        propensity_learner=None,
+        n_folds: int = 5,
+        censoring_floor: float = 0.05,
+        propensity_clip: float = 0.01,
+        n_jobs: int | None = 2,
+        random_state: int | None = None,
+    ):
+        self.target = target
+        self.horizon = horizon
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.min_balancedness_tol = min_balancedness_tol
+        self.honest = honest
+        self.subforest_size = subforest_size
+        self.criterion = criterion
+        self.grid_size = grid_size
+        self.event_learner = event_learner
+        self.censoring_learner = censoring_learner
+        self.propensity_learner = propensity_learner
+        self.n_folds = n_folds
+        self.censoring_floor = censoring_floor
+        self.propensity_clip = propensity_clip
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _check_params(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}; got {self.target!r}")
+        if self.horizon is None:
+            raise ValueError("horizon is required (e.g. horizon=24.0 for 24 months)")
+        if not 0.0 <= self.censoring_floor < 1.0:
+            raise ValueError(f"censoring_floor must be in [0, 1); got {self.censoring_floor}")
+
+    def fit(self, X, *, time, event, treatment) -> CausalSurvivalForest:
+        """Fit nuisances (cross-fitted) and the forest. X: array or DataFrame, treatment 0/1."""
+        self._check_params()
+        arr, names = check_covariates(X)
+        n = arr.shape[0]
+        W = check_treatment(treatment, n)
+        t, d = check_survival_outcome(time, event, n, float(self.horizon))
+        self.feature_names_in_ = np.asarray(names, dtype=object)
+        self.n_features_in_ = arr.shape[1]
+        scores = csf_scores(
+            arr,
+            W,
+            t,
+            d,
+            target=self.target,
+            horizon=float(self.horizon),
+            grid_size=self.grid_size,
+            event_learner=self.event_learner,
+            censoring_learner=self.censoring_learner,
+            propensity_learner=self.propensity_learner,
+            n_folds=self.n_folds,
+            censoring_floor=self.censoring_floor,
+            propensity_clip=self.propensity_clip,
+            random_state=self.random_state,
+        )
+        self.grid_ = scores["grid"]
+        self.nuisance_diagnostics_ = scores["diagnostics"]
+        self.propensity_ = scores["e"]
+        self.pseudo_outcome_ = scores["pseudo_outcome"]
+        self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
+        self.training_scores_["W"] = W
+        self.forest_ = self._make_forest().fit(arr, scores["J"], scores["A"])
+        return self
+
+    def _make_forest(self) -> _MomentForest:
+        return _MomentForest(
+            n_estimators=self.n_estimators,
+            criterion=self.criterion,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_samples=self.max_samples,
+            min_balancedness_tol=self.min_balancedness_tol,
+            honest=self.honest,
+            inference=True,
+            fit_intercept=False,
+            subforest_size=self.subforest_size,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        )
+
+    def _check_X(self, X) -> np.ndarray:
+        if not hasattr(self, "forest_"):
+            raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
+        arr, _ = check_covariates(X)
+        if arr.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"X has {arr.shape[1]} columns; the forest was fitted on {self.n_features_in_}"
+            )
+        return arr
+
+    def predict(self, X) -> np.ndarray:
+        """Estimated effect theta(x) for each row, shape (n,)."""
+        return self.forest_.predict(self._check_X(X)).ravel()
+
+    def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise (1 - alpha) confidence interval (bootstrap of little bags), each (n,)."""
+        _, lo, hi = self.forest_.predict(self._check_X(X), interval=True, alpha=alpha)
+        return lo.ravel(), hi.ravel()
+
+    def predict_stderr(self, X) -> np.ndarray:
+        """Standard error of theta(x), shape (n,)."""
+        return self.forest_.prediction_stderr(self._check_X(X)).ravel()
+
+    def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
+        """Effects with intervals as the shared result type."""
+        arr = self._check_X(X)
+        point, lo, hi = self.forest_.predict(arr, interval=True, alpha=alpha)
+        return EffectEstimate(
+            effect=point.ravel(),
+            lower=lo.ravel(),
+            upper=hi.ravel(),
+            target=self.target,
+            horizon=float(self.horizon),
+            alpha=alpha,
+            estimator="causal_survival_forest",
+        )
+
+    def average_effect(self, alpha: float = 0.05) -> tuple[float, float, float]:
+        """Doubly robust (AIPW) average effect over the training sample: (estimate, lower, upper).
+
+        Uses the cross-fitted pieces: Gamma_i = mu1 - mu0 + W (Y* - mu1) / e - (1 - W)(Y* - mu0) / (1 - e).
+        """
+        from scipy import stats
+
+        if not hasattr(self, "forest_"):
+            raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
+        s = self.training_scores_
+        w, e, y = s["W"], s["e"], s["pseudo_outcome"]
+        gamma = s["mu1"] - s["mu0"] + w * (y - s["mu1"]) / e - (1 - w) * (y - s["mu0"]) / (1 - e)
+        est, se = float(gamma.mean()), float(gamma.std(ddof=1) / np.sqrt(gamma.size))
+        z = stats.norm.ppf(1 - alpha / 2)
+        return est, est - z * se, est + z * se

@@ -1,0 +1,451 @@
+"""Cross-fitted survival nuisances on a time grid, and the AIPCW transform built from them.
+
+The causal survival forest and the DR-learner both need, for every training patient and out of fold:
+the event survival S(t | x, w) under both arms and the observed arm, and the censoring survival
+C(t | x, w) under the observed arm. Both are step functions on a grid ``g_1 < ... < g_K = horizon``;
+an observed time u is placed in the grid cell ``(g_{k-1}, g_k]`` (rounded up), deaths before
+censorings at a tie (the usual convention: a patient censored at t was at risk of dying at t,
+a patient dying at t was not at risk of being censored at t).
+
+Two learners, one interface (``fit(X, W, cell, died, censored, grid)`` -> ``predict(X, W)``):
+
+* ``"hazard_gbm"``: discrete-time hazard, a histogram gradient-boosting classifier on the
+  person-period table (one row per patient and grid cell at risk; features x, w, t).
+* ``"rsf"``: scikit-survival's random survival forest on (x, w), read off on the grid.
+* ``"km"``: Kaplan-Meier within each arm, ignoring x (a reference for tests and a baseline).
+
+``aipcw_pseudo_outcome`` turns them into the doubly robust censoring-adjusted pseudo-outcome of
+f(T) (min(T, h) for RMST, 1{T > h} for survival) that DESIGN.md section 4 writes the forest's score
+with: A = (W - e)(Y* - m), J = (W - e)^2.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from hte.design.propensity import cross_fit_propensity
+
+TARGETS = ("rmst", "survival")
+LEARNERS = ("hazard_gbm", "rsf", "km")
+
+
+# --------------------------------------------------------------------------------------------
+# grid and discretization
+# --------------------------------------------------------------------------------------------
+
+
+def make_grid(time: np.ndarray, horizon: float, max_points: int | None = 50) -> np.ndarray:
+    """Grid of the distinct follow-up times <= horizon (thinned to quantiles), ending at horizon.
+
+    With ``max_points=None`` every distinct time is kept (exact, slower); otherwise at most
+    ``max_points`` points at empirical quantiles of the follow-up times below the horizon.
+    """
+    t = np.asarray(time, dtype=float)
+    inside = np.unique(t[t < horizon])
+    if max_points is not None and inside.size > max_points - 1:
+        probs = np.linspace(0.0, 1.0, int(max_points))[1:]
+        inside = np.unique(np.quantile(t[t < horizon], probs[:-1], method="inverted_cdf"))
+    return np.append(inside[inside < horizon], float(horizon))
+
+
+def discretize(time: np.ndarray, event: np.ndarray, grid: np.ndarray):
+    """Grid cell of each follow-up time (truncated at the horizon) and what happened in it.
+
+    Returns ``cell`` (0-based index of the first grid time >= min(time, horizon)), ``died`` (death
+    seen at or before the horizon) and ``censored`` (censored at or before the horizon); a patient
+    followed beyond the horizon has neither, and is in the last cell.
+    """
+    horizon = grid[-1]
+    t = np.asarray(time, dtype=float)
+    d = np.asarray(event, dtype=bool)
+    y = np.minimum(t, horizon)
+    cell = np.searchsorted(grid, y, side="left")
+    died = d & (t <= horizon)
+    censored = ~d & (t <= horizon)
+    return cell, died, censored
+
+
+@dataclass(frozen=True)
+class RiskSet:
+    """What a hazard learner needs about each patient, for one event type on the grid.
+
+    ``cell``: last grid cell; ``label``: the event happened in it; ``last_weight``: exposure in the
+    last cell (1 for the event itself and for patients followed past it; the fraction of the cell
+    lived for a competing exit inside it; 0 for a death tied with a censoring at a grid time in the
+    censoring model, since deaths come first); ``time``: follow-up truncated at the horizon (deaths
+    moved a hair earlier in the censoring model, to break ties the same way), for learners working
+    in continuous time.
+    """
+
+    cell: np.ndarray
+    label: np.ndarray
+    last_weight: np.ndarray
+    time: np.ndarray
+
+
+def risk_sets(time: np.ndarray, event: np.ndarray, grid: np.ndarray) -> tuple[RiskSet, RiskSet]:
+    """Risk sets for the event (death) model and for the censoring model."""
+    horizon = grid[-1]
+    t = np.minimum(np.asarray(time, dtype=float), horizon)
+    cell, died, censored = discretize(time, event, grid)
+    lower = np.concatenate([[0.0], grid[:-1]])[cell]
+    frac = np.clip((t - lower) / (grid[cell] - lower), 0.0, 1.0)
+    ev = RiskSet(cell, died, np.where(censored, frac, 1.0), t)
+    on_grid = t >= grid[cell]
+    death_exposure = np.where(on_grid, 0.0, frac)
+    # continuous-time learners: a death tied with a censoring time comes first
+    scale = max(horizon, 1e-12) * 1e-9
+    ce = RiskSet(cell, censored, np.where(died, death_exposure, 1.0), np.where(died, t - scale, t))
+    return ev, ce
+
+
+def _person_period(rs: RiskSet, grid, X, W):
+    """Long table of (x, w, t) rows for each cell at risk, label and exposure weight."""
+    at_last = rs.last_weight > 0
+    n_rows_each = rs.cell + at_last.astype(int)
+    idx = np.repeat(np.arange(rs.cell.size), n_rows_each)
+    starts = np.cumsum(n_rows_each) - n_rows_each
+    k = np.arange(idx.size) - np.repeat(starts, n_rows_each)
+    is_last = k == rs.cell[idx]
+    label = is_last & rs.label[idx]
+    weight = np.where(is_last, rs.last_weight[idx], 1.0)
+    features = np.column_stack([X[idx], W[idx], grid[k]])
+    return features, label.astype(int), weight
+
+
+def _survival_from_hazard(hazard: np.ndarray) -> np.ndarray:
+    return np.cumprod(1.0 - np.clip(hazard, 0.0, 1.0), axis=1)
+
+
+# --------------------------------------------------------------------------------------------
+# learners
+# --------------------------------------------------------------------------------------------
+
+
+def default_hazard_learner() -> HistGradientBoostingClassifier:
+    """Shallow boosting for the discrete-time hazard (depth 3, 100 rounds at 0.1, leaves >= 40)."""
+    return HistGradientBoostingClassifier(
+        max_depth=3,
+        learning_rate=0.1,
+        max_iter=100,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=False,
+    )
+
+
+class _HazardBoosting:
+    """Discrete-time hazard P(event in cell k | at risk in k, x, w) by boosting on person-periods."""
+
+    def __init__(self, learner=None):
+        self.learner = learner
+
+    def fit(self, X, W, rs: RiskSet, grid):
+        self.grid_ = grid
+        self.constant_ = None
+        if not rs.label.any():  # no events: hazard 0, survival 1
+            self.constant_ = 0.0
+            return self
+        feats, y, weight = _person_period(rs, grid, X, W)
+        learner = default_hazard_learner() if self.learner is None else self.learner
+        self.model_ = clone(learner).fit(feats, y, sample_weight=weight)
+        return self
+
+    def predict(self, X, W) -> np.ndarray:
+        n, K = X.shape[0], self.grid_.size
+        if self.constant_ is not None:
+            return np.ones((n, K))
+        feats = np.column_stack([np.repeat(X, K, axis=0), np.repeat(W, K), np.tile(self.grid_, n)])
+        hazard = self.model_.predict_proba(feats)[:, 1].reshape(n, K)
+        return _survival_from_hazard(hazard)
+
+
+class _SurvivalForest:
+    """scikit-survival random survival forest on (x, w), read off as a step function on the grid."""
+
+    def __init__(self, n_estimators=100, min_samples_leaf=15, max_features="sqrt", random_state=0):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.random_state = random_state
+
+    def fit(self, X, W, rs: RiskSet, grid):
+        from sksurv.ensemble import RandomSurvivalForest
+
+        self.grid_ = grid
+        self.constant_ = None
+        if not rs.label.any():
+            self.constant_ = 0.0
+            return self
+        y = np.empty(rs.time.size, dtype=[("event", bool), ("time", float)])
+        y["event"], y["time"] = rs.label, rs.time
+        self.model_ = RandomSurvivalForest(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            n_jobs=1,
+            random_state=self.random_state,
+        ).fit(np.column_stack([X, W]), y)
+        return self
+
+    def predict(self, X, W) -> np.ndarray:
+        n, K = X.shape[0], self.grid_.size
+        if self.constant_ is not None:
+            return np.ones((n, K))
+        surv = self.model_.predict_survival_function(np.column_stack([X, W]), return_array=True)
+        pos = np.searchsorted(self.model_.unique_times_, self.grid_, side="right") - 1
+        out = np.ones((n, K))
+        ok = pos >= 0
+        out[:, ok] = surv[:, pos[ok]]
+        return out
+
+
+class _KaplanMeier:
+    """Kaplan-Meier within each arm on the grid (ignores x); exposure-weighted risk sets."""
+
+    def fit(self, X, W, rs: RiskSet, grid):
+        K = grid.size
+        self.surv_ = {}
+        for arm in (0, 1):
+            s = W == arm
+            # at risk in cell k: all whose last cell is after k, plus exposure of those ending in k
+            ends = np.bincount(rs.cell[s], minlength=K)
+            later = s.sum() - np.cumsum(ends)
+            risk = later + np.bincount(rs.cell[s], weights=rs.last_weight[s], minlength=K)
+            events = np.bincount(rs.cell[s & rs.label], minlength=K)
+            hazard = np.divide(events, risk, out=np.zeros(K), where=risk > 0)
+            self.surv_[arm] = np.cumprod(1.0 - hazard)
+        return self
+
+    def predict(self, X, W) -> np.ndarray:
+        return np.where(np.asarray(W)[:, None] == 1, self.surv_[1], self.surv_[0])
+
+
+def make_survival_learner(learner, random_state=None):
+    """A survival learner from a name in LEARNERS or an estimator instance (used as the hazard model)."""
+    if learner == "hazard_gbm":
+        return _HazardBoosting()
+    if learner == "rsf":
+        return _SurvivalForest(random_state=random_state)
+    if learner == "km":
+        return _KaplanMeier()
+    if isinstance(learner, str):
+        raise ValueError(
+            f"survival learner must be one of {LEARNERS} or a classifier; got {learner!r}"
+        )
+    return _HazardBoosting(learner)
+
+
+# --------------------------------------------------------------------------------------------
+# cross-fitting
+# --------------------------------------------------------------------------------------------
+
+
+def _subset(rs: RiskSet, idx: np.ndarray) -> RiskSet:
+    return RiskSet(rs.cell[idx], rs.label[idx], rs.last_weight[idx], rs.time[idx])
+
+
+@dataclass(frozen=True)
+class SurvivalNuisances:
+    """Out-of-fold survival curves on ``grid`` for every training patient.
+
+    ``surv`` / ``surv1`` / ``surv0``: event survival P(T > g_k | x, w) at the observed arm, at w=1
+    and at w=0; ``cens``: censoring survival P(C > g_k | x, w) at the observed arm. All (n, K).
+    """
+
+    grid: np.ndarray
+    surv: np.ndarray
+    surv1: np.ndarray
+    surv0: np.ndarray
+    cens: np.ndarray
+
+
+def cross_fit_survival(
+    X: np.ndarray,
+    W: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    grid: np.ndarray,
+    *,
+    event_learner="hazard_gbm",
+    censoring_learner="hazard_gbm",
+    n_folds: int = 5,
+    random_state: int | None = None,
+) -> SurvivalNuisances:
+    """Cross-fit S(t|x,w) and C(t|x,w) on the grid (K folds stratified on arm x event)."""
+    X = np.asarray(X, dtype=float)
+    W = np.asarray(W, dtype=int)
+    ev_rs, ce_rs = risk_sets(time, event, grid)
+    n, K = X.shape[0], grid.size
+    out = {name: np.empty((n, K)) for name in ("surv", "surv1", "surv0", "cens")}
+    folds = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    strata = 2 * W + ev_rs.label
+    ones, zeros = np.ones(n, dtype=int), np.zeros(n, dtype=int)
+    for fold, (tr, te) in enumerate(folds.split(X, strata)):
+        seed = None if random_state is None else random_state + fold
+        ev = make_survival_learner(event_learner, seed).fit(X[tr], W[tr], _subset(ev_rs, tr), grid)
+        out["surv"][te] = ev.predict(X[te], W[te])
+        out["surv1"][te] = ev.predict(X[te], ones[te])
+        out["surv0"][te] = ev.predict(X[te], zeros[te])
+        ce = make_survival_learner(censoring_learner, seed).fit(
+            X[tr], W[tr], _subset(ce_rs, tr), grid
+        )
+        out["cens"][te] = ce.predict(X[te], W[te])
+    return SurvivalNuisances(grid=grid, **out)
+
+
+# --------------------------------------------------------------------------------------------
+# functionals of S and the AIPCW transform
+# --------------------------------------------------------------------------------------------
+
+
+def _check_target(target: str) -> str:
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}; got {target!r}")
+    return target
+
+
+def conditional_target(
+    surv: np.ndarray, grid: np.ndarray, target: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """E[f(T) | x] and Q_k = E[f(T) | T > g_k, x] from survival curves on the grid (n, K).
+
+    RMST: E[min(T, h)] = g_1 + sum_k S_k (g_{k+1} - g_k), Q_k = g_k + sum_{j>=k} S_j dg_j / S_k.
+    Survival: E[1{T > h}] = S_K, Q_k = S_K / S_k.
+    """
+    _check_target(target)
+    S = np.asarray(surv, dtype=float)
+    safe = np.maximum(S, 1e-12)
+    if target == "survival":
+        mean = S[:, -1].copy()
+        Q = np.where(S > 1e-12, S[:, -1:] / safe, 0.0)
+        return mean, np.minimum(Q, 1.0)
+    step = np.diff(grid, append=grid[-1])  # (K,), last = 0
+    tail = np.cumsum((S * step)[:, ::-1], axis=1)[:, ::-1]  # sum_{j>=k} S_j dg_j
+    mean = grid[0] + tail[:, 0]
+    Q = grid[None, :] + np.where(S > 1e-12, tail / safe, 0.0)
+    return mean, np.minimum(Q, grid[-1])
+
+
+def observed_target(time: np.ndarray, event: np.ndarray, horizon: float, target: str) -> np.ndarray:
+    """f(T) where it is known (complete cases); meaningless for the others (they get Q instead)."""
+    _check_target(target)
+    t = np.asarray(time, dtype=float)
+    if target == "rmst":
+        return np.minimum(t, horizon)
+    d = np.asarray(event, dtype=bool)
+    # alive past h: seen beyond h, or censored exactly at h (censored means T > C)
+    return ((t > horizon) | ((t == horizon) & ~d)).astype(float)
+
+
+def aipcw_pseudo_outcome(
+    time: np.ndarray,
+    event: np.ndarray,
+    nuis: SurvivalNuisances,
+    target: str,
+    *,
+    censoring_floor: float = 0.05,
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Doubly robust censoring-adjusted pseudo-outcome Y* of f(T), and m(x) ingredients.
+
+    For patient i with truncated follow-up Y = min(U, h) in grid cell k and complete-case flag D_h
+    (death seen, or followed to h)::
+
+        Y* = [D_h f(Y) + (1 - D_h) Q(Y)] / C(Y*) - sum_{grid t in risk(i)} dLambda_C(t) / C(t) Q(t)
+
+    with C(Y*) = C(Y-) and risk(i) = grid times before Y for complete cases, C(Y) and times up to
+    and including Y for censored ones (censoring at risk only while T > t). dLambda_C is derived from
+    the floored C, so the weights satisfy sum = 1 exactly and subtracting m(x) from Y* is the score
+    of DESIGN.md 4. Returns (Y*, Q at the observed arm (n, K), diagnostics).
+    """
+    grid = nuis.grid
+    horizon = float(grid[-1])
+    cell, _, censored = discretize(time, event, grid)
+    complete = ~censored
+    n, K = nuis.cens.shape
+    G = np.maximum(np.minimum.accumulate(nuis.cens, axis=1), censoring_floor)
+    G_prev = np.column_stack([np.ones(n), G[:, :-1]])
+    dlam = 1.0 - G / G_prev  # censoring hazard increments in each cell
+    _, Q = conditional_target(nuis.surv, grid, target)
+    rows = np.arange(n)
+    # weight of the observed outcome
+    g_star = np.where(complete, G_prev[rows, cell], G[rows, cell])
+    f_obs = observed_target(time, event, horizon, target)
+    main = np.where(complete, f_obs, Q[rows, cell]) / g_star
+    # augmentation: grid cells where the patient was at risk of censoring
+    last = np.where(complete, cell - 1, cell)
+    in_risk = np.arange(K)[None, :] <= last[:, None]
+    aug = np.sum(np.where(in_risk, dlam / G * Q, 0.0), axis=1)
+    diag = {
+        "min_censoring_survival": float(np.min(nuis.cens)),
+        "share_floored": float(np.mean(g_star <= censoring_floor)),
+        "complete_share": float(np.mean(complete)),
+    }
+    return main - aug, Q, diag
+
+
+def cross_fit_pseudo_outcomes(
+    X: np.ndarray,
+    W: np.ndarray,
+    time: np.ndarray,
+    event: np.ndarray,
+    *,
+    target: str,
+    horizon: float,
+    grid_size: int | None = 50,
+    event_learner="hazard_gbm",
+    censoring_learner="hazard_gbm",
+    propensity_learner=None,
+    n_folds: int = 5,
+    censoring_floor: float = 0.05,
+    propensity_clip: float = 0.01,
+    random_state: int | None = None,
+) -> dict:
+    """All cross-fitted nuisances and the AIPCW pseudo-outcome, shared by the CSF and DR-learner.
+
+    Returns a dict with ``e`` (propensity), ``mu1`` / ``mu0`` (E[f(T) | x, w]), ``m`` =
+    e mu1 + (1 - e) mu0, ``pseudo_outcome`` (Y*), ``grid``, ``nuisances`` and ``diagnostics``.
+    """
+    _check_target(target)
+    grid = make_grid(time, horizon, grid_size)
+    with threadpool_limits(limits=1):  # many small OpenMP fits: one thread each is much faster
+        e = cross_fit_propensity(
+            X,
+            W,
+            learner=propensity_learner,
+            n_folds=n_folds,
+            random_state=random_state,
+            clip=propensity_clip,
+        )
+        nuis = cross_fit_survival(
+            X,
+            W,
+            time,
+            event,
+            grid,
+            event_learner=event_learner,
+            censoring_learner=censoring_learner,
+            n_folds=n_folds,
+            random_state=random_state,
+        )
+    ystar, _, diag = aipcw_pseudo_outcome(
+        time, event, nuis, target, censoring_floor=censoring_floor
+    )
+    mu1, _ = conditional_target(nuis.surv1, grid, target)
+    mu0, _ = conditional_target(nuis.surv0, grid, target)
+    return {
+        "e": e,
+        "mu1": mu1,
+        "mu0": mu0,
+        "m": e * mu1 + (1.0 - e) * mu0,
+        "pseudo_outcome": ystar,
+        "grid": grid,
+        "nuisances": nuis,
+        "diagnostics": diag,
+    }
