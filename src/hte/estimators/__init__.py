@@ -28,3 +28,8 @@ __all__ += [
     "average_treatment_effect_survival",
     "weighted_cox_hazard_ratio",
 ]
+
+from hte.estimators.causal_survival_forest import CausalSurvivalForest  # noqa: E402
+from hte.estimators.dr_learner import SurvivalDRLearner  # noqa: E402
+
+__all__ += ["CausalSurvivalForest", "SurvivalDRLearner"]
