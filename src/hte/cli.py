@@ -82,12 +82,13 @@ def validate(
 def calibrate(
     n: Annotated[int, typer.Option(help="Size of the default cohort to draw.", min=500)] = 20000,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    sources: Annotated[bool, typer.Option(help="Show each figure's published source.")] = False,
 ) -> None:
     """Compare a large default synthetic cohort with the published calibration targets."""
     from hte.data.calibration import render_calibration, run_calibration
 
     report = run_calibration(n=n, seed=seed)
-    console.print(render_calibration(report))
+    console.print(render_calibration(report, show_sources=sources))
     if not report.all_pass:
         raise typer.Exit(1)
 

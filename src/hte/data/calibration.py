@@ -223,13 +223,18 @@ def _fmt(x: float) -> str:
     return f"{x:.1f}" if abs(x) >= 10 else f"{x:.3f}"
 
 
-def render_calibration(report: CalibrationReport) -> Group:
-    """A rich table of every target plus a sentence on the immortal-time bias."""
+def render_calibration(report: CalibrationReport, show_sources: bool = False) -> Group:
+    """A rich table of every target plus a sentence on the immortal-time bias.
+
+    Sources make the table wide, so they are shown only when asked for (they are always in the
+    packaged targets file).
+    """
     table = Table(
         title=f"Calibration of the default synthetic cohort (n={report.n}, seed={report.seed})"
     )
-    for col in ("target", "published", "accepted range", "synthetic", "result", "source"):
-        table.add_column(col, overflow="fold")
+    table.add_column("target", overflow="fold")
+    for col in ("published", "range", "synthetic", "result"):
+        table.add_column(col, no_wrap=True)
     for r in report.rows:
         table.add_row(
             r.name,
@@ -237,7 +242,6 @@ def render_calibration(report: CalibrationReport) -> Group:
             f"[{_fmt(r.low)}, {_fmt(r.high)}]",
             _fmt(r.synthetic),
             "[green]pass[/green]" if r.passed else "[red]FAIL[/red]",
-            r.source,
         )
     it = report.immortal_time
     sentence = (
@@ -256,4 +260,8 @@ def render_calibration(report: CalibrationReport) -> Group:
         f"{n_pass}/{len(report.rows)} targets within their accepted range.",
         style="green" if report.all_pass else "red",
     )
-    return Group(table, Text(sentence), Text(overlap), verdict)
+    parts = [table, Text(sentence), Text(overlap), verdict]
+    if show_sources:
+        parts.append(Text("Sources:"))
+        parts.extend(Text(f"  {r.name}: {r.source}") for r in report.rows)
+    return Group(*parts)
