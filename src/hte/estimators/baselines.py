@@ -160,11 +160,9 @@ class CoxInteractionModel(CounterfactualSurvivalEstimator):
 
     def fit(self, X, time, event, treatment, sample_weight=None):
         """Fit the interaction Cox model (see class docstring)."""
-        start = _time.perf_counter()
         super().fit(X, time, event, treatment, sample_weight)
         self.model_ = self.state_
         self.summary_ = self.state_.summary
-        self.fit_seconds_ = _time.perf_counter() - start
         return self
 
     def _arm_steps(self, state, X):

@@ -99,6 +99,8 @@ class TLearnerSurvival(_SurvivalMetaLearner):
     default 12 months), CAR-T minus teclistamab. Intervals come from a stratified bootstrap when
     ``n_bootstrap > 0``; with the default ``n_bootstrap=0`` they are NaN. ``time_resolution``
     rounds follow-up up to that many months before fitting ("auto": 0.25 for RSF, exact otherwise).
+    ``base_params`` override the defaults in ``_DEFAULTS``; ``n_jobs`` reaches RSF only (GBSA and
+    Cox are single-threaded).
     """
 
     def _fit_state(self, X, time, event, treatment, sample_weight, seed):

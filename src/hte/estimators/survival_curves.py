@@ -153,7 +153,7 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
         rng = np.random.default_rng(self.random_state)
         start = _time.perf_counter()
         self.state_ = self._fit_state(Xa, t, d, w, sw, int(rng.integers(2**31 - 1)))
-        self.fit_seconds_ = _time.perf_counter() - start
+        self.fit_seconds_ = _time.perf_counter() - start  # point fit only, not the bootstrap
         self.bootstrap_states_ = []
         for _ in range(int(self.n_bootstrap)):
             rows = stratified_bootstrap(w, rng)
@@ -210,7 +210,10 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
 
     def predict_survival(self, X, times=None, alpha: float = 0.05) -> SurvivalCurves:
         """Counterfactual curves S_cart and S_tec on ``times`` (default: 100 points up to the
-        longest follow-up), with bootstrap percentile bands when ``n_bootstrap > 0``."""
+        longest follow-up), with bootstrap percentile bands when ``n_bootstrap > 0``.
+
+        Curves are step functions held at their last value after the last fitted time: read
+        nothing into times beyond follow-up."""
         Xa = self._check_X(X)
         grid = np.linspace(0.0, self.max_time_, 100) if times is None else np.asarray(times, float)
         if grid.ndim != 1 or np.any(np.diff(grid) <= 0) or (grid < 0).any():
