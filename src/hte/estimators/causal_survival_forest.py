@@ -67,15 +67,15 @@ class CausalSurvivalForest(BaseEstimator):
         target: str = "rmst",
         horizon: float | None = None,
         *,
-        n_estimators: int = 1000,
-        min_samples_leaf: int = 5,
-        max_samples: float = 0.45,
+        n_estimators: int = 2000,
+        min_samples_leaf: int = 15,
+        max_samples: float = 0.5,
         max_features=None,
         min_balancedness_tol: float = 0.45,
         honest: bool = True,
         subforest_size: int = 4,
         criterion: str = "het",
-        grid_size: int | None = 50,
+        grid_size: int | None = 25,
         event_learner="hazard_gbm",
         censoring_learner="hazard_gbm",
         propensity_learner=None,
@@ -144,16 +144,21 @@ class CausalSurvivalForest(BaseEstimator):
         self.pseudo_outcome_ = scores["pseudo_outcome"]
         self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
         self.training_scores_["W"] = W
-        self.forest_ = self._make_forest().fit(arr, scores["J"], scores["A"])
+        self.forest_ = self._make_forest(n).fit(arr, scores["J"], scores["A"])
         return self
 
-    def _make_forest(self) -> _MomentForest:
+    def _make_forest(self, n: int) -> _MomentForest:
+        # econml needs each tree's subsample to fit in a half-sample (little bags); as a count
+        # this also works for odd n
+        max_samples = self.max_samples
+        if isinstance(max_samples, float):
+            max_samples = max(1, min(int(max_samples * n), n // 2))
         return _MomentForest(
             n_estimators=self.n_estimators,
             criterion=self.criterion,
             min_samples_leaf=self.min_samples_leaf,
             max_features=self.max_features,
-            max_samples=self.max_samples,
+            max_samples=max_samples,
             min_balancedness_tol=self.min_balancedness_tol,
             honest=self.honest,
             inference=True,
@@ -175,16 +180,19 @@ class CausalSurvivalForest(BaseEstimator):
 
     def predict(self, X) -> np.ndarray:
         """Estimated effect theta(x) for each row, shape (n,)."""
-        return self.forest_.predict(self._check_X(X)).ravel()
+        arr = self._check_X(X)
+        return self.forest_.predict(arr).ravel()
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """Pointwise (1 - alpha) confidence interval (bootstrap of little bags), each (n,)."""
-        _, lo, hi = self.forest_.predict(self._check_X(X), interval=True, alpha=alpha)
+        arr = self._check_X(X)
+        _, lo, hi = self.forest_.predict(arr, interval=True, alpha=alpha)
         return lo.ravel(), hi.ravel()
 
     def predict_stderr(self, X) -> np.ndarray:
         """Standard error of theta(x), shape (n,)."""
-        return self.forest_.prediction_stderr(self._check_X(X)).ravel()
+        arr = self._check_X(X)
+        return self.forest_.prediction_stderr(arr).ravel()
 
     def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
         """Effects with intervals as the shared result type."""

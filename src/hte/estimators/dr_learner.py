@@ -15,6 +15,7 @@ import numpy as np
 from econml.dr import ForestDRLearner, LinearDRLearner
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from hte.design.propensity import default_propensity_learner
 from hte.estimators._validation import check_covariates, check_survival_outcome, check_treatment
@@ -50,7 +51,7 @@ class SurvivalDRLearner(BaseEstimator):
         final: str = "forest",
         n_estimators: int = 1000,
         min_samples_leaf: int = 10,
-        grid_size: int | None = 50,
+        grid_size: int | None = 25,
         event_learner="hazard_gbm",
         censoring_learner="hazard_gbm",
         n_folds: int = 5,
@@ -128,7 +129,8 @@ class SurvivalDRLearner(BaseEstimator):
         self.pseudo_outcome_ = out["pseudo_outcome"]
         self.grid_ = out["grid"]
         self.nuisance_diagnostics_ = out["diagnostics"]
-        self.model_ = self._make_learner().fit(self.pseudo_outcome_, W, X=arr)
+        with threadpool_limits(limits=1):  # small OpenMP fits: one thread each is faster
+            self.model_ = self._make_learner().fit(self.pseudo_outcome_, W, X=arr)
         return self
 
     def _check_X(self, X) -> np.ndarray:

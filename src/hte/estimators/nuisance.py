@@ -40,7 +40,7 @@ LEARNERS = ("hazard_gbm", "rsf", "km")
 # --------------------------------------------------------------------------------------------
 
 
-def make_grid(time: np.ndarray, horizon: float, max_points: int | None = 50) -> np.ndarray:
+def make_grid(time: np.ndarray, horizon: float, max_points: int | None = 25) -> np.ndarray:
     """Grid of the distinct follow-up times <= horizon (thinned to quantiles), ending at horizon.
 
     With ``max_points=None`` every distinct time is kept (exact, slower); otherwise at most
@@ -100,8 +100,9 @@ def risk_sets(time: np.ndarray, event: np.ndarray, grid: np.ndarray) -> tuple[Ri
     on_grid = t >= grid[cell]
     death_exposure = np.where(on_grid, 0.0, frac)
     # continuous-time learners: a death tied with a censoring time comes first
-    scale = max(horizon, 1e-12) * 1e-9
-    ce = RiskSet(cell, censored, np.where(died, death_exposure, 1.0), np.where(died, t - scale, t))
+    ce = RiskSet(
+        cell, censored, np.where(died, death_exposure, 1.0), np.where(died, t * (1 - 1e-9), t)
+    )
     return ev, ce
 
 
@@ -398,7 +399,7 @@ def cross_fit_pseudo_outcomes(
     *,
     target: str,
     horizon: float,
-    grid_size: int | None = 50,
+    grid_size: int | None = 25,
     event_learner="hazard_gbm",
     censoring_learner="hazard_gbm",
     propensity_learner=None,
