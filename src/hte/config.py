@@ -1,0 +1,905 @@
+"""Experiment configs: pydantic models, a YAML loader that keeps line numbers, overrides, checks.
+
+An experiment config (``configs/*.yaml``) says which cohort to analyse (a synthetic scenario or a
+user's file with its column map), at which analysis time zero(s), for which outcomes and horizons,
+with which estimators and parameters, and how to evaluate, explain, seed and store the run.
+
+Every section forbids unknown keys. ``load_config`` turns any problem into one ``ConfigError``
+whose message names the file, the line and the key (``configs/x.yaml line 12:
+estimators[1].params.n_trees: unknown parameter for causal_survival_forest``); ``--set key=value``
+overrides are applied to the YAML before validation and are named in errors the same way.
+``preflight`` then checks the config against the data (file present and valid, column map columns
+present, outcome columns present, horizons within follow-up), so nothing is fitted on a bad config.
+Relative paths (data file, column map, output root) are relative to the working directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from hte.data.column_map import ColumnMap, ColumnMapError
+from hte.data.columns import (
+    CRS,
+    CRS_GRADE,
+    DAYS_PER_MONTH,
+    DEATH,
+    INFUSION_DAY,
+    OS_MONTHS,
+    TRUTH_PREFIX,
+)
+from hte.data.simulate import SCENARIOS
+
+__all__ = [
+    "ESTIMATOR_KINDS",
+    "CRSOutcome",
+    "ConfigError",
+    "DataFacts",
+    "EstimatorSpec",
+    "Evaluation",
+    "ExperimentConfig",
+    "Explanation",
+    "FileData",
+    "OSOutcome",
+    "Outcomes",
+    "Output",
+    "Seeds",
+    "SyntheticData",
+    "TimeZeroAnalysis",
+    "check_config_against_data",
+    "inspect_data",
+    "load_config",
+    "preflight",
+    "resolved_config_dict",
+]
+
+DEFAULT_SEED = 2024
+_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # usable as a folder name
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used: the message names the file, line and key of every problem."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Data
+
+
+class SyntheticData(_Strict):
+    """The embedded synthetic cohort: a named scenario, a size and a seed (default: seeds.global)."""
+
+    source: Literal["synthetic"] = "synthetic"
+    scenario: str = "default"
+    n: int = Field(2000, ge=50, description="number of patients to draw")
+    seed: int | None = Field(None, ge=0, description="draw seed; null uses seeds.global")
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, value: str) -> str:
+        if value not in SCENARIOS:
+            raise PydanticCustomError(
+                "unknown_scenario",
+                "unknown scenario {scenario}; choose one of {choices}",
+                {"scenario": repr(value), "choices": ", ".join(SCENARIOS)},
+            )
+        return value
+
+
+class FileData(_Strict):
+    """A user's cohort file (.csv/.parquet) and its column map (inline, or a path to a YAML file)."""
+
+    source: Literal["file"]
+    path: Path
+    columns: ColumnMap = ColumnMap()
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _map_from_file(cls, value: object) -> object:
+        """A string is the path of a column-map YAML file (see hte.data.column_map)."""
+        if isinstance(value, str | Path):
+            try:
+                return ColumnMap.from_yaml(value)
+            except ColumnMapError as exc:
+                raise PydanticCustomError(
+                    "column_map_file", "{problem}", {"problem": str(exc)}
+                ) from None
+        return {} if value is None else value
+
+
+DataConfig = Annotated[SyntheticData | FileData, Field(discriminator="source")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Design, outcomes
+
+
+class TimeZeroAnalysis(_Strict):
+    """One analysis time zero (hte.design.time_zero); ``label`` names it in the run folder."""
+
+    mode: Literal["decision", "infusion", "landmark"] = "decision"
+    landmark_days: float | None = Field(None, gt=0)
+    label: str | None = Field(None, pattern=_NAME_PATTERN)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: object) -> object:
+        """``- decision`` is short for ``- mode: decision``."""
+        return {"mode": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _landmark_days_with_landmark(self) -> TimeZeroAnalysis:
+        if self.mode == "landmark" and self.landmark_days is None:
+            raise ValueError("mode landmark needs landmark_days (days from the decision, > 0)")
+        if self.mode != "landmark" and self.landmark_days is not None:
+            raise ValueError(f"landmark_days is only used with mode landmark, not {self.mode}")
+        if self.label is None:
+            days = self.landmark_days
+            self.label = self.mode if days is None else f"landmark_{days:g}d"
+        return self
+
+    @property
+    def landmark_months(self) -> float:
+        """Follow-up lost to the landmark (0 for decision and infusion), in months."""
+        return 0.0 if self.landmark_days is None else self.landmark_days / DAYS_PER_MONTH
+
+
+class OSOutcome(_Strict):
+    """Overall survival: survival difference at one horizon and RMST difference up to another
+    (months); a horizon set to null is not estimated."""
+
+    enabled: bool = True
+    survival_horizon: float | None = Field(12.0, gt=0)
+    rmst_horizon: float | None = Field(24.0, gt=0)
+
+    @model_validator(mode="after")
+    def _some_horizon(self) -> OSOutcome:
+        if self.enabled and self.survival_horizon is None and self.rmst_horizon is None:
+            raise ValueError("OS is enabled but both horizons are null; set one, or enabled: false")
+        return self
+
+    def targets(self) -> list[tuple[str, float]]:
+        """(target, horizon) pairs the OS estimators fit: ("survival", 12.0), ("rmst", 24.0)."""
+        if not self.enabled:
+            return []
+        pairs = [("survival", self.survival_horizon), ("rmst", self.rmst_horizon)]
+        return [(target, float(h)) for target, h in pairs if h is not None]
+
+
+class CRSOutcome(_Strict):
+    """CRS risk difference: any grade, and grade >= 3 (``auto``: when the cohort has crs_grade)."""
+
+    enabled: bool = True
+    any_grade: bool = True
+    grade3: Literal[True, False, "auto"] = "auto"
+
+    @model_validator(mode="after")
+    def _some_outcome(self) -> CRSOutcome:
+        if self.enabled and not self.any_grade and self.grade3 is False:
+            raise ValueError("CRS is enabled but any_grade and grade3 are both off")
+        return self
+
+    def outcomes(self, has_grade: bool) -> list[str]:
+        """CRS outcome names the CRS estimators fit ("crs", "crs_g3"), given the cohort."""
+        if not self.enabled:
+            return []
+        out = ["crs"] if self.any_grade else []
+        if self.grade3 is True or (self.grade3 == "auto" and has_grade):
+            out.append("crs_g3")
+        return out
+
+
+class Outcomes(_Strict):
+    os: OSOutcome = Field(default_factory=OSOutcome)
+    crs: CRSOutcome = Field(default_factory=CRSOutcome)
+
+    @model_validator(mode="after")
+    def _one_enabled(self) -> Outcomes:
+        if not (self.os.enabled or self.crs.enabled):
+            raise ValueError("both outcomes are disabled; enable os or crs")
+        return self
+
+
+# --------------------------------------------------------------------------------------------------
+# Estimators
+
+# kind -> (class name in hte.estimators, outcome it estimates)
+ESTIMATOR_KINDS: dict[str, tuple[str, str]] = {
+    "causal_survival_forest": ("CausalSurvivalForest", "os"),
+    "dr_learner": ("SurvivalDRLearner", "os"),
+    "t_learner": ("TLearnerSurvival", "os"),
+    "s_learner": ("SLearnerSurvival", "os"),
+    "cox_interaction": ("CoxInteractionModel", "os"),
+    "crs_causal_forest": ("CRSCausalForest", "crs"),
+    "logistic_interaction": ("LogisticInteractionModel", "crs"),
+}
+EstimatorKind = Literal[
+    "causal_survival_forest",
+    "dr_learner",
+    "t_learner",
+    "s_learner",
+    "cox_interaction",
+    "crs_causal_forest",
+    "logistic_interaction",
+]
+# Parameters the pipeline sets from other sections, never from params.
+_MANAGED_PARAMS = {
+    "target": "outcomes.os (each OS estimator is fitted for every horizon)",
+    "horizon": "outcomes.os (survival_horizon, rmst_horizon)",
+    "outcome": "outcomes.crs (any_grade, grade3)",
+    "random_state": "seeds.global",
+}
+
+
+def estimator_class(kind: str) -> type:
+    """The estimator class of a config ``kind`` (imports hte.estimators on first use)."""
+    import hte.estimators
+
+    return getattr(hte.estimators, ESTIMATOR_KINDS[kind][0])
+
+
+@cache
+def estimator_parameters(kind: str) -> dict[str, Any]:
+    """Constructor parameters of a kind: name -> type hint (``Any`` where the class has none)."""
+    cls = estimator_class(kind)
+    hints = typing.get_type_hints(cls.__init__)
+    names = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    return {name: hints.get(name, Any) for name in names}
+
+
+class EstimatorSpec(_Strict):
+    """One estimator of the experiment: a unique ``name``, its ``kind`` and constructor ``params``.
+
+    ``params`` are checked against the class's ``__init__``: an unknown name, a value of the wrong
+    type, or a parameter another section controls (target, horizon, outcome, random_state) is an
+    error. Values are stored as written.
+    """
+
+    name: str | None = Field(None, pattern=_NAME_PATTERN)
+    kind: EstimatorKind
+    params: dict[str, Any] = {}
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: object) -> object:
+        return {} if value is None else value
+
+    @field_validator("params")
+    @classmethod
+    def _known_params(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        kind = info.data.get("kind")
+        if kind is None:  # the kind itself is wrong: reported there
+            return params
+        known = estimator_parameters(kind)
+        for key, value in params.items():
+            if key in _MANAGED_PARAMS and key in known:
+                raise PydanticCustomError(
+                    "managed_parameter",
+                    "{param} is set by {where}, not in params",
+                    {"param": key, "where": _MANAGED_PARAMS[key]},
+                )
+            if key not in known:
+                allowed = [p for p in known if p not in _MANAGED_PARAMS]
+                raise PydanticCustomError(
+                    "unknown_parameter",
+                    "unknown parameter for {kind}{hint} (parameters: {allowed})",
+                    {"param": key, "kind": kind, "hint": _did_you_mean(key, allowed),
+                     "allowed": ", ".join(allowed)},
+                )  # fmt: skip
+            _check_param_type(kind, key, value, known[key])
+        return params
+
+    @model_validator(mode="after")
+    def _default_name(self) -> EstimatorSpec:
+        if self.name is None:
+            self.name = self.kind
+        return self
+
+    @property
+    def outcome(self) -> str:
+        """ "os" or "crs": the outcome this estimator estimates effects on."""
+        return ESTIMATOR_KINDS[self.kind][1]
+
+    def build(
+        self,
+        *,
+        target: str | None = None,
+        horizon: float | None = None,
+        crs_outcome: str | None = None,
+        random_state: int | None = None,
+    ):
+        """An unfitted estimator: ``params`` plus the managed parameters the class accepts."""
+        cls = estimator_class(self.kind)
+        known = estimator_parameters(self.kind)
+        managed = {
+            "target": target,
+            "horizon": horizon,
+            "outcome": crs_outcome,
+            "random_state": random_state,
+        }
+        kwargs = {k: v for k, v in managed.items() if k in known and v is not None}
+        return cls(**kwargs, **self.params)
+
+
+def _check_param_type(kind: str, key: str, value: object, hint: object) -> None:
+    if hint is Any:
+        return
+    try:
+        TypeAdapter(hint).validate_python(value, strict=True)
+    except ValidationError:
+        expected = getattr(hint, "__name__", None) or str(hint)
+        raise PydanticCustomError(
+            "parameter_type",
+            "{kind} parameter {param} must be {expected}; got {value}",
+            {"param": key, "kind": kind, "expected": expected, "value": repr(value)},
+        ) from None
+
+
+def _did_you_mean(key: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# Evaluation, explanation, seeds, output
+
+
+class Evaluation(_Strict):
+    """Interval level and truth metrics (``auto``: on when the cohort carries true_* columns)."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    truth_metrics: Literal[True, False, "auto"] = "auto"
+
+
+class Explanation(_Strict):
+    """SHAP attributions of the CATE and shallow subgroup-rule trees."""
+
+    shap: bool = True
+    n_patients_shap: int = Field(200, ge=1)
+    subgroup_rules: bool = True
+    max_rule_depth: int = Field(2, ge=1, le=6)
+
+
+class Seeds(_Strict):
+    """One global seed for every random draw (synthetic cohort, folds, forests)."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+    global_seed: int = Field(DEFAULT_SEED, alias="global", ge=0)
+
+
+class Output(_Strict):
+    """Where run folders go (``<root>/<name>/...``)."""
+
+    root: Path = Path("experiments")
+
+
+KeyPath = tuple[str | int, ...]
+
+
+@dataclass
+class _Source:
+    """Where each key came from: the file's line per key path, and the overrides' key paths."""
+
+    file: str
+    lines: dict[KeyPath, int]
+    overrides: list[tuple[KeyPath, str]]
+
+    def where(self, path: KeyPath) -> str:
+        for opath, text in reversed(self.overrides):
+            n = min(len(opath), len(path))
+            if opath[:n] == path[:n]:
+                return f"--set {text}"
+        for k in range(len(path), -1, -1):
+            if path[:k] in self.lines:
+                return f"{self.file} line {self.lines[path[:k]]}"
+        return self.file
+
+
+# --------------------------------------------------------------------------------------------------
+# The experiment
+
+
+class ExperimentConfig(_Strict):
+    """A whole experiment; see configs/default.yaml for every section with comments."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    description: str = ""
+    data: DataConfig = Field(default_factory=SyntheticData)
+    time_zero: list[TimeZeroAnalysis] = Field(
+        default_factory=lambda: [TimeZeroAnalysis()], min_length=1
+    )
+    outcomes: Outcomes = Field(default_factory=Outcomes)
+    estimators: list[EstimatorSpec] = Field(min_length=1)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    explanation: Explanation = Field(default_factory=Explanation)
+    seeds: Seeds = Field(default_factory=Seeds)
+    output: Output = Field(default_factory=Output)
+
+    _source: _Source | None = PrivateAttr(default=None)
+
+    @field_validator("time_zero", mode="before")
+    @classmethod
+    def _single_time_zero(cls, value: object) -> object:
+        return [value] if isinstance(value, str | dict) else value
+
+    @field_validator("time_zero")
+    @classmethod
+    def _unique_labels(cls, value: list[TimeZeroAnalysis]) -> list[TimeZeroAnalysis]:
+        _require_unique([a.label for a in value], "time-zero label", "give each analysis a label")
+        return value
+
+    @field_validator("estimators")
+    @classmethod
+    def _unique_names(cls, value: list[EstimatorSpec]) -> list[EstimatorSpec]:
+        _require_unique([e.name for e in value], "estimator name", "give each one a name")
+        return value
+
+    @field_validator("estimators")
+    @classmethod
+    def _outcome_enabled(cls, value: list[EstimatorSpec], info: ValidationInfo) -> list:
+        outcomes = info.data.get("outcomes")
+        for i, est in enumerate(value if outcomes is not None else []):
+            if not getattr(outcomes, est.outcome).enabled:
+                raise PydanticCustomError(
+                    "outcome_disabled",
+                    "{name} estimates {label} effects, but outcomes.{outcome} is disabled; "
+                    "remove the estimator or enable the outcome",
+                    {
+                        "index": i,
+                        "name": est.name,
+                        "outcome": est.outcome,
+                        "label": est.outcome.upper(),
+                    },
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _data_seed(self) -> ExperimentConfig:
+        """A synthetic draw without its own seed uses the global seed (written out resolved)."""
+        if isinstance(self.data, SyntheticData) and self.data.seed is None:
+            self.data = self.data.model_copy(update={"seed": self.seeds.global_seed})
+        return self
+
+    @property
+    def seed(self) -> int:
+        """The global seed (``seeds.global``)."""
+        return self.seeds.global_seed
+
+    def source_of(self, path: Sequence[str | int]) -> str:
+        """Where a key came from, for messages: "file line N", "--set ..." or "config"."""
+        return self._source.where(tuple(path)) if self._source else "config"
+
+
+def _require_unique(names: list, what: str, fix: str) -> None:
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise ValueError(f"{what} {', '.join(map(str, doubled))} appears more than once; {fix}")
+
+
+def resolved_config_dict(config: ExperimentConfig) -> dict:
+    """The config with every default filled in, JSON-ready (for run folders); validating it again
+    gives the same config."""
+    return config.model_dump(mode="json", by_alias=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Loading: YAML with line numbers, overrides, readable errors
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentConfig:
+    """Read, override and validate an experiment config; any problem raises one ``ConfigError``.
+
+    ``overrides`` are ``key.sub=value`` strings (value parsed as YAML; list entries by index or
+    by estimator name, e.g. ``estimators.0.params.n_estimators=500``).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    raw, lines = _parse_yaml(text, str(path))
+    source = _Source(str(path), lines, [])
+    for item in overrides:
+        source.overrides.append((_apply_override(raw, item), item))
+    try:
+        config = ExperimentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, raw, source)) from None
+    config._source = source
+    return config
+
+
+def _parse_yaml(text: str, name: str) -> tuple[dict, dict[KeyPath, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{name}{where}: not valid YAML: {problem}") from None
+    if raw is None:
+        raw, node = {}, None
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f"{name}: a config must be a mapping of sections; got {type(raw).__name__}"
+        )
+    lines: dict[KeyPath, int] = {}
+    if node is not None:
+        _record_lines(node, (), lines, name)
+    return raw, lines
+
+
+def _record_lines(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], name: str) -> None:
+    """Line (1-based) of every key and list entry; a key given twice is an error, not last-wins."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            key = _scalar_key(key_node)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                where = _dotted((*path, key))
+                raise ConfigError(
+                    f"{name} line {line}: {where}: key given twice (also on line {seen[key]})"
+                )
+            seen[key] = line
+            lines[(*path, key)] = line
+            _record_lines(value_node, (*path, key), lines, name)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*path, i)] = item.start_mark.line + 1
+            _record_lines(item, (*path, i), lines, name)
+
+
+def _scalar_key(node: yaml.Node) -> str | int:
+    """A mapping key as the loader builds it (ints stay ints so paths match the parsed dict)."""
+    value = yaml.SafeLoader("").construct_object(node, deep=True)
+    return value if isinstance(value, int | str) and not isinstance(value, bool) else str(value)
+
+
+def _apply_override(raw: dict, item: str) -> KeyPath:
+    """Set ``key.sub=value`` in the raw YAML dict; returns the key path set."""
+    key, sep, value_text = item.partition("=")
+    parts = [p.strip() for p in key.split(".")]
+    if not sep or not all(parts):
+        raise ConfigError(f"--set {item}: expected key.sub=value, e.g. data.n=500")
+    try:
+        value = yaml.safe_load(value_text) if value_text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {item}: the value {value_text!r} is not valid YAML") from None
+    node: Any = raw
+    path: list[str | int] = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            index = _list_index(node, part, item, path)
+            path.append(index)
+            if last:
+                node[index] = value
+            else:
+                node = node[index]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(
+                f"--set {item}: {_dotted(path)} is a value ({node!r}), not a section with keys"
+            )
+        path.append(part)
+        if last:
+            node[part] = value
+        else:
+            if node.get(part) is None:
+                node[part] = {}
+            node = node[part]
+    return tuple(path)
+
+
+def _list_index(items: list, part: str, item: str, path: list) -> int:
+    """A list entry by position (0-based) or, for estimators, by name."""
+    if part.lstrip("-").isdigit():
+        index = int(part)
+        if not -len(items) <= index < len(items):
+            raise ConfigError(
+                f"--set {item}: {_dotted(path)} has {len(items)} entries; no entry {index}"
+            )
+        return index % len(items)
+    names = [e.get("name") or e.get("kind") if isinstance(e, dict) else None for e in items]
+    if part in names:
+        return names.index(part)
+    raise ConfigError(
+        f"--set {item}: {_dotted(path)} has no entry named {part!r} "
+        f"(use an index 0-{len(items) - 1} or one of: {', '.join(map(str, filter(None, names)))})"
+    )
+
+
+def _dotted(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe(exc: ValidationError, raw: dict, source: _Source) -> str:
+    """Pydantic errors as one message, a line per problem: "<file> line N: <key>: <what>"."""
+    seen: set[str] = set()
+    lines = []
+    for err in exc.errors():
+        path = _clean_path(err["loc"], raw)
+        ctx = err.get("ctx") or {}
+        if err["type"] in ("unknown_parameter", "managed_parameter", "parameter_type"):
+            path = (*path, ctx["param"])
+        elif err["type"] == "outcome_disabled":
+            path = (*path, ctx["index"])
+        line = f"{source.where(path)}: {_dotted(path)}: {_message(err, path, raw)}"
+        if line not in seen:
+            seen.add(line)
+            lines.append(line)
+    return "\n".join(lines)
+
+
+def _clean_path(loc: tuple, raw: object) -> KeyPath:
+    """The key path of an error location without pydantic's union tags and validator names."""
+    path: list[str | int] = []
+    node = raw
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and (
+            "[" in part or (part in ("synthetic", "file") and not last)
+        ):
+            continue
+        else:
+            node = None
+        path.append(part)
+    return tuple(path)
+
+
+def _message(err: dict, path: KeyPath, raw: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(path[:-1], raw)
+        hint = _did_you_mean(str(path[-1]), allowed) if allowed else ""
+        return f"unknown key{hint}" + (f" (allowed: {', '.join(allowed)})" if allowed else "")
+    if kind == "missing":
+        return "required key is missing"
+    if kind == "union_tag_not_found":
+        return "missing key 'source': synthetic or file"
+    if kind == "union_tag_invalid":
+        return f"source must be synthetic or file; got {err['ctx']['tag']!r}"
+    msg = err["msg"]
+    msg = msg.removeprefix("Value error, ")
+    value = err.get("input")
+    if kind not in ("value_error",) and isinstance(value, str | int | float | bool | None):
+        if not kind.startswith(("unknown_", "managed_", "parameter_", "outcome_", "column_map")):
+            msg += f" (got {value!r})"
+    return msg
+
+
+def _allowed_keys(path: KeyPath, raw: dict) -> list[str]:
+    """Keys the section at ``path`` accepts (by walking the model classes along the path)."""
+    model: Any = ExperimentConfig
+    node: Any = raw
+    for part in path:
+        node = node[part] if isinstance(node, dict | list) else None
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return []
+        field = model.model_fields.get(part) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return []
+        model = _model_in(field.annotation, node)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return [f.alias or name for name, f in model.model_fields.items()]
+    return []
+
+
+def _model_in(annotation: Any, node: Any) -> Any:
+    """The BaseModel class inside list[...] / X | None / discriminated unions, chosen by source."""
+    args = typing.get_args(annotation)
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _model_in(args[0], node)
+    if origin is list:
+        return _model_in(args[0], node)
+    if args:
+        models = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+        tag = node.get("source") if isinstance(node, dict) else None
+        for m in models:
+            field = m.model_fields.get("source")
+            if field is not None and tag in typing.get_args(field.annotation):
+                return m
+        return models[0] if len(models) == 1 else None
+    return annotation
+
+
+# --------------------------------------------------------------------------------------------------
+# Pre-flight: the config against the data, before any fitting
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the pre-flight learnt about the cohort: its columns (after the column map), the longest
+    decision-time follow-up in months (an upper bound for synthetic data), and for a file the
+    validated cohort itself (so the pipeline need not read it again)."""
+
+    columns: tuple[str, ...]
+    max_follow_up_months: float | None
+    cohort: pd.DataFrame | None = None
+
+
+def inspect_data(config: ExperimentConfig) -> DataFacts:
+    """Columns and follow-up of the configured cohort; a file is read and validated here.
+
+    Synthetic data: columns from a 20-patient draw, follow-up bound = the scenario's data cut.
+    File data: a missing/unreadable file, a column-map column the file lacks, or a schema problem
+    raises ``ConfigError`` naming the key (data.path or data.columns.columns.<name>) and its line.
+    """
+    from hte.data.simulate import simulate_cohort
+    from hte.data.simulation_params import scenario_params
+
+    data = config.data
+    if isinstance(data, SyntheticData):
+        columns = tuple(simulate_cohort(20, 0, data.scenario).columns)
+        cut = scenario_params(data.scenario).censoring.data_cut_months
+        return DataFacts(columns=columns, max_follow_up_months=float(cut))
+    cohort = _load_file(config, data)
+    follow_up = float(cohort[OS_MONTHS].max()) if OS_MONTHS in cohort.columns else None
+    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort)
+
+
+def _load_file(config: ExperimentConfig, data: FileData) -> pd.DataFrame:
+    from hte.data.load import CohortFileError, load_cohort
+    from hte.data.schema import CohortValidationError
+
+    try:
+        return load_cohort(data.path, column_map=data.columns)
+    except CohortFileError as exc:
+        text = str(exc) if str(data.path) in str(exc) else f"{data.path}: {exc}"
+        raise _error(config, ("data", "path"), text) from None
+    except CohortValidationError as exc:
+        renames = data.columns.columns
+        by_target = {target: source for source, target in renames.items()}
+        messages, others = [], []
+        for p in exc.problems:
+            # a column-map problem names the user's column, or (rename clash) the canonical one
+            source = p.column if p.column in renames else by_target.get(p.column)
+            if source is None or "column map" not in p.rule:
+                others.append(p)
+                continue
+            key = ("data", "columns", "columns", source)
+            messages.append(f"{config.source_of(key)}: {_dotted(key)}: {p.rule}")
+        if others:
+            listing = "\n".join(f"  - {p}" for p in others)
+            where = config.source_of(("data", "path"))
+            messages.append(
+                f"{where}: data.path: the cohort {data.path} breaks the schema:\n{listing}"
+            )
+        raise ConfigError("\n".join(messages)) from None
+
+
+def check_config_against_data(
+    config: ExperimentConfig,
+    cohort_columns: Iterable[str],
+    max_follow_up_months: float | None,
+) -> None:
+    """Raise one ``ConfigError`` listing every way the config does not fit the cohort.
+
+    Checks: outcome columns for each enabled outcome (os_months/death, crs, crs_grade when grade3
+    is true), infusion_day for an infusion analysis, true_* columns when truth metrics are on,
+    and every OS horizon within the longest follow-up left after each analysis's time zero
+    (a landmark removes its days; the estimators refuse horizons beyond follow-up).
+    """
+    columns = set(cohort_columns)
+    problems: list[tuple[KeyPath, str]] = []
+    os_, crs = config.outcomes.os, config.outcomes.crs
+    if os_.enabled and not {OS_MONTHS, DEATH} <= columns:
+        missing = sorted({OS_MONTHS, DEATH} - columns)
+        problems.append(
+            (
+                ("outcomes", "os", "enabled"),
+                f"OS needs column(s) {', '.join(missing)}, which the cohort lacks "
+                "(map them in data.columns, or set outcomes.os.enabled: false)",
+            )
+        )
+    if crs.enabled and crs.any_grade and CRS not in columns:
+        problems.append(
+            (
+                ("outcomes", "crs", "any_grade"),
+                "any-grade CRS needs column crs, which the cohort lacks "
+                "(map it in data.columns, or set outcomes.crs.enabled: false)",
+            )
+        )
+    if crs.enabled and crs.grade3 is True and CRS_GRADE not in columns:
+        problems.append(
+            (
+                ("outcomes", "crs", "grade3"),
+                "grade >= 3 CRS needs column crs_grade, which the cohort lacks (use grade3: auto)",
+            )
+        )
+    for i, analysis in enumerate(config.time_zero):
+        if analysis.mode == "infusion" and INFUSION_DAY not in columns:
+            problems.append(
+                ((("time_zero", i, "mode")), "infusion time zero needs column infusion_day")
+            )
+    if config.evaluation.truth_metrics is True and not any(
+        c.startswith(TRUTH_PREFIX) for c in columns
+    ):
+        problems.append(
+            (
+                ("evaluation", "truth_metrics"),
+                "truth metrics need the simulated true_* columns, which this cohort lacks "
+                "(use truth_metrics: auto or false for real data)",
+            )
+        )
+    if max_follow_up_months is not None:
+        problems += _horizon_problems(config, max_follow_up_months)
+    if problems:
+        raise ConfigError(
+            "\n".join(f"{config.source_of(p)}: {_dotted(p)}: {msg}" for p, msg in problems)
+        )
+
+
+def _horizon_problems(config: ExperimentConfig, max_follow_up: float) -> list[tuple[KeyPath, str]]:
+    os_ = config.outcomes.os
+    if not os_.enabled:
+        return []
+    problems = []
+    for key in ("survival_horizon", "rmst_horizon"):
+        horizon = getattr(os_, key)
+        if horizon is None:
+            continue
+        for analysis in config.time_zero:
+            left = max_follow_up - analysis.landmark_months
+            if horizon > left:
+                after = f" after the {analysis.label} time zero" if analysis.landmark_months else ""
+                problems.append(
+                    (
+                        ("outcomes", "os", key),
+                        f"horizon {horizon:g} months is beyond the longest follow-up{after} "
+                        f"({left:.2f} months); choose a horizon within follow-up",
+                    )
+                )
+                break
+    return problems
+
+
+def preflight(config: ExperimentConfig) -> DataFacts:
+    """Every check that needs the data, before any fitting: ``inspect_data`` then
+    ``check_config_against_data``. Returns the facts (with the loaded cohort for file data)."""
+    facts = inspect_data(config)
+    check_config_against_data(config, facts.columns, facts.max_follow_up_months)
+    return facts
+
+
+def _error(config: ExperimentConfig, path: KeyPath, message: str) -> ConfigError:
+    return ConfigError(f"{config.source_of(path)}: {_dotted(path)}: {message}")
