@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import json
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -68,8 +69,11 @@ __all__ = [
     "SyntheticData",
     "TimeZeroAnalysis",
     "check_config_against_data",
+    "estimator_class",
+    "estimator_parameters",
     "inspect_data",
     "load_config",
+    "main",
     "preflight",
     "resolved_config_dict",
 ]
@@ -412,7 +416,7 @@ class _Source:
     def where(self, path: KeyPath) -> str:
         for opath, text in reversed(self.overrides):
             n = min(len(opath), len(path))
-            if opath[:n] == path[:n]:
+            if n and opath[:n] == path[:n]:
                 return f"--set {text}"
         for k in range(len(path), -1, -1):
             if path[:k] in self.lines:
@@ -691,15 +695,27 @@ def _message(err: dict, path: KeyPath, raw: dict) -> str:
         return "required key is missing"
     if kind == "union_tag_not_found":
         return "missing key 'source': synthetic or file"
+    if kind == "string_pattern_mismatch":
+        return f"{err.get('input')!r} cannot name a folder: use letters, digits, _ . - only"
     if kind == "union_tag_invalid":
         return f"source must be synthetic or file; got {err['ctx']['tag']!r}"
-    msg = err["msg"]
-    msg = msg.removeprefix("Value error, ")
+    msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
-    if kind not in ("value_error",) and isinstance(value, str | int | float | bool | None):
-        if not kind.startswith(("unknown_", "managed_", "parameter_", "outcome_", "column_map")):
-            msg += f" (got {value!r})"
+    if kind not in _SELF_DESCRIBED and isinstance(value, str | int | float | bool | None):
+        msg += f" (got {value!r})"
     return msg
+
+
+# Error types whose message already says what was given.
+_SELF_DESCRIBED = {
+    "value_error",
+    "unknown_scenario",
+    "unknown_parameter",
+    "managed_parameter",
+    "parameter_type",
+    "outcome_disabled",
+    "column_map_file",
+}
 
 
 def _allowed_keys(path: KeyPath, raw: dict) -> list[str]:
@@ -903,3 +919,37 @@ def preflight(config: ExperimentConfig) -> DataFacts:
 
 def _error(config: ExperimentConfig, path: KeyPath, message: str) -> ConfigError:
     return ConfigError(f"{config.source_of(path)}: {_dotted(path)}: {message}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking a config from the shell (until `hte run` exists):  python -m hte.config CONFIG --set k=v
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Load, override and pre-flight a config; print the resolved config or the error.
+
+    Returns the exit status: 0 for a usable config, 1 (one message on stderr) otherwise.
+    """
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m hte.config", description="Check an experiment config against its data."
+    )
+    parser.add_argument("config", type=Path)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--no-data", action="store_true", help="skip the checks against the data")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config, args.overrides)
+        if not args.no_data:
+            preflight(config)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(resolved_config_dict(config), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

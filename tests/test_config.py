@@ -1,0 +1,501 @@
+"""Experiment configs: shipped configs load, bad configs give one clear error naming key and line,
+overrides, estimator parameter checks, and pre-flight checks against the data."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hte.config import (
+    ESTIMATOR_KINDS,
+    ConfigError,
+    ExperimentConfig,
+    FileData,
+    check_config_against_data,
+    estimator_class,
+    load_config,
+    main,
+    preflight,
+    resolved_config_dict,
+)
+from hte.data.columns import DAYS_PER_MONTH, OS_MONTHS
+from hte.data.simulate import simulate_cohort
+from hte.estimators._validation import check_survival_outcome
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+SHIPPED = ["default.yaml", "immortal_time.yaml", "null_effect.yaml", "your_data.yaml"]
+
+
+def line_of(text: str, marker: str) -> int:
+    """1-based number of the first line containing ``marker`` (so tests never hard-code lines)."""
+    return next(i for i, line in enumerate(text.splitlines(), 1) if marker in line)
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_error(path: Path, overrides=()) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    return str(info.value)
+
+
+MINIMAL = """\
+name: t
+data:
+  source: synthetic
+  n: 200
+estimators:
+  - name: cox
+    kind: cox_interaction
+"""
+
+
+@pytest.fixture(scope="module")
+def user_export(tmp_path_factory) -> Path:
+    """A small cohort saved as a user's export would be: own column names, 1/0 codes, days."""
+    df = simulate_cohort(150, seed=3)
+    df = df[[c for c in df.columns if not c.startswith("true_")]]
+    df = df.rename(columns={"patient_id": "PID", "treatment": "arm", "os_months": "os_days"})
+    df["arm"] = df["arm"].map({"cart": 1, "tec": 0})
+    df["os_days"] = df["os_days"] * DAYS_PER_MONTH
+    path = tmp_path_factory.mktemp("export") / "cohort.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def file_config(csv: Path, extra: str = "", renames: str = "") -> str:
+    return f"""\
+name: real
+data:
+  source: file
+  path: {csv}
+  columns:
+    columns:
+      PID: patient_id
+      arm: treatment
+      os_days: os_months
+{renames}    treatment_codes: {{1: cart, 0: tec}}
+    time_unit: days
+estimators:
+  - kind: cox_interaction
+{extra}"""
+
+
+# --------------------------------------------------------------------------------------------------
+# Shipped configs
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_config_loads_and_round_trips(name):
+    config = load_config(CONFIGS / name)
+    resolved = resolved_config_dict(config)
+    json.dumps(resolved)  # JSON-ready for run folders
+    again = ExperimentConfig.model_validate(json.loads(json.dumps(resolved)))
+    assert again.model_dump() == config.model_dump()
+
+
+def test_default_config_is_the_synthetic_decision_time_run_with_every_estimator():
+    config = load_config(CONFIGS / "default.yaml")
+    assert config.data.source == "synthetic" and config.data.scenario == "default"
+    assert [a.mode for a in config.time_zero] == ["decision"]
+    assert config.outcomes.os.targets() == [("survival", 12.0), ("rmst", 24.0)]
+    assert config.outcomes.crs.outcomes(has_grade=True) == ["crs", "crs_g3"]
+    assert {e.kind for e in config.estimators} == set(ESTIMATOR_KINDS)
+    assert config.data.seed == config.seed  # null data seed resolved to the global seed
+
+
+def test_immortal_time_config_analyses_one_cohort_at_two_time_zeros():
+    config = load_config(CONFIGS / "immortal_time.yaml")
+    assert [a.mode for a in config.time_zero] == ["decision", "infusion"]
+    assert config.data == load_config(CONFIGS / "default.yaml").data
+
+
+def test_null_effect_config_uses_the_null_scenario():
+    assert load_config(CONFIGS / "null_effect.yaml").data.scenario == "null_effect"
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "immortal_time.yaml", "null_effect.yaml"])
+def test_shipped_synthetic_configs_pass_preflight(name):
+    facts = preflight(load_config(CONFIGS / name))
+    assert OS_MONTHS in facts.columns and facts.max_follow_up_months > 24
+
+
+def test_your_data_template_fails_preflight_on_its_placeholder_file():
+    """The template points at a file the user must supply: the pre-flight says so, at its line."""
+    path = CONFIGS / "your_data.yaml"
+    config = load_config(path)
+    assert isinstance(config.data, FileData) and config.evaluation.truth_metrics is False
+    with pytest.raises(ConfigError) as info:
+        preflight(config)
+    line = line_of(path.read_text(), "path: data/my_cohort.csv")
+    assert str(info.value) == f"{path} line {line}: data.path: no such file: data/my_cohort.csv"
+
+
+# --------------------------------------------------------------------------------------------------
+# The acceptance list of bad configs: one clear message each, naming key and line
+
+
+def test_unknown_key_names_key_line_and_allowed_keys(tmp_path):
+    text = MINIMAL.replace("  n: 200\n", "  n: 200\n  sample_size: 10\n")
+    path = write(tmp_path, text)
+    msg = config_error(path)
+    assert msg == (
+        f"{path} line {line_of(text, 'sample_size')}: data.sample_size: unknown key "
+        "(allowed: source, scenario, n, seed)"
+    )
+
+
+def test_misspelt_key_gets_a_suggestion(tmp_path):
+    text = MINIMAL + "evaluation:\n  alpah: 0.1\n"
+    msg = config_error(write(tmp_path, text))
+    assert (
+        f"line {line_of(text, 'alpah')}: evaluation.alpah: unknown key; did you mean 'alpha'?"
+        in msg
+    )
+
+
+def test_wrong_type_names_key_line_and_value(tmp_path):
+    text = MINIMAL.replace("n: 200", "n: lots")
+    path = write(tmp_path, text)
+    msg = config_error(path)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path} line {line_of(text, 'n: lots')}: data.n: ")
+    assert "integer" in msg and "'lots'" in msg
+
+
+def test_missing_data_file_fails_preflight(tmp_path):
+    text = file_config(tmp_path / "nowhere.csv")
+    path = write(tmp_path, text)
+    config = load_config(path)  # the file is checked before fitting, not when parsing
+    with pytest.raises(ConfigError) as info:
+        preflight(config)
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{path} line {line_of(text, 'path:')}: data.path: no such file")
+
+
+def test_column_map_naming_a_missing_column_fails_preflight(tmp_path, user_export):
+    text = file_config(user_export, renames="      hb_g_dl: hemoglobin\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(path))
+    assert str(info.value) == (
+        f"{path} line {line_of(text, 'hb_g_dl')}: data.columns.columns.hb_g_dl: "
+        "column 'hb_g_dl' of the column map (-> hemoglobin) is not in the file"
+    )
+
+
+def test_horizon_beyond_follow_up_fails_preflight(tmp_path, user_export):
+    text = file_config(user_export, extra="outcomes:\n  os:\n    rmst_horizon: 48\n")
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as info:
+        preflight(load_config(path))
+    msg = str(info.value)
+    assert "\n" not in msg
+    assert msg.startswith(
+        f"{path} line {line_of(text, 'rmst_horizon')}: outcomes.os.rmst_horizon: horizon 48 months "
+        "is beyond the longest follow-up"
+    )
+
+
+def test_valid_file_config_passes_preflight_with_the_converted_cohort(tmp_path, user_export):
+    facts = preflight(load_config(write(tmp_path, file_config(user_export))))
+    assert facts.cohort is not None and len(facts.cohort) == 150  # nobody dropped
+    # follow-up converted from days: the synthetic data cut is 36 months
+    assert 24 < facts.max_follow_up_months <= 36
+
+
+def test_missing_column_map_file_is_named(tmp_path):
+    text = MINIMAL.replace(
+        "data:\n  source: synthetic\n  n: 200\n",
+        "data:\n  source: file\n  path: x.csv\n  columns: maps/none.yaml\n",
+    )
+    path = write(tmp_path, text)
+    msg = config_error(path)
+    assert msg.startswith(f"{path} line {line_of(text, 'maps/none.yaml')}: data.columns: ")
+    assert "cannot read column map maps/none.yaml" in msg
+
+
+def test_several_problems_are_one_error_with_a_line_each(tmp_path):
+    text = MINIMAL.replace("n: 200", "n: 10") + "seeds:\n  global: -1\n"
+    msg = config_error(write(tmp_path, text))
+    assert len(msg.splitlines()) == 2
+    assert "data.n" in msg and "seeds.global" in msg
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("name: [1\n", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping of sections"),
+        (MINIMAL + "name: again\n", "name: key given twice (also on line 1)"),
+        ("name: t\n", "estimators: required key is missing"),
+        (MINIMAL.replace("name: t", "name: my run/1"), "name: 'my run/1' cannot name a folder"),
+        (MINIMAL.replace("source: synthetic", "source: csv"), "source must be synthetic or file"),
+        (MINIMAL.replace("n: 200", "scenario: nope"), "unknown scenario 'nope'"),
+        (MINIMAL.replace("kind: cox_interaction", "kind: magic"), "estimators[0].kind"),
+    ],
+)
+def test_malformed_configs_are_named(tmp_path, text, expected):
+    assert expected in config_error(write(tmp_path, text))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sections
+
+
+def test_time_zero_landmark_needs_days_and_labels_must_be_unique(tmp_path):
+    base = MINIMAL + "time_zero:\n  - decision\n"
+    cfg = load_config(write(tmp_path, base + "  - {mode: landmark, landmark_days: 60}\n"))
+    assert [a.label for a in cfg.time_zero] == ["decision", "landmark_60d"]
+    text = base + "  - mode: landmark\n"
+    msg = config_error(write(tmp_path, text))
+    assert f"line {line_of(text, 'mode: landmark')}: time_zero[1]: mode landmark needs" in msg
+    msg = config_error(write(tmp_path, base + "  - decision\n"))
+    assert "time-zero label decision appears more than once" in msg
+
+
+def test_estimator_for_a_disabled_outcome_is_an_error(tmp_path):
+    text = MINIMAL + "outcomes:\n  os:\n    enabled: false\n"
+    msg = config_error(write(tmp_path, text))
+    assert f"line {line_of(text, '- name: cox')}: estimators[0]: cox estimates OS effects" in msg
+
+
+def test_seeds_global_reaches_the_synthetic_draw_unless_it_has_its_own(tmp_path):
+    path = write(tmp_path, MINIMAL + "seeds:\n  global: 11\n")
+    assert load_config(path).data.seed == 11
+    assert load_config(path, ["data.seed=5"]).data.seed == 5
+
+
+# --------------------------------------------------------------------------------------------------
+# Overrides
+
+
+def test_overrides_set_values_of_every_type(tmp_path):
+    path = write(tmp_path, MINIMAL)
+    config = load_config(
+        path,
+        [
+            "data.n=300",
+            "data.scenario=heavy_censoring",
+            "outcomes.os.survival_horizon=null",
+            "outcomes.crs.grade3=true",
+            "evaluation.alpha=0.1",  # the file has no evaluation section: created
+            "estimators.0.params.penalizer=0.5",
+            "estimators.cox.name=cox_ph",  # a list entry by name
+            "time_zero=[decision, {mode: landmark, landmark_days: 30}]",
+        ],
+    )
+    assert (config.data.n, config.data.scenario) == (300, "heavy_censoring")
+    assert config.outcomes.os.targets() == [("rmst", 24.0)]
+    assert config.outcomes.crs.grade3 is True and config.evaluation.alpha == 0.1
+    assert config.estimators[0].params == {"penalizer": 0.5}
+    assert config.estimators[0].name == "cox_ph"
+    assert [a.mode for a in config.time_zero] == ["decision", "landmark"]
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.size=3", "--set data.size=3: data.size: unknown key"),
+        ("colour.red=1", "--set colour.red=1: colour: unknown key"),
+        ("data.n=abc", "--set data.n=abc: data.n: Input should be a valid integer"),
+        ("estimators.3.kind=x", "--set estimators.3.kind=x: estimators has 1 entries; no entry 3"),
+        ("estimators.csf.kind=x", "estimators has no entry named 'csf'"),
+        ("data.n.x=1", "--set data.n.x=1: data.n is a value (200), not a section with keys"),
+        ("data.n", "--set data.n: expected key.sub=value"),
+        ("=3", "expected key.sub=value"),
+        ("data.n=[1", "is not valid YAML"),
+    ],
+)
+def test_bad_overrides_fail_naming_the_override(tmp_path, override, expected):
+    msg = config_error(write(tmp_path, MINIMAL), [override])
+    assert expected in msg and "\n" not in msg
+
+
+# --------------------------------------------------------------------------------------------------
+# Estimator parameters
+
+
+@pytest.mark.parametrize("kind", sorted(ESTIMATOR_KINDS))
+def test_every_kind_builds_its_class_with_params_and_managed_arguments(kind):
+    cls = estimator_class(kind)
+    spec_params = {"n_jobs": 1} if "n_jobs" in inspect.signature(cls).parameters else {}
+    config = ExperimentConfig.model_validate(
+        {"name": "k", "estimators": [{"kind": kind, "params": spec_params}]}
+    )
+    est = config.estimators[0].build(
+        target="survival", horizon=12.0, crs_outcome="crs_g3", random_state=7
+    )
+    assert type(est) is cls
+    got = est.get_params()
+    for key, value in {**spec_params, "target": "survival", "horizon": 12.0}.items():
+        if key in got:
+            assert got[key] == value
+    if "outcome" in got:
+        assert got["outcome"] == "crs_g3"
+    if "random_state" in got:
+        assert got["random_state"] == 7
+
+
+def test_unknown_estimator_parameter_names_estimator_parameter_and_line(tmp_path):
+    text = MINIMAL + (
+        "  - name: csf\n    kind: causal_survival_forest\n    params:\n      n_trees: 100\n"
+    )
+    path = write(tmp_path, text)
+    msg = config_error(path)
+    assert msg.startswith(
+        f"{path} line {line_of(text, 'n_trees')}: estimators[1].params.n_trees: "
+        "unknown parameter for causal_survival_forest (parameters: n_estimators,"
+    )
+
+
+def test_parameter_set_by_another_section_is_refused(tmp_path):
+    text = MINIMAL + "    params: {horizon: 6}\n"
+    msg = config_error(write(tmp_path, text))
+    assert "estimators[0].params.horizon: horizon is set by outcomes.os" in msg
+    msg = config_error(write(tmp_path, MINIMAL), ["estimators.0.params.random_state=1"])
+    assert "random_state is set by seeds.global, not in params" in msg
+
+
+def test_estimator_parameter_of_the_wrong_type_is_refused(tmp_path):
+    text = MINIMAL + "  - kind: dr_learner\n    params: {n_estimators: many}\n"
+    msg = config_error(write(tmp_path, text))
+    assert "estimators[1].params.n_estimators: dr_learner parameter n_estimators must be int" in msg
+    # float and None where the class allows them; a fraction where it wants int is refused
+    path = write(tmp_path, MINIMAL + "  - kind: t_learner\n    params: {time_resolution: 0.5}\n")
+    assert load_config(path).estimators[1].params == {"time_resolution": 0.5}
+    assert "must be int" in config_error(path, ["estimators.0.params.n_bootstrap=1.5"])
+
+
+# --------------------------------------------------------------------------------------------------
+# Pre-flight against the data
+
+
+def _config(**sections) -> ExperimentConfig:
+    return ExperimentConfig.model_validate(
+        {"name": "c", "estimators": [{"kind": "cox_interaction"}], **sections}
+    )
+
+
+ALL_COLUMNS = ["patient_id", "treatment", "os_months", "death", "crs", "crs_grade", "age"]
+
+
+def test_preflight_horizon_rule_agrees_with_the_estimators_check():
+    """The config check must refuse exactly the horizons the estimators would refuse at fit time
+    (horizon > longest follow-up), so a config that passes never fails on its horizon later."""
+    rng = np.random.default_rng(0)
+    time = rng.uniform(0.5, 20.0, 50)
+    event = rng.random(50) < 0.5
+    for horizon in (time.max() - 0.01, time.max(), time.max() + 0.01):
+        config = _config(outcomes={"os": {"survival_horizon": 6, "rmst_horizon": float(horizon)}})
+        try:
+            check_survival_outcome(time, event, 50, horizon)
+            fits = True
+        except ValueError:
+            fits = False
+        try:
+            check_config_against_data(config, ALL_COLUMNS, float(time.max()))
+            passes = True
+        except ConfigError:
+            passes = False
+        assert passes == fits
+
+
+def test_preflight_landmark_shortens_the_follow_up_available():
+    config = _config(time_zero=["decision", {"mode": "landmark", "landmark_days": 365.25}])
+    check_config_against_data(config, ALL_COLUMNS, 36.0)  # 24 <= 36 - 12
+    with pytest.raises(ConfigError, match=r"after the landmark_365.25d time zero \(11.00 months\)"):
+        check_config_against_data(config, ALL_COLUMNS, 35.0 - 12.0)
+
+
+NO_OS = ["patient_id", "treatment", "crs", "crs_grade", "age"]
+NO_CRS = ["patient_id", "treatment", "os_months", "death", "age"]
+COX, LOGIT = "cox_interaction", "logistic_interaction"
+
+
+@pytest.mark.parametrize(
+    ("columns", "kind", "bad", "fixed", "expected"),
+    [
+        (NO_OS, LOGIT, {}, {"outcomes": {"os": {"enabled": False}}}, "OS needs column(s) death, os_months"),
+        (NO_CRS, COX, {}, {"outcomes": {"crs": {"enabled": False}}}, "needs column crs,"),
+        (ALL_COLUMNS[:5], COX, {"outcomes": {"crs": {"grade3": True}}}, {}, "needs column crs_grade"),
+        (ALL_COLUMNS, COX, {"time_zero": ["infusion"]}, {"time_zero": ["decision"]}, "needs column infusion_day"),
+        (ALL_COLUMNS, COX, {"evaluation": {"truth_metrics": True}}, {}, "need the simulated true_*"),
+    ],
+)  # fmt: skip
+def test_preflight_names_columns_the_config_needs(columns, kind, bad, fixed, expected):
+    """Each config asks for a column the cohort lacks and fails; the fixed config passes."""
+
+    def config(sections):
+        return ExperimentConfig.model_validate(
+            {"name": "c", "estimators": [{"kind": kind}], **sections}
+        )
+
+    with pytest.raises(ConfigError) as info:
+        check_config_against_data(config(bad), columns, 30.0)
+    assert expected in str(info.value)
+    check_config_against_data(config(fixed), columns, 30.0)
+
+
+# --------------------------------------------------------------------------------------------------
+# Checking from the shell: one message on stderr and a non-zero exit
+
+
+def _acceptance_cases(tmp_path: Path, csv: Path) -> dict[str, tuple[Path, list[str]]]:
+    good = write(tmp_path, file_config(csv), "good.yaml")
+    return {
+        "unknown key": (good, ["data.columns.time_units=days"]),
+        "wrong type": (good, ["seeds.global=abc"]),
+        "missing data file": (good, [f"data.path={tmp_path / 'gone.csv'}"]),
+        "column map names a missing column": (good, ["data.columns.columns.Hb=hemoglobin"]),
+        "horizon beyond follow-up": (good, ["outcomes.os.survival_horizon=120"]),
+    }
+
+
+CASES = [
+    "unknown key",
+    "wrong type",
+    "missing data file",
+    "column map names a missing column",
+    "horizon beyond follow-up",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_check_command_gives_one_message_and_exit_1(tmp_path, user_export, capsys, case):
+    path, overrides = _acceptance_cases(tmp_path, user_export)[case]
+    argv = [str(path)] + [a for o in overrides for a in ("--set", o)]
+    assert main(argv) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert len(err.strip().splitlines()) == 1 and err.startswith("error: --set ")
+
+
+def test_check_command_passes_a_good_config(tmp_path, user_export, capsys):
+    path = write(tmp_path, file_config(user_export))
+    assert main([str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["data"]["columns"]["time_unit"] == "days"
+
+
+def test_check_command_exit_status_from_the_shell(tmp_path):
+    text = MINIMAL.replace("n: 200", "n: 200\n  seeed: 3")
+    path = write(tmp_path, text)
+    proc = subprocess.run(
+        [sys.executable, "-m", "hte.config", str(path)], capture_output=True, text=True
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == (
+        f"error: {path} line {line_of(text, 'seeed')}: data.seeed: unknown key; "
+        "did you mean 'seed'? (allowed: source, scenario, n, seed)"
+    )
