@@ -499,3 +499,17 @@ def test_check_command_exit_status_from_the_shell(tmp_path):
         f"error: {path} line {line_of(text, 'seeed')}: data.seeed: unknown key; "
         "did you mean 'seed'? (allowed: source, scenario, n, seed)"
     )
+
+
+def test_preflight_of_a_file_uses_the_follow_up_left_after_each_time_zero(tmp_path, user_export):
+    """With a landmark at 180 days the longest follow-up left is the decision-time one minus 180
+    days (the longest-followed patient is alive at the landmark), so a horizon just above that
+    fails, naming the analysis, and one just below passes."""
+    extra = "time_zero:\n  - decision\n  - {mode: landmark, landmark_days: 180}\n"
+    path = write(tmp_path, file_config(user_export, extra=extra))
+    facts = preflight(load_config(path))
+    bound = facts.max_follow_up_months - 180 / DAYS_PER_MONTH
+    assert facts.follow_up_by_analysis["landmark_180d"] == pytest.approx(bound, abs=1e-9)
+    with pytest.raises(ConfigError, match="after the landmark_180d time zero"):
+        preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound + 0.01}"]))
+    preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound - 0.01}"]))

@@ -19,7 +19,7 @@ import difflib
 import inspect
 import json
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -765,12 +765,14 @@ def _model_in(annotation: Any, node: Any) -> Any:
 @dataclass(frozen=True)
 class DataFacts:
     """What the pre-flight learnt about the cohort: its columns (after the column map), the longest
-    decision-time follow-up in months (an upper bound for synthetic data), and for a file the
-    validated cohort itself (so the pipeline need not read it again)."""
+    decision-time follow-up in months (an upper bound for synthetic data), for a file the longest
+    follow-up after each analysis's time zero (by label) and the validated cohort itself (so the
+    pipeline need not read it again)."""
 
     columns: tuple[str, ...]
     max_follow_up_months: float | None
     cohort: pd.DataFrame | None = None
+    follow_up_by_analysis: dict[str, float] | None = None
 
 
 def inspect_data(config: ExperimentConfig) -> DataFacts:
@@ -790,7 +792,23 @@ def inspect_data(config: ExperimentConfig) -> DataFacts:
         return DataFacts(columns=columns, max_follow_up_months=float(cut))
     cohort = _load_file(config, data)
     follow_up = float(cohort[OS_MONTHS].max()) if OS_MONTHS in cohort.columns else None
-    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort)
+    by_analysis = _follow_up_by_analysis(config, cohort) if follow_up is not None else None
+    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort, by_analysis)
+
+
+def _follow_up_by_analysis(config: ExperimentConfig, cohort: pd.DataFrame) -> dict[str, float]:
+    """Longest follow-up left after each time zero (exact: the transform the pipeline applies).
+    Analyses the cohort cannot support (no infusion_day, no death) are left to the column checks."""
+    from hte.design.time_zero import apply_time_zero
+
+    out = {}
+    for analysis in config.time_zero:
+        try:
+            moved = apply_time_zero(cohort, analysis.mode, analysis.landmark_days).cohort
+        except ValueError:
+            continue
+        out[analysis.label] = float(moved[OS_MONTHS].max()) if len(moved) else 0.0
+    return out
 
 
 def _load_file(config: ExperimentConfig, data: FileData) -> pd.DataFrame:
@@ -826,14 +844,17 @@ def _load_file(config: ExperimentConfig, data: FileData) -> pd.DataFrame:
 def check_config_against_data(
     config: ExperimentConfig,
     cohort_columns: Iterable[str],
-    max_follow_up_months: float | None,
+    max_follow_up_months: float | Mapping[str, float] | None,
 ) -> None:
     """Raise one ``ConfigError`` listing every way the config does not fit the cohort.
 
     Checks: outcome columns for each enabled outcome (os_months/death, crs, crs_grade when grade3
     is true), infusion_day for an infusion analysis, true_* columns when truth metrics are on,
-    and every OS horizon within the longest follow-up left after each analysis's time zero
-    (a landmark removes its days; the estimators refuse horizons beyond follow-up).
+    and every OS horizon within the longest follow-up left after each analysis's time zero (the
+    estimators refuse horizons beyond follow-up). ``max_follow_up_months`` is either the
+    decision-time longest follow-up (a landmark then removes its days; an infusion time zero is
+    taken to leave it, as the teclistamab clock does not move) or, exactly, a mapping from
+    analysis label to the longest follow-up after that time zero.
     """
     columns = set(cohort_columns)
     problems: list[tuple[KeyPath, str]] = []
@@ -885,7 +906,9 @@ def check_config_against_data(
         )
 
 
-def _horizon_problems(config: ExperimentConfig, max_follow_up: float) -> list[tuple[KeyPath, str]]:
+def _horizon_problems(
+    config: ExperimentConfig, max_follow_up: float | Mapping[str, float]
+) -> list[tuple[KeyPath, str]]:
     os_ = config.outcomes.os
     if not os_.enabled:
         return []
@@ -895,9 +918,16 @@ def _horizon_problems(config: ExperimentConfig, max_follow_up: float) -> list[tu
         if horizon is None:
             continue
         for analysis in config.time_zero:
-            left = max_follow_up - analysis.landmark_months
+            if isinstance(max_follow_up, Mapping):
+                left = max_follow_up.get(analysis.label)
+                if left is None:
+                    continue
+            else:
+                left = max_follow_up - analysis.landmark_months
             if horizon > left:
-                after = f" after the {analysis.label} time zero" if analysis.landmark_months else ""
+                after = (
+                    "" if analysis.mode == "decision" else f" after the {analysis.label} time zero"
+                )
                 problems.append(
                     (
                         ("outcomes", "os", key),
@@ -913,7 +943,8 @@ def preflight(config: ExperimentConfig) -> DataFacts:
     """Every check that needs the data, before any fitting: ``inspect_data`` then
     ``check_config_against_data``. Returns the facts (with the loaded cohort for file data)."""
     facts = inspect_data(config)
-    check_config_against_data(config, facts.columns, facts.max_follow_up_months)
+    follow_up = facts.follow_up_by_analysis or facts.max_follow_up_months
+    check_config_against_data(config, facts.columns, follow_up)
     return facts
 
 
