@@ -325,7 +325,7 @@ class EstimatorSpec(_Strict):
 
     @property
     def outcome(self) -> str:
-        """ "os" or "crs": the outcome this estimator estimates effects on."""
+        """The outcome this estimator estimates effects on: "os" or "crs"."""
         return ESTIMATOR_KINDS[self.kind][1]
 
     def build(
