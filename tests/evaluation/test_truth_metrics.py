@@ -13,6 +13,7 @@ from hte.evaluation.truth_metrics import (
     mse,
     normalized_mse,
     share_excluding_zero,
+    truth_is_constant,
     truth_metrics,
 )
 
@@ -93,3 +94,13 @@ def test_truth_metrics_without_intervals_and_constant_truth():
     assert np.isnan(m["coverage"]) and np.isnan(m["normalized_mse"])
     assert m["mse"] == pytest.approx(np.mean((PRED - 1) ** 2))
     assert "no intervals" in m["note"] and "normalized_mse undefined" in m["note"]
+
+
+def test_round_off_in_a_null_truth_counts_as_constant():
+    # exact truths computed by quadrature carry ~1e-16 noise under the null; dividing by that
+    # variance would turn a good estimate into an astronomically bad normalized MSE
+    truth = np.array([0.0, 1e-16, -2e-17, 3.5e-15])
+    assert truth_is_constant(truth)
+    assert not truth_is_constant(np.array([0.0, 1e-3]))
+    with pytest.raises(ValueError, match="normalized"):
+        normalized_mse(np.zeros(4), truth)

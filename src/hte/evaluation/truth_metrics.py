@@ -41,6 +41,17 @@ def _bounds(lower, upper, n: int | None = None) -> tuple[np.ndarray, np.ndarray,
     return lo, hi, ok
 
 
+def truth_is_constant(truth) -> bool:
+    """True when the true effect does not vary beyond floating-point noise.
+
+    Exact truths computed by quadrature carry round-off (~1e-16) even when the effect is null, so
+    an exact ``Var == 0`` test would call such a truth heterogeneous and divide by ~1e-32.
+    """
+    t = np.asarray(truth, dtype=float)
+    scale = max(1.0, float(np.max(np.abs(t)))) if t.size else 1.0
+    return float(np.std(t)) <= 1e-9 * scale
+
+
 def mse(pred, truth) -> float:
     """Mean squared error of the per-patient effect."""
     p, t = _pair(pred, truth)
@@ -51,7 +62,7 @@ def normalized_mse(pred, truth) -> float:
     """MSE / Var(truth) (population variance): 0 is perfect, 1 = predicting the true mean."""
     p, t = _pair(pred, truth)
     var = float(np.var(t))
-    if var == 0.0:
+    if truth_is_constant(t):
         raise ValueError(
             "the true effect is the same for every patient (Var(truth) = 0), so the normalized "
             "MSE is undefined; use mse() instead"
@@ -99,12 +110,13 @@ def truth_metrics(estimate: EffectEstimate, truth) -> dict:
     lo, hi, ok = _bounds(estimate.lower, estimate.upper, t.shape[0])
     notes = []
     err = float(np.mean((p - t) ** 2))
-    if np.var(t) > 0:
+    constant = truth_is_constant(t)
+    if not constant:
         nmse = err / float(np.var(t))
     else:
         nmse = float("nan")
         notes.append("true effect is constant: normalized_mse undefined (see mse)")
-    if np.var(t) > 0 and np.var(p) > 0:
+    if not constant and np.var(p) > 0:
         corr = float(np.corrcoef(p, t)[0, 1])
     else:
         corr = float("nan")
