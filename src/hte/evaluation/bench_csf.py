@@ -1,6 +1,7 @@
 """Benchmark of the causal survival forest on the Cui et al. (2023) designs, and its scaling.
 
     python -m hte.evaluation.bench_csf [--reps 5] [--quick] [--skip-scaling | --scaling-only]
+    python -m hte.evaluation.bench_csf --sweep "" "min_samples_leaf=10" --reps 2   (settings)
 
 Accuracy: designs type1-4 (p = 5, n = 2,000, RMST at the design's horizon), a fixed test set of
 2,000 uniform covariate vectors with closed-form true CATE; per method the normalized MSE
@@ -18,6 +19,7 @@ Writes experiments/benchmarks/csf_cui2023.{csv,md} and csf_scaling.{csv,md}.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import resource
 import subprocess
@@ -221,6 +223,56 @@ def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
     return "\n".join(lines)
 
 
+def parse_config(text: str) -> dict:
+    """``"min_samples_leaf=10,grid_size=25"`` -> keyword arguments (values as Python literals)."""
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = item.partition("=")
+        try:
+            out[key.strip()] = ast.literal_eval(value.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = value.strip()
+    return out
+
+
+def run_sweep(configs: list[str], reps: int, n_test: int = 2000) -> pd.DataFrame:
+    """Forest settings side by side on the four designs (the runs that chose the defaults)."""
+    X_test = np.random.default_rng(99).uniform(size=(n_test, 5))
+    rows = []
+    for text in configs:
+        kw = parse_config(text)
+        for dgp in DGPS:
+            tau = true_cate(X_test, dgp, "rmst")
+            for rep in range(reps):
+                data = generate_cui2023(2000, 5, dgp, seed=100 + rep)
+                est = CausalSurvivalForest(
+                    target="rmst", horizon=data.horizon, random_state=rep, **kw
+                )
+                start = time.perf_counter()
+                est.fit(data.X, time=data.time, event=data.event, treatment=data.treatment)
+                seconds = time.perf_counter() - start
+                lo, hi = est.predict_interval(X_test)
+                rows.append(
+                    {
+                        "config": text,
+                        "dgp": dgp,
+                        "rep": rep,
+                        "nmse": float(np.mean((est.predict(X_test) - tau) ** 2) / np.var(tau)),
+                        "coverage": float(np.mean((lo <= tau) & (tau <= hi))),
+                        "fit_seconds": seconds,
+                    }
+                )
+        df = pd.DataFrame(rows)
+        last = df[df["config"] == text]
+        by = last.groupby("dgp")["nmse"].mean().round(3).to_dict()
+        print(
+            f"{text or 'defaults'}: NMSE {by} mean {last['nmse'].mean():.3f} "
+            f"coverage {last['coverage'].mean():.3f} fit {last['fit_seconds'].mean():.1f}s",
+            flush=True,
+        )
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------------
 # scaling
 # ------------------------------------------------------------------------------------------
@@ -272,10 +324,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scaling-only", action="store_true")
     parser.add_argument("--scaling-sizes", type=int, nargs="+", default=[2000, 10_000, 100_000])
     parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--sweep",
+        nargs="+",
+        metavar="CONFIG",
+        help='compare forest settings, e.g. --sweep "" "min_samples_leaf=10" (prints only)',
+    )
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
     if args.scaling_point:
         print(json.dumps(scaling_point(args.scaling_point)))
+        return
+    if args.sweep is not None:
+        run_sweep(args.sweep, args.reps)
         return
     command = "python -m hte.evaluation.bench_csf " + " ".join(argv or sys.argv[1:])
     args.out_dir.mkdir(parents=True, exist_ok=True)
