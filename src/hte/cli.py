@@ -93,5 +93,71 @@ def calibrate(
         raise typer.Exit(1)
 
 
+@app.command()
+def run(
+    config: Annotated[
+        Path, typer.Argument(help="Experiment config (YAML), e.g. configs/default.yaml.")
+    ],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set data.n=500 (repeatable)."),
+    ] = None,
+    output_root: Annotated[
+        Path | None, typer.Option(help="Write run folders here instead of output.root.")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar of the stages.")] = True,
+    models: Annotated[bool, typer.Option(help="Save fitted models (for hte predict).")] = True,
+) -> None:
+    """Run an experiment end to end and write its run folder (checks the config first)."""
+    from rich.markup import escape
+
+    from hte.config import ConfigError, load_config, preflight
+    from hte.pipeline import render_summary, run_experiment
+
+    try:
+        cfg = load_config(config, set_ or [])
+        preflight(cfg)
+    except ConfigError as exc:
+        err_console.print(f"[red]config error[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    result = run_experiment(cfg, output_root=output_root, progress=progress, write_models=models)
+    console.print(render_summary(result.metrics))
+    console.print(f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False)
+
+
+@app.command()
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by hte run.")],
+    data: Annotated[Path, typer.Argument(help="New patients (.csv or .parquet).")],
+    out: Annotated[Path, typer.Option(help="Output file (.csv or .parquet).")] = Path(
+        "effects.csv"
+    ),
+    analysis: Annotated[
+        str | None, typer.Option(help="Time-zero analysis of the run (default: its first).")
+    ] = None,
+) -> None:
+    """Score new patients with a run's fitted models: OS and CRS effects with intervals."""
+    from rich.markup import escape
+
+    from hte.pipeline import PredictError, predict_run
+    from hte.runs import ModelIntegrityError
+
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        err_console.print(f"cannot write {escape(str(out))}: use a .csv or .parquet file name")
+        raise typer.Exit(2)
+    try:
+        effects = predict_run(run_dir, data, analysis=analysis)
+    except (PredictError, ModelIntegrityError) as exc:
+        err_console.print(f"[red]cannot predict[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        effects.to_csv(out, index=False)
+    else:
+        effects.to_parquet(out, index=False)
+    n_models = sum(c.endswith("__effect") for c in effects.columns)
+    console.print(f"wrote effects of {n_models} model(s) for {len(effects)} patients to {out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()
