@@ -513,3 +513,62 @@ def test_preflight_of_a_file_uses_the_follow_up_left_after_each_time_zero(tmp_pa
     with pytest.raises(ConfigError, match="after the landmark_180d time zero"):
         preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound + 0.01}"]))
     preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound - 0.01}"]))
+
+
+# --------------------------------------------------------------------------------------------------
+# Sweep section (hte sweep)
+
+
+@pytest.mark.parametrize("name", ["bench.yaml", "sweep_small.yaml"])
+def test_shipped_sweep_config_loads_round_trips_and_passes_preflight(name):
+    config = load_config(CONFIGS / name)
+    resolved = json.loads(json.dumps(resolved_config_dict(config)))
+    assert ExperimentConfig.model_validate(resolved).model_dump() == config.model_dump()
+    assert config.sweep is not None and config.sweep.n_cells > 0
+    preflight(config)
+
+
+def test_bench_sweep_is_every_estimator_on_both_scenarios_at_n_2000_seeds_1_to_5():
+    sweep = load_config(CONFIGS / "bench.yaml").sweep
+    assert sweep.scenarios == ["default", "null_effect"] and sweep.sizes == [2000]
+    assert sweep.seeds == [1, 2, 3, 4, 5]
+    assert {e.kind for e in load_config(CONFIGS / "bench.yaml").estimators} == set(ESTIMATOR_KINDS)
+    assert sweep.n_cells == 2 * 1 * len(ESTIMATOR_KINDS) * 5
+
+
+def test_sweep_lists_left_out_take_the_config_values(tmp_path):
+    text = MINIMAL + "  - {name: logit, kind: logistic_interaction}\nsweep: {seeds: [3, 4]}\n"
+    config = load_config(write(tmp_path, text), ["seeds.global=9"])
+    sweep = config.sweep
+    assert sweep.estimators == ["cox", "logit"]  # every configured estimator
+    assert (sweep.scenarios, sweep.sizes, sweep.seeds) == (["default"], [200], [3, 4])
+    assert load_config(write(tmp_path, MINIMAL + "sweep: {}\n", "s.yaml")).sweep.seeds == [2024]
+    assert load_config(write(tmp_path, MINIMAL, "none.yaml")).sweep is None
+
+
+@pytest.mark.parametrize(
+    ("sweep", "key", "expected"),
+    [
+        ("  scenarios: [default, nul_effect]", "sweep.scenarios[1]",
+         "unknown scenario 'nul_effect'; choose from default, null_effect"),
+        ("  estimators: [cox, coxx]", "sweep.estimators[1]",
+         "'coxx' is not in the estimators section; did you mean 'cox'? (names: cox)"),
+        ("  sizes: [10]", "sweep.sizes[0]", "greater than or equal to 50 (got 10)"),
+        ("  seeds: [1, 2, 1]", "sweep.seeds", "sweep seeds entry 1 appears more than once"),
+        ("  seeds: []", "sweep.seeds", "at least 1 item"),
+        ("  sizes: [300]\n  seed: [1]", "sweep.seed", "unknown key; did you mean 'seeds'?"),
+    ],
+)  # fmt: skip
+def test_bad_sweep_section_is_named_with_its_line(tmp_path, sweep, key, expected):
+    text = MINIMAL + "sweep:\n" + sweep + "\n"
+    msg = config_error(write(tmp_path, text))
+    assert len(msg.splitlines()) == 1
+    marker = key.split(".")[-1].split("[")[0] + ":"
+    assert msg.startswith(f"{tmp_path / 'exp.yaml'} line {line_of(text, '  ' + marker)}: {key}: ")
+    assert expected in msg
+
+
+def test_sweep_needs_synthetic_data(tmp_path, user_export):
+    text = file_config(user_export) + "sweep: {seeds: [1]}\n"
+    msg = config_error(write(tmp_path, text))
+    assert f"line {line_of(text, 'sweep:')}: sweep: a sweep draws synthetic cohorts" in msg

@@ -18,6 +18,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import math
 import typing
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ __all__ = [
     "Outcomes",
     "Output",
     "Seeds",
+    "SweepSpec",
     "SyntheticData",
     "TimeZeroAnalysis",
     "check_config_against_data",
@@ -402,6 +404,45 @@ class Output(_Strict):
     root: Path = Path("experiments")
 
 
+class SweepSpec(_Strict):
+    """A grid of synthetic runs for ``hte sweep``: scenarios x sizes x estimators x seeds.
+
+    Each cell draws its own cohort (scenario, size, seed) and fits one estimator seeded with the
+    cell seed. ``estimators`` names entries of the config's ``estimators`` list (null: all of
+    them); null ``scenarios``/``sizes``/``seeds`` use data.scenario, data.n and seeds.global.
+    """
+
+    scenarios: list[str] | None = Field(None, min_length=1)
+    sizes: list[Annotated[int, Field(ge=50)]] | None = Field(None, min_length=1)
+    estimators: list[str] | None = Field(None, min_length=1)
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
+
+    @field_validator("scenarios")
+    @classmethod
+    def _known_scenarios(cls, value: list[str] | None) -> list[str] | None:
+        for i, name in enumerate(value or []):
+            if name not in SCENARIOS:
+                raise PydanticCustomError(
+                    "unknown_sweep_item",
+                    "unknown scenario {item}; choose from {choices}",
+                    {"index": i, "item": repr(name), "choices": ", ".join(SCENARIOS)},
+                )
+        return value
+
+    @field_validator("scenarios", "sizes", "estimators", "seeds")
+    @classmethod
+    def _no_repeats(cls, value: list | None, info: ValidationInfo) -> list | None:
+        if value is not None:
+            _require_unique(value, f"sweep {info.field_name} entry", "list each once")
+        return value
+
+    @property
+    def n_cells(self) -> int:
+        """Cells in the grid (after the config has filled in the defaults)."""
+        lists = (self.scenarios, self.sizes, self.estimators, self.seeds)
+        return math.prod(len(x or []) for x in lists)
+
+
 KeyPath = tuple[str | int, ...]
 
 
@@ -443,6 +484,7 @@ class ExperimentConfig(_Strict):
     explanation: Explanation = Field(default_factory=Explanation)
     seeds: Seeds = Field(default_factory=Seeds)
     output: Output = Field(default_factory=Output)
+    sweep: SweepSpec | None = None
 
     _source: _Source | None = PrivateAttr(default=None)
 
@@ -488,6 +530,37 @@ class ExperimentConfig(_Strict):
         if isinstance(self.data, SyntheticData) and self.data.seed is None:
             self.data = self.data.model_copy(update={"seed": self.seeds.global_seed})
         return self
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_on_this_config(cls, value: SweepSpec | None, info: ValidationInfo) -> object:
+        """Sweep estimators name configured estimators; null lists take this config's values."""
+        if value is None:
+            return value
+        data, estimators = info.data.get("data"), info.data.get("estimators")
+        if data is not None and not isinstance(data, SyntheticData):
+            raise ValueError(
+                "a sweep draws synthetic cohorts (scenarios x sizes); set data.source: synthetic"
+            )
+        if estimators is None:  # the estimators section itself is wrong: reported there
+            return value
+        names = [e.name for e in estimators]
+        for i, name in enumerate(value.estimators or []):
+            if name not in names:
+                raise PydanticCustomError(
+                    "unknown_sweep_item",
+                    "{item} is not in the estimators section{hint} (names: {choices})",
+                    {"index": i, "item": repr(name), "hint": _did_you_mean(name, names),
+                     "choices": ", ".join(names), "field": "estimators"},
+                )  # fmt: skip
+        defaults = {"estimators": names}
+        if data is not None:
+            defaults |= {"scenarios": [data.scenario], "sizes": [data.n]}
+        seeds = info.data.get("seeds")
+        if seeds is not None:
+            defaults["seeds"] = [seeds.global_seed]
+        fill = {k: v for k, v in defaults.items() if getattr(value, k) is None}
+        return value.model_copy(update=fill)
 
     @property
     def seed(self) -> int:
@@ -658,6 +731,8 @@ def _describe(exc: ValidationError, raw: dict, source: _Source) -> str:
             path = (*path, ctx["param"])
         elif err["type"] == "outcome_disabled":
             path = (*path, ctx["index"])
+        elif err["type"] == "unknown_sweep_item":
+            path = (*path, ctx["field"], ctx["index"]) if "field" in ctx else (*path, ctx["index"])
         line = f"{source.where(path)}: {_dotted(path)}: {_message(err, path, raw)}"
         if line not in seen:
             seen.add(line)
@@ -715,6 +790,7 @@ _SELF_DESCRIBED = {
     "parameter_type",
     "outcome_disabled",
     "column_map_file",
+    "unknown_sweep_item",
 }
 
 
