@@ -122,7 +122,9 @@ def run(
         raise typer.Exit(1) from None
     result = run_experiment(cfg, output_root=output_root, progress=progress, write_models=models)
     console.print(render_summary(result.metrics))
-    console.print(f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False)
+    console.print(
+        f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True
+    )
 
 
 @app.command()
@@ -157,6 +159,69 @@ def predict(
         effects.to_parquet(out, index=False)
     n_models = sum(c.endswith("__effect") for c in effects.columns)
     console.print(f"wrote effects of {n_models} model(s) for {len(effects)} patients to {out}")
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path,
+        typer.Argument(help="Experiment config with a sweep section, e.g. configs/bench.yaml."),
+    ],
+    workers: Annotated[
+        int, typer.Option(help="Worker processes of the local dask cluster.", min=1)
+    ] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Use a running dask scheduler instead: tcp://HOST:PORT."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Sweep folder (default: <output.root>/<name>/sweep)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set sweep.seeds=[1,2] (repeatable)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar of cells.")] = True,
+) -> None:
+    """Run a grid (scenarios x sizes x estimators x seeds) on dask; skip cells already done."""
+    import shlex
+
+    from rich.markup import escape
+
+    from hte.config import ConfigError, load_config
+    from hte.sweep import render_sweep_summary, run_sweep
+
+    try:
+        cfg = load_config(config, set_ or [])
+    except ConfigError as exc:
+        err_console.print(f"[red]config error[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    if cfg.sweep is None:
+        err_console.print(
+            f"[red]config error[/red]: {escape(str(config))} has no sweep section "
+            "(see configs/sweep_small.yaml)",
+            highlight=False,
+        )
+        raise typer.Exit(1)
+    words = ["hte", "sweep", str(config), "--workers", str(workers)]
+    words += ["--scheduler", scheduler] if scheduler else []
+    words += ["--out", str(out)] if out is not None else []
+    words += [w for item in set_ or [] for w in ("--set", item)]
+    result = run_sweep(
+        cfg,
+        workers=workers,
+        scheduler_address=scheduler,
+        out_dir=out,
+        progress=progress,
+        command=shlex.join(words),
+    )
+    console.print(render_sweep_summary(result))
+    console.print(
+        f"{result.n_cells} cells: {result.n_run} run, {result.n_skipped} already done, "
+        f"{result.n_failed} failed (retried on a rerun)"
+    )
+    console.print(f"sweep folder: [bold]{escape(str(result.out_dir))}[/bold]", highlight=False)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,22 +1,20 @@
-"""The synthetic-truth benchmark harness: cells produce scored rows, and failures are recorded."""
+"""The scoring of one fit against the simulated truth (shared by every sweep cell), failures
+recorded rather than raised, and the summary over seeds."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from hte.data.simulate import simulate_cohort
+from hte.design.design_matrix import build_design_matrix, treatment_array
 from hte.estimators import CoxInteractionModel, LogisticInteractionModel
 from hte.evaluation.bench_synthetic import (
-    ESTIMATORS,
-    EstimatorSpec,
+    BENCH_ESTIMATORS,
     markdown_table,
-    run_cell,
+    score_fit,
     summarize,
-)
-
-CHEAP = (
-    EstimatorSpec(
-        "cox_interaction", "os", lambda t, h, s: CoxInteractionModel(target=t, horizon=h)
-    ),
-    EstimatorSpec("logistic_interaction", "crs", lambda t, h, s: LogisticInteractionModel()),
+    summary_markdown,
+    truth_column,
 )
 
 
@@ -25,36 +23,77 @@ class _Broken:
         raise RuntimeError("deliberately broken")
 
 
-def test_cell_scores_each_estimator_and_target_against_truth():
-    rows = run_cell("default", seed=3, n=600, estimators=CHEAP)
-    frame = pd.DataFrame(rows)
-    assert list(frame["target"]) == ["rmst", "survival", "crs"]
-    assert "error" not in frame.columns
-    # the Cox interaction model tracks the true OS effect on this cohort: a harness that scored
-    # against the wrong truth column (or the wrong patients) would give correlation near 0
-    assert (frame.loc[frame.estimator == "cox_interaction", "correlation"] > 0.3).all()
-    assert np.isfinite(frame["normalized_mse"]).all()
-    assert (frame["fit_seconds"] > 0).all()
+def _data(scenario: str, seed: int, n: int):
+    cohort = simulate_cohort(n=n, seed=seed, scenario=scenario)
+    return build_design_matrix(cohort).X, cohort, treatment_array(cohort)
 
 
-def test_a_failing_estimator_is_recorded_and_the_others_go_on():
-    broken = EstimatorSpec("broken", "os", lambda t, h, s: _Broken())
-    rows = run_cell("default", seed=3, n=400, estimators=(broken, CHEAP[1]))
-    frame = pd.DataFrame(rows)
-    failed = frame[frame.estimator == "broken"]
-    assert len(failed) == 2 and failed["error"].str.contains("deliberately broken").all()
-    assert frame.loc[frame.estimator == "logistic_interaction", "error"].isna().all()
+def test_score_fit_scores_each_target_against_its_truth_column():
+    X, cohort, w = _data("default", seed=3, n=600)
+    rows = {
+        "rmst": score_fit(
+            lambda: CoxInteractionModel(target="rmst", horizon=24.0),
+            "os",
+            "rmst",
+            24.0,
+            X,
+            cohort,
+            w,
+        ),
+        "survival": score_fit(
+            lambda: CoxInteractionModel(target="survival", horizon=12.0),
+            "os",
+            "survival",
+            12.0,
+            X,
+            cohort,
+            w,
+        ),
+        "crs": score_fit(LogisticInteractionModel, "crs", "crs", None, X, cohort, w),
+    }
+    for row in rows.values():
+        assert "error" not in row
+        assert np.isfinite(row["normalized_mse"]) and row["fit_seconds"] > 0
+        assert row["n_analysed"] == 600
+    # the Cox interaction model tracks the true OS effect on this cohort: a scorer reading the
+    # wrong truth column (or the wrong patients) would give a correlation near 0
+    assert rows["rmst"]["correlation"] > 0.3 and rows["survival"]["correlation"] > 0.3
+    # scored against the right column: the reported true ATE is that column's mean
+    assert rows["crs"]["ate_true"] == pytest.approx(cohort["true_cate_crs"].mean())
+
+
+def test_a_failing_estimator_is_recorded_not_raised():
+    X, cohort, w = _data("default", seed=3, n=300)
+    row = score_fit(_Broken, "os", "rmst", 24.0, X, cohort, w)
+    assert row["error"] == "RuntimeError: deliberately broken" and row["fit_seconds"] >= 0
+
+
+def test_a_target_without_truth_is_an_error_naming_the_known_ones():
+    with pytest.raises(ValueError, match="no true effect for rmst at 36 months"):
+        truth_column("rmst", 36)
+    assert truth_column("crs_g3", None) == "true_cate_crs_g3"
 
 
 def test_null_effect_has_no_normalized_mse_and_summary_averages_seeds():
-    rows = run_cell("null_effect", seed=1, n=400, estimators=CHEAP[:1])
-    rows += run_cell("null_effect", seed=2, n=400, estimators=CHEAP[:1])
+    rows = []
+    for seed in (1, 2):
+        X, cohort, w = _data("null_effect", seed=seed, n=400)
+        make = lambda: CoxInteractionModel(target="rmst", horizon=24.0)  # noqa: E731
+        rows.append({"scenario": "null_effect", "estimator": "cox", "target": "rmst", "seed": seed}
+                    | score_fit(make, "os", "rmst", 24.0, X, cohort, w))  # fmt: skip
+    rows.append({"scenario": "null_effect", "estimator": "cox", "target": "rmst", "seed": 3,
+                 "error": "RuntimeError: x"})  # fmt: skip
     summary = summarize(pd.DataFrame(rows))
-    assert set(summary["runs"]) == {2}
+    assert summary[["runs", "failed"]].values.tolist() == [[2, 1]]
     assert summary["normalized_mse"].isna().all()  # Var(true CATE) = 0 under the null
+    assert summary["mse"].iloc[0] == pytest.approx(np.mean([r["mse"] for r in rows[:2]]))
     assert "| scenario |" in markdown_table(summary)
+    assert "Measured with `cmd`" in summary_markdown(summary, "cmd", "t")
 
 
-def test_every_registered_estimator_has_a_known_outcome():
-    assert {spec.outcome for spec in ESTIMATORS} == {"os", "crs"}
-    assert len({spec.name for spec in ESTIMATORS}) == len(ESTIMATORS)
+def test_every_bench_estimator_is_a_valid_config_entry():
+    from hte.config import EstimatorSpec
+
+    specs = [EstimatorSpec.model_validate(e) for e in BENCH_ESTIMATORS]
+    assert {s.outcome for s in specs} == {"os", "crs"}
+    assert len({s.name for s in specs}) == len(specs)

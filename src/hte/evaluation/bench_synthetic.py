@@ -3,171 +3,142 @@
 For each scenario (``default``, ``null_effect``) and seed, draw a cohort of n patients, encode its
 covariates, fit each estimator on the observed data only, and score its per-patient effects against
 the cohort's ``true_*`` columns (normalized MSE, 95% interval coverage, ATE bias, share of intervals
-excluding zero) with the fit time. Results: one tidy CSV row per (scenario, seed, estimator, target)
-and a markdown summary averaged over seeds.
+excluding zero) with the fit time. Results: one tidy row per (scenario, size, estimator, seed,
+target) and a markdown summary averaged over seeds.
 
-    python -m hte.evaluation.bench_synthetic [--n 2000] [--seeds 5] [--out experiments/benchmarks]
+The grid runs as an ``hte sweep`` (hte.sweep, on dask.distributed); this module holds the scoring
+of one fit that every sweep cell uses, the summary, and a thin command-line wrapper:
+
+    python -m hte.evaluation.bench_synthetic [--n 2000] [--seeds 5] [--workers 2]
+        [--out experiments/benchmarks/synthetic_truth]
+
+which is the same grid as ``hte sweep configs/bench.yaml``.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from hte.data.columns import CRS, DEATH, OS_MONTHS
-from hte.data.simulate import simulate_cohort
-from hte.design.design_matrix import build_design_matrix, treatment_array
-from hte.estimators import (
-    CausalSurvivalForest,
-    CoxInteractionModel,
-    CRSCausalForest,
-    LogisticInteractionModel,
-    SLearnerSurvival,
-    SurvivalDRLearner,
-    TLearnerSurvival,
-)
+from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.evaluation.truth_metrics import truth_metrics
 
-# (target, horizon in months, truth column) per outcome, as in DESIGN.md section 3.
-OS_TARGETS = (("rmst", 24.0, "true_cate_rmst24"), ("survival", 12.0, "true_cate_surv12"))
-CRS_TARGET = ("crs", None, "true_cate_crs")
+# (target, horizon in months) -> the simulated cohort's true CATE column (DESIGN.md section 3).
+TRUTH_COLUMNS: dict[tuple[str, float | None], str] = {
+    ("rmst", 24.0): "true_cate_rmst24",
+    ("survival", 12.0): "true_cate_surv12",
+    ("crs", None): "true_cate_crs",
+    ("crs_g3", None): "true_cate_crs_g3",
+}
 
+# The benchmark's estimators, as config entries (class defaults; configs/bench.yaml lists the same).
+BENCH_ESTIMATORS: tuple[dict[str, Any], ...] = (
+    {"name": "causal_survival_forest", "kind": "causal_survival_forest"},
+    {"name": "dr_learner", "kind": "dr_learner"},
+    {"name": "t_learner_rsf", "kind": "t_learner", "params": {"base_learner": "rsf"}},
+    {"name": "s_learner_gbsa", "kind": "s_learner", "params": {"base_learner": "gbsa"}},
+    {"name": "cox_interaction", "kind": "cox_interaction"},
+    {"name": "crs_causal_forest", "kind": "crs_causal_forest"},
+    {"name": "logistic_interaction", "kind": "logistic_interaction"},
+)
+BENCH_SCENARIOS = ("default", "null_effect")
 
-@dataclass(frozen=True)
-class EstimatorSpec:
-    """One estimator of the benchmark: its outcome ("os" or "crs") and how to build it."""
-
-    name: str
-    outcome: str
-    make: Callable[..., object]  # (target, horizon, seed) -> unfitted estimator
-
-
-ESTIMATORS: tuple[EstimatorSpec, ...] = (
-    EstimatorSpec(
-        "causal_survival_forest",
-        "os",
-        lambda target, horizon, seed: CausalSurvivalForest(
-            target=target, horizon=horizon, random_state=seed
-        ),
-    ),
-    EstimatorSpec(
-        "dr_learner",
-        "os",
-        lambda target, horizon, seed: SurvivalDRLearner(
-            target=target, horizon=horizon, random_state=seed
-        ),
-    ),
-    EstimatorSpec(
-        "t_learner_rsf",
-        "os",
-        lambda target, horizon, seed: TLearnerSurvival(
-            "rsf", target=target, horizon=horizon, random_state=seed
-        ),
-    ),
-    EstimatorSpec(
-        "s_learner_gbsa",
-        "os",
-        lambda target, horizon, seed: SLearnerSurvival(
-            "gbsa", target=target, horizon=horizon, random_state=seed
-        ),
-    ),
-    EstimatorSpec(
-        "cox_interaction",
-        "os",
-        lambda target, horizon, seed: CoxInteractionModel(target=target, horizon=horizon),
-    ),
-    EstimatorSpec(
-        "crs_causal_forest",
-        "crs",
-        lambda target, horizon, seed: CRSCausalForest(random_state=seed),
-    ),
-    EstimatorSpec(
-        "logistic_interaction",
-        "crs",
-        lambda target, horizon, seed: LogisticInteractionModel(),
-    ),
+SUMMARY_METRICS = (
+    "normalized_mse",
+    "mse",
+    "correlation",
+    "coverage",
+    "mean_width",
+    "ate_bias",
+    "share_excluding_zero",
+    "fit_seconds",
 )
 
 
-def _fit(spec: EstimatorSpec, estimator, X: pd.DataFrame, cohort: pd.DataFrame, w: np.ndarray):
-    if spec.outcome == "os":
+def truth_column(target: str, horizon: float | None) -> str:
+    """The true_* column holding the true effect for a target at a horizon (months)."""
+    key = (target, None if horizon is None else float(horizon))
+    if key not in TRUTH_COLUMNS:
+        known = ", ".join(t if h is None else f"{t} at {h:g} months" for t, h in TRUTH_COLUMNS)
+        at = "" if horizon is None else f" at {horizon:g} months"
+        raise ValueError(f"the simulated cohort has no true effect for {target}{at} (has: {known})")
+    return TRUTH_COLUMNS[key]
+
+
+def fit_estimator(estimator, outcome: str, target: str, X: pd.DataFrame, cohort: pd.DataFrame, w):
+    """Fit an OS estimator on (os_months, death) or a CRS estimator on crs (and crs_grade)."""
+    if outcome == "os":
         return estimator.fit(
             X,
             time=cohort[OS_MONTHS].to_numpy(float),
             event=cohort[DEATH].to_numpy(bool),
             treatment=w,
         )
-    return estimator.fit(X, crs=cohort[CRS].to_numpy(int), treatment=w)
+    grade = cohort[CRS_GRADE].to_numpy(float) if target == "crs_g3" else None
+    return estimator.fit(X, crs=cohort[CRS].to_numpy(int), treatment=w, crs_grade=grade)
 
 
-def run_cell(
-    scenario: str, seed: int, n: int, estimators: tuple[EstimatorSpec, ...] = ESTIMATORS
-) -> list[dict]:
-    """Fit every estimator on one simulated cohort; one result row per estimator and target.
+def score_fit(
+    make: Callable[[], object],
+    outcome: str,
+    target: str,
+    horizon: float | None,
+    X: pd.DataFrame,
+    cohort: pd.DataFrame,
+    w: np.ndarray,
+    *,
+    alpha: float = 0.05,
+) -> dict[str, Any]:
+    """Build, fit and score one estimator for one target against the cohort's true effect.
 
-    A failing estimator is recorded with its error and the others go on.
+    Returns ``fit_seconds`` plus the truth metrics (``n_analysed`` = patients scored), or
+    ``fit_seconds`` plus ``error`` ("Type: message") when anything fails: recorded, not raised, so
+    one broken estimator never stops a benchmark.
     """
-    cohort = simulate_cohort(n=n, seed=seed, scenario=scenario)
-    X = build_design_matrix(cohort).X
-    w = treatment_array(cohort)
-    rows = []
-    for spec in estimators:
-        targets = OS_TARGETS if spec.outcome == "os" else (CRS_TARGET,)
-        for target, horizon, truth_column in targets:
-            row = {
-                "scenario": scenario,
-                "seed": seed,
-                "n": n,
-                "estimator": spec.name,
-                "target": target,
-                "horizon": horizon,
-            }
-            started = time.perf_counter()
-            try:
-                fitted = _fit(spec, spec.make(target, horizon, seed), X, cohort, w)
-                row["fit_seconds"] = time.perf_counter() - started
-                estimate = fitted.estimate(X, alpha=0.05)
-                metrics = truth_metrics(estimate, cohort[truth_column].to_numpy(float))
-                for key in ("estimator", "target", "horizon", "n"):
-                    metrics.pop(key, None)
-                row.update(metrics)
-            except Exception as exc:  # recorded, not hidden: the table shows the error
-                row["fit_seconds"] = time.perf_counter() - started
-                row["error"] = f"{type(exc).__name__}: {exc}"
-            rows.append(row)
-    return rows
+    started = time.perf_counter()
+    row: dict[str, Any] = {}
+    try:
+        truth = cohort[truth_column(target, horizon)].to_numpy(float)
+        fitted = fit_estimator(make(), outcome, target, X, cohort, w)
+        row["fit_seconds"] = time.perf_counter() - started
+        metrics = truth_metrics(fitted.estimate(X, alpha=alpha), truth)
+        for key in ("estimator", "target", "horizon"):
+            metrics.pop(key, None)
+        metrics["n_analysed"] = metrics.pop("n")
+        row.update(metrics)
+    except Exception as exc:  # recorded, not hidden: the table shows the error
+        row["fit_seconds"] = time.perf_counter() - started
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    return row
 
 
-def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds per scenario, estimator and target."""
-    metrics = [
-        c
-        for c in (
-            "normalized_mse",
-            "mse",
-            "correlation",
-            "coverage",
-            "mean_width",
-            "ate_bias",
-            "share_excluding_zero",
-            "fit_seconds",
-        )
-        if c in results.columns
-    ]
-    grouped = results.groupby(["scenario", "target", "estimator"], sort=False)
-    summary = grouped[metrics].mean(numeric_only=True)
-    summary["runs"] = grouped.size()
+def summarize(results: pd.DataFrame, by: Sequence[str] | None = None) -> pd.DataFrame:
+    """Mean over seeds of each metric per group (default: scenario, size, time zero, estimator,
+    target, horizon: those present); ``runs`` counts scored rows, ``failed`` rows with an error."""
+    if by is None:
+        candidates = ("scenario", "size", "time_zero", "estimator", "target", "horizon")
+        by = [c for c in candidates if c in results.columns]
+    by = list(by)
+    metrics = [c for c in SUMMARY_METRICS if c in results.columns]
+    failed = (
+        results["error"].notna() if "error" in results.columns else pd.Series(False, results.index)
+    )
+    frame = results.assign(_ok=~failed, _failed=failed)
+    grouped = frame.groupby(by, sort=False, dropna=False)
+    summary = grouped[metrics].mean(numeric_only=True) if metrics else grouped.size().to_frame()[[]]
+    summary["runs"] = grouped["_ok"].sum().astype(int)
+    summary["failed"] = grouped["_failed"].sum().astype(int)
     return summary.reset_index()
 
 
 def markdown_table(frame: pd.DataFrame) -> str:
-    """A plain markdown table; floats to 3 decimals."""
+    """A plain markdown table; floats to 3 decimals, NaN as an empty cell."""
 
     def cell(value) -> str:
         if isinstance(value, float):
@@ -180,14 +151,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def _markdown(summary: pd.DataFrame, command: str) -> str:
+def summary_markdown(summary: pd.DataFrame, command: str, title: str) -> str:
+    """The summary as a markdown page: title, the exact command, what the columns mean, table."""
     lines = [
-        "# Estimators against the synthetic truth",
+        f"# {title}",
         "",
         f"Measured with `{command}` (mean over seeds).",
         "normalized_mse = MSE(CATE) / Var(true CATE) (NaN on null_effect, where Var = 0: see mse);",
         "coverage = share of patients whose 95% interval holds the true CATE (NaN: no intervals);",
-        "share_excluding_zero = share of intervals that exclude 0 (on null_effect, false positives).",
+        "share_excluding_zero = share of intervals that exclude 0 (on null_effect, false positives);",
+        "runs = seeds scored; failed = seeds whose fit failed (see the error column of results.csv).",
         "",
         markdown_table(summary),
         "",
@@ -195,27 +168,51 @@ def _markdown(summary: pd.DataFrame, command: str) -> str:
     return "\n".join(lines)
 
 
+def bench_config(
+    n: int = 2000, seeds: int = 5, scenarios: Sequence[str] = BENCH_SCENARIOS, name: str = "bench"
+):
+    """The benchmark as a sweep config (the grid of configs/bench.yaml with these n and seeds)."""
+    from hte.config import ExperimentConfig
+
+    return ExperimentConfig.model_validate(
+        {
+            "name": name,
+            "description": "Every estimator against the synthetic truth (make bench).",
+            "data": {"source": "synthetic", "scenario": scenarios[0], "n": n},
+            "time_zero": ["decision"],
+            "outcomes": {"crs": {"grade3": False}},
+            "estimators": [dict(e) for e in BENCH_ESTIMATORS],
+            "evaluation": {"truth_metrics": True},
+            "explanation": {"shap": False, "subgroup_rules": False},
+            "sweep": {
+                "scenarios": list(scenarios),
+                "sizes": [n],
+                "seeds": list(range(1, seeds + 1)),
+            },
+        }
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark grid as a sweep on a local dask cluster (see the module docstring)."""
+    from hte.sweep import run_sweep
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--scenarios", nargs="+", default=["default", "null_effect"])
-    parser.add_argument("--out", type=Path, default=Path("experiments/benchmarks"))
+    parser.add_argument("--scenarios", nargs="+", default=list(BENCH_SCENARIOS))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=Path("experiments/benchmarks/synthetic_truth"))
     args = parser.parse_args(argv)
-    rows: list[dict] = []
-    for scenario in args.scenarios:
-        for seed in range(1, args.seeds + 1):
-            rows.extend(run_cell(scenario, seed, args.n))
-            print(f"done: {scenario} seed {seed}", flush=True)
-    results = pd.DataFrame(rows)
-    args.out.mkdir(parents=True, exist_ok=True)
-    results.to_csv(args.out / "synthetic_truth.csv", index=False)
     command = (
         f"python -m hte.evaluation.bench_synthetic --n {args.n} --seeds {args.seeds} "
-        f"--scenarios {' '.join(args.scenarios)}"
+        f"--scenarios {' '.join(args.scenarios)} --workers {args.workers} --out {args.out}"
     )
-    (args.out / "synthetic_truth.md").write_text(_markdown(summarize(results), command))
-    print(summarize(results).to_string(index=False))
+    config = bench_config(args.n, args.seeds, args.scenarios)
+    result = run_sweep(
+        config, workers=args.workers, out_dir=args.out, command=command, progress=True
+    )
+    print(result.summary.to_string(index=False))
 
 
 if __name__ == "__main__":
