@@ -42,6 +42,7 @@ from hte.data.columns import (
     CRS,
     CRS_GRADE,
     DEATH,
+    INFUSION_DAY,
     OS_MONTHS,
     PATIENT_ID,
     TREATMENT,
@@ -406,7 +407,7 @@ def effects_frame(data: AnalysisData, fits: list[FittedEffect]) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def estimator_summary(fit: FittedEffect, alpha: float) -> dict:
+def estimator_summary(fit: FittedEffect, alpha: float, X: pd.DataFrame | None = None) -> dict:
     """Average of the per-patient effects, with an interval for the average where the estimator
     offers one (causal survival forest: AIPW over its cross-fitted scores; CRS forest: econml's
     average-effect inference)."""
@@ -429,26 +430,27 @@ def estimator_summary(fit: FittedEffect, alpha: float) -> dict:
         "share_excluding_zero": float(np.mean((lo[ok] > 0) | (hi[ok] < 0))) if ok.any() else None,
         "share_with_interval": float(ok.mean()),
     }
-    average = _average_interval(fit, alpha)
+    average = _average_interval(fit, X, alpha)
     if average is not None:
         out["average"] = average
     return out
 
 
-def _average_interval(fit: FittedEffect, alpha: float) -> dict | None:
+def _average_interval(fit: FittedEffect, X: pd.DataFrame | None, alpha: float) -> dict | None:
     model = fit.model
     try:
         if hasattr(model, "average_effect"):
             est, lo, hi = model.average_effect(alpha=alpha)
             return {"estimate": est, "lower": lo, "upper": hi, "method": "AIPW on forest scores"}
         inner = getattr(model, "model_", None)
-        if inner is not None and hasattr(inner, "ate_interval") and hasattr(inner, "ate_"):
-            lo, hi = inner.ate_interval(alpha=alpha)
+        if X is not None and inner is not None and hasattr(inner, "ate_interval"):
+            arr = X.to_numpy(dtype=float)
+            lo, hi = inner.ate_interval(arr, alpha=alpha)
             return {
-                "estimate": float(np.ravel(inner.ate_)[0]),
+                "estimate": float(np.ravel(inner.ate(arr))[0]),
                 "lower": float(np.ravel(lo)[0]),
                 "upper": float(np.ravel(hi)[0]),
-                "method": "econml average-effect inference",
+                "method": "econml average-effect inference over the analysed patients",
             }
     except Exception as exc:  # an optional extra: say why it is absent
         log.warning("no average interval for %s: %s", fit.key, exc)
@@ -731,7 +733,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         frames.append(effects_frame(data, fits))
         estimators: dict[str, dict] = {}
         for fit in fits:
-            summary = estimator_summary(fit, config.evaluation.alpha)
+            summary = estimator_summary(fit, config.evaluation.alpha, data.X)
             if with_truth:
                 truth = truth_summary(fit, data.cohort)
                 if truth is not None:
@@ -828,8 +830,10 @@ def load_run_config(run_dir: Path) -> ExperimentConfig:
 
 
 def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
-    """New patients validated by hte.data's schema, through the run's column map when the run was
-    on a file. Outcomes and treatment are not needed (they are not used for scoring)."""
+    """New patients' covariates validated by hte.data's schema (types, ranges, codes), through the
+    run's column map when the run was on a file. Treatment, outcomes and infusion_day are not
+    used for scoring: they are dropped, and placeholders stand in for the schema's table rules
+    (both arms, an outcome) during validation only."""
     from hte.data.load import CohortFileError, read_table
     from hte.data.schema import CohortValidationError, validate_cohort
 
@@ -837,28 +841,29 @@ def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
     id_column = PATIENT_ID
     if column_map is not None:
         id_column = next((k for k, v in column_map.columns.items() if v == PATIENT_ID), id_column)
+    unused = [TREATMENT, OS_MONTHS, DEATH, CRS, CRS_GRADE, INFUSION_DAY]
     try:
         raw = read_table(path, text_columns=(id_column,))
         if column_map is not None:
             present = set(map(str, raw.columns))
-            outcome_like = {OS_MONTHS, DEATH, CRS, CRS_GRADE, TREATMENT}
-            # outcome columns of the map are optional in new data: map only what is there
-            kept = {s: t for s, t in column_map.columns.items() if s in present or t not in
-                    outcome_like}  # fmt: skip
+            # columns the scoring does not use may be absent from new data
+            kept = {s: t for s, t in column_map.columns.items() if s in present or t not in unused}
             raw = column_map.model_copy(update={"columns": kept}).apply(raw)
-        placeholders = []
-        if TREATMENT not in raw.columns:
-            raw[TREATMENT] = "tec"
-            placeholders.append(TREATMENT)
-        if not {OS_MONTHS, DEATH, CRS} & set(raw.columns):
-            raw[CRS] = False
-            placeholders.append(CRS)
-        cohort = validate_cohort(raw)
+        raw = raw.drop(columns=[c for c in unused if c in raw.columns])
+        n = len(raw)
+        frame = raw
+        if n == 1 and PATIENT_ID in raw.columns:  # a second row, so both arms can be present
+            twin = raw.assign(**{PATIENT_ID: raw[PATIENT_ID].astype(str) + " (copy)"})
+            frame = pd.concat([raw, twin], ignore_index=True)
+        frame = frame.assign(
+            **{TREATMENT: np.where(np.arange(len(frame)) % 2 == 0, "cart", "tec"), CRS: False}
+        )
+        cohort = validate_cohort(frame).iloc[:n]
     except CohortFileError as exc:
         raise PredictError(f"cannot read {path}: {exc}") from None
     except CohortValidationError as exc:
         raise PredictError(f"{path} does not fit the cohort schema:\n{exc}") from None
-    return cohort.drop(columns=placeholders)
+    return cohort.drop(columns=[TREATMENT, CRS]).reset_index(drop=True)
 
 
 def predict_run(
@@ -895,8 +900,6 @@ def predict_run(
         PATIENT_ID: cohort[PATIENT_ID].astype(str).to_numpy(),
         ANALYSIS: np.full(len(cohort), label, dtype=object),
     }
-    if TREATMENT in cohort.columns:
-        out[TREATMENT] = cohort[TREATMENT].astype(str).to_numpy()
     order = {spec.name: i for i, spec in enumerate(config.estimators)}
     for path, entry in sorted(
         entries.items(), key=lambda kv: (order.get(kv[1].get("estimator"), -1), kv[0])
@@ -922,6 +925,14 @@ def _num(x, digits: int = 3) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
+def _ci(lo, hi, digits: int = 3) -> str:
+    return "" if lo is None or hi is None else f"[{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def _target_label(target: str, horizon) -> str:
+    return f"{target} {horizon:g}mo" if horizon else target
+
+
 def render_summary(metrics: dict):
     """Rich tables for the console: per analysis, estimator x target averages (with the interval
     of the average where available and the truth when known), the IPTW baselines, and the
@@ -936,38 +947,40 @@ def render_summary(metrics: dict):
             f" ({excluded} excluded)" if excluded else ""
         )
         table = Table(title=title, title_justify="left")
-        for col in ("estimator", "target", "mean effect", "95% CI of average", "true ATE",
-                    "nMSE", "coverage"):  # fmt: skip
-            table.add_column(col, justify="left" if col in ("estimator", "target") else "right")
+        table.add_column("estimator", no_wrap=True)
+        table.add_column("target", no_wrap=True)
+        for col in ("mean", "95% CI of mean", "truth", "nMSE", "cover"):
+            table.add_column(col, justify="right", no_wrap=True)
         for name, by_target in a["estimators"].items():
             for target, s in by_target.items():
-                tgt = target + (f" {s['horizon']:g}mo" if s.get("horizon") else "")
+                tgt = _target_label(target, s.get("horizon"))
                 if "error" in s:
-                    table.add_row(name, tgt, "[red]failed[/red]", s["error"][:40], "", "", "")
+                    table.add_row(name, tgt, "[red]failed[/red]", "see metrics.json", "", "", "")
                     continue
-                avg = s.get("average")
-                ci = f"{_num(avg['lower'])} to {_num(avg['upper'])}" if avg else ""
+                avg = s.get("average") or {}
                 truth = s.get("truth", {})
                 table.add_row(
-                    name, tgt, _num(s["mean_effect"]), ci, _num(truth.get("ate_true")),
-                    _num(truth.get("normalized_mse"), 2), _num(truth.get("coverage"), 2),
+                    name, tgt, _num(s["mean_effect"]), _ci(avg.get("lower"), avg.get("upper")),
+                    _num(truth.get("ate_true")), _num(truth.get("normalized_mse"), 2),
+                    _num(truth.get("coverage"), 2),
                 )  # fmt: skip
+        truth = metrics.get("decision_truth", {})
         for key, b in a["baselines"].items():
             if key == "hazard_ratio_iptw":
                 table.add_row("IPTW Cox", "hazard ratio", _num(b["hr"], 2),
-                              f"{_num(b['lower'], 2)} to {_num(b['upper'], 2)}", "", "", "")  # fmt: skip
+                              _ci(b["lower"], b["upper"], 2), _num(truth.get("hazard_ratio"), 2),
+                              "", "")  # fmt: skip
             else:
-                tgt = b["target"] + (f" {b['horizon']:g}mo" if b.get("horizon") else "")
                 method = "IPTW KM" if "iptw_km" in key else "AIPW"
-                table.add_row(method, tgt, _num(b["estimate"]),
-                              f"{_num(b['lower'])} to {_num(b['upper'])}", "", "", "")  # fmt: skip
+                table.add_row(method, _target_label(b["target"], b.get("horizon")),
+                              _num(b["estimate"]), _ci(b["lower"], b["upper"]), "", "", "")  # fmt: skip
         parts.append(table)
     comparison = metrics.get("time_zero_comparison")
     if comparison:
         table = Table(title="Time zero vs the decision-time truth", title_justify="left")
-        for col in ("analysis", "n", "HR (IPTW)", "true HR", "ATE surv", "true", "ATE RMST",
+        for col in ("analysis", "n", "HR IPTW", "true HR", "surv ATE", "true", "RMST ATE",
                     "true"):  # fmt: skip
-            table.add_column(col, justify="left" if col == "analysis" else "right")
+            table.add_column(col, justify="left" if col == "analysis" else "right", no_wrap=True)
         for row in comparison:
             table.add_row(
                 row["analysis"], str(row["n_analysed"]), _num(row.get("hazard_ratio_iptw"), 2),
