@@ -137,6 +137,7 @@ class CausalSurvivalForest(BaseEstimator):
             censoring_floor=self.censoring_floor,
             propensity_clip=self.propensity_clip,
             random_state=self.random_state,
+            n_jobs=self.n_jobs,
         )
         self.grid_ = scores["grid"]
         self.nuisance_diagnostics_ = scores["diagnostics"]

@@ -125,6 +125,7 @@ class SurvivalDRLearner(BaseEstimator):
             censoring_floor=self.censoring_floor,
             propensity_clip=self.propensity_clip,
             random_state=self.random_state,
+            n_jobs=self.n_jobs,
         )
         self.pseudo_outcome_ = out["pseudo_outcome"]
         self.grid_ = out["grid"]
