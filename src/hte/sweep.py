@@ -377,22 +377,32 @@ def _write_outputs(
 
 def render_sweep_summary(result: SweepResult):
     """The summary as a rich table for the terminal (main metrics only; summary.md has all)."""
+    from rich import box
     from rich.table import Table
 
-    columns = ["scenario", "size", "estimator", "target", "normalized_mse", "correlation",
-               "coverage", "ate_bias", "fit_seconds", "runs", "failed"]  # fmt: skip
+    shown = {"scenario": "scenario", "size": "n", "estimator": "estimator", "target": "target",
+             "normalized_mse": "nmse", "coverage": "cover", "ate_bias": "ate bias"}  # fmt: skip
     summary = result.summary
-    table = Table(title=f"sweep summary (mean over seeds): {result.out_dir / 'summary.md'}")
-    shown = [c for c in columns if c in summary.columns]
-    for column in shown:
-        numeric = column not in ("scenario", "estimator", "target")
-        table.add_column(column, justify="right" if numeric else "left")
-    for row in summary[shown].itertuples(index=False):
-        table.add_row(*(_cell_text(v) for v in row))
+    columns = [c for c in shown if c in summary.columns]
+    table = Table(
+        title=f"mean over seeds (all metrics: {result.out_dir / 'summary.md'})",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 0),  # the box's space divider separates columns
+    )
+    for column in columns:
+        text = column in ("scenario", "estimator", "target")
+        width = int(summary[column].astype(str).str.len().max()) if text else None
+        table.add_column(shown[column], justify="left" if text else "right", min_width=width)
+    table.add_column("seeds", justify="right")
+    for row in summary.to_dict("records"):
+        runs = str(row.get("runs", ""))
+        if row.get("failed"):
+            runs += f" ({row['failed']} failed)"
+        table.add_row(*(_cell_text(row[c]) for c in columns), runs)
     return table
 
 
 def _cell_text(value: object) -> str:
     if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.3f}"
+        return "" if math.isnan(value) else f"{value:.2f}"
     return str(value)
