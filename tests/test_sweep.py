@@ -3,11 +3,14 @@ cell is recorded and the others complete, and a rerun skips finished cells (retr
 
 Fixtures chain the runs so each test stays independent of test order: ``first_run`` (LocalCluster
 with 2 workers, one cell made to fail), ``second_run`` (a rerun in a copy of its folder: only the
-failed cell runs again, on a 1-worker cluster). A third rerun needs no cluster at all.
+failed cell runs again, on a 1-worker cluster, with a stub cell function that marks it). A third
+rerun needs no cluster at all.
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -16,6 +19,7 @@ import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
+from filelock import FileLock
 from typer.testing import CliRunner
 
 from hte.cli import app
@@ -53,6 +57,11 @@ def _flaky_cell(config_dict: dict, cell: dict) -> list[dict]:
     return run_sweep_cell(config_dict, cell)
 
 
+def _stub_cell(config_dict: dict, cell: dict) -> list[dict]:
+    """A cheap stand-in that marks which cells a rerun ran (no estimator imports on the worker)."""
+    return [{**cell, "target": "rerun", "mse": 0.0}]
+
+
 def _must_not_run(config_dict: dict, cell: dict) -> list[dict]:
     raise AssertionError(f"cell {cell} was run although it is done")
 
@@ -64,17 +73,38 @@ def config_path(tmp_path_factory) -> Path:
     return path
 
 
+def _once(tmp_path_factory, name: str, make):
+    """``make(folder)`` once per test session, shared by pytest-xdist workers (the first to take
+    the lock runs it and pickles the result; the others load it), so no sweep runs twice."""
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        return make(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent
+    with FileLock(str(root / f"{name}.lock")):
+        cached = root / f"{name}.pkl"
+        if cached.exists():
+            return pickle.loads(cached.read_bytes())
+        result = make(root / name)
+        cached.write_bytes(pickle.dumps(result))
+        return result
+
+
 @pytest.fixture(scope="module")
 def first_run(config_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep") / "first"
-    return run_sweep(load_config(config_path), workers=2, out_dir=out, cell_fn=_flaky_cell)
+    def make(folder: Path):
+        config = load_config(config_path)
+        return run_sweep(config, workers=2, out_dir=folder / "first", cell_fn=_flaky_cell)
+
+    return _once(tmp_path_factory, "sweep_first", make)
 
 
 @pytest.fixture(scope="module")
 def second_run(first_run, config_path, tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep") / "second"
-    shutil.copytree(first_run.out_dir, out)
-    return run_sweep(load_config(config_path), workers=1, out_dir=out)
+    def make(folder: Path):
+        shutil.copytree(first_run.out_dir, folder / "second")
+        config = load_config(config_path)
+        return run_sweep(config, workers=1, out_dir=folder / "second", cell_fn=_stub_cell)
+
+    return _once(tmp_path_factory, "sweep_second", make)
 
 
 def test_small_sweep_collects_one_scored_row_per_cell_and_target(first_run):
@@ -125,6 +155,8 @@ def test_sweep_folder_holds_results_summary_and_done_cells(first_run):
 def test_rerun_retries_only_the_failed_cell(first_run, second_run):
     assert second_run.n_skipped == N_CELLS - 1 and second_run.n_run == 1
     assert second_run.n_failed == 0 and second_run.table["error"].isna().all()
+    rerun = second_run.table[second_run.table["target"] == "rerun"]
+    assert rerun[list(BROKEN)].to_dict("records") == [BROKEN]
     # cells done before are reused as recorded, not recomputed
     keys = ["scenario", "size", "estimator", "seed", "target"]
     before = first_run.table.dropna(subset=["mse"]).set_index(keys)["mse"]

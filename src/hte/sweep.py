@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -280,6 +281,10 @@ def _run_cells(pending, config_dict, cell_fn, workers, scheduler_address, progre
         if scheduler_address is None:
             if workers < 1:
                 raise ValueError(f"workers must be at least 1; got {workers}")
+            # no dashboard; the scheduler's health endpoint binds to 127.0.0.1 on 8787 or, when
+            # that port is taken (another local cluster), any free port: not worth a warning
+            stack.enter_context(warnings.catch_warnings())
+            warnings.filterwarnings("ignore", message="Port 8787 is already in use")
             cluster = stack.enter_context(
                 LocalCluster(
                     n_workers=workers,
