@@ -1,0 +1,119 @@
+"""Scoring new patients with a run's fitted models (hash-checked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hte.config import ExperimentConfig, FileData
+from hte.data.columns import CRS, CRS_GRADE, DEATH, INFUSION_DAY, OS_MONTHS, PATIENT_ID, TREATMENT
+from hte.pipeline.stages import ANALYSIS, arm_predictions
+from hte.runs import CONFIG_FILE
+
+# --------------------------------------------------------------------------------------------------
+# Scoring new patients with a run's models
+
+
+class PredictError(ValueError):
+    """New patients that the run's models cannot score (schema, unseen levels, unknown analysis)."""
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    """The resolved config a run folder was written with."""
+    import yaml
+
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise PredictError(f"{run_dir} is not a run folder written by `hte run` (no {CONFIG_FILE})")
+    return ExperimentConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
+    """New patients' covariates validated by hte.data's schema (types, ranges, codes), through the
+    run's column map when the run was on a file. Treatment, outcomes and infusion_day are not
+    used for scoring: they are dropped, and placeholders stand in for the schema's table rules
+    (both arms, an outcome) during validation only."""
+    from hte.data.load import CohortFileError, read_table
+    from hte.data.schema import CohortValidationError, validate_cohort
+
+    column_map = config.data.columns if isinstance(config.data, FileData) else None
+    id_column = PATIENT_ID
+    if column_map is not None:
+        id_column = next((k for k, v in column_map.columns.items() if v == PATIENT_ID), id_column)
+    unused = [TREATMENT, OS_MONTHS, DEATH, CRS, CRS_GRADE, INFUSION_DAY]
+    try:
+        raw = read_table(path, text_columns=(id_column,))
+        if column_map is not None:
+            present = set(map(str, raw.columns))
+            # columns the scoring does not use may be absent from new data
+            kept = {s: t for s, t in column_map.columns.items() if s in present or t not in unused}
+            raw = column_map.model_copy(update={"columns": kept}).apply(raw)
+        raw = raw.drop(columns=[c for c in unused if c in raw.columns])
+        n = len(raw)
+        frame = raw
+        if n == 1 and PATIENT_ID in raw.columns:  # a second row, so both arms can be present
+            twin = raw.assign(**{PATIENT_ID: raw[PATIENT_ID].astype(str) + " (copy)"})
+            frame = pd.concat([raw, twin], ignore_index=True)
+        frame = frame.assign(
+            **{TREATMENT: np.where(np.arange(len(frame)) % 2 == 0, "cart", "tec"), CRS: False}
+        )
+        cohort = validate_cohort(frame).iloc[:n]
+    except CohortFileError as exc:
+        raise PredictError(f"cannot read {path}: {exc}") from None
+    except CohortValidationError as exc:
+        raise PredictError(f"{path} does not fit the cohort schema:\n{exc}") from None
+    return cohort.drop(columns=[TREATMENT, CRS]).reset_index(drop=True)
+
+
+def predict_run(
+    run_dir: Path, data_path: Path, *, analysis: str | None = None, alpha: float | None = None
+) -> pd.DataFrame:
+    """Score new patients with a run's fitted models (hash-checked, see ``hte.runs.load_model``).
+
+    Returns one row per patient: patient_id, analysis, and per fitted model
+    ``<estimator>__<target>__effect/lower/upper`` plus per-arm predictions where the model offers
+    them (``s_cart``/``s_tec`` at the horizon, ``risk_cart``/``risk_tec``), as in effects.parquet.
+    ``analysis`` picks the time-zero analysis (default: the run's first one).
+    """
+    from hte.runs import load_model, read_manifest
+
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    labels = [str(a.label) for a in config.time_zero]
+    label = labels[0] if analysis is None else analysis
+    if label not in labels:
+        raise PredictError(f"the run has no analysis {label!r}; choose one of {', '.join(labels)}")
+    manifest = read_manifest(run_dir)
+    entries = {p: e for p, e in manifest["files"].items() if e.get("analysis") == label}
+    encoder_path = f"{label}/encoder.joblib"
+    if encoder_path not in entries:
+        raise PredictError(f"the run folder has no saved encoding for analysis {label!r}")
+    cohort = read_new_patients(Path(data_path), config)
+    encoder = load_model(run_dir, encoder_path, manifest)
+    try:
+        X = encoder.transform(cohort)
+    except ValueError as exc:
+        raise PredictError(f"{data_path}: {exc}") from None
+    alpha = config.evaluation.alpha if alpha is None else alpha
+    out: dict[str, Any] = {
+        PATIENT_ID: cohort[PATIENT_ID].astype(str).to_numpy(),
+        ANALYSIS: np.full(len(cohort), label, dtype=object),
+    }
+    order = {spec.name: i for i, spec in enumerate(config.estimators)}
+    for path, entry in sorted(
+        entries.items(), key=lambda kv: (order.get(kv[1].get("estimator"), -1), kv[0])
+    ):
+        if entry.get("role") != "estimator":
+            continue
+        model = load_model(run_dir, path, manifest)
+        key = f"{entry['estimator']}__{entry['target']}"
+        est = model.estimate(X, alpha=alpha)
+        out[f"{key}__effect"] = np.asarray(est.effect, dtype=float)
+        out[f"{key}__lower"] = np.asarray(est.lower, dtype=float)
+        out[f"{key}__upper"] = np.asarray(est.upper, dtype=float)
+        for name, values in arm_predictions(model, X, entry["target"], entry["horizon"]).items():
+            out[f"{key}__{name}"] = np.asarray(values, dtype=float)
+    return pd.DataFrame(out)

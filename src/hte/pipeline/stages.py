@@ -1,0 +1,303 @@
+"""Pipeline stages as plain functions: cohort, time zero and design, propensity and balance,
+IPTW baselines, estimator fits (each callable from a notebook)."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hte.config import DataFacts, ExperimentConfig, FileData, TimeZeroAnalysis
+from hte.data.calibration import HR_HORIZON_MONTHS
+from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
+from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
+from hte.runs import fingerprint_file, fingerprint_frame
+
+log = logging.getLogger("hte.pipeline")
+
+
+ANALYSIS = "analysis"
+KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
+
+
+@dataclass
+class AnalysisData:
+    """One analysis time zero, ready for fitting."""
+
+    label: str
+    mode: str
+    cohort: pd.DataFrame  # analysed rows, os_months on the analysis clock
+    n_excluded_by_reason: dict[str, int]
+    description: str
+    design: DesignMatrix
+    treatment: np.ndarray  # 0/1, 1 = CAR-T
+    propensity: np.ndarray | None = None  # cross-fitted, set by design_diagnostics
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.design.X
+
+    @property
+    def has_os(self) -> bool:
+        return OS_MONTHS in self.cohort.columns and DEATH in self.cohort.columns
+
+    def survival_outcome(self) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            self.cohort[OS_MONTHS].to_numpy(dtype=float),
+            self.cohort[DEATH].to_numpy(dtype=bool),
+        )
+
+
+@dataclass
+class FittedEffect:
+    """One estimator fitted for one target: the model, its estimate on the analysed cohort, the
+    per-arm predictions it offers, or the error that stopped it."""
+
+    estimator: str  # the config name
+    kind: str
+    outcome: str  # "os" | "crs"
+    target: str  # "survival" | "rmst" | "crs" | "crs_g3"
+    horizon: float | None
+    model: Any = None
+    estimate: Any = None  # hte.estimators.EffectEstimate
+    arms: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.estimator}__{self.target}"
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 1: the cohort
+
+
+def prepare_cohort(
+    config: ExperimentConfig, facts: DataFacts | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """The validated cohort and its fingerprint (sha256, n, columns).
+
+    Synthetic: ``simulate_cohort(n, seed, scenario)``, fingerprinted by its canonical CSV. File:
+    the cohort the pre-flight already loaded (``facts.cohort``) or ``load_cohort`` with the
+    column map, fingerprinted by the file's bytes.
+    """
+    data = config.data
+    if isinstance(data, FileData):
+        cohort = facts.cohort if facts is not None and facts.cohort is not None else None
+        if cohort is None:
+            from hte.data.load import load_cohort
+
+            cohort = load_cohort(data.path, column_map=data.columns)
+        return cohort, fingerprint_file(data.path, cohort)
+    from hte.data.simulate import simulate_cohort
+
+    cohort = simulate_cohort(n=data.n, seed=int(data.seed), scenario=data.scenario)
+    return cohort, fingerprint_frame(cohort)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 2: time zero and design
+
+
+def prepare_analysis(cohort: pd.DataFrame, analysis: TimeZeroAnalysis) -> AnalysisData:
+    """Apply one analysis time zero and encode the analysed cohort's covariates.
+
+    Missing covariate values are imputed with the median plus a ``<col>_missing`` indicator (the
+    encoding records it; nothing is imputed silently, see ``DesignMatrix.describe_missing``).
+    """
+    from hte.design.time_zero import apply_time_zero
+
+    moved = apply_time_zero(cohort, analysis.mode, analysis.landmark_days)
+    analysed = moved.cohort.reset_index(drop=True)
+    design = build_design_matrix(analysed, impute="median")
+    return AnalysisData(
+        label=str(analysis.label),
+        mode=analysis.mode,
+        cohort=analysed,
+        n_excluded_by_reason=dict(moved.n_excluded_by_reason),
+        description=moved.description,
+        design=design,
+        treatment=treatment_array(analysed),
+    )
+
+
+def design_diagnostics(data: AnalysisData, seed: int) -> dict:
+    """Cross-fitted propensity (stored on ``data``), overlap summary and covariate balance before
+    and after stabilized IPTW."""
+    from hte.design.overlap import ate_weights, balance_table, overlap_summary
+    from hte.design.propensity import cross_fit_propensity
+
+    e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
+    data.propensity = e
+    overlap = overlap_summary(e, data.treatment).as_dict()
+    weights = ate_weights(e, data.treatment, kind="ipw")
+    table = balance_table(data.X, data.treatment, weights=weights)
+    smd = table[["smd", "smd_w"]].abs()
+    return {
+        "propensity": {
+            "method": "5-fold cross-fitted gradient boosting (hte.design.propensity)",
+            "mean_cart": float(e[data.treatment == 1].mean()),
+            "mean_tec": float(e[data.treatment == 0].mean()),
+        },
+        "overlap": overlap,
+        "balance": {
+            "max_abs_smd": float(smd["smd"].max()),
+            "max_abs_smd_iptw": float(smd["smd_w"].max()),
+            "smd": {c: {"unweighted": r.smd, "iptw": r.smd_w} for c, r in table.iterrows()},
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 3: baseline averages beside published numbers
+
+
+def _iptw(data: AnalysisData) -> np.ndarray:
+    from hte.design.overlap import ate_weights
+
+    if data.propensity is None:
+        raise RuntimeError("run design_diagnostics first (it sets the cross-fitted propensity)")
+    return ate_weights(data.propensity, data.treatment, kind="ipw")
+
+
+def crs_outcomes(config: ExperimentConfig, cohort: pd.DataFrame) -> list[str]:
+    return config.outcomes.crs.outcomes(has_grade=CRS_GRADE in cohort.columns)
+
+
+def baseline_averages(data: AnalysisData, config: ExperimentConfig) -> dict:
+    """Average effects with intervals: IPTW Cox hazard ratio, IPTW Kaplan-Meier differences
+    (survival at its horizon, RMST up to its horizon) and AIPW CRS risk differences."""
+    from hte.estimators import (
+        average_treatment_effect_survival,
+        weighted_cox_hazard_ratio,
+    )
+
+    out: dict[str, Any] = {}
+    alpha = config.evaluation.alpha
+    weights = _iptw(data)
+    if config.outcomes.os.enabled and data.has_os:
+        t, d = data.survival_outcome()
+        cut = np.minimum(t, HR_HORIZON_MONTHS)
+        hr = weighted_cox_hazard_ratio(
+            cut, d & (t <= HR_HORIZON_MONTHS), data.treatment, weights, alpha=alpha
+        )
+        out["hazard_ratio_iptw"] = asdict(hr) | {
+            "method": f"Cox on treatment, IPTW, robust SE, follow-up cut at {HR_HORIZON_MONTHS:g} mo"
+        }
+        for target, horizon in config.outcomes.os.targets():
+            ate = average_treatment_effect_survival(
+                t,
+                d,
+                data.treatment,
+                weights,
+                horizon=horizon,
+                alpha=alpha,
+                n_bootstrap=KM_BOOTSTRAP,
+                random_state=config.seed,
+            )
+            out[f"ate_{target}_iptw_km"] = asdict(getattr(ate, target))
+    for outcome in crs_outcomes(config, data.cohort):
+        out[f"ate_{outcome}_aipw"] = asdict(_aipw_crs(data, outcome, alpha, config.seed))
+    return out
+
+
+def _aipw_crs(data: AnalysisData, outcome: str, alpha: float, seed: int):
+    """AIPW risk difference with cross-fitted outcome models (boosting on covariates + arm)."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import StratifiedKFold
+    from threadpoolctl import threadpool_limits
+
+    from hte.estimators import average_treatment_effect_binary
+    from hte.estimators.crs_forest import crs_binary_outcome
+
+    grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
+    y, keep = crs_binary_outcome(
+        data.cohort[CRS].to_numpy(dtype=int), grade, outcome, len(data.cohort)
+    )
+    X = data.X.to_numpy(dtype=float)[keep]
+    w, e, y = data.treatment[keep], data.propensity[keep], y[keep]
+    mu1, mu0 = np.empty(len(y)), np.empty(len(y))
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    strata = 2 * w + y  # both arms and outcomes in every fold, when each cell is big enough
+    if np.bincount(strata, minlength=4).min() < 5:
+        strata = w
+    for train, test in folds.split(X, strata):
+        model = HistGradientBoostingClassifier(
+            max_depth=2, max_iter=100, min_samples_leaf=30, l2_regularization=1.0,
+            early_stopping=False,
+        )  # fmt: skip
+        with threadpool_limits(limits=1, user_api="openmp"):
+            model.fit(np.column_stack([X[train], w[train]]), y[train])
+            ones = np.ones(len(test))
+            mu1[test] = model.predict_proba(np.column_stack([X[test], ones]))[:, 1]
+            mu0[test] = model.predict_proba(np.column_stack([X[test], 0 * ones]))[:, 1]
+    return average_treatment_effect_binary(y, w, e, mu1=mu1, mu0=mu0, alpha=alpha, target=outcome)
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 4: estimators
+
+
+def _fit_targets(config: ExperimentConfig, outcome: str, cohort: pd.DataFrame) -> list:
+    if outcome == "os":
+        return list(config.outcomes.os.targets())
+    return [(name, None) for name in crs_outcomes(config, cohort)]
+
+
+def fit_estimators(
+    data: AnalysisData,
+    config: ExperimentConfig,
+    on_fit: Callable[[str], None] | None = None,
+) -> list[FittedEffect]:
+    """Fit every configured estimator for every target on one analysis; a failure is recorded in
+    its ``FittedEffect.error`` (and logged) and the others go on. ``on_fit(description)`` is
+    called before each fit (progress bars)."""
+    fits = []
+    for spec in config.estimators:
+        for target, horizon in _fit_targets(config, spec.outcome, data.cohort):
+            if on_fit is not None:
+                on_fit(f"{data.label}: {spec.name} ({target})")
+            fits.append(_fit_one(spec, target, horizon, data, config))
+    return fits
+
+
+def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEffect:
+    fit = FittedEffect(spec.name, spec.kind, spec.outcome, target, horizon)
+    started = time.perf_counter()
+    try:
+        if spec.outcome == "os":
+            model = spec.build(target=target, horizon=horizon, random_state=config.seed)
+            t, d = data.survival_outcome()
+            model.fit(data.X, time=t, event=d, treatment=data.treatment)
+        else:
+            model = spec.build(crs_outcome=target, random_state=config.seed)
+            grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort else None
+            crs = data.cohort[CRS].to_numpy(dtype=int)
+            model.fit(data.X, crs=crs, treatment=data.treatment, crs_grade=grade)
+        fit.model = model
+        fit.estimate = model.estimate(data.X, alpha=config.evaluation.alpha)
+        fit.arms = arm_predictions(model, data.X, target, horizon)
+    except Exception as exc:  # recorded in metrics and the log, the run goes on
+        fit.error = f"{type(exc).__name__}: {exc}"
+        log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, traceback.format_exc())
+    fit.seconds = time.perf_counter() - started
+    return fit
+
+
+def arm_predictions(model, X: pd.DataFrame, target: str, horizon) -> dict[str, np.ndarray]:
+    """Per-arm predictions a model offers: S_cart/S_tec at the horizon (survival target of a
+    counterfactual-curve model), CRS risk per arm (``predict_risk``)."""
+    if target == "survival" and hasattr(model, "predict_survival"):
+        curves = model.predict_survival(X, times=[float(horizon)])
+        return {"s_cart": curves.surv_cart[:, 0], "s_tec": curves.surv_tec[:, 0]}
+    if target in ("crs", "crs_g3") and hasattr(model, "predict_risk"):
+        p1, p0 = model.predict_risk(X)
+        return {"risk_cart": np.asarray(p1), "risk_tec": np.asarray(p0)}
+    return {}
