@@ -111,16 +111,17 @@ def run(
     """Run an experiment end to end and write its run folder (checks the config first)."""
     from rich.markup import escape
 
-    from hte.config import ConfigError, load_config, preflight
+    from hte.config import ConfigError, load_config
     from hte.pipeline import render_summary, run_experiment
 
-    try:
+    try:  # the config, then its pre-flight against the data, before anything is fitted
         cfg = load_config(config, set_ or [])
-        preflight(cfg)
+        result = run_experiment(
+            cfg, output_root=output_root, progress=progress, write_models=models
+        )
     except ConfigError as exc:
         err_console.print(f"[red]config error[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    result = run_experiment(cfg, output_root=output_root, progress=progress, write_models=models)
     console.print(render_summary(result.metrics))
     console.print(
         f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True
@@ -190,7 +191,7 @@ def sweep(
     from rich.markup import escape
 
     from hte.config import ConfigError, load_config
-    from hte.sweep import render_sweep_summary, run_sweep
+    from hte.sweep import SweepError, render_sweep_summary, run_sweep
 
     try:
         cfg = load_config(config, set_ or [])
@@ -208,14 +209,18 @@ def sweep(
     words += ["--scheduler", scheduler] if scheduler else []
     words += ["--out", str(out)] if out is not None else []
     words += [w for item in set_ or [] for w in ("--set", item)]
-    result = run_sweep(
-        cfg,
-        workers=workers,
-        scheduler_address=scheduler,
-        out_dir=out,
-        progress=progress,
-        command=shlex.join(words),
-    )
+    try:
+        result = run_sweep(
+            cfg,
+            workers=workers,
+            scheduler_address=scheduler,
+            out_dir=out,
+            progress=progress,
+            command=shlex.join(words),
+        )
+    except SweepError as exc:
+        err_console.print(f"[red]cannot sweep[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
     console.print(render_sweep_summary(result))
     console.print(
         f"{result.n_cells} cells: {result.n_run} run, {result.n_skipped} already done, "

@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 
 from hte.config import ExperimentConfig, preflight, resolved_config_dict
+from hte.data.columns import CRS_GRADE
 from hte.pipeline.figures import write_figures
 from hte.pipeline.results import (
     decision_truth,
@@ -73,6 +74,7 @@ class _Stages:
         self.total = total
         self._progress = None
         self._task = None
+        self._started = 0
 
     def __enter__(self) -> _Stages:
         if self.enabled:
@@ -87,15 +89,11 @@ class _Stages:
         return self
 
     def step(self, description: str) -> None:
-        """Start a stage (the previous one is counted as done)."""
+        """Start a stage (the previous one is counted as done) and log it."""
         log.info(description)
         if self._progress is not None:
-            done = self._progress.tasks[0].completed
-            started = getattr(self, "_started", False)
-            self._progress.update(
-                self._task, description=description, completed=done + (1 if started else 0)
-            )
-            self._started = True
+            self._progress.update(self._task, description=description, completed=self._started)
+        self._started += 1
 
     def __exit__(self, *exc) -> None:
         if self._progress is not None:
@@ -127,15 +125,16 @@ def _run_log(path: Path | None) -> Iterator[None]:
 # The whole run
 
 
-def _n_stages(config: ExperimentConfig) -> int:
-    per_fit = 0
-    has_grade = True  # an upper bound is fine for a progress bar
+def _n_stages(config: ExperimentConfig, columns: tuple[str, ...]) -> int:
+    """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
+    stages and one per fit, and the run folder."""
+    fits = 0
     for spec in config.estimators:
         if spec.outcome == "os":
-            per_fit += len(config.outcomes.os.targets())
+            fits += len(config.outcomes.os.targets())
         else:
-            per_fit += len(config.outcomes.crs.outcomes(has_grade))
-    return 2 + len(config.time_zero) * (3 + per_fit) + 2
+            fits += len(config.outcomes.crs.outcomes(has_grade=CRS_GRADE in columns))
+    return 1 + len(config.time_zero) * (3 + fits) + 1
 
 
 def run_experiment(
@@ -160,7 +159,10 @@ def run_experiment(
     run_id = make_run_id(resolved)
     root = Path(output_root) if output_root is not None else Path(config.output.root)
     run_dir = create_run_dir(root, config.name, run_id)
-    with _run_log(run_dir / LOG_FILE), _Stages(_n_stages(config), progress) as stages:
+    with (
+        _run_log(run_dir / LOG_FILE),
+        _Stages(_n_stages(config, facts.columns), progress) as stages,
+    ):
         log.info("run %s of %s in %s", run_id, config.name, run_dir)
         result = _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models)
     timings["total"] = time.perf_counter() - clock

@@ -57,7 +57,8 @@ def render_summary(metrics: dict):
                     _num(truth.get("ate_true")), _num(truth.get("normalized_mse"), 2),
                     _num(truth.get("coverage"), 2),
                 )  # fmt: skip
-        truth = metrics.get("decision_truth", {})
+        # whole-cohort decision-time truth: comparable to the baselines only when nobody is excluded
+        truth = metrics.get("decision_truth", {}) if not excluded else {}
         for key, b in a["baselines"].items():
             if key == "hazard_ratio_iptw":
                 table.add_row("IPTW Cox", "HR", _num(b["hr"], 2),
