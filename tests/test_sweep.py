@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from hte.cli import app
 from hte.config import load_config
-from hte.sweep import cell_key, read_done, run_sweep, run_sweep_cell, sweep_cells
+from hte.sweep import SweepError, cell_key, read_done, run_sweep, run_sweep_cell, sweep_cells
 
 # dask workers cannot import this test module: ship its cell functions by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -217,3 +217,8 @@ def test_bench_config_is_the_bench_sweep_grid():
     dumped = [c.model_dump(mode="json", by_alias=True) for c in (shipped, built)]
     first = sweep_cells(shipped)[0].as_dict()
     assert cell_key(dumped[0], first) == cell_key(dumped[1], first)  # same results folder reuse
+
+
+def test_a_config_without_sweep_section_is_a_clear_error(tmp_path):
+    with pytest.raises(SweepError, match="has no sweep section"):
+        run_sweep(load_config(CONFIGS / "default.yaml"), out_dir=tmp_path)

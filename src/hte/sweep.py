@@ -39,6 +39,7 @@ from hte.config import ExperimentConfig, resolved_config_dict
 
 __all__ = [
     "SweepCell",
+    "SweepError",
     "SweepResult",
     "cell_key",
     "read_done",
@@ -54,6 +55,10 @@ CELL_KEYS = ("scenario", "size", "estimator", "seed")
 DONE_FILE = "cells_done.jsonl"
 RESULTS_FILE = "results.csv"
 _KEY_VERSION = 1  # bump when a cell's rows change meaning, so old records are not reused
+
+
+class SweepError(RuntimeError):
+    """A sweep that cannot run at all (no sweep section, unreachable scheduler)."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +92,7 @@ def sweep_cells(config: ExperimentConfig) -> list[SweepCell]:
     """The grid of a config's sweep section, scenario-major, seeds innermost."""
     spec = config.sweep
     if spec is None:
-        raise ValueError(f"config {config.name!r} has no sweep section (see configs/bench.yaml)")
+        raise SweepError(f"config {config.name!r} has no sweep section (see configs/bench.yaml)")
     return [
         SweepCell(scenario, int(size), estimator, int(seed))
         for scenario in spec.scenarios
@@ -167,7 +172,11 @@ def _guarded_cell(cell_fn: CellFn, config_dict: dict, cell: dict) -> list[dict]:
     """Run a cell; any exception becomes one row carrying the error, so the sweep goes on."""
     started = time.perf_counter()
     try:
-        return list(cell_fn(config_dict, cell))
+        with warnings.catch_warnings():
+            # joblib runs estimators single-threaded in a dask worker: intended, the sweep is
+            # parallel across cells (one thread per worker)
+            warnings.filterwarnings("ignore", message="Inside a Dask worker with daemon=True")
+            return list(cell_fn(config_dict, cell))
     except Exception as exc:
         return [_error_row(cell, exc, time.perf_counter() - started)]
 
@@ -297,7 +306,12 @@ def _run_cells(pending, config_dict, cell_fn, workers, scheduler_address, progre
             )
             client = stack.enter_context(Client(cluster))
         else:
-            client = stack.enter_context(Client(scheduler_address))
+            try:
+                client = stack.enter_context(Client(scheduler_address))
+            except (OSError, ValueError, TimeoutError) as exc:
+                raise SweepError(
+                    f"cannot connect to the dask scheduler at {scheduler_address}: {exc}"
+                ) from None
         bar = stack.enter_context(_progress(len(pending), progress))
         futures = {}
         for key, cell in pending:
