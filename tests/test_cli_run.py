@@ -4,6 +4,8 @@ CSV of effects for new patients."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -96,6 +98,9 @@ def test_run_prints_summary_and_folder_then_predict_scores_new_patients(tmp_path
     run_dirs = list((tmp_path / "runs" / "real").iterdir())
     assert len(run_dirs) == 1
     assert f"run folder: {run_dirs[0]}\n" in result.output
+    fingerprint = json.loads((run_dirs[0] / "fingerprint.json").read_text())
+    assert fingerprint["sha256"] == hashlib.sha256(user_export.read_bytes()).hexdigest()
+    assert fingerprint["n"] == 200 and "patient_id" in fingerprint["columns"]  # after the map
 
     # new patients in the user's own export format (the run's column map), without outcomes
     new = pd.read_csv(user_export).head(8).drop(columns=["arm", "os_days", "death", "crs"])

@@ -191,6 +191,10 @@ def test_predict_validates_new_rows_with_the_schema(tiny_runs, tmp_path):
     new.to_csv(path, index=False)
     with pytest.raises(PredictError, match="age"):
         predict_run(tiny_runs[0].run_dir, path)
+    new.loc[1, "age"] = 63
+    new.drop(columns="ecog").to_csv(path, index=False)
+    with pytest.raises(PredictError, match=r"lacks covariates the encoding needs: \['ecog'\]"):
+        predict_run(tiny_runs[0].run_dir, path)
 
 
 def test_infusion_time_zero_overstates_the_cart_benefit(tmp_path):
