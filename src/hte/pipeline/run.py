@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from hte.config import ExperimentConfig, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
@@ -171,100 +173,113 @@ def run_experiment(
 
 
 def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models) -> RunResult:
-    import yaml
-
-    seed = config.seed
     stages.step("cohort")
     clock = time.perf_counter()
     cohort, fingerprint = prepare_cohort(config, facts)
     timings["cohort"] = time.perf_counter() - clock
-    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), "utf-8")
-    write_json(run_dir / FINGERPRINT_FILE, fingerprint)
-    write_json(run_dir / VERSIONS_FILE, package_versions())
-    write_json(
-        run_dir / SEEDS_FILE,
-        {"global": seed, "data": getattr(config.data, "seed", None), "estimators": seed,
-         "folds": seed, "bootstrap": seed},
-    )  # fmt: skip
+    _write_provenance(run_dir, config, resolved, fingerprint)
     with_truth = truth_enabled(config, cohort)
     store = ModelStore(run_dir, run_id) if write_models else None
     analyses: dict[str, dict] = {}
     prepared: list[AnalysisData] = []
     all_fits: dict[str, list[FittedEffect]] = {}
-    frames = []
     for analysis in config.time_zero:
-        label = str(analysis.label)
-        stages.step(f"{label}: time zero and design")
-        clock = time.perf_counter()
-        data = prepare_analysis(cohort, analysis)
+        data, fits, analyses[str(analysis.label)] = _analyse(
+            cohort, analysis, config, stages, timings, with_truth
+        )
         prepared.append(data)
-        stages.step(f"{label}: propensity, overlap, balance")
-        diagnostics = design_diagnostics(data, seed)
-        stages.step(f"{label}: IPTW baselines")
-        baselines = baseline_averages(data, config)
-        timings[f"{label}/design_and_baselines"] = time.perf_counter() - clock
-        fits = fit_estimators(data, config, on_fit=stages.step)
-        all_fits[label] = fits
-        for fit in fits:
-            timings[f"{label}/{fit.key}"] = fit.seconds
-        frames.append(effects_frame(data, fits))
-        estimators: dict[str, dict] = {}
-        for fit in fits:
-            summary = estimator_summary(fit, config.evaluation.alpha, data.X)
-            if with_truth:
-                truth = truth_summary(fit, data.cohort)
-                if truth is not None:
-                    summary["truth"] = truth
-            estimators.setdefault(fit.estimator, {})[fit.target] = summary
-        analyses[label] = {
-            "mode": data.mode,
-            "description": data.description,
-            "n_analysed": len(data.cohort),
-            "n_by_arm": {"cart": int(data.treatment.sum()), "tec": int((1 - data.treatment).sum())},
-            "n_excluded_by_reason": data.n_excluded_by_reason,
-            "design": {
-                "features": data.design.feature_names,
-                "missing": data.design.describe_missing(),
-            },
-            **diagnostics,
-            "baselines": baselines,
-            "estimators": estimators,
-        }
+        all_fits[data.label] = fits
         if store is not None:
             _save_models(store, data, fits)
     stages.step("run folder: metrics, effects, figures")
-    effects = pd.concat(frames, ignore_index=True)
+    metrics = _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
+    metrics_text = write_json(run_dir / METRICS_FILE, metrics).read_text(encoding="utf-8")
+    effects = pd.concat(
+        [effects_frame(data, all_fits[data.label]) for data in prepared], ignore_index=True
+    )
+    effects.to_parquet(run_dir / EFFECTS_FILE, index=False)
+    write_figures(run_dir, prepared, all_fits)
+    if store is not None:
+        store.write_manifest()
+    return RunResult(run_dir=run_dir, metrics=json.loads(metrics_text), effects=effects)
+
+
+def _write_provenance(run_dir: Path, config, resolved: dict, fingerprint: dict) -> None:
+    """config.resolved.yaml, fingerprint.json, versions.json, seeds.json."""
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False), "utf-8")
+    write_json(run_dir / FINGERPRINT_FILE, fingerprint)
+    write_json(run_dir / VERSIONS_FILE, package_versions())
+    seed = config.seed
+    write_json(
+        run_dir / SEEDS_FILE,
+        {"global": seed, "data": getattr(config.data, "seed", None), "estimators": seed,
+         "folds": seed, "bootstrap": seed},
+    )  # fmt: skip
+
+
+def _analyse(cohort, analysis, config, stages, timings, with_truth):
+    """One time-zero analysis: design, diagnostics, baselines, fits; returns the prepared data,
+    the fits and the analysis's metrics."""
+    label = str(analysis.label)
+    stages.step(f"{label}: time zero and design")
+    clock = time.perf_counter()
+    data = prepare_analysis(cohort, analysis)
+    stages.step(f"{label}: propensity, overlap, balance")
+    diagnostics = design_diagnostics(data, config.seed)
+    stages.step(f"{label}: IPTW baselines")
+    baselines = baseline_averages(data, config)
+    timings[f"{label}/design_and_baselines"] = time.perf_counter() - clock
+    fits = fit_estimators(data, config, on_fit=stages.step)
+    estimators: dict[str, dict] = {}
+    for fit in fits:
+        timings[f"{label}/{fit.key}"] = fit.seconds
+        summary = estimator_summary(fit, config.evaluation.alpha, data.X)
+        truth = truth_summary(fit, data.cohort) if with_truth else None
+        if truth is not None:
+            summary["truth"] = truth
+        estimators.setdefault(fit.estimator, {})[fit.target] = summary
+    metrics = {
+        "mode": data.mode,
+        "description": data.description,
+        "n_analysed": len(data.cohort),
+        "n_by_arm": {"cart": int(data.treatment.sum()), "tec": int((1 - data.treatment).sum())},
+        "n_excluded_by_reason": data.n_excluded_by_reason,
+        "design": {
+            "features": data.design.feature_names,
+            "missing": data.design.describe_missing(),
+        },
+        **diagnostics,
+        "baselines": baselines,
+        "estimators": estimators,
+    }
+    return data, fits, metrics
+
+
+def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth) -> dict:
+    """metrics.json: deterministic content only (no timings, no paths of this run)."""
     metrics: dict[str, Any] = {
         "experiment": {
             "name": config.name,
             "config_sha256": config_hash(resolved),
-            "seed": seed,
+            "seed": config.seed,
             "alpha": config.evaluation.alpha,
         },
         "data": fingerprint,
         "analyses": analyses,
         "truth_metrics": with_truth,
+        "failures": [
+            f"{label}/{f.key}: {f.error}" for label, fs in all_fits.items() for f in fs if f.error
+        ],
     }
     if with_truth:
         truth = decision_truth(cohort, config)
         metrics["decision_truth"] = truth
         if len(config.time_zero) > 1 or config.time_zero[0].mode != "decision":
             metrics["time_zero_comparison"] = time_zero_comparison(analyses, truth)
-    failures = [
-        f"{label}/{f.key}: {f.error}" for label, fs in all_fits.items() for f in fs if f.error
-    ]
-    metrics["failures"] = failures
     if config.explanation.shap or config.explanation.subgroup_rules:
         # said plainly rather than silently skipped: hte.explain has no attributions yet
         metrics["explanation"] = "not run: SHAP and subgroup rules are not implemented yet"
-    metrics_text = write_json(run_dir / METRICS_FILE, metrics).read_text(encoding="utf-8")
-    effects.to_parquet(run_dir / EFFECTS_FILE, index=False)
-    metrics["figures"] = write_figures(run_dir, prepared, all_fits)
-    if store is not None:
-        store.write_manifest()
-    import json
-
-    return RunResult(run_dir=run_dir, metrics=json.loads(metrics_text), effects=effects)
+    return metrics
 
 
 def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]) -> None:
