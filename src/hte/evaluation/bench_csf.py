@@ -306,7 +306,9 @@ def scaling_markdown(df: pd.DataFrame, command: str) -> str:
         "# Causal survival forest: fit time and peak memory",
         "",
         f"Command: `{command}`; design type1, p = 5, package defaults, 2 threads for the forest, "
-        "nuisances one thread; peak resident memory of a fresh process (includes the interpreter).",
+        "nuisance folds in 2 threads of one OpenMP thread each; peak resident memory of a fresh "
+        "process (includes the interpreter). Timed on a shared 2-core machine with other jobs "
+        "running: pessimistic.",
         "",
         "| n | fit s | peak RSS MB |",
         "|---|---|---|",
