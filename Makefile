@@ -37,8 +37,11 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
+# Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
+# then the causal survival forest on the Cui et al. (2023) designs and its scaling curve.
 bench: setup
-	$(BIN)/python -m hte.evaluation.benchmarks
+	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
+	$(BIN)/python -m hte.evaluation.bench_csf
 
 # Re-resolve pinned versions after changing dependencies in pyproject.toml.
 lock: setup
