@@ -16,13 +16,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-# The main job. Until the experiment pipeline exists: draw the default synthetic cohort,
-# validate it as a user's file would be, and check it against the published calibration targets.
+# The main job: the default experiment on the synthetic cohort, end to end, into a run folder.
 run: setup
-	mkdir -p experiments/cohorts
-	$(BIN)/hte simulate --n 2000 --seed 1 --scenario default --out experiments/cohorts/default_n2000_seed1.csv
-	$(BIN)/hte validate experiments/cohorts/default_n2000_seed1.csv
-	$(BIN)/hte calibrate --n 20000 --seed 1
+	$(BIN)/hte run configs/default.yaml
 
 test: setup
 	$(BIN)/ruff check src tests
