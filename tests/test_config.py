@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hte.array_checks import check_survival_outcome
 from hte.config import (
     ESTIMATOR_KINDS,
     ConfigError,
@@ -26,7 +27,6 @@ from hte.config import (
 )
 from hte.data.columns import DAYS_PER_MONTH, OS_MONTHS
 from hte.data.simulate import simulate_cohort
-from hte.estimators._validation import check_survival_outcome
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SHIPPED = ["default.yaml", "immortal_time.yaml", "null_effect.yaml", "your_data.yaml"]

@@ -85,7 +85,7 @@ def calibrate(
     sources: Annotated[bool, typer.Option(help="Show each figure's published source.")] = False,
 ) -> None:
     """Compare a large default synthetic cohort with the published calibration targets."""
-    from hte.data.calibration import render_calibration, run_calibration
+    from hte.evaluation.cohort_calibration import render_calibration, run_calibration
 
     report = run_calibration(n=n, seed=seed)
     console.print(render_calibration(report, show_sources=sources))

@@ -91,8 +91,8 @@ def test_missing_infusion_column_or_negative_day_is_an_error():
 
 
 def test_naive_infusion_analysis_flatters_cart_end_to_end():
-    from hte.data.calibration import immortal_time_comparison
     from hte.data.simulate import simulate_cohort
+    from hte.evaluation.cohort_calibration import immortal_time_comparison
 
     df = simulate_cohort(n=4000, seed=21)
     res = immortal_time_comparison(df)

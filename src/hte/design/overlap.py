@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from hte.array_checks import check_treatment
 from hte.data.columns import CART, TEC
-from hte.estimators._validation import check_treatment
 
 ARM_LABELS = {1: "CAR-T", 0: "teclistamab"}
 WEIGHT_KINDS = ("ipw", "overlap", "att")

@@ -22,7 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from hte.estimators._validation import check_covariates, check_treatment
+from hte.array_checks import check_covariates, check_treatment
 
 
 def default_propensity_learner() -> HistGradientBoostingClassifier:

@@ -28,7 +28,7 @@ from scipy import stats
 from scipy.special import expit
 from sklearn.base import BaseEstimator
 
-from hte.estimators._validation import (
+from hte.array_checks import (
     check_binary_outcome,
     check_covariates,
     check_survival_outcome,

@@ -18,7 +18,7 @@ import numpy as np
 from econml.grf._base_grf import BaseGRF
 from sklearn.base import BaseEstimator
 
-from hte.estimators._validation import check_covariates, check_survival_outcome, check_treatment
+from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
 from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
 from hte.estimators.result import EffectEstimate
 

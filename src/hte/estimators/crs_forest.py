@@ -17,7 +17,7 @@ from econml.dml import CausalForestDML
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
 
-from hte.estimators._validation import check_binary_outcome, check_covariates, check_treatment
+from hte.array_checks import check_binary_outcome, check_covariates, check_treatment
 from hte.estimators.result import EffectEstimate
 
 CRS_OUTCOMES = ("crs", "crs_g3")

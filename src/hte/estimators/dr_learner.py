@@ -17,8 +17,8 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
+from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
 from hte.design.propensity import default_propensity_learner
-from hte.estimators._validation import check_covariates, check_survival_outcome, check_treatment
 from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
 from hte.estimators.result import EffectEstimate
 

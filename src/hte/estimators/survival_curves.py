@@ -14,7 +14,7 @@ import time as _time
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from hte.estimators._validation import (
+from hte.array_checks import (
     check_covariates,
     check_survival_outcome,
     check_treatment,

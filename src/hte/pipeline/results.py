@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 
 from hte.config import ExperimentConfig
-from hte.data.calibration import HR_HORIZON_MONTHS
 from hte.data.columns import PATIENT_ID, TREATMENT, TRUTH_PREFIX
+from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.pipeline.stages import ANALYSIS, AnalysisData, FittedEffect, crs_outcomes
 
 log = logging.getLogger("hte.pipeline")
@@ -125,8 +125,8 @@ def truth_enabled(config: ExperimentConfig, cohort: pd.DataFrame) -> bool:
 def decision_truth(cohort: pd.DataFrame, config: ExperimentConfig) -> dict:
     """Averages of the decision-time truth over the whole cohort: true ATEs per OS target and CRS
     outcome, and a 'true' marginal hazard ratio (Cox on both potential outcome draws of every
-    patient, no censoring, cut at 24 months as in hte.data.calibration)."""
-    from hte.data.calibration import true_marginal_hr
+    patient, no censoring, cut at 24 months as in hte.evaluation.cohort_calibration)."""
+    from hte.evaluation.cohort_calibration import true_marginal_hr
 
     out: dict[str, Any] = {}
     for target, horizon in config.outcomes.os.targets():
@@ -142,7 +142,7 @@ def decision_truth(cohort: pd.DataFrame, config: ExperimentConfig) -> dict:
         out["hazard_ratio"] = true_marginal_hr(cohort)
         out["hazard_ratio_method"] = (
             "Cox on both potential survival times of every patient, cut at "
-            f"{HR_HORIZON_MONTHS:g} mo (hte.data.calibration.true_marginal_hr)"
+            f"{HR_HORIZON_MONTHS:g} mo (hte.evaluation.cohort_calibration.true_marginal_hr)"
         )
     return out
 

@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 
 from hte.config import DataFacts, ExperimentConfig, FileData, TimeZeroAnalysis
-from hte.data.calibration import HR_HORIZON_MONTHS
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
+from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.runs import fingerprint_file, fingerprint_frame
 
 log = logging.getLogger("hte.pipeline")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from rich.console import Console
 
-from hte.data.calibration import load_targets, render_calibration, run_calibration
+from hte.evaluation.cohort_calibration import load_targets, render_calibration, run_calibration
 
 
 @pytest.fixture(scope="module")

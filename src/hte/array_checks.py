@@ -1,4 +1,9 @@
-"""Up-front input checks shared by all estimators: fail early, name the problem."""
+"""Up-front checks of array inputs (covariates, treatment, outcomes) shared by the design layer
+and every estimator: fail early and name the problem.
+
+It sits at the package top so design (upstream) and estimators (downstream) both use it without
+the design layer importing the estimators package.
+"""
 
 from __future__ import annotations
 
