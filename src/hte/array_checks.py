@@ -102,3 +102,17 @@ def check_binary_outcome(y, n: int, name: str = "outcome") -> np.ndarray:
     if arr.min() == arr.max():
         raise ValueError(f"{name} takes a single value ({arr[0]}); a risk difference needs both")
     return arr
+
+
+def check_new_covariates(
+    estimator, X, *, fitted_attribute: str, allow_nan: bool = False
+) -> np.ndarray:
+    """Covariates for predicting with a fitted estimator: fitted, and as many columns as in fit."""
+    name = type(estimator).__name__
+    if not hasattr(estimator, fitted_attribute):
+        raise RuntimeError(f"{name} is not fitted; call fit first")
+    arr, _ = check_covariates(X, allow_nan=allow_nan)
+    expected = estimator.n_features_in_
+    if arr.shape[1] != expected:
+        raise ValueError(f"X has {arr.shape[1]} features; {name} was fitted with {expected}")
+    return arr

@@ -31,6 +31,7 @@ from sklearn.base import BaseEstimator
 from hte.array_checks import (
     check_binary_outcome,
     check_covariates,
+    check_new_covariates,
     check_survival_outcome,
     check_treatment,
 )
@@ -257,14 +258,7 @@ class LogisticInteractionModel(BaseEstimator):
         return self
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "coef_"):
-            raise RuntimeError("LogisticInteractionModel is not fitted; call fit first")
-        Xa, _ = check_covariates(X)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features; the model was fitted with {self.n_features_in_}"
-            )
-        return Xa
+        return check_new_covariates(self, X, fitted_attribute="coef_")
 
     def predict_risk(self, X) -> tuple[np.ndarray, np.ndarray]:
         """P(outcome | x, CAR-T) and P(outcome | x, tec) per row."""

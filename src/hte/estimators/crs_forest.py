@@ -17,7 +17,12 @@ from econml.dml import CausalForestDML
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
 
-from hte.array_checks import check_binary_outcome, check_covariates, check_treatment
+from hte.array_checks import (
+    check_binary_outcome,
+    check_covariates,
+    check_new_covariates,
+    check_treatment,
+)
 from hte.estimators.result import EffectEstimate
 
 CRS_OUTCOMES = ("crs", "crs_g3")
@@ -170,14 +175,7 @@ class CRSCausalForest(BaseEstimator):
         return self
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("CRSCausalForest is not fitted; call fit first")
-        Xa, _ = check_covariates(X)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features; the model was fitted with {self.n_features_in_}"
-            )
-        return Xa
+        return check_new_covariates(self, X, fitted_attribute="model_")
 
     def predict(self, X) -> np.ndarray:
         """Risk difference P(CRS | x, CAR-T) - P(CRS | x, tec) per row: (n,)."""

@@ -16,6 +16,7 @@ from sklearn.base import BaseEstimator
 
 from hte.array_checks import (
     check_covariates,
+    check_new_covariates,
     check_survival_outcome,
     check_treatment,
 )
@@ -178,14 +179,7 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
         return sw
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "state_"):
-            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
-        Xa, _ = check_covariates(X, allow_nan=self._allow_nan)
-        if Xa.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {Xa.shape[1]} features; the model was fitted with {self.n_features_in_}"
-            )
-        return Xa
+        return check_new_covariates(self, X, fitted_attribute="state_", allow_nan=self._allow_nan)
 
     # --- effects ------------------------------------------------------------------------------
     def _effect(self, state, Xa: np.ndarray) -> np.ndarray:
