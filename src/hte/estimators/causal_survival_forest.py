@@ -19,7 +19,12 @@ from econml.grf._base_grf import BaseGRF
 from sklearn.base import BaseEstimator
 
 from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
-from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
+from hte.estimators.nuisance import (
+    TARGETS,
+    SurvivalNuisances,
+    cross_fit_pseudo_outcomes,
+    pseudo_outcomes_from_nuisances,
+)
 from hte.estimators.result import EffectEstimate
 
 
@@ -38,7 +43,10 @@ def csf_scores(X: np.ndarray, W: np.ndarray, time: np.ndarray, event: np.ndarray
 
     Keyword arguments are those of ``hte.estimators.nuisance.cross_fit_pseudo_outcomes``.
     """
-    out = cross_fit_pseudo_outcomes(X, W, time, event, **kw)
+    return _add_moment(cross_fit_pseudo_outcomes(X, W, time, event, **kw), W)
+
+
+def _add_moment(out: dict, W: np.ndarray) -> dict:
     resid = W - out["e"]
     out["A"] = resid * (out["pseudo_outcome"] - out["m"])
     out["J"] = resid**2
@@ -113,8 +121,22 @@ class CausalSurvivalForest(BaseEstimator):
         if not 0.0 <= self.censoring_floor < 1.0:
             raise ValueError(f"censoring_floor must be in [0, 1); got {self.censoring_floor}")
 
-    def fit(self, X, *, time, event, treatment) -> CausalSurvivalForest:
-        """Fit nuisances (cross-fitted) and the forest. X: array or DataFrame, treatment 0/1."""
+    def fit(
+        self,
+        X,
+        *,
+        time,
+        event,
+        treatment,
+        propensity: np.ndarray | None = None,
+        survival_nuisances: SurvivalNuisances | None = None,
+    ) -> CausalSurvivalForest:
+        """Fit nuisances (cross-fitted) and the forest. X: array or DataFrame, treatment 0/1.
+
+        ``propensity`` (n,) and ``survival_nuisances`` (curves on a grid ending at ``horizon``)
+        may be supplied together instead of being cross-fitted: a diagnostic hook (oracle
+        nuisances from a simulator), not for real data.
+        """
         self._check_params()
         arr, names = check_covariates(X)
         n = arr.shape[0]
@@ -122,7 +144,35 @@ class CausalSurvivalForest(BaseEstimator):
         t, d = check_survival_outcome(time, event, n, float(self.horizon))
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = arr.shape[1]
-        scores = csf_scores(
+        supplied = (propensity is not None, survival_nuisances is not None)
+        if any(supplied):
+            scores = self._supplied_scores(t, d, W, propensity, survival_nuisances, supplied)
+        else:
+            scores = self._cross_fit_scores(arr, W, t, d)
+        self.grid_ = scores["grid"]
+        self.nuisance_diagnostics_ = scores["diagnostics"]
+        self.propensity_ = scores["e"]
+        self.pseudo_outcome_ = scores["pseudo_outcome"]
+        self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
+        self.training_scores_["W"] = W
+        self.forest_ = self._make_forest(n).fit(arr, scores["J"], scores["A"])
+        return self
+
+    def _supplied_scores(self, t, d, W, propensity, nuis, supplied) -> dict:
+        if not all(supplied):
+            raise ValueError("propensity and survival_nuisances must be supplied together")
+        if not np.isclose(nuis.grid[-1], float(self.horizon)):
+            raise ValueError(
+                f"survival_nuisances.grid must end at horizon={self.horizon}; "
+                f"it ends at {nuis.grid[-1]}"
+            )
+        out = pseudo_outcomes_from_nuisances(
+            t, d, propensity, nuis, target=self.target, censoring_floor=self.censoring_floor
+        )
+        return _add_moment(out, W)
+
+    def _cross_fit_scores(self, arr, W, t, d) -> dict:
+        return csf_scores(
             arr,
             W,
             t,
@@ -139,14 +189,6 @@ class CausalSurvivalForest(BaseEstimator):
             random_state=self.random_state,
             n_jobs=self.n_jobs,
         )
-        self.grid_ = scores["grid"]
-        self.nuisance_diagnostics_ = scores["diagnostics"]
-        self.propensity_ = scores["e"]
-        self.pseudo_outcome_ = scores["pseudo_outcome"]
-        self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
-        self.training_scores_["W"] = W
-        self.forest_ = self._make_forest(n).fit(arr, scores["J"], scores["A"])
-        return self
 
     def _make_forest(self, n: int) -> _MomentForest:
         # econml needs each tree's subsample to fit in a half-sample (little bags); as a count

@@ -459,6 +459,35 @@ def cross_fit_pseudo_outcomes(
             random_state=random_state,
             n_jobs=n_jobs,
         )
+    return pseudo_outcomes_from_nuisances(
+        time, event, e, nuis, target=target, censoring_floor=censoring_floor
+    )
+
+
+def pseudo_outcomes_from_nuisances(
+    time: np.ndarray,
+    event: np.ndarray,
+    propensity: np.ndarray,
+    nuis: SurvivalNuisances,
+    *,
+    target: str,
+    censoring_floor: float = 0.05,
+) -> dict:
+    """The dict of ``cross_fit_pseudo_outcomes`` from nuisances already in hand.
+
+    The cross-fitted path ends here; supplying known nuisances (e.g. a simulator's true
+    propensity and survival curves) gives oracle scores through exactly the same maths.
+    """
+    _check_target(target)
+    grid = nuis.grid
+    e = np.asarray(propensity, dtype=float)
+    n = np.asarray(time).shape[0]
+    shapes = {"surv": nuis.surv, "surv1": nuis.surv1, "surv0": nuis.surv0, "cens": nuis.cens}
+    for name, arr in shapes.items():
+        if arr.shape != (n, grid.size):
+            raise ValueError(f"nuisances.{name} must have shape {(n, grid.size)}; got {arr.shape}")
+    if e.shape != (n,) or not np.all((e > 0) & (e < 1)):
+        raise ValueError(f"propensity must have shape ({n},) with values in (0, 1)")
     ystar, _, diag = aipcw_pseudo_outcome(
         time, event, nuis, target, censoring_floor=censoring_floor
     )
