@@ -114,5 +114,5 @@ def check_new_covariates(
     arr, _ = check_covariates(X, allow_nan=allow_nan)
     expected = estimator.n_features_in_
     if arr.shape[1] != expected:
-        raise ValueError(f"X has {arr.shape[1]} features; {name} was fitted with {expected}")
+        raise ValueError(f"X has {arr.shape[1]} columns; {name} was fitted with {expected}")
     return arr

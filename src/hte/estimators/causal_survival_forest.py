@@ -18,7 +18,12 @@ import numpy as np
 from econml.grf._base_grf import BaseGRF
 from sklearn.base import BaseEstimator
 
-from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
+from hte.array_checks import (
+    check_covariates,
+    check_new_covariates,
+    check_survival_outcome,
+    check_treatment,
+)
 from hte.estimators.nuisance import (
     TARGETS,
     SurvivalNuisances,
@@ -212,14 +217,7 @@ class CausalSurvivalForest(BaseEstimator):
         )
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "forest_"):
-            raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
-        arr, _ = check_covariates(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {arr.shape[1]} columns; the forest was fitted on {self.n_features_in_}"
-            )
-        return arr
+        return check_new_covariates(self, X, fitted_attribute="forest_")
 
     def predict(self, X) -> np.ndarray:
         """Estimated effect theta(x) for each row, shape (n,)."""

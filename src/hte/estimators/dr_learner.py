@@ -17,7 +17,12 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
+from hte.array_checks import (
+    check_covariates,
+    check_new_covariates,
+    check_survival_outcome,
+    check_treatment,
+)
 from hte.design.propensity import default_propensity_learner
 from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
 from hte.estimators.result import EffectEstimate
@@ -135,14 +140,7 @@ class SurvivalDRLearner(BaseEstimator):
         return self
 
     def _check_X(self, X) -> np.ndarray:
-        if not hasattr(self, "model_"):
-            raise RuntimeError("SurvivalDRLearner is not fitted; call fit first")
-        arr, _ = check_covariates(X)
-        if arr.shape[1] != self.n_features_in_:
-            raise ValueError(
-                f"X has {arr.shape[1]} columns; the learner was fitted on {self.n_features_in_}"
-            )
-        return arr
+        return check_new_covariates(self, X, fitted_attribute="model_")
 
     def predict(self, X) -> np.ndarray:
         """Estimated effect for each row, shape (n,)."""
