@@ -28,6 +28,7 @@ from hte.estimators.nuisance import (
     TARGETS,
     SurvivalNuisances,
     cross_fit_pseudo_outcomes,
+    nuisance_params,
     pseudo_outcomes_from_nuisances,
 )
 from hte.estimators.result import EffectEstimate
@@ -178,21 +179,7 @@ class CausalSurvivalForest(BaseEstimator):
 
     def _cross_fit_scores(self, arr, W, t, d) -> dict:
         return csf_scores(
-            arr,
-            W,
-            t,
-            d,
-            target=self.target,
-            horizon=float(self.horizon),
-            grid_size=self.grid_size,
-            event_learner=self.event_learner,
-            censoring_learner=self.censoring_learner,
-            propensity_learner=self.propensity_learner,
-            n_folds=self.n_folds,
-            censoring_floor=self.censoring_floor,
-            propensity_clip=self.propensity_clip,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
+            arr, W, t, d, propensity_learner=self.propensity_learner, **nuisance_params(self)
         )
 
     def _make_forest(self, n: int) -> _MomentForest:

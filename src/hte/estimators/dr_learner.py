@@ -24,7 +24,7 @@ from hte.array_checks import (
     check_treatment,
 )
 from hte.design.propensity import default_propensity_learner
-from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes
+from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes, nuisance_params
 from hte.estimators.result import EffectEstimate
 
 FINALS = ("forest", "linear")
@@ -116,22 +116,7 @@ class SurvivalDRLearner(BaseEstimator):
         t, d = check_survival_outcome(time, event, n, float(self.horizon))
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = arr.shape[1]
-        out = cross_fit_pseudo_outcomes(
-            arr,
-            W,
-            t,
-            d,
-            target=self.target,
-            horizon=float(self.horizon),
-            grid_size=self.grid_size,
-            event_learner=self.event_learner,
-            censoring_learner=self.censoring_learner,
-            n_folds=self.n_folds,
-            censoring_floor=self.censoring_floor,
-            propensity_clip=self.propensity_clip,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-        )
+        out = cross_fit_pseudo_outcomes(arr, W, t, d, **nuisance_params(self))
         self.pseudo_outcome_ = out["pseudo_outcome"]
         self.grid_ = out["grid"]
         self.nuisance_diagnostics_ = out["diagnostics"]

@@ -413,6 +413,28 @@ def aipcw_pseudo_outcome(
     return main - aug, Q, diag
 
 
+# Constructor parameters that the CSF and the DR-learner hand unchanged to the nuisance step.
+NUISANCE_PARAMS = (
+    "target",
+    "grid_size",
+    "event_learner",
+    "censoring_learner",
+    "n_folds",
+    "censoring_floor",
+    "propensity_clip",
+    "random_state",
+    "n_jobs",
+)
+
+
+def nuisance_params(estimator) -> dict:
+    """The nuisance settings of a CSF / DR-learner instance, as keyword arguments for
+    ``cross_fit_pseudo_outcomes`` (horizon as a float)."""
+    kwargs = {name: getattr(estimator, name) for name in NUISANCE_PARAMS}
+    kwargs["horizon"] = float(estimator.horizon)
+    return kwargs
+
+
 def cross_fit_pseudo_outcomes(
     X: np.ndarray,
     W: np.ndarray,
