@@ -32,7 +32,7 @@ from sklearn.model_selection import KFold
 KINDS = ("autoc", "qini")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # eq=False: the TOC arrays make == ambiguous
 class RateResult:
     """A RATE estimate with its bootstrap standard error, normal interval and two-sided p-value.
 
@@ -172,13 +172,17 @@ def toc_curve(priorities, scores, grid=None) -> tuple[np.ndarray, np.ndarray]:
     return q, toc[k - 1]
 
 
-def _bootstrap_positions(rng, n: int, clusters_sorted: np.ndarray | None) -> np.ndarray:
+def _cluster_members(clusters_sorted: np.ndarray) -> list[np.ndarray]:
+    """Positions (in priority order) of each cluster's patients."""
+    _, inverse = np.unique(clusters_sorted, return_inverse=True)
+    return [np.flatnonzero(inverse == c) for c in range(inverse.max() + 1)]
+
+
+def _bootstrap_positions(rng, n: int, members: list[np.ndarray] | None) -> np.ndarray:
     """Positions (in priority order) of one bootstrap draw, sorted so the order is kept."""
-    if clusters_sorted is None:
+    if members is None:
         return np.sort(rng.integers(0, n, n))
-    ids, inverse = np.unique(clusters_sorted, return_inverse=True)
-    members = [np.flatnonzero(inverse == c) for c in range(ids.size)]
-    picked = rng.integers(0, ids.size, ids.size)
+    picked = rng.integers(0, len(members), len(members))
     return np.sort(np.concatenate([members[c] for c in picked]))
 
 
@@ -210,16 +214,16 @@ def rate(
     toc = _toc_from_sorted(s_sorted, group)
     estimate = _rate_from_toc(toc, kind)
 
-    cl_sorted = None
+    members = None
     if clusters is not None:
         cl = np.asarray(clusters)
         if cl.shape != (n,):
             raise ValueError(f"clusters must have shape ({n},); got {cl.shape}")
-        cl_sorted = cl[order]
+        members = _cluster_members(cl[order])
     rng = np.random.default_rng(random_state)
     boot = np.empty(int(n_bootstrap))
     for b in range(int(n_bootstrap)):
-        pos = _bootstrap_positions(rng, n, cl_sorted)
+        pos = _bootstrap_positions(rng, n, members)
         # regroup the ties of the resample (group ids stay non-decreasing along pos)
         boot[b] = _rate_from_toc(_toc_from_sorted(s_sorted[pos], group[pos]), kind)
     se = float(np.std(boot, ddof=1))
