@@ -30,7 +30,7 @@ estimators:
     kind: t_learner
     params: {base_learner: rsf, base_params: {n_estimators: 20, min_samples_leaf: 10}}
   - {name: csf, kind: causal_survival_forest, params: {n_estimators: 40, min_samples_leaf: 10}}
-explanation: {shap: false, subgroup_rules: false}
+explanation: {shap: true, n_patients_shap: 60, subgroup_rules: false}
 seeds: {global: 5}
 """
 
@@ -210,3 +210,65 @@ def test_infusion_time_zero_overstates_the_cart_benefit(tmp_path):
     assert infusion["hazard_ratio_iptw"] < decision["hazard_ratio_iptw"] - 0.03
     assert infusion["hazard_ratio_iptw"] < infusion["hazard_ratio_true"]
     assert infusion["ate_survival_iptw_km_bias"] > decision["ate_survival_iptw_km_bias"]
+
+
+def test_run_writes_shap_attributions_that_add_up(tiny_runs):
+    run_dir, m = tiny_runs[0].run_dir, tiny_runs[0].metrics
+    estimators = m["analyses"]["decision"]["estimators"]
+    fitted = [(e, t) for e, by in estimators.items() for t, v in by.items() if "error" not in v]
+    assert len(fitted) == 7  # cox, tl, csf x (survival, rmst) + logit x crs
+    for estimator, target in fitted:
+        path = run_dir / "attributions" / f"decision__{estimator}__{target}.parquet"
+        frame = pd.read_parquet(path)
+        shap_cols = [c for c in frame.columns if c.startswith("shap__")]
+        assert len(frame) == 60 and len(shap_cols) == len(m["analyses"]["decision"]["design"]
+                                                          ["features"])  # fmt: skip
+        assert frame["row"].is_unique and frame["row"].between(0, 299).all()
+        # TreeSHAP is exact for the surrogate: only float summation error remains
+        total = frame["base_value"] + frame[shap_cols].sum(axis=1)
+        np.testing.assert_allclose(total, frame["effect"], rtol=0, atol=1e-6)
+        summary = estimators[estimator][target]["attributions"]
+        assert summary["method"] == "surrogate" and summary["n_patients"] == 60
+        assert summary["surrogate_r2_in_sample"] >= summary["surrogate_r2_cv"] - 1e-9
+        names = [name for name, _ in summary["top_importance"]]
+        values = [value for _, value in summary["top_importance"]]
+        assert len(names) == 5 and set(names) <= {c[len("shap__") :] for c in shap_cols}
+        assert values == sorted(values, reverse=True)
+        # the listed importances are the parquet's mean |SHAP|, not a separate computation
+        mean_abs = frame[["shap__" + n for n in names]].abs().mean().to_numpy()
+        np.testing.assert_allclose(values, mean_abs, rtol=1e-8)
+        assert (run_dir / "figures" / f"shap_decision__{estimator}__{target}.png").is_file()
+    assert m["explanation"]["shap"].startswith("run")
+    assert m["explanation"]["subgroup_rules"].startswith("not run")
+
+
+def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
+    analysis = tiny_runs[0].metrics["analyses"]["decision"]
+    sources = analysis["heterogeneity_scores"]
+    assert set(sources) == {"survival", "rmst", "crs"}
+    assert "causal survival forest" in sources["survival"] and "AIPW" in sources["crs"]
+    for by_target in analysis["estimators"].values():
+        for summary in by_target.values():
+            if "error" in summary:
+                continue
+            tests = summary["heterogeneity"]
+            assert tests["in_sample"] is True  # priorities are in-sample predictions, said so
+            for kind in ("autoc", "qini"):
+                r = tests[kind]
+                assert r["lower"] <= r["estimate"] <= r["upper"] and 0 <= r["p_value"] <= 1
+            blp = tests["blp"]
+            assert blp["differential_se"] > 0 and 0 <= blp["differential_p_value"] <= 1
+
+
+def test_survival_targets_without_a_forest_are_skipped_with_a_reason(tmp_path, hte_home):
+    text = TINY.replace(
+        "  - {name: csf, kind: causal_survival_forest, params: {n_estimators: 40, "
+        "min_samples_leaf: 10}}\n",
+        "",
+    ).replace("shap: true", "shap: false")
+    config = _config(tmp_path, text.replace("n: 300", "n: 200"))
+    result = run_experiment(config, output_root=tmp_path, progress=False, write_models=False)
+    analysis = result.metrics["analyses"]["decision"]
+    assert analysis["heterogeneity_scores"]["survival"].startswith("skipped")
+    assert "heterogeneity" not in analysis["estimators"]["cox"]["survival"]
+    assert "heterogeneity" in analysis["estimators"]["logit"]["crs"]

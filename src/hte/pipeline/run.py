@@ -16,7 +16,9 @@ import yaml
 
 from hte.config import ExperimentConfig, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
+from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
+from hte.pipeline.heterogeneity import heterogeneity_tests
 from hte.pipeline.results import (
     decision_truth,
     effects_frame,
@@ -129,14 +131,15 @@ def _run_log(path: Path | None) -> Iterator[None]:
 
 def _n_stages(config: ExperimentConfig, columns: tuple[str, ...]) -> int:
     """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
-    stages and one per fit, and the run folder."""
+    stages, one per fit and one for SHAP attributions, and the run folder."""
     fits = 0
     for spec in config.estimators:
         if spec.outcome == "os":
             fits += len(config.outcomes.os.targets())
         else:
             fits += len(config.outcomes.crs.outcomes(has_grade=CRS_GRADE in columns))
-    return 1 + len(config.time_zero) * (3 + fits) + 1
+    per_analysis = 3 + fits + (1 if config.explanation.shap else 0)
+    return 1 + len(config.time_zero) * per_analysis + 1
 
 
 def run_experiment(
@@ -189,6 +192,8 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         )
         prepared.append(data)
         all_fits[data.label] = fits
+        if config.explanation.shap:
+            _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
         if store is not None:
             _save_models(store, data, fits)
     stages.step("run folder: metrics, effects, figures")
@@ -238,6 +243,12 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         if truth is not None:
             summary["truth"] = truth
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
+    clock = time.perf_counter()
+    tests, score_sources = heterogeneity_tests(data, fits, config.evaluation.alpha, config.seed)
+    timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
+    for estimator, by_target in tests.items():
+        for target, result in by_target.items():
+            estimators[estimator][target]["heterogeneity"] = result
     metrics = {
         "mode": data.mode,
         "description": data.description,
@@ -250,6 +261,7 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         },
         **diagnostics,
         "baselines": baselines,
+        "heterogeneity_scores": score_sources,
         "estimators": estimators,
     }
     return data, fits, metrics
@@ -277,9 +289,30 @@ def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_tru
         if len(config.time_zero) > 1 or config.time_zero[0].mode != "decision":
             metrics["time_zero_comparison"] = time_zero_comparison(analyses, truth)
     if config.explanation.shap or config.explanation.subgroup_rules:
-        # said plainly rather than silently skipped: hte.explain has no attributions yet
-        metrics["explanation"] = "not run: SHAP and subgroup rules are not implemented yet"
+        metrics["explanation"] = {
+            "shap": (
+                f"run: per estimator/target under analyses.<analysis>.estimators (attributions on "
+                f"at most {config.explanation.n_patients_shap} patients)"
+                if config.explanation.shap
+                else "not run: explanation.shap is false"
+            ),
+            # said plainly rather than silently skipped: the pipeline has no rule trees yet
+            "subgroup_rules": "not run: subgroup rules are not wired into hte run yet",
+        }
     return metrics
+
+
+def _attach_attributions(run_dir, data, fits, config, analyses, stages, timings) -> None:
+    """SHAP attributions of one analysis's fits: files in the run folder, summaries in the
+    analysis's metrics under ``estimators.<estimator>.<target>.attributions``."""
+    stages.step(f"{data.label}: SHAP attributions")
+    clock = time.perf_counter()
+    summaries = explain_fits(run_dir, data, fits, config.explanation.n_patients_shap, config.seed)
+    timings[f"{data.label}/attributions"] = time.perf_counter() - clock
+    estimators = analyses[data.label]["estimators"]
+    for estimator, by_target in summaries.items():
+        for target, summary in by_target.items():
+            estimators[estimator][target]["attributions"] = summary
 
 
 def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]) -> None:

@@ -210,11 +210,20 @@ def baseline_averages(data: AnalysisData, config: ExperimentConfig) -> dict:
 
 def _aipw_crs(data: AnalysisData, outcome: str, alpha: float, seed: int):
     """AIPW risk difference with cross-fitted outcome models (boosting on covariates + arm)."""
+    from hte.estimators import average_treatment_effect_binary
+
+    _, y, w, e, mu1, mu0 = crs_nuisances(data, outcome, seed)
+    return average_treatment_effect_binary(y, w, e, mu1=mu1, mu0=mu0, alpha=alpha, target=outcome)
+
+
+def crs_nuisances(data: AnalysisData, outcome: str, seed: int):
+    """Cross-fitted CRS nuisances of one analysis: ``(keep, y, w, e, mu1, mu0)`` over the rows
+    ``keep`` that carry the outcome; e is the design's cross-fitted propensity, mu1/mu0 come from
+    boosting on covariates + arm fitted on the other folds."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.model_selection import StratifiedKFold
     from threadpoolctl import threadpool_limits
 
-    from hte.estimators import average_treatment_effect_binary
     from hte.estimators.crs_forest import crs_binary_outcome
 
     grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
@@ -238,7 +247,7 @@ def _aipw_crs(data: AnalysisData, outcome: str, alpha: float, seed: int):
             ones = np.ones(len(test))
             mu1[test] = model.predict_proba(np.column_stack([X[test], ones]))[:, 1]
             mu0[test] = model.predict_proba(np.column_stack([X[test], 0 * ones]))[:, 1]
-    return average_treatment_effect_binary(y, w, e, mu1=mu1, mu0=mu0, alpha=alpha, target=outcome)
+    return keep, y, w, e, mu1, mu0
 
 
 # --------------------------------------------------------------------------------------------------
