@@ -36,7 +36,7 @@ from hte.array_checks import (
     check_treatment,
 )
 from hte.estimators.crs_forest import crs_binary_outcome, warn_missing_grade
-from hte.estimators.result import EffectEstimate
+from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.survival_curves import (
     CounterfactualSurvivalEstimator,
     check_horizon_per_arm,
@@ -204,7 +204,7 @@ def _newton_logistic(
     )
 
 
-class LogisticInteractionModel(BaseEstimator):
+class LogisticInteractionModel(IntervalEstimateMixin, BaseEstimator):
     """Logistic regression of CRS on covariates, treatment and treatment x covariate interactions.
 
     ``fit(X, crs, treatment, crs_grade=None, sample_weight=None)``; ``outcome="crs_g3"`` uses
@@ -288,18 +288,8 @@ class LogisticInteractionModel(BaseEstimator):
         z = _z(alpha)
         return rd - z * se, rd + z * se
 
-    def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
-        """Risk difference with delta-method interval as an EffectEstimate."""
-        lo, hi = self.predict_interval(X, alpha)
-        return EffectEstimate(
-            effect=self.predict(X),
-            lower=lo,
-            upper=hi,
-            target=self.outcome,
-            horizon=None,
-            alpha=alpha,
-            estimator="LogisticInteractionModel",
-        )
+    def _estimate_labels(self) -> tuple[str, float | None, str]:
+        return self.outcome, None, "LogisticInteractionModel"
 
 
 # --------------------------------------------------------------------------------------------

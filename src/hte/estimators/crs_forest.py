@@ -23,7 +23,7 @@ from hte.array_checks import (
     check_new_covariates,
     check_treatment,
 )
-from hte.estimators.result import EffectEstimate
+from hte.estimators.result import IntervalEstimateMixin
 
 CRS_OUTCOMES = ("crs", "crs_g3")
 
@@ -93,7 +93,7 @@ def warn_missing_grade(n_excluded: int, n: int) -> None:
         )
 
 
-class CRSCausalForest(BaseEstimator):
+class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
     """Causal forest (DML) for the CRS risk difference of CAR-T vs teclistamab per patient.
 
     ``fit(X, crs, treatment, crs_grade=None)``. ``outcome="crs"`` uses any-grade CRS;
@@ -188,15 +188,5 @@ class CRSCausalForest(BaseEstimator):
         lo, hi = self.model_.effect_interval(Xa, alpha=alpha)
         return np.ravel(lo), np.ravel(hi)
 
-    def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
-        """Risk difference with its (1 - alpha) interval as an EffectEstimate."""
-        lo, hi = self.predict_interval(X, alpha)
-        return EffectEstimate(
-            effect=self.predict(X),
-            lower=lo,
-            upper=hi,
-            target=self.outcome,
-            horizon=None,
-            alpha=alpha,
-            estimator="CRSCausalForest",
-        )
+    def _estimate_labels(self) -> tuple[str, float | None, str]:
+        return self.outcome, None, "CRSCausalForest"

@@ -25,7 +25,7 @@ from hte.array_checks import (
 )
 from hte.design.propensity import default_propensity_learner
 from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes, nuisance_params
-from hte.estimators.result import EffectEstimate
+from hte.estimators.result import IntervalEstimateMixin
 
 FINALS = ("forest", "linear")
 
@@ -37,7 +37,7 @@ def default_outcome_regression() -> HistGradientBoostingRegressor:
     )
 
 
-class SurvivalDRLearner(BaseEstimator):
+class SurvivalDRLearner(IntervalEstimateMixin, BaseEstimator):
     """DR-learner of the RMST / survival-probability effect at ``horizon`` under censoring.
 
     target : "rmst" or "survival". horizon : h (time unit of ``time``).
@@ -136,16 +136,5 @@ class SurvivalDRLearner(BaseEstimator):
         lo, hi = self.model_.effect_interval(self._check_X(X), alpha=alpha)
         return np.ravel(lo), np.ravel(hi)
 
-    def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
-        """Effects with intervals as the shared result type."""
-        arr = self._check_X(X)
-        lo, hi = self.predict_interval(arr, alpha=alpha)
-        return EffectEstimate(
-            effect=self.predict(arr),
-            lower=lo,
-            upper=hi,
-            target=self.target,
-            horizon=float(self.horizon),
-            alpha=alpha,
-            estimator=f"dr_learner_{self.final}",
-        )
+    def _estimate_labels(self) -> tuple[str, float | None, str]:
+        return self.target, float(self.horizon), f"dr_learner_{self.final}"

@@ -43,3 +43,27 @@ class EffectEstimate:
         for name in ("lower", "upper"):
             if np.shape(getattr(self, name)) != (n,):
                 raise ValueError(f"EffectEstimate.{name} must have shape ({n},)")
+
+
+class IntervalEstimateMixin:
+    """``estimate(X, alpha)`` built from the estimator's own ``predict`` and ``predict_interval``.
+
+    Subclasses say what the effect is through ``_estimate_labels() -> (target, horizon, name)``.
+    """
+
+    def _estimate_labels(self) -> tuple[str, float | None, str]:
+        raise NotImplementedError
+
+    def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
+        """Per-patient effects with their (1 - alpha) intervals as the shared result type."""
+        lower, upper = self.predict_interval(X, alpha)
+        target, horizon, name = self._estimate_labels()
+        return EffectEstimate(
+            effect=self.predict(X),
+            lower=lower,
+            upper=upper,
+            target=target,
+            horizon=horizon,
+            alpha=alpha,
+            estimator=name,
+        )
