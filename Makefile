@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint format bench lock clean
+.PHONY: setup browser run test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): requirements.lock pyproject.toml
 run: setup
 	$(BIN)/hte run configs/default.yaml
 
-test: setup
+# Headless Chromium for the report and app browser tests (Debian's package; Playwright drives it).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null)
+	@test -x $(CHROMIUM) || (echo "chromium not found at $(CHROMIUM): install Debian's chromium package" && exit 1)
+
+test: setup browser
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -n 2 -q
