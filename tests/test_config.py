@@ -29,7 +29,13 @@ from hte.data.columns import DAYS_PER_MONTH, OS_MONTHS
 from hte.data.simulate import simulate_cohort
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SHIPPED = ["default.yaml", "immortal_time.yaml", "null_effect.yaml", "your_data.yaml"]
+SHIPPED = [
+    "default.yaml",
+    "immortal_time.yaml",
+    "null_effect.yaml",
+    "your_data.yaml",
+    "seed_study.yaml",
+]
 
 
 def line_of(text: str, marker: str) -> int:
@@ -128,6 +134,16 @@ def test_null_effect_config_uses_the_null_scenario():
 def test_shipped_synthetic_configs_pass_preflight(name):
     facts = preflight(load_config(CONFIGS / name))
     assert OS_MONTHS in facts.columns and facts.max_follow_up_months > 24
+
+
+def test_seed_study_config_mimics_the_802mo_design():
+    config = load_config(CONFIGS / "seed_study.yaml")
+    assert config.data.scenario == "short_follow_up" and config.data.n == 850
+    assert [a.mode for a in config.time_zero] == ["decision", "infusion"]
+    assert config.outcomes.os.targets() == [("survival", 12.0)]
+    assert config.evaluation.matching is True
+    facts = preflight(config)
+    assert 12 < facts.max_follow_up_months <= 18
 
 
 def test_your_data_template_fails_preflight_on_its_placeholder_file():

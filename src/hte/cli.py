@@ -28,7 +28,7 @@ def simulate(
         str,
         typer.Option(
             help="Named scenario: default, null_effect, strong_confounding, poor_overlap, "
-            "heavy_censoring, no_manufacturing_delay."
+            "heavy_censoring, no_manufacturing_delay, short_follow_up."
         ),
     ] = "default",
 ) -> None:

@@ -89,7 +89,18 @@ def test_scenarios_constant_matches_parameter_registry():
         "poor_overlap",
         "heavy_censoring",
         "no_manufacturing_delay",
+        "short_follow_up",
     } <= set(SCENARIOS)
+
+
+def test_short_follow_up_scenario_gives_about_a_year():
+    """Accrual over 12 months, data cut at 18: follow-up between 6 and 18 months for everyone
+    not dead or lost (uniform entry, so the median potential follow-up is 12 months)."""
+    df = simulate_cohort(n=800, seed=4, scenario="short_follow_up")
+    censored = df["death"] == 0
+    assert df["os_months"].max() <= 18.0
+    alive_at_cut = df.loc[censored, "os_months"]
+    assert alive_at_cut.quantile(0.5) == pytest.approx(12.0, abs=1.5)  # ~ +-3 SE of a median
 
 
 # -------------------------------------------------------------------------------- schema

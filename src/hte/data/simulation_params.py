@@ -337,6 +337,10 @@ SCENARIO_DESCRIPTIONS: dict[str, str] = {
     "poor_overlap": "propensity coefficients x3: many patients almost certain to get one arm",
     "heavy_censoring": "shorter data cut (30 months, accrual 24) and 5%/month loss to follow-up",
     "no_manufacturing_delay": "CAR-T infused at day 0: no waiting, no deaths or dropout before",
+    "short_follow_up": (
+        "as default, but accrual over 12 months and a data cut at 18 (6-18 months of follow-up, "
+        "about one year), like the first real-world comparison (802MO)"
+    ),
 }
 
 _SCENARIO_BUILDERS = {
@@ -356,4 +360,7 @@ _SCENARIO_BUILDERS = {
         censoring=replace(CensoringParams(), data_cut_months=30.0, ltfu_rate_per_month=0.05)
     ),
     "no_manufacturing_delay": lambda: SimulationParams(delay=replace(DelayParams(), enabled=False)),
+    "short_follow_up": lambda: SimulationParams(
+        censoring=replace(CensoringParams(), accrual_months=12.0, data_cut_months=18.0)
+    ),
 }

@@ -27,6 +27,18 @@ def _table(title: str):
     return Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
 
 
+def _matched_rows(table, matched: dict) -> None:
+    """The propensity-matched comparison: its HR and Kaplan-Meier differences (truth is for the
+    whole cohort, not the matched one, so it is not repeated here)."""
+    hr = matched["hazard_ratio"]
+    label = f"Matched Cox ({matched['n_pairs']} pairs)"
+    table.add_row(label, "HR", _num(hr["hr"], 2), _ci(hr["lower"], hr["upper"], 2), "", "", "")
+    for key, b in matched.items():
+        if key.startswith("ate_") and "error" not in b:
+            table.add_row("Matched KM", _target_label(b["target"], b.get("horizon")),
+                          _num(b["estimate"]), _ci(b["lower"], b["upper"]), "", "", "")  # fmt: skip
+
+
 def render_summary(metrics: dict):
     """Rich tables for the console: per analysis, estimator x target averages (with the interval
     of the average where available and the truth when known), the IPTW baselines, and the
@@ -64,6 +76,8 @@ def render_summary(metrics: dict):
                 table.add_row("IPTW Cox", "HR", _num(b["hr"], 2),
                               _ci(b["lower"], b["upper"], 2), _num(truth.get("hazard_ratio"), 2),
                               "", "")  # fmt: skip
+            elif key == "matched":
+                _matched_rows(table, b)
             else:
                 method = "IPTW KM" if "iptw_km" in key else "AIPW"
                 table.add_row(method, _target_label(b["target"], b.get("horizon")),
