@@ -1,0 +1,62 @@
+"""``build_report`` / ``write_report``: one self-contained HTML file from a run folder alone.
+
+Reads metrics.json, config.resolved.yaml, fingerprint.json, versions.json, seeds.json,
+effects.parquet, the attribution parquet files, figures and the log; refits nothing. Figures are
+embedded as base64 PNG and the CSS is inlined, so the file opens offline (no CDN, fonts or JS).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+
+from hte.report.loader import load_run_folder
+from hte.report.sections import SECTIONS
+
+log = logging.getLogger("hte.report")
+
+REPORT_FILE = "report.html"
+_TEMPLATE = "report.html.j2"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("hte.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+
+
+def build_report(run_dir: Path) -> str:
+    """The HTML report of ``run_dir`` as a string (sections: summary, cohort, averages, cate,
+    benefit-harm, subgroups, heterogeneity, robustness, attributions, provenance)."""
+    run = load_run_folder(Path(run_dir))
+    sections = [make(run) for make in SECTIONS]
+    env = _environment()
+    css = env.loader.get_source(env, "report.css")[0]
+    exp = run.metrics.get("experiment") or {}
+    return env.get_template(_TEMPLATE).render(
+        title=f"hte report: {exp.get('name', 'run')} · {run.run_id}",
+        experiment=exp.get("name", "run"),
+        run_id=run.run_id,
+        generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        sections=sections,
+        css=css,
+    )
+
+
+def write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """Write the report of ``run_dir`` to ``out`` (default ``run_dir/report.html``); returns the
+    path written."""
+    run_dir = Path(run_dir)
+    out = run_dir / REPORT_FILE if out is None else Path(out)
+    html = build_report(run_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    log.info("report written to %s", out)
+    return out

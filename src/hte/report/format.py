@@ -1,0 +1,103 @@
+"""Numbers and names for a clinical reader: sensible rounding, units, plain target names."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+NOT_RUN = "not run in this run folder"
+DASH = "–"
+
+# target -> (plain name with {h} for the horizon, unit shown, scale applied to raw values)
+_TARGETS = {
+    "survival": ("overall survival at {h} months", "percentage points", 100.0),
+    "rmst": ("restricted mean survival to {h} months", "months", 1.0),
+    "crs": ("any-grade CRS risk", "percentage points", 100.0),
+    "crs_g3": ("grade ≥ 3 CRS risk", "percentage points", 100.0),
+}
+OS_TARGETS = ("survival", "rmst")
+CRS_TARGETS = ("crs", "crs_g3")
+
+_ESTIMATOR_KINDS = {
+    "causal_survival_forest": "causal survival forest",
+    "dr_learner": "DR-learner (AIPCW)",
+    "t_learner": "T-learner",
+    "s_learner": "S-learner",
+    "cox_interaction": "Cox with interactions",
+    "crs_causal_forest": "CRS causal forest",
+    "logistic_interaction": "logistic with interactions",
+}
+
+
+def is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))
+
+
+def num(x: Any, digits: int = 2) -> str:
+    """A fixed-decimals number, or a dash for missing values."""
+    if not is_number(x):
+        return DASH
+    return f"{float(x):,.{digits}f}"
+
+
+def signed(x: Any, digits: int = 2) -> str:
+    if not is_number(x):
+        return DASH
+    return f"{float(x):+,.{digits}f}".replace("-", "−")
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    """A proportion as a percentage."""
+    return DASH if not is_number(x) else f"{100 * float(x):.{digits}f}%"
+
+
+def pvalue(p: Any) -> str:
+    if not is_number(p):
+        return DASH
+    p = float(p)
+    if p < 0.001:
+        return "< 0.001"
+    return f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
+    if not (is_number(lo) and is_number(hi)):
+        return DASH
+    return f"{scale * float(lo):.{digits}f} to {scale * float(hi):.{digits}f}"
+
+
+def target_name(target: str, horizon: Any = None) -> str:
+    name = _TARGETS.get(target, (target, "", 1.0))[0]
+    return name.format(h=f"{float(horizon):g}" if is_number(horizon) else "h")
+
+
+def target_unit(target: str) -> str:
+    return _TARGETS.get(target, (target, "", 1.0))[1]
+
+
+def target_scale(target: str) -> float:
+    return _TARGETS.get(target, (target, "", 1.0))[2]
+
+
+def effect(x: Any, target: str, digits: int | None = None) -> str:
+    """An effect on its target's scale: percentage points or months, with a sign."""
+    if not is_number(x):
+        return DASH
+    scale = target_scale(target)
+    digits = (1 if scale == 100 else 2) if digits is None else digits
+    return signed(scale * float(x), digits)
+
+
+def effect_interval(lo: Any, hi: Any, target: str) -> str:
+    scale = target_scale(target)
+    return interval(lo, hi, 1 if scale == 100 else 2, scale).replace("-", "−")
+
+
+def short_unit(target: str) -> str:
+    return {"percentage points": "pp", "months": "mo"}.get(target_unit(target), target_unit(target))
+
+
+def estimator_name(name: str, kind: str | None = None) -> str:
+    """The config's name, with the estimator family in words when it differs."""
+    plain = _ESTIMATOR_KINDS.get(kind or "", None)
+    return name if plain is None or plain == name else f"{name} ({plain})"
