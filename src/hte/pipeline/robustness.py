@@ -1,0 +1,206 @@
+"""Robustness of the average effects of one analysis: refutation tests and E-values.
+
+``robustness_checks`` returns the JSON-ready dict stored in metrics.json under
+``analyses.<label>.robustness``:
+
+* ``refutations``: placebo treatment, random common cause and data subsets
+  (``hte.evaluation.refutation``) of the doubly robust averages: the survival difference at the
+  survival horizon (AIPCW, target ``"survival"``) and the CRS risk differences (AIPW, ``"crs"`` and
+  ``"crs_g3"``), every nuisance refitted at each re-run.
+* ``evalues``: E-values (``hte.evaluation.evalues``) of the risk ratio of death by the survival
+  horizon and of CRS (from the same doubly robust arm means, delta-method intervals), and of the
+  IPTW Cox hazard ratio in ``baselines`` (target ``"os"``; the common-outcome conversion unless
+  fewer than 15% die by its follow-up cut).
+
+A target whose estimate fails is recorded (``passed: false`` / the error in ``detail`` or
+``note``); the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from hte.config import ExperimentConfig
+from hte.data.columns import CRS, CRS_GRADE
+from hte.estimators.baselines import weighted_kaplan_meier
+from hte.estimators.crs_forest import crs_binary_outcome
+from hte.evaluation.average_effects import (
+    DRAverage,
+    aipcw_survival_difference,
+    aipw_risk_difference,
+    log_ratio_se,
+)
+from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
+from hte.evaluation.evalues import EValue, evalue_hr, evalue_rr, risk_ratio_from_risks
+from hte.evaluation.refutation import REFUTERS, RefutationResult, refute
+from hte.pipeline.stages import AnalysisData, crs_outcomes
+
+log = logging.getLogger("hte.pipeline")
+
+N_SUBSETS = 5  # data-subset refits per target (cost: one full estimate each)
+SUBSET_FRACTION = 0.8
+RCC_TOLERANCE = 0.5  # random common cause: allowed move, in original standard errors
+RARE_OUTCOME = 0.15  # VanderWeele & Ding: below this cumulative risk a HR approximates a RR
+N_JOBS = 2
+
+
+def _clean(value: Any) -> Any:
+    """Floats with NaN/inf as None, numpy scalars as Python ones (JSON-ready)."""
+    if isinstance(value, bool | np.bool_):
+        return bool(value)
+    if isinstance(value, int | np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    return value
+
+
+def _refutation_entry(target: str, r: RefutationResult) -> dict:
+    return {
+        "target": target,
+        "refuter": r.refuter,
+        "description": r.description,
+        "original": _clean(r.original),
+        "estimate": _clean(r.estimate),
+        "lower": _clean(r.lower),
+        "upper": _clean(r.upper),
+        "expected": r.expected,
+        "passed": bool(r.passed),
+        "detail": r.detail,
+    }
+
+
+def _failed_refutations(target: str, error: str) -> list[dict]:
+    return [
+        {"target": target, "refuter": name, "description": "not run: the estimate failed",
+         "original": None, "estimate": None, "lower": None, "upper": None,
+         "expected": "", "passed": False, "detail": f"error: {error}"}
+        for name in REFUTERS
+    ]  # fmt: skip
+
+
+def _evalue_entry(target: str, ev: EValue, note: str) -> dict:
+    return {
+        "target": target,
+        "measure": ev.measure,
+        "estimate": _clean(ev.estimate),
+        "lower": _clean(ev.lower),
+        "upper": _clean(ev.upper),
+        "evalue": _clean(ev.evalue),
+        "evalue_ci": _clean(ev.evalue_ci),
+        "note": note if ev.measure == "RR" else f"{note}; {ev.note}",
+    }
+
+
+def _failed_evalue(target: str, measure: str, error: str) -> dict:
+    return {"target": target, "measure": measure, "estimate": None, "lower": None, "upper": None,
+            "evalue": None, "evalue_ci": None, "note": f"not computed: {error}"}  # fmt: skip
+
+
+def _ratio_evalue(result: DRAverage, *, complement: bool, alpha: float) -> EValue:
+    """E-values of risk_cart / risk_tec from DR arm means (risks = 1 - value if complement)."""
+    r1, r0 = result.value_cart, result.value_tec
+    if complement:
+        r1, r0 = 1 - r1, 1 - r0
+    rr, lo, hi = risk_ratio_from_risks(
+        r1, r0, se_log_rr=log_ratio_se(result, complement=complement), alpha=alpha
+    )
+    return evalue_rr(rr, lo, hi)
+
+
+def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, what):
+    """Refutations and the E-value entry of one doubly robust target."""
+    try:
+        result = estimate_fn(X, W, *outcome, seed=seed)
+    except Exception as exc:  # recorded, the other targets go on
+        log.warning("robustness: %s estimate failed: %s", target, exc)
+        error = f"{type(exc).__name__}: {exc}"
+        return _failed_refutations(target, error), _failed_evalue(target, "RR", error)
+
+    def pair_fn(X, W, *outcome, seed):
+        return estimate_fn(X, W, *outcome, seed=seed).as_pair()
+
+    refutations = refute(
+        pair_fn, X, W, outcome, seed=seed, alpha=alpha, tolerance=RCC_TOLERANCE,
+        n_subsets=N_SUBSETS, fraction=SUBSET_FRACTION, original=result.as_pair(),
+    )  # fmt: skip
+    entries = [_refutation_entry(target, r) for r in refutations]
+    r1, r0 = (
+        (1 - result.value_cart, 1 - result.value_tec)
+        if complement
+        else (result.value_cart, result.value_tec)
+    )
+    note = (
+        f"{what}: CAR-T {r1:.4g} vs teclistamab {r0:.4g} ({result.method}); risk ratio "
+        "CAR-T / teclistamab with a delta-method Wald interval on log RR"
+    )
+    try:
+        ev = _evalue_entry(target, _ratio_evalue(result, complement=complement, alpha=alpha), note)
+    except ValueError as exc:
+        ev = _failed_evalue(target, "RR", str(exc))
+    return entries, ev
+
+
+def _hazard_ratio_evalue(data: AnalysisData, baselines: dict) -> dict | None:
+    hr = baselines.get("hazard_ratio_iptw")
+    if hr is None:
+        return None
+    t, d = data.survival_outcome()
+    knots, surv = weighted_kaplan_meier(t, d.astype(float), np.ones(t.size))
+    idx = np.searchsorted(knots, HR_HORIZON_MONTHS, side="right") - 1
+    risk = 1.0 - (surv[idx] if idx >= 0 else 1.0)
+    rare = bool(risk < RARE_OUTCOME)
+    note = (
+        f"IPTW Cox hazard ratio (baselines.hazard_ratio_iptw, follow-up cut at "
+        f"{HR_HORIZON_MONTHS:g} months); Kaplan-Meier risk of death by the cut {risk:.2f} "
+        f"({'rare' if rare else 'common'}: threshold {RARE_OUTCOME:g})"
+    )
+    try:
+        ev = evalue_hr(hr["hr"], hr["lower"], hr["upper"], rare=rare)
+    except ValueError as exc:
+        return _failed_evalue("os", "HR", str(exc))
+    return _evalue_entry("os", ev, note)
+
+
+def robustness_checks(
+    data: AnalysisData, baselines: dict, config: ExperimentConfig, seed: int
+) -> dict:
+    """Refutation tests and E-values of one analysis's average effects (module docstring)."""
+    alpha = config.evaluation.alpha
+    X = data.X.to_numpy(dtype=float)
+    refutations: list[dict] = []
+    evalues: list[dict] = []
+    os_cfg = config.outcomes.os
+    if os_cfg.enabled and data.has_os and os_cfg.survival_horizon is not None:
+        horizon = float(os_cfg.survival_horizon)
+        fn = partial(aipcw_survival_difference, horizon=horizon, n_jobs=N_JOBS)
+        entries, ev = _one_target(
+            "survival", fn, X, data.treatment, data.survival_outcome(), seed, alpha,
+            complement=True, what=f"risk of death by {horizon:g} months",
+        )  # fmt: skip
+        refutations += entries
+        evalues.append(ev)
+    grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
+    for outcome in crs_outcomes(config, data.cohort):
+        crs = data.cohort[CRS].to_numpy(dtype=int)
+        y, keep = crs_binary_outcome(crs, grade, outcome, len(data.cohort))
+        what = "risk of any-grade CRS" if outcome == "crs" else "risk of grade >= 3 CRS"
+        if not keep.all():
+            what += f" ({int((~keep).sum())} patients without a recorded grade left out)"
+        entries, ev = _one_target(
+            outcome, aipw_risk_difference, X[keep], data.treatment[keep], (y[keep],), seed,
+            alpha, complement=False, what=what,
+        )  # fmt: skip
+        refutations += entries
+        evalues.append(ev)
+    if config.outcomes.os.enabled and data.has_os:
+        hr = _hazard_ratio_evalue(data, baselines)
+        if hr is not None:
+            evalues.append(hr)
+    return {"refutations": refutations, "evalues": evalues}
