@@ -1,0 +1,218 @@
+"""Thin handlers between the Blocks and the run folder / pipeline: each takes component values
+and returns component values. No modelling: numbers come from ``RunView`` (files of the run) and
+``ProfileExplorer`` (``hte.pipeline.profile``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import matplotlib.pyplot as plt
+
+from hte.app import cohort as cohort_views
+from hte.app import plots, your_data
+from hte.app import whatif as wi
+from hte.app.state import AppContext
+from hte.app.tables import NOT_IN_RUN
+
+MOVE_TARGETS = wi.MOVE_TARGETS
+
+
+def _close(figures) -> None:
+    """Gradio renders figures when a handler returns; pyplot keeps them alive until closed."""
+    for fig in figures:
+        if isinstance(fig, plt.Figure):
+            plt.close(fig)
+
+
+def run_info(context: AppContext, run_dir: str) -> str:
+    view = context.view(run_dir)
+    m = view.metrics
+    data = m.get("data", {})
+    source = "synthetic cohort (true effects known)" if m.get("truth_metrics") else "cohort file"
+    return (
+        f"Run folder `{view.run_dir.parent.name}/{view.run_dir.name}` · {source}, "
+        f"{data.get('n', '?'):,} patients · analyses: {', '.join(view.labels)} · "
+        f"data sha256 {str(data.get('sha256', ''))[:12]}"
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Patient what-if
+
+
+def field_component(field) -> gr.components.Component:
+    return wi.field_component(field)
+
+
+def default_move_field(fields) -> str | None:
+    return wi.default_move_field(fields)
+
+
+def default_values(context: AppContext, run_dir: str) -> list:
+    explorer = context.explorer(run_dir)
+    return wi.form_values(explorer.fields(), explorer.default_profile())
+
+
+def example_values(context: AppContext, run_dir: str, name: str | None) -> list:
+    explorer = context.explorer(run_dir)
+    examples = explorer.examples()
+    profile = examples.get(name) if name else None
+    return wi.form_values(explorer.fields(), profile or explorer.default_profile())
+
+
+def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> tuple:
+    """warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it."""
+    explorer = context.explorer(run_dir)
+    try:
+        out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
+                                move_target)  # fmt: skip
+    except wi.InvalidProfile as exc:
+        raise gr.Error(str(exc)) from None
+    _close(out)
+    return out
+
+
+def moves_output(context, run_dir, names, values, move_field, move_target):
+    explorer = context.explorer(run_dir)
+    try:
+        fig = wi.moves_figure(explorer, dict(zip(names, values, strict=True)), move_field,
+                              move_target)  # fmt: skip
+    except wi.InvalidProfile as exc:
+        raise gr.Error(str(exc)) from None
+    _close([fig])
+    return fig
+
+
+def api_profile_effects(context: AppContext):
+    """The ``profile_effects`` endpoint on the launch run: a profile dict in, effects JSON out;
+    an invalid profile raises ``gr.Error("invalid profile: field '<name>': <message>")``."""
+
+    def profile_effects(profile: dict) -> dict:
+        """One patient profile (covariate -> value) -> OS and CRS effects with intervals and
+        per-arm predictions. Covariates left out take the cohort's typical value."""
+        try:
+            return wi.api_effects(context.explorer(), profile)
+        except wi.InvalidProfile as exc:
+            raise gr.Error(str(exc)) from None
+
+    return profile_effects
+
+
+# --------------------------------------------------------------------------------------------------
+# Cohort and subgroups
+
+
+def cohort_values(context: AppContext, run_dir: str, weight: float) -> tuple:
+    """headline, distributions, benefit-harm, policy text, policy leaves, rules, prespecified
+    plot, prespecified table, TOC."""
+    tab = cohort_views.cohort_tab(context.view(run_dir), float(weight))
+    out = (tab.headline, tab.distributions, tab.benefit_harm, tab.policy_text, tab.policy_leaves,
+           tab.rules, tab.prespecified_plot, tab.prespecified, tab.toc)  # fmt: skip
+    _close(out)
+    return out
+
+
+def cohort_weight_values(context: AppContext, run_dir: str, weight: float) -> tuple:
+    view = context.view(run_dir)
+    tab = cohort_views.cohort_tab(view, float(weight))
+    _close([tab.distributions, tab.prespecified_plot, tab.toc, tab.benefit_harm])
+    return tab.benefit_harm, tab.policy_text, tab.policy_leaves
+
+
+# --------------------------------------------------------------------------------------------------
+# Attributions and diagnostics
+
+
+def attribution_choices(context: AppContext, run_dir: str) -> list[tuple[str, str]]:
+    return cohort_views.fit_choices(context.view(run_dir))
+
+
+def attribution_values(context: AppContext, run_dir: str, key: str | None) -> tuple:
+    view = cohort_views.attribution_view(context.view(run_dir), key)
+    _close([view.importance])
+    return view.importance, view.beeswarm, view.fidelity
+
+
+def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
+    """overlap text, overlap plot, balance plot, averages, RATE/BLP, refutations, E-values,
+    report file, report note."""
+    view = context.view(run_dir)
+    analysis = view.analysis()
+    overlap = plots.overlap(analysis.get("overlap") or {})
+    balance = plots.balance((analysis.get("balance") or {}).get("smd") or {})
+    refutations, evalues = cohort_views.robustness_tables(view)
+    report = view.report
+    note = (
+        f"Report: `{report.name}` of the run folder (download it and open it in a browser)."
+        if report
+        else f"HTML report: {NOT_IN_RUN} (write it with the report command)."
+    )
+    out = (cohort_views.overlap_text(view), overlap, balance, cohort_views.averages_table(view),
+           cohort_views.rate_table(view), refutations, evalues,
+           str(report) if report else None, note)  # fmt: skip
+    _close(out)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Your data
+
+
+def default_config_choice(choices: list[str]) -> str | None:
+    for name in ("your_data.yaml", "default.yaml"):
+        if name in choices:
+            return name
+    return choices[0] if choices else None
+
+
+def check_upload_values(file: str | None) -> tuple:
+    """verdict markdown, problems table (shown only when there are problems), run button."""
+    check = your_data.check_upload(file)
+    problems = gr.Dataframe(check.problems, visible=not check.ok and file is not None)
+    return check.message, problems, gr.Button(interactive=check.ok)
+
+
+def run_upload(context: AppContext, file: str | None, config_name: str | None, progress) -> tuple:
+    """Run the chosen config on the upload with a progress bar; returns status and run folder."""
+    if file is None or not config_name:
+        raise gr.Error("upload a valid cohort and pick a config first")
+    check = your_data.check_upload(file)
+    if not check.ok:
+        raise gr.Error("the upload does not pass the cohort checks; see the problems table")
+    stages: list[str] = []
+
+    def on_stage(name: str) -> None:
+        stages.append(name)
+        progress((len(stages), None), desc=name, unit="stages")
+
+    progress(0, desc="starting")
+    try:
+        run_dir = your_data.run_on_upload(
+            file, context.config_path(config_name), context.output_root, on_stage
+        )
+    except Exception as exc:  # ConfigError and friends: say what went wrong, in the UI
+        raise gr.Error(f"the run failed: {exc}") from None
+    return f"Finished: new run folder `{run_dir}`. All tabs now show it.", str(run_dir)
+
+
+def reload_values(context: AppContext, run_dir: str) -> list[Any]:
+    """Every static output of the cohort and diagnostics tabs for a newly loaded run."""
+    weight = 0.25
+    choices = attribution_choices(context, run_dir)
+    key = choices[0][1] if choices else None
+    attr = attribution_values(context, run_dir, key)
+    diag = diagnostics_values(context, run_dir)
+    return [
+        run_info(context, run_dir),
+        weight,
+        *cohort_values(context, run_dir, weight),
+        gr.Dropdown(choices=choices, value=key),
+        *attr,
+        *diag,
+    ]
+
+
+def as_path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,286 @@
+"""Cohort, subgroup and diagnostics views of a run folder: figures and tables, read from the files
+``hte run`` wrote (effects.parquet, metrics.json, attributions/, figures/)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from hte.app import plots
+from hte.app.run_view import EstimatorTarget, RunView
+from hte.app.tables import NOT_IN_RUN, fmt, interval_rows, records_frame
+
+TARGET_WORDS = {
+    "survival": "12-month survival difference",
+    "rmst": "RMST difference (months)",
+    "crs": "CRS risk difference",
+    "crs_g3": "grade >= 3 CRS risk difference",
+}
+
+
+def target_words(view: RunView, fit: EstimatorTarget) -> str:
+    horizon = view.summary(fit).get("horizon")
+    if fit.target == "survival" and horizon:
+        return f"{horizon:g}-month survival difference"
+    if fit.target == "rmst" and horizon:
+        return f"RMST difference to {horizon:g} months (months)"
+    return TARGET_WORDS.get(fit.target, fit.target)
+
+
+def _effect(view: RunView, fit: EstimatorTarget | None) -> np.ndarray | None:
+    if fit is None:
+        return None
+    frame = view.effects_of(fit)
+    return None if frame is None else frame["effect"].to_numpy(dtype=float)
+
+
+# --------------------------------------------------------------------------------------------------
+# Cohort and subgroups
+
+
+@dataclass(frozen=True)
+class CohortTab:
+    distributions: Figure
+    benefit_harm: Figure
+    policy_text: str
+    policy_leaves: pd.DataFrame
+    rules: pd.DataFrame
+    prespecified_plot: Figure
+    prespecified: pd.DataFrame
+    toc: Figure
+    headline: str
+
+
+def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
+    os_fit, crs_fit = view.primary("survival"), view.primary("crs")
+    os_eff, crs_eff = _effect(view, os_fit), _effect(view, crs_fit)
+    os_label = target_words(view, os_fit) if os_fit else "OS"
+    crs_label = target_words(view, crs_fit) if crs_fit else "CRS"
+    dist = plots.effect_distributions(os_eff, crs_eff, os_label, crs_label)
+    if os_eff is not None and crs_eff is not None and len(os_eff) == len(crs_eff):
+        scatter = plots.benefit_vs_harm(os_eff, crs_eff, crs_weight, os_label, crs_label)
+    else:
+        scatter = plots.message_figure("benefit against harm needs both OS and CRS effects")
+    sub = view.subgroups()
+    policy_text, leaves = policy_for_weight(sub, crs_weight)
+    rules = rules_table(sub.get("rules") if sub else None)
+    pre = sub.get("prespecified") if sub else None
+    pre_plot = _prespecified_plot(view, pre)
+    pre_table = records_frame(pre) if pre is not None else _absent()
+    toc_fig = _toc_figure(view, os_fit)
+    headline = _headline(view, os_fit, crs_fit, os_eff, crs_eff)
+    return CohortTab(dist, scatter, policy_text, leaves, rules, pre_plot, pre_table, toc_fig,
+                     headline)  # fmt: skip
+
+
+def rules_table(rules: dict | None) -> pd.DataFrame:
+    """One row per leaf of each target's rule tree (who benefits, in words)."""
+    if not rules:
+        return _absent()
+    rows = []
+    for target, tree in rules.items():
+        if not isinstance(tree, dict):
+            continue
+        for leaf in tree.get("leaves") or []:
+            rows.append({"target": target, "estimator": tree.get("estimator"),
+                         "fidelity R²": tree.get("fidelity_r2"), **leaf})  # fmt: skip
+    return records_frame(rows) if rows else _absent()
+
+
+def _prespecified_plot(view: RunView, pre: list | None) -> Figure:
+    if not pre:
+        return plots.message_figure(f"prespecified subgroups: {NOT_IN_RUN}")
+    targets = [r.get("target") for r in pre if isinstance(r, dict)]
+    target = next((t for t in ("survival", "rmst", "crs") if t in targets), None)
+    rows = interval_rows([r for r in pre if r.get("target") == target])
+    if rows is None:
+        return plots.message_figure("prespecified subgroups: no intervals to plot")
+    fit = view.primary(target)
+    words = target_words(view, fit) if fit else target
+    return plots.forest_plot(rows, "label", f"Prespecified subgroups: {words}",
+                             "effect within the subgroup (CAR-T minus teclistamab)")  # fmt: skip
+
+
+def _absent() -> pd.DataFrame:
+    return pd.DataFrame({"": [NOT_IN_RUN]})
+
+
+def _toc_figure(view: RunView, fit: EstimatorTarget | None) -> Figure:
+    toc = view.toc(fit) if fit is not None else None
+    if toc is None:
+        return plots.message_figure(f"TOC curve: {NOT_IN_RUN}")
+    return plots.toc_curve(toc, f"TOC of {fit.estimator} ({target_words(view, fit)})")
+
+
+def policy_weights(sub: dict | None) -> list[float]:
+    trees = ((sub or {}).get("policy") or {}).get("trees") or []
+    return [float(t.get("crs_weight", 0.0)) for t in trees]
+
+
+def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.DataFrame]:
+    """The precomputed policy tree whose CRS weight is nearest the slider's."""
+    trees = ((sub or {}).get("policy") or {}).get("trees") or []
+    if not trees:
+        return f"Policy tree: {NOT_IN_RUN}.", _absent()
+    tree = min(trees, key=lambda t: abs(float(t.get("crs_weight", 0.0)) - crs_weight))
+    share = tree.get("share_cart")
+    text = (
+        f"**Policy tree at CRS weight {fmt(tree.get('crs_weight'))}** (nearest to the slider): "
+        f"CAR-T for {fmt(100 * share, 3)}% of patients"
+        if share is not None
+        else f"**Policy tree at CRS weight {fmt(tree.get('crs_weight'))}**"
+    )
+    value = tree.get("value")
+    if isinstance(value, dict):
+        words = {"policy": "this policy", "all_cart": "CAR-T for all", "all_tec": "tec for all"}
+        parts = [
+            f"{words.get(k, k)} {fmt(v.get('estimate'))} ({fmt(v.get('lower'))} to "
+            f"{fmt(v.get('upper'))})"
+            for k, v in value.items()
+            if isinstance(v, dict)
+        ]
+        if parts:
+            text += "; mean net benefit: " + ", ".join(parts)
+    elif value is not None:
+        text += f"; mean net benefit under the policy {fmt(value)}"
+    text += ". Net benefit = OS gain minus weight x extra CRS risk."
+    return text, records_frame(tree.get("leaves") or [])
+
+
+def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
+    parts = [f"**{view.name}**, analysis `{view.labels[0]}`: "
+             f"{view.analysis().get('n_analysed', '?'):,} patients."]  # fmt: skip
+    if os_eff is not None:
+        parts.append(
+            f"OS ({os_fit.estimator}): mean {fmt(np.mean(os_eff))}, "
+            f"{np.mean(os_eff > 0):.0%} of patients with a predicted gain under CAR-T."
+        )
+    if crs_eff is not None:
+        parts.append(f"CRS ({crs_fit.estimator}): mean risk difference {fmt(np.mean(crs_eff))}.")
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# Attributions and diagnostics
+
+
+def fit_choices(view: RunView) -> list[tuple[str, str]]:
+    """(label, key) pairs of fits with attributions, primary estimators first."""
+    fits = view.attribution_fits()
+    primary = {f.key for t in ("survival", "crs", "rmst", "crs_g3") if (f := view.primary(t))}
+    fits.sort(key=lambda f: (f.key not in primary, f.target, f.estimator))
+    return [(f"{f.estimator} · {target_words(view, f)}", f.key) for f in fits]
+
+
+def find_fit(view: RunView, key: str | None) -> EstimatorTarget | None:
+    return next((f for f in view.fits() if f.key == key), None)
+
+
+@dataclass(frozen=True)
+class AttributionView:
+    importance: Figure
+    beeswarm: str | None
+    fidelity: str
+
+
+def attribution_view(view: RunView, key: str | None) -> AttributionView:
+    fit = find_fit(view, key)
+    shap = view.attributions(fit) if fit is not None else None
+    if shap is None:
+        return AttributionView(
+            plots.message_figure(f"SHAP attributions: {NOT_IN_RUN}"), None, NOT_IN_RUN
+        )
+    fig = plots.importance(shap, f"Global importance: {fit.estimator} ({target_words(view, fit)})")
+    summary = view.summary(fit).get("attributions") or {}
+    beeswarm = view.beeswarm(fit)
+    return AttributionView(fig, str(beeswarm) if beeswarm else None, fidelity_text(summary))
+
+
+def fidelity_text(summary: dict) -> str:
+    method = summary.get("method", "?")
+    n = summary.get("n_patients")
+    text = f"Method: **{method}** on {n} patients." if n else f"Method: **{method}**."
+    r2 = summary.get("surrogate_r2_cv")
+    if r2 is not None:
+        flag = "" if r2 >= 0.8 else " (low: read the attributions with care)"
+        text += (
+            f" Fidelity of the surrogate to the model's effects: cross-validated R² = "
+            f"**{fmt(r2)}**{flag}."
+        )
+    elif method == "surrogate":
+        text += " Fidelity not recorded."
+    else:
+        text += " Exact attributions of the model (no surrogate)."
+    return text
+
+
+def rate_table(view: RunView) -> pd.DataFrame:
+    """RATE (AUTOC, Qini) and BLP calibration per estimator/target."""
+    rows = []
+    for fit in view.fits():
+        het = view.summary(fit).get("heterogeneity") or {}
+        if not het:
+            continue
+        row: dict[str, Any] = {"estimator": fit.estimator, "target": fit.target}
+        for name in ("autoc", "qini"):
+            r = het.get(name) or {}
+            if r:
+                row[name.upper()] = f"{fmt(r.get('estimate'))} [{fmt(r.get('lower'))}, " \
+                                    f"{fmt(r.get('upper'))}] p={fmt(r.get('p_value'))}"  # fmt: skip
+        blp = het.get("blp") or {}
+        if blp:
+            row["BLP mean coef"] = fmt(blp.get("mean_coef"))
+            row["BLP differential coef"] = (
+                f"{fmt(blp.get('differential_coef'))} p={fmt(blp.get('differential_p_value'))}"
+            )
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("-") if rows else _absent()
+
+
+def averages_table(view: RunView) -> pd.DataFrame:
+    """IPTW / AIPW averages and the hazard ratio, to set beside published numbers."""
+    base = view.analysis().get("baselines") or {}
+    rows = []
+    for name, b in base.items():
+        est = b.get("estimate", b.get("hr"))
+        rows.append({"average": name, "estimate": fmt(est), "95% interval":
+                     f"{fmt(b.get('lower'))} to {fmt(b.get('upper'))}",
+                     "method": b.get("method", "")})  # fmt: skip
+    return pd.DataFrame(rows) if rows else _absent()
+
+
+def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rob = view.robustness()
+    if not rob:
+        return _absent(), _absent()
+    ref = rob.get("refutations")
+    ev = rob.get("evalues")
+    return (records_frame(ref) if ref is not None else _absent(),
+            records_frame(ev) if ev is not None else _absent())  # fmt: skip
+
+
+def overlap_text(view: RunView) -> str:
+    ov = view.analysis().get("overlap") or {}
+    share = (ov.get("share_outside_05_95") or {}).get("all")
+    ess = ov.get("ess_ipw") or {}
+    bal = view.analysis().get("balance") or {}
+    parts = []
+    if share is not None:
+        parts.append(f"{share:.1%} of patients have a propensity outside 0.05-0.95.")
+    if ess:
+        parts.append(
+            f"Effective sample size under IPW: CAR-T {fmt(ess.get('cart'))}, "
+            f"teclistamab {fmt(ess.get('tec'))}."
+        )
+    if bal.get("max_abs_smd") is not None:
+        parts.append(
+            f"Largest |SMD|: {fmt(bal['max_abs_smd'])} unweighted, "
+            f"{fmt(bal.get('max_abs_smd_iptw'))} after IPTW."
+        )
+    for note in ov.get("notes") or []:
+        parts.append(f"⚠ {note}")
+    return " ".join(parts) or NOT_IN_RUN

@@ -1,0 +1,121 @@
+"""Starting the explorer: pick the run folder (by default the newest run of configs/default.yaml,
+running it first when there is none), build the Blocks and serve them on localhost.
+
+Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and only
+the run folder is an allowed path (figures and the report are served from it, nothing else).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+DEFAULT_CONFIG = Path("configs/default.yaml")
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def default_run(config_path: Path = DEFAULT_CONFIG, *, echo=print) -> Path:
+    """The newest run folder of ``config_path`` under its output root; the config is run first
+    (with the pipeline's progress bar on the console) when it has no finished run yet."""
+    from hte.app.run_view import newest_run
+    from hte.config import load_config
+    from hte.pipeline import run_experiment
+
+    config = load_config(config_path)
+    found = newest_run(Path(config.output.root), config.name)
+    if found is not None:
+        return found
+    echo(f"No run of {config_path} under {config.output.root}/{config.name}: running it now "
+         "(the default experiment takes a few minutes on 2 cores).")  # fmt: skip
+    result = run_experiment(config, progress=True)
+    return result.run_dir
+
+
+def serve(
+    run_dir: Path,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    share: bool = False,
+    configs_dir: Path | None = None,
+    output_root: Path | None = None,
+    block: bool = True,
+    quiet: bool = False,
+):
+    """Build the app for ``run_dir`` and launch it; returns the Blocks (``block=False`` returns
+    at once with the server running in a thread, for tests and benchmarks)."""
+    from hte.app.layout import APP_CSS, build_app, theme
+    from hte.app.state import AppContext
+    from hte.app.your_data import MAX_UPLOAD_MB
+
+    context = AppContext.create(run_dir, configs_dir=configs_dir, output_root=output_root)
+    demo = build_app(context)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        share=share,
+        inbrowser=False,
+        prevent_thread_lock=not block,
+        allowed_paths=[str(context.run_dir)],
+        max_file_size=f"{MAX_UPLOAD_MB}mb",
+        show_error=True,
+        quiet=quiet,
+        footer_links=["api"],
+        enable_monitoring=False,
+        mcp_server=False,
+        ssr_mode=False,
+        pwa=False,
+        theme=theme(),
+        css=APP_CSS,
+    )
+    return demo
+
+
+def launch(
+    run_dir: str | Path | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    share: bool = False,
+):
+    """Launch the explorer on ``host:port`` for ``run_dir`` (default: the newest run of
+    configs/default.yaml, run first if there is none). Blocks until stopped."""
+    run = Path(run_dir) if run_dir is not None else default_run()
+    print(f"hte explorer: run folder {run}")
+    print(f"open http://{host}:{port} (research tool on observational data, not a treatment "
+          "recommendation)")  # fmt: skip
+    return serve(run, host=host, port=port, share=share, block=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python app.py [RUN_DIR] [--host H] [--port N] [--share]``."""
+    parser = argparse.ArgumentParser(
+        prog="python app.py", description="Launch the hte explorer (Gradio) for a run folder."
+    )
+    parser.add_argument("run_dir", nargs="?", type=Path, default=None,
+                        help="run folder (default: newest run of configs/default.yaml)")  # fmt: skip
+    parser.add_argument(
+        "--host", default=DEFAULT_HOST, help="interface to bind (default 127.0.0.1)"
+    )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true",
+                        help="also open a public Gradio share link (off by default)")  # fmt: skip
+    args = parser.parse_args(argv)
+    from hte.app.run_view import RunFolderError, RunView
+
+    if args.run_dir is not None:
+        try:
+            RunView.open(args.run_dir)
+        except RunFolderError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    launch(args.run_dir, host=args.host, port=args.port, share=args.share)
+    return 0

@@ -1,0 +1,283 @@
+"""The explorer's Blocks: four tabs (patient what-if, cohort and subgroups, attributions and
+diagnostics, your data) and the ``profile_effects`` API endpoint. Layout only: the handlers are in
+``hte.app.callbacks``, the numbers come from the run folder and ``hte.pipeline.profile``."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from hte.app import callbacks as cb
+from hte.app.icons import ICON_CSS
+from hte.app.plots import CART_COLOUR, TEC_COLOUR
+from hte.app.state import AppContext
+from hte.app.your_data import MAX_UPLOAD_MB
+
+RESEARCH_NOTE = (
+    "**Research tool on observational data, not a treatment recommendation.** Estimates come from "
+    "a model fitted to the cohort of this run folder; they carry confounding and modelling "
+    "uncertainty that no interval fully shows. Decisions belong to patients and their clinicians."
+)
+
+APP_CSS = (
+    ICON_CSS
+    + f"""
+.hte-note {{background: #fff7e6; border-left: 4px solid #d97706; padding: 8px 12px;
+            border-radius: 6px; font-size: 0.92em;}}
+.hte-warning {{background: #fdecea; border-left: 4px solid #b03a2e; padding: 10px 14px;
+               border-radius: 6px; color: #7f1d1d;}}
+.hte-ok {{background: #ecfdf3; border-left: 4px solid #2e8540; padding: 8px 14px;
+          border-radius: 6px; color: #14532d;}}
+.hte-cards {{display: grid; grid-template-columns: repeat(auto-fit, minmax(170px, 1fr));
+             gap: 10px;}}
+.hte-card {{border: 1px solid #e5e7eb; border-radius: 10px; padding: 10px 12px; background: #fff;}}
+.hte-card .hte-k {{font-size: 0.8em; color: #6b7280; text-transform: uppercase;
+                   letter-spacing: 0.03em;}}
+.hte-card .hte-v {{font-size: 1.45em; font-weight: 650; margin-top: 2px;}}
+.hte-card .hte-i {{font-size: 0.82em; color: #4b5563;}}
+.hte-cart {{color: {CART_COLOUR};}}
+.hte-tec {{color: {TEC_COLOUR};}}
+.hte-summary {{font-size: 1.02em; line-height: 1.5;}}
+footer {{display: none !important;}}
+"""
+)
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
+
+
+def build_app(context: AppContext) -> gr.Blocks:
+    """The Blocks of the explorer for the context's launch run."""
+    with gr.Blocks(title="hte explorer: CAR-T vs teclistamab", analytics_enabled=False) as demo:
+        run_state = gr.State(str(context.run_dir))
+        gr.Markdown(
+            "# hte explorer: who gains most from CAR-T over teclistamab?\n"
+            "Individualized effects on overall survival and cytokine release syndrome (CRS) in "
+            "relapsed/refractory multiple myeloma."
+        )
+        gr.Markdown(RESEARCH_NOTE, elem_classes="hte-note", elem_id="research-note")
+        run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
+        with gr.Tabs(elem_id="tabs") as tabs:
+            with gr.Tab("Patient what-if", id="whatif", elem_id="tab-whatif"):
+                _whatif_tab(context, run_state)
+            with gr.Tab("Cohort and subgroups", id="cohort", elem_id="tab-cohort"):
+                cohort_outputs = _cohort_tab(context, run_state)
+            with gr.Tab("Attributions and diagnostics", id="diagnostics", elem_id="tab-diag"):
+                diag_outputs = _diagnostics_tab(context, run_state)
+            with gr.Tab("Your data", id="data", elem_id="tab-data"):
+                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs)
+        gr.api(cb.api_profile_effects(context), api_name="profile_effects",
+               api_description="One patient profile (covariate -> value) -> OS and CRS effects "
+               "with intervals and per-arm predictions; an invalid profile raises an error "
+               "that names the field.")  # fmt: skip
+    return demo
+
+
+# --------------------------------------------------------------------------------------------------
+# Patient what-if (rebuilt when another run folder is loaded: its covariates may differ)
+
+
+def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
+    @gr.render(inputs=run_state)
+    def _render(run_dir: str) -> None:
+        try:
+            explorer = context.explorer(run_dir)
+        except Exception as exc:  # a run without the models the explorer needs
+            gr.Markdown(f"The what-if view is not available for this run folder: {exc}",
+                        elem_classes="hte-warning")  # fmt: skip
+            return
+        fields = explorer.fields()
+        examples = list(explorer.examples())
+        names = [f.name for f in fields]
+        first_field = cb.default_move_field(fields)
+        first = cb.whatif_outputs(
+            context, run_dir, names, cb.default_values(context, run_dir), first_field,
+            cb.MOVE_TARGETS[0][1],
+        )  # fmt: skip
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=4, min_width=320):
+                gr.Markdown("### Patient profile")
+                with gr.Row():
+                    example = gr.Dropdown(examples, label="Start from an example", value=None,
+                                          elem_id="example-choice", scale=3)  # fmt: skip
+                    reset = gr.Button("Reset", elem_id="reset-button", scale=1, size="sm")
+                inputs = [cb.field_component(f) for f in fields]
+            with gr.Column(scale=7, min_width=480):
+                warning = gr.HTML(first[0], elem_id="support-warning")
+                cards = gr.HTML(first[1], elem_id="effect-cards")
+                curves = gr.Plot(
+                    first[2], label="Survival curves", show_label=False, elem_id="curves-plot"
+                )
+                summary = gr.HTML(first[3], elem_id="plain-summary")
+                icons = gr.HTML(first[4], elem_id="icon-array")
+                with gr.Row():
+                    wf_os = gr.Plot(first[5], label="Why: OS benefit (SHAP)", show_label=False,
+                                    elem_id="waterfall-os")  # fmt: skip
+                    wf_crs = gr.Plot(first[6], label="Why: CRS risk difference (SHAP)", show_label=False,
+                                     elem_id="waterfall-crs")  # fmt: skip
+                gr.Markdown("### What moves it")
+                with gr.Row():
+                    move_field = gr.Dropdown([(f.label, f.name) for f in fields],
+                                             value=first_field, label="Vary this covariate",
+                                             elem_id="move-field")  # fmt: skip
+                    move_target = gr.Radio(cb.MOVE_TARGETS, value=cb.MOVE_TARGETS[0][1],
+                                           label="Effect", elem_id="move-target")  # fmt: skip
+                moves = gr.Plot(
+                    first[7], label="What moves it", show_label=False, elem_id="moves-plot"
+                )
+
+        outputs = [warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
+        form = [move_field, move_target, *inputs]
+
+        def update(field_name, target, *values):
+            return cb.whatif_outputs(context, run_dir, names, values, field_name, target)
+
+        def update_moves(field_name, target, *values):
+            return cb.moves_output(context, run_dir, names, values, field_name, target)
+
+        user_edits = [
+            getattr(c, "release" if isinstance(c, gr.Slider) else "input") for c in inputs
+        ]
+        gr.on(user_edits, update, form, outputs, show_progress="minimal")
+        gr.on([move_field.input, move_target.input], update_moves, form, [moves],
+              show_progress="minimal")  # fmt: skip
+        example.input(
+            lambda name: cb.example_values(context, run_dir, name), [example], inputs
+        ).then(update, form, outputs)
+        reset.click(lambda: cb.default_values(context, run_dir), None, inputs).then(
+            update, form, outputs
+        )
+
+
+# --------------------------------------------------------------------------------------------------
+# Cohort and subgroups
+
+
+def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
+    first = cb.cohort_values(context, str(context.run_dir), 0.25)
+    headline = gr.Markdown(first[0], elem_id="cohort-headline")
+    with gr.Row():
+        dist = gr.Plot(
+            first[1],
+            label="Distribution of per-patient effects",
+            show_label=False,
+            elem_id="effect-dist",
+        )
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            weight = gr.Slider(0, 1, value=0.25, step=0.05, elem_id="crs-weight",
+                               label="Weight on CRS harm (net benefit = OS gain - weight x extra "
+                               "CRS risk)")  # fmt: skip
+            scatter = gr.Plot(first[2], label="Benefit against CRS harm, per patient", show_label=False,
+                              elem_id="benefit-harm")  # fmt: skip
+        with gr.Column():
+            policy_text = gr.Markdown(first[3], elem_id="policy-text")
+            policy = gr.Dataframe(first[4], label="Policy tree leaves", wrap=True,
+                                  elem_id="policy-leaves")  # fmt: skip
+    gr.Markdown("### Subgroups")
+    with gr.Row(equal_height=False):
+        pre_plot = gr.Plot(
+            first[6], label="Prespecified subgroups", show_label=False, elem_id="prespecified-plot"
+        )
+        toc = gr.Plot(
+            first[8],
+            label="Targeting operator characteristic (TOC)",
+            show_label=False,
+            elem_id="toc",
+        )
+    with gr.Accordion("Subgroup rules (who benefits, in words)", open=True):
+        rules = gr.Dataframe(first[5], wrap=True, elem_id="rules-table")
+    with gr.Accordion("Prespecified subgroups: table", open=False):
+        pre_table = gr.Dataframe(first[7], wrap=True)
+    gr.Markdown(
+        "Rules, policies and subgroups are judged on the patients the models were fitted on "
+        "(in-sample): read their intervals as optimistic."
+    )
+    outputs = [headline, dist, scatter, policy_text, policy, rules, pre_plot, pre_table, toc]
+    weight.release(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
+                   [scatter, policy_text, policy])  # fmt: skip
+    return [weight, *outputs]
+
+
+# --------------------------------------------------------------------------------------------------
+# Attributions and diagnostics
+
+
+def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
+    run_dir = str(context.run_dir)
+    choices = cb.attribution_choices(context, run_dir)
+    first_key = choices[0][1] if choices else None
+    first = cb.attribution_values(context, run_dir, first_key)
+    gr.Markdown("### Global SHAP attributions of the effect")
+    fit = gr.Dropdown(choices, value=first_key, label="Estimator and effect", elem_id="attr-fit")
+    fidelity = gr.Markdown(first[2], elem_id="attr-fidelity")
+    with gr.Row(equal_height=False):
+        importance = gr.Plot(
+            first[0], label="Mean |SHAP|", show_label=False, elem_id="attr-importance"
+        )
+        beeswarm = gr.Image(first[1], label="Beeswarm (from the run folder)", type="filepath", show_label=False,
+                            elem_id="attr-beeswarm", buttons=["download"])  # fmt: skip
+    diag = cb.diagnostics_values(context, run_dir)
+    gr.Markdown("### Overlap and balance")
+    overlap_text = gr.Markdown(diag[0], elem_id="overlap-text")
+    with gr.Row(equal_height=False):
+        overlap = gr.Plot(
+            diag[1], label="Propensity overlap", show_label=False, elem_id="overlap-plot"
+        )
+        balance = gr.Plot(
+            diag[2], label="Covariate balance", show_label=False, elem_id="balance-plot"
+        )
+    gr.Markdown("### Averages, heterogeneity tests (RATE, BLP calibration), robustness")
+    averages = gr.Dataframe(diag[3], label="Average effects (IPTW / AIPW)", wrap=True)
+    rate = gr.Dataframe(diag[4], label="RATE (AUTOC, Qini) and BLP calibration per estimator",
+                        wrap=True, elem_id="rate-table")  # fmt: skip
+    with gr.Row(equal_height=False):
+        refutations = gr.Dataframe(diag[5], label="Refutation tests", wrap=True,
+                                   elem_id="refutations")  # fmt: skip
+        evalues = gr.Dataframe(diag[6], label="E-values (unmeasured confounding)", wrap=True,
+                               elem_id="evalues")  # fmt: skip
+    report = gr.File(diag[7], label="The run's HTML report (from the run folder)",
+                     elem_id="report-file", interactive=False, visible=diag[7] is not None)  # fmt: skip
+    report_note = gr.Markdown(diag[8])
+    fit.input(lambda run, key: cb.attribution_values(context, run, key), [run_state, fit],
+              [importance, beeswarm, fidelity])  # fmt: skip
+    return [fit, importance, beeswarm, fidelity, overlap_text, overlap, balance, averages, rate,
+            refutations, evalues, report, report_note]  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Your data
+
+
+def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) -> None:
+    gr.Markdown(
+        "Upload a cohort (.csv or .parquet, at most "
+        f"{MAX_UPLOAD_MB} MB) with hte's column names (one row per patient at the treatment "
+        "decision: patient_id, treatment cart/tec, age, os_months + death and/or crs, "
+        "covariates). The file is read as data only and checked against the schema; nothing is "
+        "dropped. A valid cohort can then be analysed with one of the configs: its data section "
+        "is replaced by your file, everything else (time zero, outcomes, estimators) is kept. "
+        "The data stays on this machine."
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2):
+            upload = gr.File(label="Cohort file", file_types=[".csv", ".parquet", ".pq"],
+                             type="filepath", elem_id="upload-file")  # fmt: skip
+            choices = context.config_choices()
+            config = gr.Dropdown(choices, value=cb.default_config_choice(choices),
+                                 label="Config to run", elem_id="config-choice")  # fmt: skip
+            run = gr.Button("Run the analysis", variant="primary", interactive=False,
+                            elem_id="run-button")  # fmt: skip
+        with gr.Column(scale=3):
+            verdict = gr.Markdown("Upload a cohort file to check it.", elem_id="upload-verdict")
+            problems = gr.Dataframe(label="Problems found", wrap=True, elem_id="problems-table",
+                                    visible=False)  # fmt: skip
+            run_status = gr.Markdown(elem_id="run-status")
+    upload.change(cb.check_upload_values, [upload], [verdict, problems, run])
+    run.click(
+        lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),
+        [upload, config], [run_status, run_state],
+    ).success(
+        lambda run_dir: cb.reload_values(context, run_dir), [run_state],
+        [run_info, *cohort_outputs, *diag_outputs],
+    ).success(lambda: gr.Tabs(selected="whatif"), None, [tabs])  # fmt: skip
