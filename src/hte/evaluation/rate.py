@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, StratifiedKFold
 
 KINDS = ("autoc", "qini")
 
@@ -244,6 +244,73 @@ def rate(
     )
 
 
+@dataclass(frozen=True, eq=False)  # eq=False: array fields
+class TocBand:
+    """The TOC curve at fractions ``q`` with a pointwise bootstrap band.
+
+    ``lower`` / ``upper`` are toc -/+ z * se, se the bootstrap standard deviation at each q (the
+    same normal form as the RATE intervals); TOC(1) = 0 by construction, so its band is [0, 0].
+    """
+
+    q: np.ndarray
+    toc: np.ndarray
+    std_err: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    alpha: float
+    n_bootstrap: int
+
+
+def _toc_at(toc: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """TOC at fractions q: the value using the top ceil(q m) of the m patients."""
+    m = toc.shape[0]
+    k = np.clip(np.ceil(q * m - 1e-9).astype(int), 1, m)
+    return toc[k - 1]
+
+
+def toc_band(
+    priorities,
+    scores,
+    grid=None,
+    *,
+    n_bootstrap: int = 200,
+    alpha: float = 0.05,
+    random_state: int | np.random.Generator | None = None,
+    clusters=None,
+) -> TocBand:
+    """TOC(q) on ``grid`` (default 0.05, 0.10, ..., 1.0) with a pointwise (1 - alpha) band.
+
+    The bootstrap resamples patients (or whole clusters) with priorities held fixed, drawing the
+    same resamples as ``rate`` with the same ``random_state``.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    if int(n_bootstrap) != n_bootstrap or n_bootstrap < 2:
+        raise ValueError(f"n_bootstrap must be an integer >= 2; got {n_bootstrap!r}")
+    p, s = _check_inputs(priorities, scores)
+    n = s.shape[0]
+    q = np.arange(1, 21) / 20 if grid is None else np.asarray(grid, dtype=float)
+    if q.ndim != 1 or np.any(~np.isfinite(q)) or np.any((q <= 0) | (q > 1)):
+        raise ValueError("grid must be a one-dimensional array of fractions in (0, 1]")
+    order = np.argsort(-p, kind="stable")
+    s_sorted, group = _sorted_with_ties(p, s)
+    toc = _toc_at(_toc_from_sorted(s_sorted, group), q)
+    members = None
+    if clusters is not None:
+        cl = np.asarray(clusters)
+        if cl.shape != (n,):
+            raise ValueError(f"clusters must have shape ({n},); got {cl.shape}")
+        members = _cluster_members(cl[order])
+    rng = np.random.default_rng(random_state)
+    boot = np.empty((int(n_bootstrap), q.shape[0]))
+    for b in range(int(n_bootstrap)):
+        pos = _bootstrap_positions(rng, n, members)
+        boot[b] = _toc_at(_toc_from_sorted(s_sorted[pos], group[pos]), q)
+    se = np.std(boot, axis=0, ddof=1)
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    return TocBand(q, toc, se, toc - z * se, toc + z * se, alpha, int(n_bootstrap))
+
+
 # --------------------------------------------------------------------------------------------
 # held-out priorities
 # --------------------------------------------------------------------------------------------
@@ -252,18 +319,29 @@ def cross_fitted_priorities(
     X,
     n_folds: int = 5,
     random_state: int | None = None,
+    stratify=None,
 ) -> np.ndarray:
     """Out-of-fold predictions: for each of K folds, ``fit_predict(train_idx, test_idx)`` fits on
     the other folds and returns predictions for ``test_idx``, so RATE is judged out of sample.
 
     ``X`` gives the number of rows (any array or frame); the callable closes over the data it needs.
+    ``stratify``: optional labels (e.g. arm x outcome) each fold keeps in proportion, so every
+    training half has both arms and some events.
     """
     n = len(X)
     if int(n_folds) != n_folds or n_folds < 2 or n_folds > n:
         raise ValueError(f"n_folds must be an integer in [2, {n}]; got {n_folds!r}")
     out = np.full(n, np.nan)
-    folds = KFold(n_splits=int(n_folds), shuffle=True, random_state=random_state)
-    for train, test in folds.split(np.zeros((n, 1))):
+    rows = np.zeros((n, 1))
+    if stratify is None:
+        splits = KFold(n_splits=int(n_folds), shuffle=True, random_state=random_state).split(rows)
+    else:
+        labels = np.asarray(stratify)
+        if labels.shape != (n,):
+            raise ValueError(f"stratify must have shape ({n},); got {labels.shape}")
+        folds = StratifiedKFold(n_splits=int(n_folds), shuffle=True, random_state=random_state)
+        splits = folds.split(rows, labels)
+    for train, test in splits:
         pred = np.asarray(fit_predict(train, test), dtype=float).reshape(-1)
         if pred.shape[0] != test.shape[0]:
             raise ValueError(
