@@ -129,16 +129,17 @@ def _run_log(path: Path | None) -> Iterator[None]:
 # The whole run
 
 
-def _n_stages(config: ExperimentConfig, columns: tuple[str, ...]) -> int:
+def _n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
     """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
-    stages, one per fit and one for SHAP attributions, and the run folder."""
+    stages, one per fit, one for SHAP attributions and one for the profile explorer's bundle
+    (``profile``: when models are written), and the run folder."""
     fits = 0
     for spec in config.estimators:
         if spec.outcome == "os":
             fits += len(config.outcomes.os.targets())
         else:
             fits += len(config.outcomes.crs.outcomes(has_grade=CRS_GRADE in columns))
-    per_analysis = 3 + fits + (1 if config.explanation.shap else 0)
+    per_analysis = 3 + fits + (1 if config.explanation.shap else 0) + (1 if profile else 0)
     return 1 + len(config.time_zero) * per_analysis + 1
 
 
@@ -166,7 +167,7 @@ def run_experiment(
     run_dir = create_run_dir(root, config.name, run_id)
     with (
         _run_log(run_dir / LOG_FILE),
-        _Stages(_n_stages(config, facts.columns), progress) as stages,
+        _Stages(_n_stages(config, facts.columns, write_models), progress) as stages,
     ):
         log.info("run %s of %s in %s", run_id, config.name, run_dir)
         result = _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models)
@@ -196,6 +197,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
             _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
         if store is not None:
             _save_models(store, data, fits)
+            _save_profile(store, data, fits, config, stages, timings)
     stages.step("run folder: metrics, effects, figures")
     metrics = _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
     metrics_text = write_json(run_dir / METRICS_FILE, metrics).read_text(encoding="utf-8")
@@ -337,3 +339,19 @@ def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]
             target=fit.target,
             horizon=fit.horizon,
         )
+
+
+def _save_profile(store, data, fits, config, stages, timings) -> None:
+    """The profile explorer's bundle of one analysis (hte.pipeline.profile), saved beside the
+    models; a failure is logged and the run goes on (the explorer then asks for a rerun)."""
+    from hte.pipeline.profile import fit_profile_bundle
+
+    stages.step(f"{data.label}: profile explorer")
+    clock = time.perf_counter()
+    try:
+        bundle = fit_profile_bundle(data, fits, config, config.seed)
+    except Exception:
+        log.exception("no profile explorer bundle for %s", data.label)
+        return
+    store.save(f"{data.label}/profile.joblib", bundle, role="profile", analysis=data.label)
+    timings[f"{data.label}/profile"] = time.perf_counter() - clock

@@ -1,0 +1,296 @@
+"""The covariate fields of a patient profile: clinical labels, kinds, units, observed ranges,
+defaults (cohort median / mode), validation of an entered profile and example profiles built from
+cohort subgroups."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from hte.data.columns import CONTINUOUS_COVARIATES, INTEGER_COVARIATES
+from hte.data.schema import SPECS
+
+# label, unit for the named covariates (DESIGN.md section 5); others get their column name in words
+CLINICAL = {
+    "age": ("Age", "years"),
+    "sex": ("Sex", None),
+    "race": ("Race", None),
+    "ecog": ("ECOG performance status", None),
+    "iss_stage": ("ISS stage", None),
+    "prior_lines": ("Prior lines of therapy", None),
+    "high_risk_cytogenetics": ("High-risk cytogenetics", None),
+    "gain_1q": ("Gain or amplification of 1q", None),
+    "extramedullary": ("Extramedullary disease", None),
+    "prior_asct": ("Prior autologous stem-cell transplant", None),
+    "penta_refractory": ("Penta-refractory disease", None),
+    "ldh_high": ("LDH above the upper limit of normal", None),
+    "prior_bcma": ("Prior BCMA-directed therapy", None),
+    "rapid_progression": ("Rapid progression", None),
+    "bm_plasma_pct": ("Bone-marrow plasma cells", "%"),
+    "ferritin": ("Ferritin", "ng/mL"),
+    "crp": ("C-reactive protein", "mg/L"),
+    "crcl": ("Creatinine clearance", "mL/min"),
+    "years_since_diagnosis": ("Time since diagnosis", "years"),
+}
+KINDS = ("number", "integer", "boolean", "category")
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+MIN_SUBGROUP = 10  # patients an example profile's subgroup needs before its medians are used
+
+
+class ProfileError(ValueError):
+    """A profile the models cannot score, or a run without what the explorer needs: ``field``
+    names the field (or "run" / "analysis" / "target"), ``message`` the rule it broke."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
+@dataclass(frozen=True)
+class ProfileField:
+    """One covariate as the app shows it.
+
+    ``minimum``/``maximum``: observed in the analysed cohort (values outside are accepted but
+    flagged); ``p01``/``p99``: its 1st and 99th percentiles (slider ends that ignore outliers);
+    ``hard_minimum``/``hard_maximum``: the schema's limits (values outside are errors).
+    """
+
+    name: str
+    label: str
+    kind: str  # "number" | "integer" | "boolean" | "category"
+    unit: str | None
+    default: object
+    minimum: float | None = None
+    maximum: float | None = None
+    p01: float | None = None
+    p99: float | None = None
+    step: float | None = None
+    choices: tuple[str, ...] = ()
+    hard_minimum: float | None = None
+    hard_maximum: float | None = None
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["choices"] = list(self.choices)
+        return out
+
+    def describe(self, value: object) -> str:
+        """The value in words, e.g. "Age = 72 years", "Extramedullary disease: yes"."""
+        if self.kind == "boolean":
+            return f"{self.label}: {'yes' if value else 'no'}"
+        if self.kind == "number":
+            text = f"{float(value):.{_decimals(self.step)}f}"
+        else:
+            text = str(value)
+        return f"{self.label} = {text}{' ' + self.unit if self.unit else ''}"
+
+
+def _decimals(step: float | None) -> int:
+    if not step or step >= 1:
+        return 0
+    return max(0, -math.floor(math.log10(step) + 1e-9))
+
+
+def _nice_step(lo: float, hi: float) -> float:
+    span = hi - lo
+    if not span > 0:
+        return 1.0
+    return float(10.0 ** math.floor(math.log10(span / 50.0)))
+
+
+def _label(name: str) -> tuple[str, str | None]:
+    return CLINICAL.get(name, (name.replace("_", " ").capitalize(), None))
+
+
+def _mode(values: pd.Series) -> object:
+    counts = values.dropna().map(str if values.dtype == object else (lambda v: v)).value_counts()
+    top = counts.max()
+    return sorted(counts.index[counts == top], key=str)[0]
+
+
+def _is_integral(values: np.ndarray) -> bool:
+    finite = values[np.isfinite(values)]
+    return finite.size > 0 and bool(np.all(finite == np.round(finite)))
+
+
+def build_fields(cohort: pd.DataFrame, encoder) -> list[ProfileField]:
+    """One field per covariate the encoding uses, in its order."""
+    fields = []
+    for enc in encoder.encodings_:
+        s = cohort[enc.name]
+        label, unit = _label(enc.name)
+        spec = SPECS.get(enc.name)
+        hard = (spec.minimum, spec.maximum) if spec is not None else (None, None)
+        if enc.kind == "categorical":
+            choices = tuple(sorted(enc.levels))
+            default = str(_mode(s.map(lambda v: v if pd.isna(v) else str(v))))
+            fields.append(ProfileField(enc.name, label, "category", unit, default, choices=choices))
+        elif enc.kind == "boolean":
+            default = bool(s.dropna().astype(bool).mean() >= 0.5)
+            fields.append(ProfileField(enc.name, label, "boolean", unit, default))
+        else:
+            fields.append(_numeric_field(enc.name, s, label, unit, hard))
+    return fields
+
+
+def _numeric_field(name, s: pd.Series, label, unit, hard) -> ProfileField:
+    values = pd.to_numeric(s).to_numpy(dtype=float, na_value=np.nan)
+    # named continuous measurements stay numbers even when a cohort records them as whole values
+    integer = name in INTEGER_COVARIATES or (
+        name not in CONTINUOUS_COVARIATES and _is_integral(values)
+    )
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    p01, p99 = (float(v) for v in np.nanpercentile(values, [1, 99]))
+    median = float(np.nanmedian(values))
+    if integer:
+        return ProfileField(
+            name, label, "integer", unit, round(median), lo, hi, p01, p99, 1.0,
+            hard_minimum=hard[0], hard_maximum=hard[1],
+        )  # fmt: skip
+    step = _nice_step(p01, p99)
+    default = round(median, _decimals(step))
+    return ProfileField(
+        name, label, "number", unit, default, lo, hi, p01, p99, step,
+        hard_minimum=hard[0], hard_maximum=hard[1],
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation
+
+
+def _missing(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float | np.floating) and math.isnan(float(value))
+
+
+def _number(field: ProfileField, value: object) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.number):
+        raise ProfileError(field.name, f"must be a number; got {type(value).__name__} {value!r}")
+    x = float(value)
+    if not math.isfinite(x):
+        raise ProfileError(field.name, f"must be a finite number; got {value!r}")
+    return x
+
+
+def coerce_value(field: ProfileField, value: object) -> object:
+    """The value as the cohort stores it (bool, str, int or float), or ``ProfileError`` naming the
+    field and the rule."""
+    if _missing(value):
+        raise ProfileError(field.name, "is missing (None or NaN); enter a value")
+    if field.kind == "boolean":
+        if isinstance(value, bool | np.bool_):
+            return bool(value)
+        if isinstance(value, int | np.integer) and int(value) in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ProfileError(field.name, f"must be true or false; got {value!r}")
+    if field.kind == "category":
+        text = str(value) if isinstance(value, str | np.str_) else None
+        if text not in field.choices:
+            raise ProfileError(
+                field.name,
+                f"unknown category {value!r}; choose one of {', '.join(field.choices)}",
+            )
+        return text
+    x = _number(field, value)
+    if field.kind == "integer" and x != round(x):
+        raise ProfileError(field.name, f"must be a whole number; got {value!r}")
+    lo, hi = field.hard_minimum, field.hard_maximum
+    if (lo is not None and x < lo) or (hi is not None and x > hi):
+        rule = SPECS[field.name].range_rule() if field.name in SPECS else f"{lo}-{hi}"
+        raise ProfileError(field.name, f"{rule} (the cohort schema); got {value!r}")
+    return round(x) if field.kind == "integer" else x
+
+
+def validate_profile(
+    fields: list[ProfileField], defaults: Mapping[str, object], profile: Mapping[str, object]
+) -> tuple[pd.DataFrame, list[str]]:
+    """A one-row cohort frame of the profile (fields it leaves out take the cohort default) and
+    the names of the defaulted fields; ``ProfileError`` on an unknown field or a bad value."""
+    if not isinstance(profile, Mapping):
+        raise ProfileError("profile", f"must be a mapping of field -> value; got {type(profile)}")
+    by_name = {f.name: f for f in fields}
+    for key in profile:
+        if key not in by_name:
+            raise ProfileError(str(key), f"unknown field; the models use {', '.join(by_name)}")
+    row, defaulted = {}, []
+    for f in fields:
+        if f.name in profile:
+            row[f.name] = coerce_value(f, profile[f.name])
+        else:
+            row[f.name] = defaults[f.name]
+            defaulted.append(f.name)
+    frame = pd.DataFrame({k: [v] for k, v in row.items()})
+    for f in fields:
+        if f.kind == "category":
+            frame[f.name] = frame[f.name].astype(object)
+    return frame, defaulted
+
+
+def out_of_range(fields: list[ProfileField], frame: pd.DataFrame) -> list[str]:
+    """Plain-language flags for numeric values outside the cohort's observed range."""
+    flags = []
+    for f in fields:
+        if f.kind not in ("number", "integer"):
+            continue
+        x = float(frame[f.name].iloc[0])
+        if x < f.minimum or x > f.maximum:
+            flags.append(
+                f"{f.describe(x)} is outside the range seen in the cohort "
+                f"({f.describe(f.minimum).split(' = ')[1]} to "
+                f"{f.describe(f.maximum).split(' = ')[1]}): the models extrapolate"
+            )
+    return flags
+
+
+# --------------------------------------------------------------------------------------------------
+# Example profiles
+
+
+def typical_profile(fields: list[ProfileField], rows: pd.DataFrame) -> dict:
+    """Median (numbers, rounded to the field's step), rounded median (integers) or mode of each
+    field over ``rows``."""
+    out: dict[str, object] = {}
+    for f in fields:
+        s = rows[f.name]
+        if f.kind == "category":
+            out[f.name] = str(_mode(s.map(lambda v: v if pd.isna(v) else str(v))))
+        elif f.kind == "boolean":
+            out[f.name] = bool(s.dropna().astype(bool).mean() >= 0.5)
+        else:
+            median = float(np.nanmedian(pd.to_numeric(s).to_numpy(float, na_value=np.nan)))
+            out[f.name] = round(median) if f.kind == "integer" else round(median, _decimals(f.step))
+    return out
+
+
+def example_profiles(fields: list[ProfileField], cohort: pd.DataFrame) -> dict[str, dict]:
+    """A few profiles from cohort subgroups (their medians / modes, so inside the support): the
+    typical patient; an older patient with extramedullary disease; a frail ECOG 2 patient."""
+    names = {f.name for f in fields}
+    examples = {"Typical patient (cohort medians)": typical_profile(fields, cohort)}
+    if {"age", "extramedullary"} <= names:
+        emd = cohort["extramedullary"].fillna(False).astype(bool)
+        older = cohort["age"] >= cohort["age"].quantile(0.75)
+        rows = cohort[emd & older] if (emd & older).sum() >= MIN_SUBGROUP else cohort[emd]
+        if len(rows) >= MIN_SUBGROUP:
+            profile = typical_profile(fields, rows)
+            profile["extramedullary"] = True
+            profile["age"] = max(profile["age"], round(float(cohort["age"].quantile(0.75)), 1))
+            examples["Older patient with extramedullary disease"] = profile
+    if "ecog" in names:
+        ecog = pd.to_numeric(cohort["ecog"])
+        rows = cohort[ecog == 2] if (ecog == 2).sum() >= MIN_SUBGROUP else cohort[ecog >= 2]
+        if len(rows) >= MIN_SUBGROUP:
+            profile = typical_profile(fields, rows)
+            profile["ecog"] = 2
+            examples["Frail patient (ECOG 2)"] = profile
+    return examples
