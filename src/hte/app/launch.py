@@ -57,6 +57,10 @@ def serve(
     from hte.app.your_data import MAX_UPLOAD_MB
 
     context = AppContext.create(run_dir, configs_dir=configs_dir, output_root=output_root)
+    try:  # load the run's models once, before the first request (a warm what-if query)
+        context.explorer()
+    except Exception as exc:  # the other tabs still work; the what-if tab says why
+        print(f"note: the what-if explorer is not available for {context.run_dir}: {exc}")
     demo = build_app(context)
     demo.queue(default_concurrency_limit=4)
     demo.launch(

@@ -110,7 +110,7 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
                 )
                 summary = gr.HTML(first[3], elem_id="plain-summary")
                 icons = gr.HTML(first[4], elem_id="icon-array")
-                with gr.Row():
+                with gr.Column():
                     wf_os = gr.Plot(first[5], label="Why: OS benefit (SHAP)", show_label=False,
                                     elem_id="waterfall-os")  # fmt: skip
                     wf_crs = gr.Plot(first[6], label="Why: CRS risk difference (SHAP)", show_label=False,
@@ -273,9 +273,11 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
             problems = gr.Dataframe(label="Problems found", wrap=True, elem_id="problems-table",
                                     visible=False)  # fmt: skip
             run_status = gr.Markdown(elem_id="run-status")
-    upload.change(cb.check_upload_values, [upload], [verdict, problems, run])
+    upload.change(
+        cb.check_upload_values, [upload], [verdict, problems, run], api_name="check_upload"
+    )
     run.click(
-        lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),
+        lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008
         [upload, config], [run_status, run_state],
     ).success(
         lambda run_dir: cb.reload_values(context, run_dir), [run_state],

@@ -5,9 +5,14 @@ Every number comes from ``hte.pipeline.profile.ProfileExplorer``."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from html import escape
 from typing import Any
 
 import gradio as gr
+
+from hte.app import plots
+from hte.app.icons import icon_array
+from hte.app.plots import ARM_COLOURS
 
 MOVE_TARGETS = [
     ("OS: survival difference at the horizon", "survival"),
@@ -55,8 +60,10 @@ def field_component(field) -> gr.components.Component:
     if field.kind == "category":
         return gr.Dropdown(list(field.choices), value=field.default, label=label, elem_id=elem_id)
     step = field.step or (1 if field.kind == "integer" else None)
-    return gr.Slider(field.min, field.max, value=field.default, step=step, label=label,
-                     elem_id=elem_id)  # fmt: skip
+    lo, hi = field.minimum, field.maximum
+    if lo is None or hi is None or not lo < hi:  # a constant covariate: a number box
+        return gr.Number(value=field.default, label=label, elem_id=elem_id)
+    return gr.Slider(lo, hi, value=field.default, step=step, label=label, elem_id=elem_id)
 
 
 def _bool_word(value: Any) -> str:
@@ -92,3 +99,215 @@ def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
             v = round(float(v))
         out[name] = v
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# One profile's display
+
+
+def _est(e: Mapping | None) -> tuple:
+    if not e:
+        return None, None, None
+    return e.get("value"), e.get("lower"), e.get("upper")
+
+
+def _card(key: str, value: str, detail: str = "", cls: str = "") -> str:
+    return (
+        f'<div class="hte-card"><div class="hte-k">{escape(key)}</div>'
+        f'<div class="hte-v {cls}">{escape(value)}</div>'
+        f'<div class="hte-i">{escape(detail)}</div></div>'
+    )
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _ci(lo: float | None, hi: float | None, pct: bool) -> str:
+    if lo is None or hi is None:
+        return "no interval from this estimator"
+    if pct:
+        return f"95% CI {100 * lo:+.1f} to {100 * hi:+.1f} pp"
+    return f"95% CI {lo:+.2f} to {hi:+.2f} months"
+
+
+def effect_cards(effects: Mapping) -> str:
+    """The headline numbers: OS differences with intervals, per-arm survival and CRS risks."""
+    level = f"{100 * (1 - float(effects.get('alpha') or 0.05)):g}%"
+    cards = []
+    h = effects.get("survival_horizon")
+    v, lo, hi = _est(effects.get("survival_difference"))
+    if v is not None:
+        cards.append(_card(f"{h:g}-month survival, CAR-T minus tec", f"{100 * v:+.1f} pp",
+                           _ci(lo, hi, True).replace("95%", level)))  # fmt: skip
+    v, lo, hi = _est(effects.get("rmst_difference"))
+    if v is not None:
+        hr = effects.get("rmst_horizon")
+        cards.append(_card(f"Months alive in {hr:g} (RMST), difference", f"{v:+.1f} mo",
+                           _ci(lo, hi, False).replace("95%", level)))  # fmt: skip
+    for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
+        v, lo, hi = _est(effects.get(f"survival_{arm}"))
+        if v is not None:
+            cards.append(_card(f"Alive at {h:g} months, {ARM_WORDS[arm]}", _pct(v),
+                               f"band {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
+    v, lo, hi = _est(effects.get("crs_difference"))
+    if v is not None:
+        cards.append(_card("CRS risk, CAR-T minus tec", f"{100 * v:+.1f} pp",
+                           _ci(lo, hi, True).replace("95%", level)))  # fmt: skip
+    for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
+        v, lo, hi = _est(effects.get(f"crs_{arm}"))
+        if v is not None:
+            cards.append(_card(f"CRS risk, {ARM_WORDS[arm]}", _pct(v),
+                               f"interval {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
+    for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
+        v, lo, hi = _est(effects.get(f"crs_g3_{arm}"))
+        if v is not None:
+            cards.append(_card(f"Grade >= 3 CRS, {ARM_WORDS[arm]}", _pct(v),
+                               f"interval {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
+    sources = sorted({e["source"] for k, e in effects.items()
+                      if k.endswith("_difference") and isinstance(e, Mapping) and e.get("source")})  # fmt: skip
+    foot = (f'<div class="hte-i" style="margin-top:6px">Differences from '
+            f'{escape(", ".join(sources))}; per-arm numbers from per-arm models with bootstrap '
+            "bands (they need not add up exactly to the differences).</div>")  # fmt: skip
+    return f'<div class="hte-cards">{"".join(cards)}</div>{foot}'
+
+
+ARM_WORDS = {"cart": "CAR-T", "tec": "teclistamab"}
+
+
+def warning_html(effects: Mapping) -> str:
+    """A red box listing out-of-support flags; a quiet green line when the profile is supported."""
+    warnings = list(effects.get("warnings") or [])
+    if not warnings:
+        e = effects.get("propensity")
+        return ('<div class="hte-ok">Inside the cohort\'s support: values within the observed '
+                f"ranges, propensity of CAR-T {e:.2f}.</div>")  # fmt: skip
+    items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
+    return (
+        '<div class="hte-warning"><strong>Outside the cohort\'s support: read these numbers as '
+        f"extrapolation.</strong><ul>{items}</ul></div>"
+    )
+
+
+def summary_html(effects: Mapping) -> str:
+    defaults = effects.get("defaults_used") or []
+    extra = (f" Fields not given took the cohort's typical value: {', '.join(defaults)}."
+             if defaults and len(defaults) < 6 else "")  # fmt: skip
+    return (
+        f'<div class="hte-summary">{escape(str(effects.get("summary", "")))}{escape(extra)}</div>'
+    )
+
+
+def icons_html(effects: Mapping) -> str:
+    """Two 100-person arrays (CAR-T, teclistamab): alive at the horizon, and CRS."""
+    counts = effects.get("icon_counts") or {}
+    surv = counts.get("survival")
+    crs = counts.get("crs")
+    blocks = []
+    for arm in ("cart", "tec"):
+        groups = []
+        if surv:
+            groups.append((f"alive at {surv['horizon_months']:g} months", surv[arm]["alive"],
+                           ARM_COLOURS[arm]))  # fmt: skip
+            groups.append(("died", surv[arm]["dead"], "#d1d5db"))
+        if not groups:
+            continue
+        caption = f"{ARM_WORDS[arm]}: out of 100 patients like this"
+        if crs:
+            caption += f"; {crs[arm]['crs']} would have CRS"
+        blocks.append(
+            f'<div><div class="hte-k" style="font-weight:600;margin-bottom:6px;color:'
+            f'{ARM_COLOURS[arm]}">{ARM_WORDS[arm]}</div>{icon_array(groups, caption)}</div>'
+        )
+    if not blocks:
+        return ""
+    return '<div style="display:flex;flex-wrap:wrap;gap:28px">' + "".join(blocks) + "</div>"
+
+
+def waterfall_figure(explorer, profile: Mapping, target: str, max_display: int = 8):
+    if target not in explorer.targets():
+        return plots.message_figure(f"no {target} effect in this run")
+    wf = _checked(explorer.waterfall, profile, target)
+    contributions = wf["contributions"]
+    shown = contributions[:max_display]
+    rest = sum(c["contribution"] for c in contributions[max_display:])
+    names = [c["text"] for c in shown]
+    values = [c["contribution"] for c in shown]
+    if len(contributions) > max_display:
+        names.append(f"{len(contributions) - max_display} other fields")
+        values.append(rest)
+    scale, unit = (100.0, "pp") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
+    title = (f"Why this {'OS benefit' if target in ('survival', 'rmst') else 'CRS difference'}: "
+             f"{wf['estimator']}")  # fmt: skip
+    fig = plots.waterfall(
+        names, [scale * v for v in values], scale * wf["base_value"],
+        scale * wf["surrogate_prediction"], title, unit=unit,
+        positive_is_good=target in ("survival", "rmst"),
+    )  # fmt: skip
+    ax = fig.axes[0]
+    ax.set_xlabel(f"{ax.get_xlabel()}\n{wf['fidelity']}", fontsize=9)
+    return fig
+
+
+def moves_figure(explorer, profile_values: Mapping, field: str | None, target: str | None):
+    fields = explorer.fields()
+    profile = profile_from_form(fields, profile_values)
+    target = target or "survival"
+    if target not in explorer.targets():
+        return plots.message_figure(f"no {target} effect in this run")
+    if not field:
+        return plots.message_figure("choose a covariate to vary")
+    frame = _checked(explorer.what_moves_it, profile, field, target)
+    f = next(x for x in fields if x.name == field)
+    scale, unit = (100.0, "pp") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
+    words = dict((v, k) for k, v in MOVE_TARGETS).get(target, target)
+    x = frame[field].tolist()
+    categorical = f.kind in ("boolean", "category")
+    if f.kind == "boolean":
+        x = ["yes" if v else "no" for v in x]
+    current = profile.get(field, f.default)
+    if f.kind == "boolean":
+        current = "yes" if current in (True, "yes") else "no"
+    label = f.label + (f" ({f.unit})" if f.unit else "")
+    return plots.what_moves_it(
+        x, scale * frame["effect"].to_numpy(float), scale * frame["lower"].to_numpy(float),
+        scale * frame["upper"].to_numpy(float), current, label, f"{words} ({unit})",
+        categorical=categorical,
+    )  # fmt: skip
+
+
+def whatif_outputs(explorer, profile_values: Mapping, move_field, move_target) -> tuple:
+    """warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, what moves it."""
+    fields = explorer.fields()
+    profile = profile_from_form(fields, profile_values)
+    effects = _checked(explorer.effects, profile).to_json()
+    curves = effects.get("curves")
+    if curves:
+        curve_fig = plots.survival_curves(curves["times"], curves,
+                                          effects.get("survival_horizon"))  # fmt: skip
+    else:
+        curve_fig = plots.message_figure("no survival curves in this run")
+    os_target = "survival" if "survival" in explorer.targets() else "rmst"
+    return (
+        warning_html(effects),
+        effect_cards(effects),
+        curve_fig,
+        summary_html(effects),
+        icons_html(effects),
+        waterfall_figure(explorer, profile, os_target),
+        waterfall_figure(explorer, profile, "crs"),
+        moves_figure(explorer, profile_values, move_field, move_target),
+    )
+
+
+def api_effects(explorer, profile: Any) -> dict:
+    """The ``profile_effects`` answer: the explorer's effects JSON without the curves' long
+    arrays trimmed (they are part of the answer), or ``InvalidProfile`` naming the field."""
+    if isinstance(profile, str):
+        import json
+
+        try:
+            profile = json.loads(profile)
+        except ValueError:
+            raise InvalidProfile("profile", "must be a JSON object (covariate -> value)") from None
+    return _checked(explorer.effects, profile).to_json()

@@ -1,0 +1,87 @@
+"""The explorer driven through gradio_client: the profile_effects endpoint (a what-if call, an
+out-of-support profile, invalid profiles) and the upload check (problems named by column and row)."""
+
+from __future__ import annotations
+
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+
+from hte.data.simulate import simulate_cohort
+from hte.pipeline.profile import ProfileExplorer
+
+
+@pytest.fixture(scope="module")
+def explorer(small_run, hte_home, monkeypatch_module):
+    monkeypatch_module.setenv("HTE_HOME", str(hte_home))
+    return ProfileExplorer.from_run(small_run)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    mp = pytest.MonkeyPatch()
+    yield mp
+    mp.undo()
+
+
+def _call(client, profile):
+    return client.predict(profile, api_name="/profile_effects")
+
+
+def test_profile_effects_answers_what_the_pipeline_computes(client, explorer):
+    profile = explorer.default_profile() | {"age": 70, "extramedullary": True}
+    answer = _call(client, profile)
+    # the endpoint is a face on the pipeline: same numbers as calling the explorer directly
+    assert answer == explorer.effects(profile).to_json()
+    for key in ("survival_difference", "rmst_difference", "crs_difference"):
+        est = answer[key]
+        assert est["lower"] <= est["value"] <= est["upper"], key
+    for key in ("survival_cart", "survival_tec", "crs_cart", "crs_tec"):
+        assert 0.0 <= answer[key]["lower"] <= answer[key]["value"] <= answer[key]["upper"] <= 1.0
+    assert answer["profile"]["age"] == 70 and answer["profile"]["extramedullary"] is True
+    assert answer["summary"].startswith("Out of 100 patients like this")
+
+
+def test_profile_changes_move_the_answer(client, explorer):
+    base = explorer.default_profile()
+    a = _call(client, base | {"extramedullary": False})
+    b = _call(client, base | {"extramedullary": True})
+    assert a["survival_difference"]["value"] != b["survival_difference"]["value"]
+
+
+def test_out_of_range_profile_is_flagged_not_refused(client, explorer):
+    age = next(f for f in explorer.fields() if f.name == "age")
+    answer = _call(client, explorer.default_profile() | {"age": 109})
+    assert age.maximum < 109  # outside the observed range, inside the schema (18-110)
+    assert any("Age" in w for w in answer["out_of_range"])
+    assert answer["warnings"]
+
+
+@pytest.mark.parametrize(
+    ("profile", "field"),
+    [({"age": "old"}, "age"), ({"ecgo": 1}, "ecgo"), ({"age": 150}, "age"), ({"sex": "x"}, "sex")],
+)
+def test_invalid_profile_error_names_the_field(client, profile, field):
+    with pytest.raises(AppError) as info:
+        _call(client, profile)
+    assert f"field '{field}'" in str(info.value)
+
+
+def test_upload_with_errors_lists_column_and_rows(client, tmp_path):
+    cohort = simulate_cohort(40, seed=3)
+    cohort.loc[[1, 3], "ecog"] = 7  # rows 2 and 4 after the header
+    cohort.loc[5, "treatment"] = "car-t"  # row 6: an unknown treatment code
+    path = tmp_path / "bad.csv"
+    cohort.to_csv(path, index=False)
+    verdict, problems, _ = client.predict(handle_file(str(path)), api_name="/check_upload")
+    table = {row[0]: row for row in problems["data"]}
+    assert "problem" in verdict
+    assert "ecog must be 0-4" in table["ecog"][1] and table["ecog"][2] == "rows 2, 4"
+    assert table["treatment"][2] == "row 6"
+
+
+def test_valid_upload_shows_the_cohort_summary(client, tmp_path):
+    path = tmp_path / "good.csv"
+    simulate_cohort(40, seed=3).to_csv(path, index=False)
+    verdict, _, _ = client.predict(handle_file(str(path)), api_name="/check_upload")
+    assert verdict.startswith("**Valid cohort:** 40 patients")
