@@ -1,0 +1,81 @@
+"""robustness_checks on a small synthetic cohort: the exact metrics.json shape, JSON-ready."""
+
+import json
+import math
+
+import pytest
+
+import hte.pipeline.robustness as robustness
+from hte.config import load_config
+from hte.pipeline.stages import (
+    baseline_averages,
+    design_diagnostics,
+    prepare_analysis,
+    prepare_cohort,
+)
+
+CONFIG = """\
+name: robust
+data: {source: synthetic, n: 600}
+time_zero: [decision]
+outcomes:
+  os: {survival_horizon: 12, rmst_horizon: null}
+  crs: {any_grade: true, grade3: auto}
+estimators:
+  - {name: cox, kind: cox_interaction}
+seeds: {global: 11}
+"""
+
+REFUTATION_KEYS = {"target", "refuter", "description", "original", "estimate", "lower", "upper",
+                   "expected", "passed", "detail"}  # fmt: skip
+EVALUE_KEYS = {"target", "measure", "estimate", "lower", "upper", "evalue", "evalue_ci", "note"}
+
+
+@pytest.fixture(scope="module")
+def checks(tmp_path_factory):
+    path = tmp_path_factory.mktemp("robust") / "robust.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    config = load_config(path)
+    cohort, _ = prepare_cohort(config)
+    data = prepare_analysis(cohort, config.time_zero[0])
+    design_diagnostics(data, config.seed)
+    baselines = baseline_averages(data, config)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(robustness, "N_SUBSETS", 2)  # the shape, not the stability, is tested here
+        out = robustness.robustness_checks(data, baselines, config, config.seed)
+    return out, baselines
+
+
+def test_exact_shape_and_json_ready(checks):
+    out, _ = checks
+    assert set(out) == {"refutations", "evalues"}
+    json.dumps(out, allow_nan=False)  # NaN would raise: must be None
+    pairs = [(r["target"], r["refuter"]) for r in out["refutations"]]
+    refuters = ["placebo_treatment", "random_common_cause", "data_subsets"]
+    assert pairs == [(t, r) for t in ("survival", "crs", "crs_g3") for r in refuters]
+    for r in out["refutations"]:
+        assert set(r) == REFUTATION_KEYS
+        assert isinstance(r["passed"], bool)
+        for key in ("original", "estimate", "lower", "upper"):
+            assert isinstance(r[key], float) and math.isfinite(r[key])
+        assert all(isinstance(r[k], str) and r[k] for k in ("description", "expected", "detail"))
+        assert r["lower"] <= r["estimate"] <= r["upper"]
+    assert [(e["target"], e["measure"]) for e in out["evalues"]] == [
+        ("survival", "RR"), ("crs", "RR"), ("crs_g3", "RR"), ("os", "HR"),
+    ]  # fmt: skip
+    for e in out["evalues"]:
+        assert set(e) == EVALUE_KEYS
+        assert e["lower"] <= e["estimate"] <= e["upper"]
+        assert e["evalue"] >= e["evalue_ci"] >= 1.0
+
+
+def test_values_agree_with_the_baselines(checks):
+    out, baselines = checks
+    hr = next(e for e in out["evalues"] if e["measure"] == "HR")
+    assert hr["estimate"] == pytest.approx(baselines["hazard_ratio_iptw"]["hr"])
+    assert "common" in hr["note"]  # death by 24 months is far above 15% in the synthetic cohort
+    # the CRS original is the pipeline's AIPW baseline: same learners, same seed, same folds
+    crs = next(r for r in out["refutations"] if r["target"] == "crs")
+    assert crs["original"] == pytest.approx(baselines["ate_crs_aipw"]["estimate"], abs=1e-12)
+    # CAR-T lowers the risk of death by 12 months in the synthetic cohort: RR < 1
+    assert next(e for e in out["evalues"] if e["target"] == "survival")["estimate"] < 1
