@@ -79,3 +79,28 @@ def test_values_agree_with_the_baselines(checks):
     assert crs["original"] == pytest.approx(baselines["ate_crs_aipw"]["estimate"], abs=1e-12)
     # CAR-T lowers the risk of death by 12 months in the synthetic cohort: RR < 1
     assert next(e for e in out["evalues"] if e["target"] == "survival")["estimate"] < 1
+
+
+def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
+    path = tmp_path / "crs_only.yaml"
+    path.write_text(
+        CONFIG.replace(
+            "os: {survival_horizon: 12, rmst_horizon: null}", "os: {enabled: false}"
+        ).replace("{name: cox, kind: cox_interaction}", "{name: lr, kind: logistic_interaction}"),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    cohort, _ = prepare_cohort(config)
+    data = prepare_analysis(cohort, config.time_zero[0])
+
+    def broken(X, W, y, seed):
+        raise ValueError("no CRS recorded in one arm")
+
+    monkeypatch.setattr(robustness, "aipw_risk_difference", broken)
+    out = robustness.robustness_checks(data, {}, config, config.seed)
+    json.dumps(out, allow_nan=False)
+    assert {r["target"] for r in out["refutations"]} == {"crs", "crs_g3"}
+    assert all(not r["passed"] and "no CRS recorded" in r["detail"] for r in out["refutations"])
+    assert all(set(r) == REFUTATION_KEYS for r in out["refutations"])
+    assert [e["evalue"] for e in out["evalues"]] == [None, None]
+    assert all(set(e) == EVALUE_KEYS and "no CRS" in e["note"] for e in out["evalues"])

@@ -76,11 +76,12 @@ def _refutation_entry(target: str, r: RefutationResult) -> dict:
     }
 
 
-def _failed_refutations(target: str, error: str) -> list[dict]:
+def _failed_refutations(target: str, error: str, original: float | None = None) -> list[dict]:
+    """Entries of refuters that could not run (the error in ``detail``, ``passed`` false)."""
     return [
-        {"target": target, "refuter": name, "description": "not run: the estimate failed",
-         "original": None, "estimate": None, "lower": None, "upper": None,
-         "expected": "", "passed": False, "detail": f"error: {error}"}
+        {"target": target, "refuter": name, "description": "not run: an estimate failed",
+         "original": _clean(original), "estimate": None, "lower": None, "upper": None,
+         "expected": "not run", "passed": False, "detail": f"error: {error}"}
         for name in REFUTERS
     ]  # fmt: skip
 
@@ -126,11 +127,15 @@ def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, 
     def pair_fn(X, W, *outcome, seed):
         return estimate_fn(X, W, *outcome, seed=seed).as_pair()
 
-    refutations = refute(
-        pair_fn, X, W, outcome, seed=seed, alpha=alpha, tolerance=RCC_TOLERANCE,
-        n_subsets=N_SUBSETS, fraction=SUBSET_FRACTION, original=result.as_pair(),
-    )  # fmt: skip
-    entries = [_refutation_entry(target, r) for r in refutations]
+    try:
+        refutations = refute(
+            pair_fn, X, W, outcome, seed=seed, alpha=alpha, tolerance=RCC_TOLERANCE,
+            n_subsets=N_SUBSETS, fraction=SUBSET_FRACTION, original=result.as_pair(),
+        )  # fmt: skip
+        entries = [_refutation_entry(target, r) for r in refutations]
+    except Exception as exc:  # e.g. a subset without follow-up to the horizon: recorded
+        log.warning("robustness: %s refutations failed: %s", target, exc)
+        entries = _failed_refutations(target, f"{type(exc).__name__}: {exc}", result.estimate)
     r1, r0 = (
         (1 - result.value_cart, 1 - result.value_tec)
         if complement
