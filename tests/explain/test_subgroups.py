@@ -21,6 +21,7 @@ from hte.explain.subgroups import (
     _leaf_index,
     cate_rules,
     policy_tree,
+    policy_value_cv,
     prespecified_subgroups,
 )
 
@@ -192,6 +193,29 @@ def test_policy_values_are_means_of_value_scores_and_cover_the_truth():
     # here: strong signal, 4000 patients, depth 2)
     assert res.value_policy.lower <= np.mean(true_net * treat) <= res.value_policy.upper
     assert res.share_cart == pytest.approx(treat.mean())
+
+
+@pytest.mark.slow
+def test_in_sample_policy_value_is_optimistic_and_cross_validated_value_is_not():
+    in_sample, held_out = [], []
+    for seed in range(20):
+        rng = np.random.default_rng(seed)
+        n = 800
+        X = pd.DataFrame(rng.uniform(size=(n, 3)), columns=["x1", "x2", "x3"])
+        _, g = _oracle_scores(rng, np.zeros(n), np.full(n, 0.4), np.full(n, 0.5))  # no effect
+        in_sample.append(policy_tree(X, g).value_policy.estimate)
+        held_out.append(policy_value_cv(X, g, random_state=seed).estimate)
+    # every policy is worth exactly 0 here. The search finds noise worth ~0.06 per patient
+    # in-sample; held-out values average 0 (per-seed SE ~0.03, so the mean of 20 has SE ~0.007:
+    # 0.025 is > 3 SE)
+    assert np.mean(in_sample) > 0.03 and min(in_sample) >= 0
+    assert abs(np.mean(held_out)) < 0.025
+    X, os_tau, crs_tau, os_scores, crs_scores = _policy_world(seed=11)
+    cv = policy_value_cv(X, os_scores, crs_scores, crs_weight=1.0, random_state=0)
+    optimal = np.maximum(os_tau - crs_tau, 0).mean()  # 0.0625: CAR-T only where it helps
+    assert cv.lower > 0 and cv.estimate <= optimal + 0.02
+    with pytest.raises(ValueError, match="n_folds must be an integer >= 2"):
+        policy_value_cv(X, os_scores, n_folds=1)
 
 
 def _brute_force_value(X: np.ndarray, g: np.ndarray, min_leaf: int) -> float:

@@ -30,7 +30,14 @@ from scipy import stats
 from sklearn.metrics import r2_score
 from sklearn.tree import DecisionTreeRegressor
 
-from hte.data.columns import CART, CATEGORICAL_COVARIATES, TEC, TREATMENT
+from hte.data.columns import (
+    CART,
+    CATEGORICAL_COVARIATES,
+    CONTINUOUS_COVARIATES,
+    INTEGER_COVARIATES,
+    TEC,
+    TREATMENT,
+)
 
 MAX_ROWS_SHOWN = 5
 MAX_THRESHOLDS = 32  # candidate split points per feature in the policy search (quantiles)
@@ -276,6 +283,10 @@ class _Describer:
         return None
 
     def _is_binary(self, feature: str) -> bool:
+        """0/1 column (boolean, one-hot or missingness indicator); a known numeric covariate
+        that happens to take only 0 and 1 here (ECOG) still reads as a number."""
+        if feature in CONTINUOUS_COVARIATES or feature in INTEGER_COVARIATES:
+            return False
         return bool(np.isin(self.X[feature].to_numpy(dtype=float), (0.0, 1.0)).all())
 
     def _is_integer(self, feature: str) -> bool:
@@ -557,6 +568,18 @@ def _merge_same_action(leaves: list[dict]) -> list[dict]:
     return leaves
 
 
+def _net_scores(os_scores, crs_scores, crs_weight: float, n: int) -> np.ndarray:
+    """OS DR scores minus crs_weight x CRS DR scores, checked."""
+    os_scores = _check_vector("os_scores", os_scores, n)
+    if not np.isfinite(crs_weight) or crs_weight < 0:
+        raise ValueError(f"crs_weight must be a finite number >= 0; got {crs_weight!r}")
+    if crs_scores is None and crs_weight > 0:
+        raise ValueError("crs_scores are required when crs_weight > 0")
+    if crs_scores is None:
+        return os_scores.copy()
+    return os_scores - crs_weight * _check_vector("crs_scores", crs_scores, n)
+
+
 def policy_tree(
     X: pd.DataFrame,
     os_scores: np.ndarray,
@@ -586,14 +609,7 @@ def policy_tree(
     """
     X = _check_X(X)
     n = len(X)
-    os_scores = _check_vector("os_scores", os_scores, n)
-    if not np.isfinite(crs_weight) or crs_weight < 0:
-        raise ValueError(f"crs_weight must be a finite number >= 0; got {crs_weight!r}")
-    if crs_scores is None and crs_weight > 0:
-        raise ValueError("crs_scores are required when crs_weight > 0")
-    net = os_scores.copy()
-    if crs_scores is not None:
-        net = net - crs_weight * _check_vector("crs_scores", crs_scores, n)
+    net = _net_scores(os_scores, crs_scores, crs_weight, n)
     _check_settings(max_depth, min_leaf_fraction, alpha, limit=2)
     del random_state
     names = [str(c) for c in X.columns]
@@ -743,3 +759,41 @@ def prespecified_subgroups(
         )
     table = pd.DataFrame(rows)
     return table
+
+
+def policy_value_cv(
+    X: pd.DataFrame,
+    os_scores: np.ndarray,
+    crs_scores: np.ndarray | None = None,
+    *,
+    crs_weight: float = 0.0,
+    max_depth: int = 2,
+    min_leaf_fraction: float = 0.05,
+    n_folds: int = 5,
+    alpha: float = 0.05,
+    random_state: int | None = None,
+) -> Interval:
+    """Out-of-sample value of the policy-tree search, the honest counterpart of
+    ``PolicyResult.value_policy``.
+
+    K-fold: each patient's arm comes from a tree searched on the other folds; the value is the mean
+    of ``net score x [arm is CAR-T]`` with a normal interval, relative to all-teclistamab as in
+    ``policy_tree``. It values the procedure (trees learned on (K-1)/K of the cohort), not the one
+    tree fitted on everybody; a large gap to the in-sample value means that tree is overfitted.
+    """
+    from sklearn.model_selection import KFold
+
+    X = _check_X(X)
+    n = len(X)
+    net = _net_scores(os_scores, crs_scores, crs_weight, n)
+    _check_settings(max_depth, min_leaf_fraction, alpha, limit=2)
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int | np.integer) or n_folds < 2:
+        raise ValueError(f"n_folds must be an integer >= 2; got {n_folds!r}")
+    treat = np.zeros(n, dtype=bool)
+    for train, test in KFold(n_folds, shuffle=True, random_state=random_state).split(X):
+        tree = policy_tree(
+            X.iloc[train], net[train], max_depth=max_depth,
+            min_leaf_fraction=min_leaf_fraction, alpha=alpha,
+        )  # fmt: skip
+        treat[test] = tree.predict(X.iloc[test]) == CART
+    return Interval(*mean_interval(net * treat, alpha)[:3])
