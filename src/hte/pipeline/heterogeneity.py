@@ -1,42 +1,253 @@
-"""Run-folder heterogeneity tests: RATE (AUTOC, Qini) and the BLP calibration test per fit.
+"""Run-folder heterogeneity tests on held-out priorities: RATE (AUTOC, Qini, TOC) and BLP.
 
-Doubly robust scores are computed once per target. OS targets: from the causal survival forest's
-cross-fitted nuisances (``training_scores_``: e, mu1, mu0 and the AIPCW pseudo-outcome) when the
-run fitted one for that target, else the target is skipped with the reason recorded. CRS: AIPW
-scores with the design's cross-fitted propensity and cross-fitted boosted outcome models. Each
-estimator's per-patient effects on the analysed cohort are its priorities; they are in-sample
-predictions (the estimators were fitted on these patients), which metrics say as
-``"in_sample": true`` - read the tests as optimistic.
+Is the heterogeneity an estimator found real? Two ingredients, both out of sample:
+
+* Doubly robust scores per target (``target_scores``), computed once and independent of which
+  estimators the run fitted. OS targets: AIPCW scores
+  ``Gamma = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W)`` from 5-fold cross-fitted nuisances
+  (propensity, event and censoring survival; ``hte.estimators.nuisance``). CRS: AIPW scores with
+  the design's cross-fitted propensity and cross-fitted boosted outcome models.
+* Held-out priorities per fit (``heldout_effects``): the fitted estimator is cloned and refitted
+  on one half of the patients to predict the other half (2 folds, stratified by arm x outcome,
+  seeded), so no patient is ranked by a model that saw its outcome.
+
+Each fit's priorities are then tested against its target's scores: AUTOC and Qini with bootstrap
+intervals, the TOC curve with a pointwise band, and the BLP calibration test (mean and
+differential forest prediction). Metrics say ``"in_sample": false``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from typing import Any
 
 import numpy as np
+import pandas as pd
+from sklearn.base import clone
 
+from hte.array_checks import check_survival_outcome
+from hte.data.columns import CRS, CRS_GRADE
+from hte.estimators.nuisance import cross_fit_pseudo_outcomes, nuisance_params
 from hte.evaluation.blp_calibration import blp_calibration_test
-from hte.evaluation.rate import aipw_scores_binary, dr_scores_from_pseudo_outcomes, rate
+from hte.evaluation.rate import (
+    aipw_scores_binary,
+    cross_fitted_priorities,
+    dr_scores_from_pseudo_outcomes,
+    rate,
+    toc_band,
+)
 from hte.pipeline.stages import AnalysisData, FittedEffect, crs_nuisances
 
 log = logging.getLogger("hte.pipeline")
 
 N_BOOTSTRAP = 200
+N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on the other half
+TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
 CSF_KIND = "causal_survival_forest"
+CRS_TARGETS = ("crs", "crs_g3")
+# Survival nuisances of the OS scores: the causal survival forest's defaults, so a forest fitted
+# with its defaults and the run's seed holds exactly these scores (and they are reused).
+SURVIVAL_NUISANCE = {
+    "grid_size": 25,
+    "event_learner": "hazard_gbm",
+    "censoring_learner": "hazard_gbm",
+    "n_folds": 5,
+    "censoring_floor": 0.05,
+    "propensity_clip": 0.01,
+}
+Scores = tuple[np.ndarray, np.ndarray, str]
+
+
+# --------------------------------------------------------------------------------------------
+# doubly robust scores per target
+# --------------------------------------------------------------------------------------------
+def target_scores(data: AnalysisData, fits: list[FittedEffect], seed: int) -> dict[str, Scores]:
+    """Per fitted target: (keep mask over ``data.cohort`` rows, doubly robust scores of the kept
+    rows, where they come from). A target whose scores cannot be computed is left out (logged);
+    ``heterogeneity_tests`` records the reason."""
+    scores, _ = _scores_and_reasons(data, fits, seed)
+    return scores
+
+
+def _scores_and_reasons(
+    data: AnalysisData, fits: list[FittedEffect], seed: int
+) -> tuple[dict[str, Scores], dict[str, str]]:
+    scores: dict[str, Scores] = {}
+    skipped: dict[str, str] = {}
+    for target, horizon in _targets(fits).items():
+        try:
+            if target in CRS_TARGETS:
+                scores[target] = crs_scores(data, target, seed)
+            else:
+                scores[target] = aipcw_scores(data, fits, target, horizon, seed)
+        except Exception as exc:  # an optional extra: the run goes on, the reason is recorded
+            log.warning("no doubly robust scores for %s/%s: %s", data.label, target, exc)
+            skipped[target] = f"skipped: {type(exc).__name__}: {exc}"
+    return scores, skipped
+
+
+def _targets(fits: list[FittedEffect]) -> dict[str, float | None]:
+    """Each target the run fitted (successfully or not) and its horizon."""
+    out: dict[str, float | None] = {}
+    for fit in fits:
+        out.setdefault(fit.target, None if fit.horizon is None else float(fit.horizon))
+    return out
+
+
+def crs_scores(data: AnalysisData, target: str, seed: int) -> Scores:
+    """AIPW scores of a CRS target over the rows that carry it."""
+    if data.propensity is None:
+        from hte.design.propensity import cross_fit_propensity
+
+        e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
+        data = dataclasses.replace(data, propensity=e)
+    keep, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
+    source = (
+        "AIPW: the design's 5-fold cross-fitted propensity and 5-fold cross-fitted boosted "
+        f"outcome models (covariates + arm), {int(keep.sum())} patients with the outcome"
+    )
+    return keep, aipw_scores_binary(y, w, e, mu1, mu0), source
+
+
+def aipcw_scores(
+    data: AnalysisData, fits: list[FittedEffect], target: str, horizon: float | None, seed: int
+) -> Scores:
+    """AIPCW scores of an OS target ("survival" or "rmst" at ``horizon``), every patient kept.
+
+    Cross-fitted here with ``SURVIVAL_NUISANCE``; a causal survival forest of the run fitted with
+    the same nuisance settings and seed already holds the identical scores, which are reused.
+    """
+    if horizon is None:
+        raise ValueError(f"target {target!r} needs a horizon")
+    t, d = data.survival_outcome()
+    W = data.treatment
+    check_survival_outcome(t, d, len(t), horizon)
+    what = (
+        f"AIPCW: 5-fold cross-fitted propensity, event and censoring survival (discrete-time "
+        f"hazard boosting on a 25-point grid to {horizon:g} months, censoring survival floored "
+        f"at 0.05)"
+    )
+    forest = _matching_forest(fits, target, horizon, seed, W)
+    if forest is not None:
+        s = forest.model.training_scores_
+        what += f"; identical to, and taken from, the causal survival forest {forest.estimator!r}"
+    else:
+        X = data.X.to_numpy(dtype=float)
+        s = cross_fit_pseudo_outcomes(
+            X, W, t, d, target=target, horizon=horizon, random_state=seed, n_jobs=2,
+            **SURVIVAL_NUISANCE,
+        )  # fmt: skip
+    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
+    return np.ones(len(t), dtype=bool), gamma, what
 
 
 def survival_scores(fits: list[FittedEffect], target: str) -> tuple[np.ndarray | None, str]:
-    """DR scores of an OS target from a fitted causal survival forest, or (None, reason)."""
+    """Earlier interface, kept for callers not yet moved to ``target_scores``: DR scores of an OS
+    target from a fitted causal survival forest's training scores, or (None, reason)."""
     for fit in fits:
-        scores = getattr(fit.model, "training_scores_", None)
-        if fit.kind == CSF_KIND and fit.target == target and scores is not None:
+        s = getattr(fit.model, "training_scores_", None)
+        if fit.kind == CSF_KIND and fit.target == target and s is not None:
             gamma = dr_scores_from_pseudo_outcomes(
-                scores["pseudo_outcome"], scores["W"], scores["e"], scores["mu1"], scores["mu0"]
+                s["pseudo_outcome"], s["W"], s["e"], s["mu1"], s["mu0"]
             )
             return gamma, f"cross-fitted nuisances of the causal survival forest {fit.estimator!r}"
-    return None, (
-        "skipped: no causal survival forest was fitted for this target, and no other fit keeps "
-        "the cross-fitted nuisances (e, mu1, mu0) the doubly robust scores need"
+    return None, "skipped: no causal survival forest was fitted for this target (use target_scores)"
+
+
+def _matching_forest(fits, target: str, horizon: float, seed: int, W: np.ndarray):
+    """A causal survival forest whose training scores are exactly the ones this module would
+    compute (same target, horizon, nuisance settings, seed and patients), or None."""
+    wanted = SURVIVAL_NUISANCE | {"target": target, "horizon": horizon, "random_state": seed}
+    for fit in fits:
+        scores = getattr(fit.model, "training_scores_", None)
+        if fit.kind != CSF_KIND or fit.error is not None or scores is None:
+            continue
+        params = nuisance_params(fit.model)
+        params.pop("n_jobs")  # threads do not change the results
+        same_rows = scores["W"].shape == W.shape and np.array_equal(scores["W"], W)
+        if params == wanted and fit.model.propensity_learner is None and same_rows:
+            return fit
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# held-out priorities
+# --------------------------------------------------------------------------------------------
+def _point_only(model):
+    """An unfitted copy of ``model`` without bootstrap refits (priorities need point effects)."""
+    copy = clone(model)
+    if int(copy.get_params().get("n_bootstrap", 0) or 0) > 0:
+        copy.set_params(n_bootstrap=0)
+    return copy
+
+
+def cross_fitted_effects(
+    model,
+    X: pd.DataFrame,
+    fit_kwargs: dict[str, Any],
+    *,
+    strata: np.ndarray | None = None,
+    n_folds: int = N_FOLDS,
+    random_state: int | None = None,
+) -> np.ndarray:
+    """Out-of-fold effects ``model.predict`` over every row of X: a fresh clone of ``model`` is
+    fitted on the other folds with ``fit(X_train, **fit_kwargs_train)``.
+
+    ``fit_kwargs`` values are per-row arrays (subset per fold) or None (passed as is).
+    """
+    template = _point_only(model)
+
+    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+        kwargs = {k: None if v is None else np.asarray(v)[train] for k, v in fit_kwargs.items()}
+        refit = clone(template).fit(X.iloc[train], **kwargs)
+        return refit.predict(X.iloc[test])
+
+    return cross_fitted_priorities(
+        fit_predict, X, n_folds=n_folds, random_state=random_state, stratify=strata
+    )
+
+
+def _fit_arguments(fit: FittedEffect, data: AnalysisData) -> tuple[dict, np.ndarray]:
+    """Keyword arguments of the estimator's fit (as in ``stages._fit_one``) and fold strata."""
+    W = data.treatment
+    if fit.outcome == "os":
+        t, d = data.survival_outcome()
+        return {"time": t, "event": d, "treatment": W}, 2 * W + d.astype(int)
+    crs = data.cohort[CRS].to_numpy(dtype=int)
+    grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort else None
+    label = crs.copy()
+    if fit.target == "crs_g3" and grade is not None:
+        g = pd.to_numeric(pd.Series(grade, dtype=object), errors="coerce").to_numpy(dtype=float)
+        label = np.where(np.isnan(g), 2, g >= 3).astype(int)
+    return {"crs": crs, "treatment": W, "crs_grade": grade}, 3 * W + label
+
+
+def _usable_strata(strata: np.ndarray, treatment: np.ndarray, n_folds: int) -> np.ndarray:
+    """Arm x outcome strata when each has at least ``n_folds`` patients, else the arm alone."""
+    counts = np.unique(strata, return_counts=True)[1]
+    return strata if counts.min() >= n_folds else treatment
+
+
+def heldout_effects(
+    fit: FittedEffect, data: AnalysisData, seed: int, n_folds: int = N_FOLDS
+) -> np.ndarray:
+    """``n_folds``-fold cross-fitted effects of one fit's estimator over ``data.cohort`` rows
+    (folds stratified by arm x outcome and seeded)."""
+    fit_kwargs, strata = _fit_arguments(fit, data)
+    strata = _usable_strata(strata, data.treatment, n_folds)
+    return cross_fitted_effects(
+        fit.model, data.X, fit_kwargs, strata=strata, n_folds=n_folds, random_state=seed
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------------------------
+def _priorities_note(seed: int) -> str:
+    return (
+        f"{N_FOLDS}-fold cross-fitted CATE predictions: each patient ranked by the estimator "
+        f"refitted on the other half (folds stratified by arm x outcome, seed {seed})"
     )
 
 
@@ -52,14 +263,31 @@ def _rate_summary(priorities, scores, kind: str, alpha: float, seed: int) -> dic
     }
 
 
-def fit_tests(priorities: np.ndarray, scores: np.ndarray, alpha: float, seed: int) -> dict:
-    """AUTOC, Qini and BLP of one fit's priorities against DR scores (errors recorded)."""
-    out: dict = {"in_sample": True, "n_bootstrap": N_BOOTSTRAP}
+def _toc_summary(priorities, scores, alpha: float, seed: int) -> dict:
+    band = toc_band(priorities, scores, TOC_GRID, n_bootstrap=N_BOOTSTRAP, alpha=alpha,
+                    random_state=seed)  # fmt: skip
+    return {
+        "q": [round(float(q), 2) for q in band.q],
+        "toc": band.toc.tolist(),
+        "lower": band.lower.tolist(),
+        "upper": band.upper.tolist(),
+    }
+
+
+def fit_tests(
+    priorities: np.ndarray, scores: np.ndarray, alpha: float, seed: int, *, in_sample: bool = False
+) -> dict:
+    """AUTOC, Qini, TOC and BLP of one fit's priorities against DR scores (errors recorded)."""
+    out: dict = {"in_sample": in_sample, "n_bootstrap": N_BOOTSTRAP}
     for kind in ("autoc", "qini"):
         try:
             out[kind] = _rate_summary(priorities, scores, kind, alpha, seed)
         except ValueError as exc:
             out[kind] = {"error": str(exc)}
+    try:
+        out["toc"] = _toc_summary(priorities, scores, alpha, seed)
+    except ValueError as exc:
+        out["toc"] = {"error": str(exc)}
     try:
         blp = blp_calibration_test(priorities, scores=scores)
         out["blp"] = {
@@ -76,31 +304,44 @@ def fit_tests(priorities: np.ndarray, scores: np.ndarray, alpha: float, seed: in
 
 
 def heterogeneity_tests(
-    data: AnalysisData, fits: list[FittedEffect], alpha: float, seed: int
+    data: AnalysisData,
+    fits: list[FittedEffect],
+    alpha: float,
+    seed: int,
+    scores: dict[str, Scores] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
-    """Per estimator x target test results and, per target, where its DR scores came from (or
-    why the target was skipped)."""
+    """Per estimator x target held-out test results and, per target, where its DR scores came
+    from (or why the target was skipped).
+
+    ``scores``: ``target_scores(data, fits, seed)`` when the caller already has it (computed
+    here otherwise). A fit whose held-out refit fails gets ``{"error": ...}`` and the rest go on.
+    """
+    skipped: dict[str, str] = {}
+    if scores is None:
+        scores, skipped = _scores_and_reasons(data, fits, seed)
     ok = [f for f in fits if f.estimate is not None and f.error is None]
     sources: dict[str, str] = {}
     results: dict[str, dict[str, dict]] = {}
     for target in dict.fromkeys(f.target for f in ok):
-        keep = np.ones(len(data.cohort), dtype=bool)
-        try:
-            if target in ("crs", "crs_g3"):
-                keep, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
-                scores = aipw_scores_binary(y, w, e, mu1, mu0)
-                sources[target] = "AIPW: cross-fitted propensity and boosted outcome models"
-            else:
-                scores, sources[target] = survival_scores(ok, target)
-        except Exception as exc:  # an optional extra: the run goes on, the reason is recorded
-            log.warning("no heterogeneity tests for %s/%s: %s", data.label, target, exc)
-            scores, sources[target] = None, f"skipped: {exc}"
-        if scores is None:
+        if target not in scores:
+            sources[target] = skipped.get(target, "skipped: no doubly robust scores for it")
             continue
+        keep, gamma, sources[target] = scores[target]
         for fit in (f for f in ok if f.target == target):
-            # rounded: last-bit differences between identical runs must not reorder near-ties
-            priorities = np.round(np.asarray(fit.estimate.effect, dtype=float)[keep], 10)
-            results.setdefault(fit.estimator, {})[target] = fit_tests(
-                priorities, scores, alpha, seed
+            results.setdefault(fit.estimator, {})[target] = _heldout_tests(
+                fit, data, keep, gamma, alpha, seed
             )
     return results, sources
+
+
+def _heldout_tests(fit, data, keep, gamma, alpha: float, seed: int) -> dict:
+    note = {"in_sample": False, "priorities": _priorities_note(seed)}
+    try:
+        effects = heldout_effects(fit, data, seed)
+    except Exception as exc:  # recorded for this fit, the others go on
+        log.warning("held-out refit of %s/%s failed on %s: %s", fit.estimator, fit.target,
+                    data.label, exc)  # fmt: skip
+        return note | {"error": f"held-out refit failed: {type(exc).__name__}: {exc}"}
+    # rounded: last-bit differences between identical runs must not reorder near-ties
+    priorities = np.round(effects[keep], 10)
+    return note | fit_tests(priorities, gamma, alpha, seed)
