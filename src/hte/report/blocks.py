@@ -27,17 +27,19 @@ def table(
     reading: str | None = None,
     caption: str | None = None,
     numeric_from: int = 1,
+    numeric_to: int | None = None,
     compact: bool = False,
 ) -> dict:
     """``reading``: the plain-language line under the table ("what this shows"). Columns from
-    ``numeric_from`` on are right-aligned."""
+    ``numeric_from`` up to (not including) ``numeric_to`` are right-aligned."""
+    stop = len(headers) if numeric_to is None else numeric_to
     return {
         "kind": "table",
         "headers": headers,
         "rows": [["" if c is None else str(c) for c in r] for r in rows],
         "reading": reading,
         "caption": caption,
-        "numeric_from": numeric_from,
+        "numeric": [numeric_from <= i < stop for i in range(len(headers))],
         "compact": compact,
     }
 
@@ -71,6 +73,11 @@ def pre(body: str, summary: str | None = None) -> dict:
 def bars(rows: list[tuple[str, float, str]], caption: str | None = None) -> dict:
     """Horizontal bars in HTML (name, share of the largest 0-1, value text)."""
     return {"kind": "bars", "rows": rows, "caption": caption}
+
+
+def row(*items: dict) -> dict:
+    """Blocks side by side (stacked on narrow screens)."""
+    return {"kind": "row", "items": list(items)}
 
 
 def grid(items: list[dict]) -> dict:

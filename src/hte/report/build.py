@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from hte.report.loader import load_run_folder
-from hte.report.sections import SECTIONS
+from hte.report.sections import SECTIONS, order_estimators
 
 log = logging.getLogger("hte.report")
 
@@ -36,6 +36,7 @@ def build_report(run_dir: Path) -> str:
     """The HTML report of ``run_dir`` as a string (sections: summary, cohort, averages, cate,
     benefit-harm, subgroups, heterogeneity, robustness, attributions, provenance)."""
     run = load_run_folder(Path(run_dir))
+    order_estimators(run)
     sections = [make(run) for make in SECTIONS]
     env = _environment()
     css = env.loader.get_source(env, "report.css")[0]

@@ -61,13 +61,16 @@ def overlap_figure(overlaps: dict[str, dict]) -> str | None:
         ax.set_xlim(0, 1)
         _style(ax)
     axes[0].set_ylabel("patients", fontsize=9)
-    axes[0].legend(fontsize=8, frameon=False)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncols=2)
     return data_uri(fig)
 
 
 def balance_figure(balances: dict[str, dict]) -> str | None:
     """Love plot: absolute standardized mean difference per covariate before and after IPTW."""
-    usable = {k: v["smd"] for k, v in balances.items() if isinstance(v.get("smd"), dict) and v["smd"]}
+    usable = {
+        k: v["smd"] for k, v in balances.items() if isinstance(v.get("smd"), dict) and v["smd"]
+    }
     if not usable:
         return None
     first = next(iter(usable.values()))
@@ -105,11 +108,14 @@ def cate_figure(effects: pd.DataFrame, panels: list[dict]) -> str | None:
         cols = [f"{e}__{target}__effect" for e in panel["estimators"]]
         values = np.concatenate([scale * effects[c].to_numpy(dtype=float) for c in cols])
         values = values[np.isfinite(values)]
-        bins = np.histogram_bin_edges(values, bins=30) if values.size else 10
+        # shared bins over the central 99% of all estimators' effects: a few extreme
+        # predictions of one learner would otherwise squash every histogram into one bar
+        lo, hi = np.percentile(values, [0.5, 99.5]) if values.size else (-1.0, 1.0)
+        bins = np.linspace(lo, hi, 31) if hi > lo else 10
         ax = row[0]
         for i, (name, col) in enumerate(zip(panel["estimators"], cols, strict=True)):
             v = scale * effects[col].to_numpy(dtype=float)
-            ax.hist(v[np.isfinite(v)], bins=bins, histtype="step", lw=1.3,
+            ax.hist(np.clip(v[np.isfinite(v)], lo, hi) if hi > lo else v[np.isfinite(v)], bins=bins, histtype="step", lw=1.3,
                     color=PALETTE[i % len(PALETTE)], label=name)  # fmt: skip
         ax.axvline(0, color="0.4", lw=0.8)
         ax.set_title(target_name(target, panel["horizon"]), fontsize=10)
@@ -151,7 +157,7 @@ def benefit_harm_figure(panels: list[dict]) -> str | None:
     """
     if not panels:
         return None
-    fig = _figure(4.8 * len(panels), 4.0)
+    fig = _figure(max(4.8 * len(panels), 6.0), 4.3)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, p in zip(axes, panels, strict=True):
         for arm, colour, name in (("tec", TEC, "treated with teclistamab"),
@@ -168,7 +174,9 @@ def benefit_harm_figure(panels: list[dict]) -> str | None:
         ax.text(0.02, 0.98, "↑ more CRS with CAR-T", transform=ax.transAxes, va="top",
                 fontsize=7, color="0.4")  # fmt: skip
         _style(ax)
-    axes[0].legend(fontsize=7, frameon=False, loc="lower left", markerscale=2)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncols=2,
+               markerscale=2.5)  # fmt: skip
     return data_uri(fig)
 
 

@@ -37,13 +37,17 @@ def num(x: Any, digits: int = 2) -> str:
     """A fixed-decimals number, or a dash for missing values."""
     if not is_number(x):
         return DASH
-    return f"{float(x):,.{digits}f}"
+    text = f"{float(x):,.{digits}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.,") else text  # no "-0.00"
 
 
 def signed(x: Any, digits: int = 2) -> str:
     if not is_number(x):
         return DASH
-    return f"{float(x):+,.{digits}f}".replace("-", "−")
+    text = f"{float(x):+,.{digits}f}"
+    if not text.strip("+-0.,"):
+        return text[1:]  # zero at this precision: no sign
+    return text.replace("-", "−")
 
 
 def pct(x: Any, digits: int = 1) -> str:

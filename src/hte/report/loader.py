@@ -117,7 +117,9 @@ def load_run_folder(run_dir: Path) -> RunFolder:
     metrics.json (without metrics there is nothing to report)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"{run_dir} is not a folder: give a run folder written by `hte run`")
+        raise FileNotFoundError(
+            f"{run_dir} is not a folder: give a run folder written by `hte run`"
+        )
     problems: list[str] = []
     metrics = _read_json(run_dir / METRICS_FILE, problems)
     if not isinstance(metrics, dict):
@@ -137,7 +139,10 @@ def load_run_folder(run_dir: Path) -> RunFolder:
         lines = log_text.splitlines()
         if len(lines) > LOG_TAIL_LINES:
             log_text = "\n".join(
-                [f"... {len(lines) - LOG_TAIL_LINES} earlier lines not shown ...", *lines[-LOG_TAIL_LINES:]]
+                [
+                    f"... {len(lines) - LOG_TAIL_LINES} earlier lines not shown ...",
+                    *lines[-LOG_TAIL_LINES:],
+                ]
             )
     figures_dir = run_dir / FIGURES_DIR
     figures = {p.name: p for p in sorted(figures_dir.glob("*.png"))} if figures_dir.is_dir() else {}

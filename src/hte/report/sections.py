@@ -43,11 +43,32 @@ def _analyses(run: RunFolder) -> dict[str, dict]:
     return run.metrics.get("analyses") or {}
 
 
+_TARGET_ORDER = ("survival", "rmst", "crs", "crs_g3")
+
+
 def _fits(analysis: dict):
-    """(estimator, target, summary) of one analysis, in metrics order."""
-    for name, by_target in (analysis.get("estimators") or {}).items():
-        for target, summary in (by_target or {}).items():
-            yield name, target, summary or {}
+    """(estimator, target, summary) of one analysis: estimators in the config's order (recorded
+    in ``_order`` by ``order_estimators``), targets survival, RMST, CRS, grade >= 3 CRS."""
+    estimators = analysis.get("estimators") or {}
+    order = analysis.get("_order") or list(estimators)
+    for name in sorted(estimators, key=lambda e: order.index(e) if e in order else len(order)):
+        by_target = estimators[name] or {}
+        for target in sorted(by_target, key=_target_rank):
+            yield name, target, by_target[target] or {}
+
+
+def _target_rank(target: str) -> int:
+    return _TARGET_ORDER.index(target) if target in _TARGET_ORDER else len(_TARGET_ORDER)
+
+
+def order_estimators(run: RunFolder) -> None:
+    """Record the config's estimator order on each analysis (metrics.json sorts keys)."""
+    names = [
+        e.get("name") for e in (run.config or {}).get("estimators") or [] if isinstance(e, dict)
+    ]
+    for analysis in _analyses(run).values():
+        if isinstance(analysis, dict):
+            analysis["_order"] = names
 
 
 def _horizon(run: RunFolder, target: str) -> Any:
@@ -108,7 +129,9 @@ def summary_section(run: RunFolder) -> dict:
     ]  # fmt: skip
     blocks.append(b.table(["", ""], rows, numeric_from=99, compact=True))
     for label, a in _analyses(run).items():
-        blocks.append(b.cards(_headline_cards(run, a), title=f"{label} time zero: headline effects"))
+        blocks.append(
+            b.cards(_headline_cards(run, a), title=f"{label} time zero: headline effects")
+        )
     blocks.append(
         b.text(
             "Effects are CAR-T minus teclistamab: a positive survival effect favours CAR-T; a "
@@ -169,21 +192,22 @@ def cohort_section(run: RunFolder) -> dict:
     reasons = list(dict.fromkeys(r for a in analyses.values()
                                  for r in (a.get("n_excluded_by_reason") or {})))  # fmt: skip
     rows = [
-        ["time zero"] + [a.get("description", a.get("mode", DASH)) for a in analyses.values()],
         ["patients analysed"] + [str(a.get("n_analysed", DASH)) for a in analyses.values()],
-        ["  CAR-T"] + [str((a.get("n_by_arm") or {}).get("cart", DASH)) for a in analyses.values()],
-        ["  teclistamab"] + [str((a.get("n_by_arm") or {}).get("tec", DASH))
+        ["\u2003CAR-T"] + [str((a.get("n_by_arm") or {}).get("cart", DASH)) for a in analyses.values()],
+        ["\u2003teclistamab"] + [str((a.get("n_by_arm") or {}).get("tec", DASH))
                              for a in analyses.values()],
         ["excluded, total"] + [str(sum((a.get("n_excluded_by_reason") or {}).values()))
                                for a in analyses.values()],
     ]  # fmt: skip
     for reason in reasons:
-        rows.append([f"  {reason}"] + [str((a.get("n_excluded_by_reason") or {}).get(reason, 0))
+        rows.append([f"\u2003{reason}"] + [str((a.get("n_excluded_by_reason") or {}).get(reason, 0))
                                        for a in analyses.values()])  # fmt: skip
     rows.append(["covariates used"] + [str(len((a.get("design") or {}).get("features") or []))
                                        for a in analyses.values()])  # fmt: skip
     rows.append(["missing covariate values"] + [_missing_text(a) for a in analyses.values()])
     blocks.append(b.h3("Time zero and exclusions"))
+    for label, a in analyses.items():
+        blocks.append(b.text(f"{label}: {a.get('description', a.get('mode', DASH))}."))
     blocks.append(b.table(
         ["", *labels], rows,
         reading="Who was analysed from which time zero. Starting the clock at infusion drops "
@@ -264,12 +288,17 @@ def _balance_blocks(analyses: dict[str, dict]) -> list[dict]:
     verdict = ("every covariate is within 0.1 after weighting" if worst < 0.1 else
                f"the largest difference after weighting is {worst:.2f}, above 0.1: read the "
                "averages with that imbalance in mind")  # fmt: skip
-    out.append(b.figure(fig.balance_figure(balances), "covariate balance before and after IPTW",
-                        "Absolute standardized mean differences; dashed line at 0.1."))  # fmt: skip
-    out.append(b.table(headers, rows, reading=(
-        "How different the arms are on each covariate, in standard deviations, before and after "
-        f"inverse-probability weighting; |SMD| < 0.1 is the usual bar for balance. Here {verdict}."),
-        compact=True))  # fmt: skip
+    plot = b.figure(
+        fig.balance_figure(balances),
+        "covariate balance before and after IPTW",
+        "Absolute standardized mean differences; dashed line at 0.1.",
+        wide=False,
+    )
+    out.append(b.row(plot, b.table(headers, rows, compact=True)))
+    out.append(b.text(
+        "What this shows: how different the arms are on each covariate, in standard deviations, "
+        "before and after inverse-probability weighting; |SMD| < 0.1 is the usual bar for "
+        f"balance. Here {verdict}.", muted=True))  # fmt: skip
     return out
 
 
@@ -309,7 +338,7 @@ def averages_section(run: RunFolder) -> dict:
                      if e else DASH for e in entries]  # fmt: skip
             true = effect(truth.get(f"ate_{target}"), target)
         rows.append([name, method, *cells, true if truth else "unknown (real data)"])
-    for est, target in _estimator_targets(analyses):
+    for est, target in sorted(_estimator_targets(analyses), key=lambda et: _target_rank(et[1])):
         cells = []
         for a in analyses.values():
             s = ((a.get("estimators") or {}).get(est) or {}).get(target) or {}
@@ -390,11 +419,32 @@ def _published_blocks(run: RunFolder, analyses: dict[str, dict]) -> list[dict]:
             published += f" ({show(rng[0])}–{show(rng[1])})"
         rows.append([name, published, *[ours(a) for a in analyses.values()],
                      str(p.get("source", ""))])  # fmt: skip
-    return [b.table(["measure", "published (range)", *analyses, "source"], rows, reading=(
-        "This run's estimates beside the figures real-world series report (ranges across "
-        "studies). Published CAR-T CRS rates count infused patients; the run's are intention to "
-        "treat from the decision, so they sit lower. A run on your own cohort that lands far "
-        "outside these ranges deserves a look at the cohort definition."), numeric_from=1)]
+    naive = pub.get("naive_bias")
+    modes = {a.get("mode"): a for a in analyses.values()}
+    if naive and {"decision", "infusion"} <= set(modes):
+        gap = [base(modes[m], "hazard_ratio_iptw", "hr") for m in ("infusion", "decision")]
+        rng = naive.get("range") or [None, None]
+        diff = num(gap[0] - gap[1]) if all(is_number(g) for g in gap) else DASH
+        rows.append([
+            "infusion-time HR minus decision-time HR (immortal-time bias)",
+            f"{num(naive.get('value'))} ({num(rng[0])}–{num(rng[1])})",
+            *[diff] * len(analyses),
+            str(naive.get("source", "")),
+        ])  # fmt: skip
+    return [
+        b.table(
+            ["measure", "published (range)", *analyses, "source"],
+            rows,
+            reading=(
+                "This run's estimates beside the figures real-world series report (ranges across "
+                "studies). Published CAR-T CRS rates count infused patients; the run's are intention to "
+                "treat from the decision, so they sit lower. A run on your own cohort that lands far "
+                "outside these ranges deserves a look at the cohort definition."
+            ),
+            numeric_from=1,
+            numeric_to=2 + len(analyses),
+        )
+    ]
 
 
 def _comparison_table(rows: list[dict]) -> dict:
@@ -430,7 +480,9 @@ def cate_section(run: RunFolder) -> dict:
         for est, target, s in _fits(a):
             name = f"{target_name(target, s.get('horizon'))} ({short_unit(target)})"
             if "error" in s:
-                rows.append([est, name, "failed: " + str(s["error"])] + [""] * (7 if truth_on else 4))
+                rows.append(
+                    [est, name, "failed: " + str(s["error"])] + [""] * (7 if truth_on else 4)
+                )
                 continue
             q = s.get("quantiles") or {}
             row = [
@@ -452,12 +504,16 @@ def cate_section(run: RunFolder) -> dict:
                    "interval excludes 0"]  # fmt: skip
         if truth_on:
             headers += ["true mean", "NMSE", "corr. with truth", "coverage"]
-        reading = ("How much the estimated effect varies between patients. 'Interval excludes 0' "
-                   "is the share of patients whose own 95% interval excludes no effect.")
+        reading = (
+            "How much the estimated effect varies between patients. 'Interval excludes 0' "
+            "is the share of patients whose own 95% interval excludes no effect."
+        )
         if truth_on:
-            reading += (" Against the known truth: NMSE is the error relative to the true spread "
-                        "(below 1 beats predicting the average for everyone), coverage is the share "
-                        "of true effects inside the intervals (95% is the aim).")
+            reading += (
+                " Against the known truth: NMSE is the error relative to the true spread "
+                "(below 1 beats predicting the average for everyone), coverage is the share "
+                "of true effects inside the intervals (95% is the aim)."
+            )
         blocks.append(b.table(headers, rows, reading=reading, numeric_from=2))
         blocks.append(b.figure(_cate_figure(run, label, a), f"per-patient effects, {label}",
                                "Left: distribution of per-patient effects by estimator. Right: "
@@ -497,7 +553,9 @@ def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
 # Benefit against harm
 
 
-def _pick(analysis: dict, targets: tuple[str, ...], kinds: tuple[str, ...], effects) -> tuple | None:
+def _pick(
+    analysis: dict, targets: tuple[str, ...], kinds: tuple[str, ...], effects
+) -> tuple | None:
     """The (estimator, target) to plot: preferred kinds first, then any fit with effects."""
     fits = [(e, t, s) for e, t, s in _fits(analysis) if t in targets and "error" not in s
             and f"{e}__{t}__effect" in effects.columns]  # fmt: skip
@@ -518,13 +576,18 @@ def benefit_harm_section(run: RunFolder) -> dict:
             continue
         os_pick = _pick(a, OS_TARGETS, ("causal_survival_forest", "dr_learner"), effects)
         crs_pick = _pick(a, CRS_TARGETS[:1], ("crs_causal_forest",), effects) or _pick(
-            a, CRS_TARGETS, ("crs_causal_forest",), effects)
+            a, CRS_TARGETS, ("crs_causal_forest",), effects
+        )
         if os_pick is None or crs_pick is None:
             continue
         (oe, ot), (ce, ct) = os_pick, crs_pick
         x = target_scale(ot) * effects[f"{oe}__{ot}__effect"].to_numpy(dtype=float)
         y = target_scale(ct) * effects[f"{ce}__{ct}__effect"].to_numpy(dtype=float)
-        arm = effects["treatment"].to_numpy() if "treatment" in effects.columns else np.full(len(x), "")
+        arm = (
+            effects["treatment"].to_numpy()
+            if "treatment" in effects.columns
+            else np.full(len(x), "")
+        )
         panels.append({
             "label": label, "x": x, "y": y, "arm": arm,
             "x_label": f"OS benefit: {target_name(ot, _horizon(run, ot))} ({short_unit(ot)}), {oe}",
@@ -555,8 +618,12 @@ def benefit_harm_section(run: RunFolder) -> dict:
             "Most patients sit in the trade-off quadrant when CAR-T both extends survival and "
             "causes more CRS; how much CRS is worth how much survival is a clinical judgement the "
             "numbers do not make. Point estimates only, except the last row.")))  # fmt: skip
-    return _section("benefit-harm", "Benefit against harm",
-                    "Per-patient overall-survival benefit against CRS harm, read together.", blocks)
+    return _section(
+        "benefit-harm",
+        "Benefit against harm",
+        "Per-patient overall-survival benefit against CRS harm, read together.",
+        blocks,
+    )
 
 
 def _both_intervals(effects, oe, ot, ce, ct) -> np.ndarray | None:
@@ -605,17 +672,33 @@ def _rule_blocks(rules: Any) -> list[dict]:
                  effect(lf.get("mean_cate"), target),
                  _with_ci(lf.get("estimate"), lf.get("lower"), lf.get("upper"), target)]
                 for lf in tree.get("leaves") or []]  # fmt: skip
-        out.append(b.table(["subgroup (rule)", "n", "share", "mean CATE",
-                            f"doubly robust estimate ({short_unit(target)}, 95% CI)"], rows,
-                           reading=_fidelity_reading(tree.get("fidelity_r2"), "The rules describe "
-                           "the estimator's per-patient effects with a shallow tree; each leaf's "
-                           "own estimate and interval come from the doubly robust scores.")))
+        out.append(
+            b.table(
+                [
+                    "subgroup (rule)",
+                    "n",
+                    "share",
+                    "mean CATE",
+                    f"doubly robust estimate ({short_unit(target)}, 95% CI)",
+                ],
+                rows,
+                reading=_fidelity_reading(
+                    tree.get("fidelity_r2"),
+                    "The rules describe "
+                    "the estimator's per-patient effects with a shallow tree; each leaf's "
+                    "own estimate and interval come from the doubly robust scores.",
+                ),
+            )
+        )
     return out
 
 
 def _fidelity_reading(r2: Any, text: str) -> str:
     if is_number(r2) and r2 < FIDELITY_WARN:
-        return text + f" The tree reproduces only R² = {r2:.2f} of the estimator's effects: read it loosely."
+        return (
+            text
+            + f" The tree reproduces only R² = {r2:.2f} of the estimator's effects: read it loosely."
+        )
     return text
 
 
@@ -719,10 +802,21 @@ def heterogeneity_section(run: RunFolder) -> dict:
             "says the average effect is right and a differential coefficient near 1 says the "
             "predicted spread is real; near 0, no heterogeneity was detected.",
         ))  # fmt: skip
+        priorities = sorted(
+            {
+                str(h["priorities"])
+                for _, _, s in _fits(a)
+                if isinstance(h := s.get("heterogeneity"), dict) and h.get("priorities")
+            }
+        )
+        if priorities:
+            blocks.append(b.text("Priorities (how patients were ranked): " + "; ".join(priorities),
+                                 muted=True))  # fmt: skip
         scores = a.get("heterogeneity_scores")
         if isinstance(scores, dict) and scores:
             blocks.append(b.text("Doubly robust scores: " + "; ".join(
-                f"{target_name(t)}: {v}" for t, v in scores.items()), muted=True))  # fmt: skip
+                f"{target_name(t, _horizon(run, t))}: {v}" for t, v in scores.items()),
+                muted=True))  # fmt: skip
     if any_in_sample:
         blocks.insert(0, b.caution(
             "Caution: the priorities are each estimator's in-sample predictions (fitted on the "
@@ -790,8 +884,12 @@ def robustness_section(run: RunFolder) -> dict:
             blocks.append(b.missing("E-values"))
     if not analyses:
         blocks.append(b.missing("refutation tests and E-values"))
-    return _section("robustness", "Robustness",
-                    "Refutation tests and E-values for unmeasured confounding.", blocks)
+    return _section(
+        "robustness",
+        "Robustness",
+        "Refutation tests and E-values for unmeasured confounding.",
+        blocks,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -813,8 +911,8 @@ def attributions_section(run: RunFolder) -> dict:
         if items:
             blocks.append(b.grid(items))
         else:
-            blocks.append(b.missing(f"SHAP attributions of the {label} analysis",
-                                    shap_note if isinstance(shap_note, str) else None))  # fmt: skip
+            why = shap_note if isinstance(shap_note, str) and "not run" in shap_note else None
+            blocks.append(b.missing(f"SHAP attributions of the {label} analysis", why))
     if not analyses:
         blocks.append(b.missing("SHAP attributions"))
     lead = ("Which baseline features move each estimator's per-patient effect (SHAP values of a "
@@ -836,7 +934,7 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
     if shap is not None:
         cols = [c for c in shap.columns if c.startswith("shap__")]
         imp = shap[cols].abs().mean().sort_values(ascending=False).head(8)
-        top = [(c[len("shap__"):], float(v)) for c, v in imp.items()]
+        top = [(c[len("shap__") :], float(v)) for c, v in imp.items()]
         n_pat = len(shap)
     else:
         top = [(str(f), float(v)) for f, v in summary.get("top_importance") or []]
@@ -844,9 +942,13 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
     blocks: list[dict] = []
     if top:
         largest = max(v for _, v in top) or 1.0
-        digits = 1 if scale == 100 else 2
-        blocks.append(b.bars([(f, v / largest, num(scale * v, digits)) for f, v in top],
-                             caption=f"mean |SHAP| ({short_unit(target)}), {n_pat} patients"))
+        digits = 2 if scale * largest < 1 else 1 if scale * largest < 10 else 0
+        blocks.append(
+            b.bars(
+                [(f, v / largest, num(scale * v, digits)) for f, v in top],
+                caption=f"mean |SHAP| ({short_unit(target)}), {n_pat} patients",
+            )
+        )
     png = run.figures.get(f"shap_{label}__{est}__{target}.png")
     if png is not None:
         blocks.append(b.figure(fig.file_uri(png), f"beeswarm {est} {target}", None, wide=False))
@@ -888,12 +990,21 @@ def provenance_section(run: RunFolder) -> dict:
         rows.append(["data file", str(fp["path"])])
     blocks.append(b.h3("Run and data fingerprint"))
     blocks.append(b.table(["", ""], rows, numeric_from=99, compact=True))
-    blocks.append(b.h3("Seeds"))
-    blocks.append(b.table(["seed", "value"], [[k, str(v)] for k, v in run.seeds.items()],
-                          compact=True) if run.seeds else b.missing("seeds.json"))  # fmt: skip
-    blocks.append(b.h3("Package versions"))
-    blocks.append(b.table(["package", "version"], [[k, str(v)] for k, v in run.versions.items()],
-                          compact=True) if run.versions else b.missing("versions.json"))  # fmt: skip
+    blocks.append(b.h3("Seeds and package versions"))
+    seeds = (
+        b.table(
+            ["seed", "value"],
+            [[k, str(v)] for k, v in run.seeds.items()],
+            numeric_from=99,
+            compact=True,
+        )
+        if run.seeds
+        else b.missing("seeds.json")
+    )
+    versions = (b.table(["package", "version"], [[k, str(v)] for k, v in run.versions.items()],
+                        numeric_from=99, compact=True) if run.versions
+                else b.missing("versions.json"))  # fmt: skip
+    blocks.append(b.row(seeds, versions))
     blocks.append(b.h3("Resolved config"))
     blocks.append(b.pre(run.config_text) if run.config_text else b.missing("config.resolved.yaml"))
     blocks.append(b.h3("Timings and log"))
