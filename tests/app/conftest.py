@@ -13,17 +13,17 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# configs/default.yaml made small: 400 patients, few trees, SHAP on 30 patients; the estimators
-# the explorer reads (causal survival forest, CRS causal forest) and two cheap baselines.
+# configs/default.yaml made small: 400 patients, the two estimators the what-if explorer reads
+# (causal survival forest, CRS causal forest) with few trees, no grade >= 3 CRS, no run-level SHAP
+# files (the explorer's waterfalls come from its own surrogates in the profile bundle).
 SMALL_OVERRIDES = [
     "data.n=400",
     "seeds.global=11",
-    "explanation.n_patients_shap=30",
     "estimators=[{name: causal_survival_forest, kind: causal_survival_forest, params: "
     "{n_estimators: 100, min_samples_leaf: 15}}, {name: crs_causal_forest, kind: "
-    "crs_causal_forest, params: {n_estimators: 100}}, {name: cox_interaction, kind: "
-    "cox_interaction}, {name: logistic_interaction, kind: logistic_interaction, params: "
-    "{penalty: 1.0}}]",
+    "crs_causal_forest, params: {n_estimators: 100}}]",
+    "outcomes.crs.grade3=false",
+    "explanation.shap=false",
 ]
 
 

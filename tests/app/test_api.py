@@ -73,7 +73,8 @@ def test_upload_with_errors_lists_column_and_rows(client, tmp_path):
     cohort.loc[5, "treatment"] = "car-t"  # row 6: an unknown treatment code
     path = tmp_path / "bad.csv"
     cohort.to_csv(path, index=False)
-    verdict, problems, _ = client.predict(handle_file(str(path)), api_name="/check_upload")
+    verdict, problems = client.predict(handle_file(str(path)), api_name="/check_upload")[:2]
+    problems = problems.get("value", problems)  # the table comes back as a visibility update
     table = {row[0]: row for row in problems["data"]}
     assert "problem" in verdict
     assert "ecog must be 0-4" in table["ecog"][1] and table["ecog"][2] == "rows 2, 4"
@@ -83,5 +84,5 @@ def test_upload_with_errors_lists_column_and_rows(client, tmp_path):
 def test_valid_upload_shows_the_cohort_summary(client, tmp_path):
     path = tmp_path / "good.csv"
     simulate_cohort(40, seed=3).to_csv(path, index=False)
-    verdict, _, _ = client.predict(handle_file(str(path)), api_name="/check_upload")
+    verdict = client.predict(handle_file(str(path)), api_name="/check_upload")[0]
     assert verdict.startswith("**Valid cohort:** 40 patients")

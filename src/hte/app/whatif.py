@@ -55,15 +55,19 @@ def field_component(field) -> gr.components.Component:
     label = field.label + (f" ({field.unit})" if getattr(field, "unit", None) else "")
     elem_id = f"field-{field.name}"
     if field.kind == "boolean":
-        return gr.Radio(["no", "yes"], value=_bool_word(field.default), label=label,
+        return gr.Radio(["no", "yes"], value=_bool_word(field.default), label=label, interactive=True,
                         elem_id=elem_id)  # fmt: skip
     if field.kind == "category":
-        return gr.Dropdown(list(field.choices), value=field.default, label=label, elem_id=elem_id)
+        return gr.Dropdown(
+            list(field.choices), value=field.default, label=label, elem_id=elem_id, interactive=True
+        )
     step = field.step or (1 if field.kind == "integer" else None)
     lo, hi = field.minimum, field.maximum
     if lo is None or hi is None or not lo < hi:  # a constant covariate: a number box
-        return gr.Number(value=field.default, label=label, elem_id=elem_id)
-    return gr.Slider(lo, hi, value=field.default, step=step, label=label, elem_id=elem_id)
+        return gr.Number(value=field.default, label=label, elem_id=elem_id, interactive=True)
+    return gr.Slider(
+        lo, hi, value=field.default, step=step, label=label, elem_id=elem_id, interactive=True
+    )
 
 
 def _bool_word(value: Any) -> str:
