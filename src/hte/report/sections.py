@@ -767,7 +767,7 @@ def _rate_cell(r: Any, target: str) -> str:
 def heterogeneity_section(run: RunFolder) -> dict:
     blocks: list[dict] = []
     analyses = _analyses(run)
-    curves, any_in_sample, any_test = [], False, False
+    curves, toc_errors, any_in_sample, any_test = [], [], False, False
     for label, a in analyses.items():
         rows = []
         for est, target, s in _fits(a):
@@ -785,6 +785,8 @@ def heterogeneity_section(run: RunFolder) -> dict:
                          _rate_cell(h.get("qini"), target), *blp_cells,
                          "in-sample" if h.get("in_sample") else "held-out"])  # fmt: skip
             toc = h.get("toc")
+            if isinstance(toc, dict) and "error" in toc:
+                toc_errors.append(f"{est}, {target_name(target, s.get('horizon'))}: {toc['error']}")
             if isinstance(toc, dict) and toc.get("q") and toc.get("toc"):
                 curves.append({"target": target, "horizon": s.get("horizon"),
                                "estimator": est if len(analyses) == 1 else f"{est} ({label})",
@@ -828,6 +830,8 @@ def heterogeneity_section(run: RunFolder) -> dict:
     blocks.append(b.figure(fig.toc_figure(curves), "TOC curves",
                            "Gain of the top-ranked share of patients over the average effect, "
                            "with 95% bands.") if curves else b.missing("TOC curves"))  # fmt: skip
+    if toc_errors:
+        blocks.append(b.text("TOC not computed for " + "; ".join(toc_errors), muted=True))
     if not analyses:
         blocks.append(b.missing("heterogeneity tests"))
     return _section("heterogeneity", "Is the heterogeneity real?",
@@ -851,7 +855,7 @@ def robustness_section(run: RunFolder) -> dict:
             continue
         refs = rob.get("refutations")
         if isinstance(refs, list) and refs:
-            rows = [[r.get("target", DASH), r.get("refuter", DASH), r.get("description", ""),
+            rows = [[target_name(r.get("target", "")), r.get("refuter", DASH), r.get("description", ""),
                      effect(r.get("original"), r.get("target", "")),
                      _with_ci(r.get("estimate"), r.get("lower"), r.get("upper"), r.get("target", "")),
                      str(r.get("expected", DASH)),
@@ -859,7 +863,7 @@ def robustness_section(run: RunFolder) -> dict:
                      r.get("detail") or ""] for r in refs]  # fmt: skip
             blocks.append(b.table(
                 ["target", "refuter", "what it does", "original", "refuted estimate (95% CI)",
-                 "expected", "result", "detail"], rows, numeric_from=3,
+                 "expected", "result", "detail"], rows, numeric_from=3, numeric_to=5,
                 reading="Each refuter changes the data in a way whose effect on the estimate is "
                 "known (a placebo treatment should give zero; a random extra covariate or a "
                 "subsample should change little). A failure points at a fragile estimate.",
