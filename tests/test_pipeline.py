@@ -256,13 +256,16 @@ def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
     analysis = tiny_runs[0].metrics["analyses"]["decision"]
     sources = analysis["heterogeneity_scores"]
     assert set(sources) == {"survival", "rmst", "crs"}
-    assert "causal survival forest" in sources["survival"] and "AIPW" in sources["crs"]
+    # the forest fitted with default nuisance settings and the run's seed holds the same scores
+    assert "causal survival forest 'csf'" in sources["survival"] and "AIPW" in sources["crs"]
     for by_target in analysis["estimators"].values():
         for summary in by_target.values():
             if "error" in summary:
                 continue
             tests = summary["heterogeneity"]
-            assert tests["in_sample"] is True  # priorities are in-sample predictions, said so
+            assert tests["in_sample"] is False  # 2-fold cross-fitted priorities, said so
+            assert tests["priorities"].startswith("2-fold cross-fitted")
+            assert len(tests["toc"]["q"]) == len(tests["toc"]["toc"]) == 20
             for kind in ("autoc", "qini"):
                 r = tests[kind]
                 assert r["lower"] <= r["estimate"] <= r["upper"] and 0 <= r["p_value"] <= 1
@@ -270,7 +273,7 @@ def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
             assert blp["differential_se"] > 0 and 0 <= blp["differential_p_value"] <= 1
 
 
-def test_survival_targets_without_a_forest_are_skipped_with_a_reason(tmp_path, hte_home):
+def test_survival_targets_without_a_forest_get_their_own_scores(tmp_path, hte_home):
     text = TINY.replace(
         "  - {name: csf, kind: causal_survival_forest, params: {n_estimators: 40, "
         "min_samples_leaf: 10}}\n",
@@ -279,6 +282,7 @@ def test_survival_targets_without_a_forest_are_skipped_with_a_reason(tmp_path, h
     config = _config(tmp_path, text.replace("n: 300", "n: 200"))
     result = run_experiment(config, output_root=tmp_path, progress=False, write_models=False)
     analysis = result.metrics["analyses"]["decision"]
-    assert analysis["heterogeneity_scores"]["survival"].startswith("skipped")
-    assert "heterogeneity" not in analysis["estimators"]["cox"]["survival"]
+    assert analysis["heterogeneity_scores"]["survival"].startswith("AIPCW")
+    assert "forest" not in analysis["heterogeneity_scores"]["survival"]
+    assert analysis["estimators"]["cox"]["survival"]["heterogeneity"]["in_sample"] is False
     assert "heterogeneity" in analysis["estimators"]["logit"]["crs"]
