@@ -67,7 +67,7 @@ def pvalue(p: Any) -> str:
 def interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
     if not (is_number(lo) and is_number(hi)):
         return DASH
-    return f"{scale * float(lo):.{digits}f} to {scale * float(hi):.{digits}f}"
+    return f"{num(scale * float(lo), digits)} to {num(scale * float(hi), digits)}"
 
 
 def target_name(target: str, horizon: Any = None) -> str:

@@ -569,7 +569,7 @@ def _pick(
 
 def benefit_harm_section(run: RunFolder) -> dict:
     blocks: list[dict] = []
-    panels, rows = [], []
+    panels, counts = [], {}
     for label, a in _analyses(run).items():
         effects = _effects_of(run, label)
         if effects is None or effects.empty:
@@ -601,11 +601,14 @@ def benefit_harm_section(run: RunFolder) -> dict:
             ("no OS gain, no more CRS", (x <= 0) & (y <= 0)),
         ]
         sure = _both_intervals(effects, oe, ot, ce, ct)
-        for name, mask in quad:
-            rows.append([label, name, str(int(mask.sum())), pct(mask.mean() if n else None, 0)])
-        if sure is not None:
-            rows.append([label, "OS gain interval above 0 and CRS interval above 0",
-                         str(int(sure.sum())), pct(sure.mean(), 0)])  # fmt: skip
+        sure_name = "OS gain interval above 0 and CRS interval above 0"
+        for name, mask in [*quad, (sure_name, sure)]:
+            cell = (
+                DASH
+                if mask is None
+                else f"{int(mask.sum())} ({pct(mask.mean() if n else None, 0)})"
+            )
+            counts.setdefault(name, {})[label] = cell
     if not panels:
         blocks.append(b.missing("benefit-harm scatter", "needs per-patient effects of an OS and a "
                                 "CRS estimator in effects.parquet"))  # fmt: skip
@@ -613,11 +616,19 @@ def benefit_harm_section(run: RunFolder) -> dict:
         blocks.append(b.figure(fig.benefit_harm_figure(panels), "OS benefit against CRS harm",
                                "Each dot is a patient's estimated effects under CAR-T versus "
                                "teclistamab (whichever they actually received)."))  # fmt: skip
-        blocks.append(b.table(["analysis", "patients whose estimates show", "n", "share"], rows,
-                              numeric_from=2, reading=(
-            "Most patients sit in the trade-off quadrant when CAR-T both extends survival and "
-            "causes more CRS; how much CRS is worth how much survival is a clinical judgement the "
-            "numbers do not make. Point estimates only, except the last row.")))  # fmt: skip
+        labels = [p["label"] for p in panels]
+        rows = [[name, *[by.get(lb, DASH) for lb in labels]] for name, by in counts.items()]
+        blocks.append(
+            b.table(
+                ["patients whose estimates show", *labels],
+                rows,
+                reading=(
+                    "Most patients sit in the trade-off quadrant when CAR-T both extends survival and "
+                    "causes more CRS; how much CRS is worth how much survival is a clinical judgement the "
+                    "numbers do not make. Patients (share); point estimates only, except the last row."
+                ),
+            )
+        )
     return _section(
         "benefit-harm",
         "Benefit against harm",
@@ -749,7 +760,7 @@ def _prespecified_blocks(rows_in: Any) -> list[dict]:
          "difference (95% CI)", "p", "mean CATE by estimator", "truth", "note"], rows,
         reading="Each prespecified subgroup against the rest of the cohort. Subgroup p-values are "
         "fragile (several are tested): read the differences and their intervals, not the stars.",
-        numeric_from=2)]  # fmt: skip
+        numeric_from=2, numeric_to=7)]  # fmt: skip
 
 
 # --------------------------------------------------------------------------------------------------
@@ -878,7 +889,7 @@ def robustness_section(run: RunFolder) -> dict:
                     for r in evs]  # fmt: skip
             blocks.append(b.table(
                 ["target", "measure", "estimate (95% CI)", "E-value", "E-value of CI bound", "note"],
-                rows, numeric_from=2,
+                rows, numeric_from=2, numeric_to=5,
                 reading="The E-value is how strongly (as a risk ratio with both treatment and "
                 "outcome) an unmeasured confounder would have to act to explain the effect away; "
                 "the CI column, to move the interval to include no effect. 1 means no confounding "
