@@ -101,7 +101,7 @@ def test_headline_numbers_are_the_run_folders(small_run, small_report):
     assert f"{base['hazard_ratio_iptw']['hr']:.2f}" in summary
     assert effect(base["ate_survival_iptw_km"]["estimate"], "survival") in summary
     truth = metrics["decision_truth"]
-    assert f"truth {truth['hazard_ratio']:.2f}" in summary
+    assert f"truth (decision time) {truth['hazard_ratio']:.2f}" in summary
     averages = _section(html, "averages")
     assert "802MO" in averages  # published figures with their sources
     assert f"{metrics['analyses']['decision']['n_analysed']}" in _section(html, "cohort")

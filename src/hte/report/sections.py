@@ -158,7 +158,7 @@ def _headline_cards(run: RunFolder, analysis: dict) -> list[dict]:
             "label": "hazard ratio of death (IPTW Cox)",
             "value": num(hr.get("hr"), 2),
             "sub": f"95% CI {interval(hr.get('lower'), hr.get('upper'))}",
-            "truth": f"truth {num(truth['hazard_ratio'], 2)}" if "hazard_ratio" in truth else "",
+            "truth": f"truth (decision time) {num(truth['hazard_ratio'], 2)}" if "hazard_ratio" in truth else "",
         })  # fmt: skip
     for key, target in (("ate_survival_iptw_km", "survival"), ("ate_rmst_iptw_km", "rmst"),
                         ("ate_crs_aipw", "crs"), ("ate_crs_g3_aipw", "crs_g3")):  # fmt: skip
@@ -170,7 +170,7 @@ def _headline_cards(run: RunFolder, analysis: dict) -> list[dict]:
             "label": f"{target_name(target, e.get('horizon'))} ({'IPTW KM' if 'km' in key else 'AIPW'})",
             "value": f"{effect(e.get('estimate'), target)} {short_unit(target)}",
             "sub": f"95% CI {effect_interval(e.get('lower'), e.get('upper'), target)}",
-            "truth": f"truth {effect(true, target)}" if is_number(true) else "",
+            "truth": f"truth (decision time) {effect(true, target)}" if is_number(true) else "",
         })  # fmt: skip
     if not items:
         items.append({"label": "average effects", "value": DASH, "sub": "not run in this run folder",
@@ -660,9 +660,9 @@ def subgroups_section(run: RunFolder) -> dict:
             blocks.append(b.missing("subgroup rules, policy trees and prespecified subgroups",
                                     reason if isinstance(reason, str) else None))  # fmt: skip
             continue
-        blocks += _rule_blocks(sub.get("rules"))
+        blocks += _rule_blocks(sub.get("rules"), _names(run))
         blocks += _policy_blocks(sub.get("policy"))
-        blocks += _prespecified_blocks(sub.get("prespecified"))
+        blocks += _prespecified_blocks(sub.get("prespecified"), _names(run))
     if not analyses:
         blocks.append(b.missing("subgroups"))
     return _section("subgroups", "Subgroups and policy",
@@ -670,13 +670,18 @@ def subgroups_section(run: RunFolder) -> dict:
                     "and prespecified subgroups.", blocks)  # fmt: skip
 
 
-def _rule_blocks(rules: Any) -> list[dict]:
+def _names(run: RunFolder) -> dict[str, str]:
+    """Plain target names with the run's horizons."""
+    return {t: target_name(t, _horizon(run, t)) for t in _TARGET_ORDER}
+
+
+def _rule_blocks(rules: Any, names: dict[str, str]) -> list[dict]:
     if not isinstance(rules, dict) or not rules:
         return [b.missing("subgroup rule trees")]
     out = []
     for target, tree in rules.items():
         tree = tree or {}
-        out.append(b.h3(f"Who gains: {target_name(target)} — rules from {tree.get('estimator', '?')}"
+        out.append(b.h3(f"Who gains: {names.get(target, target)} — rules from {tree.get('estimator', '?')}"
                         f" (depth {tree.get('max_depth', DASH)}, fidelity R² "
                         f"{num(tree.get('fidelity_r2'))})"))  # fmt: skip
         rows = [[lf.get("rule", DASH), str(lf.get("n", DASH)), pct(lf.get("share"), 0),
@@ -739,7 +744,7 @@ def _policy_blocks(policy: Any) -> list[dict]:
     return out
 
 
-def _prespecified_blocks(rows_in: Any) -> list[dict]:
+def _prespecified_blocks(rows_in: Any, names: dict[str, str]) -> list[dict]:
     if not isinstance(rows_in, list) or not rows_in:
         return [b.missing("prespecified subgroups")]
     rows = []
@@ -747,7 +752,7 @@ def _prespecified_blocks(rows_in: Any) -> list[dict]:
         t = r.get("target", "")
         cate = r.get("mean_cate") or {}
         rows.append([
-            r.get("subgroup", DASH), target_name(t), f"{r.get('n', DASH)} ({r.get('n_cart', DASH)}/"
+            r.get("subgroup", DASH), names.get(t, t), f"{r.get('n', DASH)} ({r.get('n_cart', DASH)}/"
             f"{r.get('n_tec', DASH)})", _with_ci(r.get("estimate"), r.get("lower"), r.get("upper"), t),
             effect(r.get("complement_estimate"), t),
             _with_ci(r.get("difference"), r.get("difference_lower"), r.get("difference_upper"), t),
@@ -860,13 +865,13 @@ def robustness_section(run: RunFolder) -> dict:
     for label, a in analyses.items():
         if len(analyses) > 1:
             blocks.append(b.h3(f"{label} time zero"))
-        rob = a.get("robustness")
+        rob, names = a.get("robustness"), _names(run)
         if not isinstance(rob, dict):
             blocks.append(b.missing("refutation tests and E-values"))
             continue
         refs = rob.get("refutations")
         if isinstance(refs, list) and refs:
-            rows = [[target_name(r.get("target", "")), r.get("refuter", DASH), r.get("description", ""),
+            rows = [[names.get(r.get("target"), str(r.get("target"))), r.get("refuter", DASH), r.get("description", ""),
                      effect(r.get("original"), r.get("target", "")),
                      _with_ci(r.get("estimate"), r.get("lower"), r.get("upper"), r.get("target", "")),
                      str(r.get("expected", DASH)),
@@ -883,7 +888,7 @@ def robustness_section(run: RunFolder) -> dict:
             blocks.append(b.missing("refutation tests"))
         evs = rob.get("evalues")
         if isinstance(evs, list) and evs:
-            rows = [[target_name(r.get("target", "")), r.get("measure", DASH),
+            rows = [[names.get(r.get("target"), str(r.get("target"))), r.get("measure", DASH),
                      f"{num(r.get('estimate'), 2)} ({interval(r.get('lower'), r.get('upper'))})",
                      num(r.get("evalue"), 2), num(r.get("evalue_ci"), 2), r.get("note") or ""]
                     for r in evs]  # fmt: skip
