@@ -15,7 +15,7 @@ import pytest
 
 from hte.config import load_config
 from hte.pipeline import prepare_cohort, run_experiment
-from hte.pipeline.profile import ProfileError, ProfileExplorer, grf_reader
+from hte.pipeline.profile import ProfileError, ProfileExplorer, encode_row, grf_reader
 from hte.pipeline.profile_models import (
     Standardizer,
     fit_cox_ensemble,
@@ -107,6 +107,17 @@ def test_fast_forest_reader_equals_econml(run, explorer):
         np.testing.assert_allclose(point, own.effect, rtol=0, atol=SAME_MODEL_ATOL)
         np.testing.assert_allclose(lower, own.lower, rtol=0, atol=SAME_MODEL_ATOL)
         np.testing.assert_allclose(upper, own.upper, rtol=0, atol=SAME_MODEL_ATOL)
+
+
+def test_direct_encoding_equals_the_run_encoder(run, explorer):
+    _, cohort, _ = run
+    assert explorer._fast_encoding
+    for i in (0, 5, 99):
+        row = explorer.validate(_profile(explorer, cohort.iloc[i])).iloc[0].to_dict()
+        np.testing.assert_array_equal(
+            encode_row(explorer.bundle.encoder, row),
+            explorer.bundle.encoder.transform(cohort.iloc[[i]]).to_numpy(float),
+        )
 
 
 def test_curves_are_monotone_with_bands_around_them(explorer):

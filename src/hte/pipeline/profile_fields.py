@@ -211,11 +211,12 @@ def coerce_value(field: ProfileField, value: object) -> object:
     return round(x) if field.kind == "integer" else x
 
 
-def validate_profile(
+def coerce_profile(
     fields: list[ProfileField], defaults: Mapping[str, object], profile: Mapping[str, object]
-) -> tuple[pd.DataFrame, list[str]]:
-    """A one-row cohort frame of the profile (fields it leaves out take the cohort default) and
-    the names of the defaulted fields; ``ProfileError`` on an unknown field or a bad value."""
+) -> tuple[dict, list[str]]:
+    """The profile's values as the cohort stores them (fields it leaves out take the cohort
+    default) and the names of the defaulted fields; ``ProfileError`` on an unknown field or a bad
+    value."""
     if not isinstance(profile, Mapping):
         raise ProfileError("profile", f"must be a mapping of field -> value; got {type(profile)}")
     by_name = {f.name: f for f in fields}
@@ -229,20 +230,33 @@ def validate_profile(
         else:
             row[f.name] = defaults[f.name]
             defaulted.append(f.name)
-    frame = pd.DataFrame({k: [v] for k, v in row.items()})
+    return row, defaulted
+
+
+def profile_frame(fields: list[ProfileField], row: Mapping[str, object]) -> pd.DataFrame:
+    """A coerced profile as a one-row cohort frame (categories as text)."""
+    frame = pd.DataFrame({f.name: [row[f.name]] for f in fields})
     for f in fields:
         if f.kind == "category":
             frame[f.name] = frame[f.name].astype(object)
-    return frame, defaulted
+    return frame
 
 
-def out_of_range(fields: list[ProfileField], frame: pd.DataFrame) -> list[str]:
+def validate_profile(
+    fields: list[ProfileField], defaults: Mapping[str, object], profile: Mapping[str, object]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``coerce_profile`` as a one-row cohort frame."""
+    row, defaulted = coerce_profile(fields, defaults, profile)
+    return profile_frame(fields, row), defaulted
+
+
+def out_of_range(fields: list[ProfileField], row: Mapping[str, object]) -> list[str]:
     """Plain-language flags for numeric values outside the cohort's observed range."""
     flags = []
     for f in fields:
         if f.kind not in ("number", "integer"):
             continue
-        x = float(frame[f.name].iloc[0])
+        x = float(row[f.name])
         if x < f.minimum or x > f.maximum:
             flags.append(
                 f"{f.describe(x)} is outside the range seen in the cohort "

@@ -12,9 +12,10 @@ bootstrap replicates are frequency weights (multinomial counts within the arm), 
 repeated rows need no copying.
 
 ``GRFReader`` gives the same point estimates and variances as econml's ``BaseGRF`` (bootstrap of
-little bags, with econml's variance correction), but reads all trees once per call instead of
-twice with per-tree input validation: one profile with a 2,000-tree forest drops from ~0.45 s to
-milliseconds.
+little bags, with econml's variance correction), but reads every tree in one vectorized descent
+over flat node arrays, where econml makes two Python calls per tree, each validating its input:
+one profile with the default 2,000-tree causal survival forest takes ~0.5 ms instead of ~0.45 s
+(measured on the default run, 2 busy cores).
 """
 
 from __future__ import annotations
@@ -279,25 +280,55 @@ class GRFReader:
     """
 
     def __init__(self, forest, projector: np.ndarray | None = None):
-        self.forest = forest
         p = int(forest.n_outputs_)
         self.n_outputs = p
         if projector is None:
             projector = np.eye(p)[0]
         self.projector = np.asarray(projector, dtype=float).reshape(p)
-        self.trees = [est.tree_ for est in forest.estimators_]
         self.slices = np.asarray([np.asarray(s) for s in forest.slices_])
+        self._stack([est.tree_ for est in forest.estimators_])
+
+    def _stack(self, trees) -> None:
+        """All trees' nodes in flat arrays (children re-indexed), so one vectorized descent reads
+        every tree at once instead of one Python call per tree."""
+        counts = np.array([t.node_count for t in trees])
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+        def shifted(children, offset):
+            children = np.asarray(children, dtype=np.int64)
+            return np.where(children >= 0, children + offset, -1)
+
+        self.roots = offsets.astype(np.int64)
+        pairs = list(zip(trees, offsets, strict=True))
+        self.left = np.concatenate([shifted(t.children_left, o) for t, o in pairs])
+        self.right = np.concatenate([shifted(t.children_right, o) for t, o in pairs])
+        self.feature = np.concatenate([np.asarray(t.feature, dtype=np.int64) for t in trees])
+        self.threshold = np.concatenate([np.asarray(t.threshold, dtype=float) for t in trees])
+        p = self.n_outputs
+        self.precond = np.concatenate([np.asarray(t.precond, float).reshape(-1, p) for t in trees])
+        self.jac = np.concatenate([np.asarray(t.jac, float).reshape(-1, p, p) for t in trees])
+        self.depth = int(max(t.max_depth for t in trees))
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """(n, n_trees) flat node index of each row's leaf in every tree (left when
+        x[feature] <= threshold, as the trees themselves decide)."""
+        Xc = np.ascontiguousarray(X, dtype=np.float64)
+        rows = np.arange(Xc.shape[0])[:, None]
+        node = np.broadcast_to(self.roots, (Xc.shape[0], self.roots.size)).copy()
+        for _ in range(self.depth):
+            feature = self.feature[node]
+            inner = feature >= 0
+            if not inner.any():
+                break
+            go_left = Xc[rows, np.where(inner, feature, 0)] <= self.threshold[node]
+            step = np.where(go_left, self.left[node], self.right[node])
+            node = np.where(inner, step, node)
+        return node
 
     def _moments(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        Xc = np.ascontiguousarray(X, dtype=np.float64)
-        p = self.n_outputs
-        A = np.empty((len(self.trees), Xc.shape[0], p))
-        J = np.empty((len(self.trees), Xc.shape[0], p, p))
-        for t, tree in enumerate(self.trees):
-            a, j = tree.predict_precond_and_jac(Xc)
-            A[t] = a
-            J[t] = j.reshape(-1, p, p)
-        return A, J
+        """Per-tree local moments at each row: A (T, n, p) and J (T, n, p, p)."""
+        leaf = self.leaves(X).T  # (T, n)
+        return self.precond[leaf], self.jac[leaf]
 
     def predict(self, X: np.ndarray, alpha: float = 0.05):
         """``(point, lower, upper, stderr)``, each (n,)."""
