@@ -203,7 +203,8 @@ def reload_values(context: AppContext, run_dir: str) -> list[Any]:
     choices = attribution_choices(context, run_dir)
     key = choices[0][1] if choices else None
     attr = attribution_values(context, run_dir, key)
-    diag = diagnostics_values(context, run_dir)
+    diag = list(diagnostics_values(context, run_dir))
+    diag[7] = gr.File(value=diag[7], visible=diag[7] is not None)
     return [
         run_info(context, run_dir),
         weight,

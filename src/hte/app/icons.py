@@ -47,7 +47,7 @@ def icon_array(groups: Sequence[tuple[str, int, str]], caption: str = "") -> str
 
 
 ICON_CSS = """
-.hte-icon-grid {display: grid; grid-template-columns: repeat(20, 18px); gap: 3px 4px;}
+.hte-icon-grid {display: grid; grid-template-columns: repeat(10, 18px); gap: 3px 4px;}
 .hte-icon {line-height: 0;}
 .hte-icon-legend {margin-top: 10px; display: flex; flex-wrap: wrap; gap: 6px 16px; font-size: 0.9em;}
 .hte-legend {display: inline-flex; align-items: center; gap: 6px;}

@@ -2,7 +2,8 @@
 running it first when there is none), build the Blocks and serve them on localhost.
 
 Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and only
-the run folder is an allowed path (figures and the report are served from it, nothing else).
+run folders are allowed paths (the launch run, and the ``upload_<config>`` runs the app makes):
+figures and the report are served from them, nothing else (never the uploaded data).
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def serve(
         share=share,
         inbrowser=False,
         prevent_thread_lock=not block,
-        allowed_paths=[str(context.run_dir)],
+        # only run folders: the launch run, and the runs this app makes on uploads
+        allowed_paths=[str(context.run_dir), *map(str, context.upload_run_roots())],
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,
         quiet=quiet,

@@ -94,6 +94,7 @@ def waterfall(
             start + v, y, f" {v:+.3g}", va="center", ha="left" if v >= 0 else "right", fontsize=8
         )
         start += v
+    ax.margins(x=0.18)
     ax.axvline(base, color=NEUTRAL, lw=1, ls=":")
     ax.axvline(total, color="black", lw=1.2)
     ax.set_yticks(range(n, 0, -1), list(features), fontsize=9)

@@ -66,6 +66,19 @@ class AppContext:
             return []
         return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
 
+    def upload_run_roots(self) -> list[Path]:
+        """Where runs on uploads go: ``<output_root>/upload_<config name>`` per listed config."""
+        import yaml
+
+        roots = []
+        for file in self.config_choices():
+            try:
+                name = (yaml.safe_load((self.configs_dir / file).read_text("utf-8")) or {})["name"]
+            except (OSError, yaml.YAMLError, KeyError, TypeError):
+                continue
+            roots.append(self.output_root / f"upload_{name}")
+        return roots
+
     def config_path(self, name: str) -> Path:
         """A config of the configs folder by file name (no other path is accepted)."""
         if name not in self.config_choices():

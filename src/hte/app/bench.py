@@ -1,0 +1,171 @@
+"""Latency of the what-if endpoint on a warm app: ``python -m hte.app.bench RUN_DIR``.
+
+Launches the explorer in-process on a free localhost port, warms it (models loaded, a few
+queries), then through ``gradio_client``: 200 sequential ``profile_effects`` queries (profiles
+drawn from the fields' observed ranges with a fixed seed) -> p50/p95/max latency, and 20
+concurrent clients (each its own ``Client``, 10 queries each) -> errors and latency under load.
+Writes the figures to experiments/benchmarks/app_latency.md (``--out`` to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import socket
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_OUT = Path("experiments/benchmarks/app_latency.md")
+GOAL_P95_MS = 300.0
+
+
+def random_profiles(fields, n: int, seed: int) -> list[dict]:
+    """``n`` profiles with every field drawn within its observed range (1st-99th percentile)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        profile: dict = {}
+        for f in fields:
+            if f.kind == "boolean":
+                profile[f.name] = bool(rng.integers(2))
+            elif f.kind == "category":
+                profile[f.name] = str(rng.choice(list(f.choices)))
+            else:
+                lo = f.p01 if f.p01 is not None else f.minimum
+                hi = f.p99 if f.p99 is not None else f.maximum
+                x = float(rng.uniform(lo, hi))
+                profile[f.name] = round(x) if f.kind == "integer" else round(x, 2)
+        out.append(profile)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _timed(client, profile: dict) -> float:
+    start = time.perf_counter()
+    client.predict(profile, api_name="/profile_effects")
+    return 1000.0 * (time.perf_counter() - start)
+
+
+def sequential(url: str, profiles: list[dict]) -> np.ndarray:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False, analytics_enabled=False)
+    for p in profiles[:5]:  # warm the client's connection and the explorer's caches
+        client.predict(p, api_name="/profile_effects")
+    return np.array([_timed(client, p) for p in profiles])
+
+
+def concurrent(url: str, profiles: list[dict], n_clients: int, per_client: int):
+    """Latencies (ms) of the answered queries and the error messages, over ``n_clients``
+    threads each with its own client."""
+    from gradio_client import Client
+
+    def one(k: int) -> tuple[list[float], list[str]]:
+        times, errors = [], []
+        try:
+            client = Client(url, verbose=False, analytics_enabled=False)
+        except Exception as exc:
+            return [], [f"client {k}: {exc}"] * per_client
+        for j in range(per_client):
+            try:
+                times.append(_timed(client, profiles[(k * per_client + j) % len(profiles)]))
+            except Exception as exc:
+                errors.append(f"client {k}: {type(exc).__name__}: {exc}")
+        return times, errors
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n_clients) as pool:
+        results = list(pool.map(one, range(n_clients)))
+    wall = time.perf_counter() - start
+    times = np.array([t for r in results for t in r[0]])
+    errors = [e for r in results for e in r[1]]
+    return times, errors, wall
+
+
+def _stats(ms: np.ndarray) -> dict:
+    if ms.size == 0:
+        return {"n": 0}
+    return {
+        "n": int(ms.size),
+        "p50": float(np.percentile(ms, 50)),
+        "p95": float(np.percentile(ms, 95)),
+        "max": float(ms.max()),
+        "mean": float(ms.mean()),
+    }
+
+
+def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float, args) -> str:
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    verdict = "meets" if seq.get("p95", 1e9) < GOAL_P95_MS else "misses"
+    lines = [
+        "# What-if latency of the explorer (`profile_effects` on a warm app)",
+        "",
+        f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with "
+        f"`python -m hte.app.bench {run_dir}` on {os.cpu_count()} cores "
+        f"(load average {load[0]:.1f} at the end: the machine was shared), Python "
+        f"{platform.python_version()}. Client and server in one process, over HTTP on "
+        "127.0.0.1 through gradio_client (queue, JSON encoding and all).",
+        "",
+        f"Run folder: `{run_dir}`.",
+        "",
+        "| test | queries | p50 (ms) | p95 (ms) | max (ms) | errors |",
+        "|---|---|---|---|---|---|",
+        f"| sequential, one client | {seq['n']} | {seq['p50']:.0f} | {seq['p95']:.0f} | "
+        f"{seq['max']:.0f} | 0 |",
+        f"| {args.clients} concurrent clients x {args.per_client} | {conc.get('n', 0)} | "
+        f"{conc.get('p50', float('nan')):.0f} | {conc.get('p95', float('nan')):.0f} | "
+        f"{conc.get('max', float('nan')):.0f} | {len(errors)} |",
+        "",
+        f"Goal: p95 < {GOAL_P95_MS:.0f} ms sequentially on 2 cores: **{verdict}** it "
+        f"(p95 {seq['p95']:.0f} ms). Concurrent: {conc.get('n', 0)} answers in {wall:.1f} s "
+        f"wall time, {len(errors)} errors.",
+    ]
+    if errors:
+        lines += ["", "Errors (first 5):", *[f"- {e}" for e in errors[:5]]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hte.app.bench", description=__doc__)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--n", type=int, default=200, help="sequential queries (default 200)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
+    parser.add_argument("--per-client", type=int, default=10, help="queries per client")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    from hte.app.launch import serve
+    from hte.app.state import AppContext
+
+    fields = AppContext.create(args.run_dir).explorer().fields()
+    profiles = random_profiles(fields, max(args.n, args.clients * args.per_client), args.seed)
+    port = _free_port()
+    demo = serve(args.run_dir, port=port, block=False, quiet=True)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        seq = _stats(sequential(url, profiles[: args.n]))
+        times, errors, wall = concurrent(url, profiles, args.clients, args.per_client)
+        conc = _stats(times)
+    finally:
+        demo.close()
+    text = report(Path(args.run_dir), seq, conc, errors, wall, args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
