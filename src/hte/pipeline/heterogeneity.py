@@ -142,19 +142,6 @@ def aipcw_scores(
     return np.ones(len(t), dtype=bool), gamma, what
 
 
-def survival_scores(fits: list[FittedEffect], target: str) -> tuple[np.ndarray | None, str]:
-    """Earlier interface, kept for callers not yet moved to ``target_scores``: DR scores of an OS
-    target from a fitted causal survival forest's training scores, or (None, reason)."""
-    for fit in fits:
-        s = getattr(fit.model, "training_scores_", None)
-        if fit.kind == CSF_KIND and fit.target == target and s is not None:
-            gamma = dr_scores_from_pseudo_outcomes(
-                s["pseudo_outcome"], s["W"], s["e"], s["mu1"], s["mu0"]
-            )
-            return gamma, f"cross-fitted nuisances of the causal survival forest {fit.estimator!r}"
-    return None, "skipped: no causal survival forest was fitted for this target (use target_scores)"
-
-
 def _matching_forest(fits, target: str, horizon: float, seed: int, W: np.ndarray):
     """A causal survival forest whose training scores are exactly the ones this module would
     compute (same target, horizon, nuisance settings, seed and patients), or None."""
