@@ -64,8 +64,8 @@ def test_aipw_passes_all_refuters_on_a_known_effect():
     placebo_se = (placebo.upper - placebo.lower) / (2 * 1.959964)
     assert abs(placebo.estimate) < 3 * placebo_se
     rcc = by_name["random_common_cause"]
-    # a noise covariate moves cross-fitted boosting a little: well under the 0.5 SE tolerance
-    assert rcc.passed and abs(rcc.estimate - orig) < 0.5 * se
+    # a noise covariate moves the refitted boosting a little; the tolerance is 1 original SE
+    assert rcc.passed and abs(rcc.estimate - orig) < se
     subsets = by_name["data_subsets"]
     assert subsets.passed and abs(subsets.estimate - orig) < se
     assert subsets.lower <= subsets.estimate <= subsets.upper

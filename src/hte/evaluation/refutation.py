@@ -7,9 +7,12 @@ is refitted on the changed data:
 
 * ``placebo_treatment``: the treatment column is randomly permuted. The true effect of a random
   label is 0: passes when the placebo's (1 - alpha) interval covers 0. An estimator that leaks
-  the outcome or mishandles confounding through the label fails it.
+  the outcome or mishandles confounding through the label fails it. Being a 95% interval, a
+  correct estimator fails it in about 1 draw in 20 (4 of 60 draws on the synthetic cohort).
 * ``random_common_cause``: an independent N(0, 1) covariate is appended. It confounds nothing, so
-  the estimate should not move: passes when |new - original| <= ``tolerance`` x original SE.
+  the estimate should not move: passes when |new - original| <= ``tolerance`` x original SE
+  (default 1: refitted machine-learning nuisances move a correct estimate by a fraction of an SE
+  on their own, up to 0.9 SE in 60 draws on the synthetic cohort).
 * ``data_subsets``: the estimate on ``n_subsets`` random subsets of ``fraction`` of the rows. It
   should be stable: passes when the subset estimates' mean lies in the original interval (the
   reported interval is the alpha/2 and 1 - alpha/2 quantiles of the subset estimates).
@@ -128,7 +131,7 @@ def random_common_cause(
     outcome: tuple,
     *,
     seed: int,
-    tolerance: float = 0.5,
+    tolerance: float = 1.0,
     alpha: float = 0.05,
     original: tuple[float, float] | None = None,
 ) -> RefutationResult:
@@ -222,7 +225,7 @@ def refute(
     seed: int,
     refuters: Sequence[str] = REFUTERS,
     alpha: float = 0.05,
-    tolerance: float = 0.5,
+    tolerance: float = 1.0,
     n_subsets: int = 10,
     fraction: float = 0.8,
     original: tuple[float, float] | None = None,

@@ -44,7 +44,11 @@ log = logging.getLogger("hte.pipeline")
 
 N_SUBSETS = 5  # data-subset refits per target (cost: one full estimate each)
 SUBSET_FRACTION = 0.8
-RCC_TOLERANCE = 0.5  # random common cause: allowed move, in original standard errors
+# Random common cause: allowed move, in original standard errors. Refitting the boosted nuisances
+# with a noise column moves a correct estimate by itself: on the default cohort (n = 2,000, 30
+# noise draws per target) the move exceeded 0.5 SE in 5/30 (CRS) and 4/30 (survival) draws, with
+# maxima 0.73 and 0.89 SE; at 1 SE none of the 60 draws would have failed.
+RCC_TOLERANCE = 1.0
 RARE_OUTCOME = 0.15  # VanderWeele & Ding: below this cumulative risk a HR approximates a RR
 N_JOBS = 2
 
