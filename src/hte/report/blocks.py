@@ -16,6 +16,11 @@ def text(body: str, *, muted: bool = False) -> dict:
     return {"kind": "text", "body": body, "muted": muted}
 
 
+def reading(body: str) -> dict:
+    """The plain-language "what this shows" line under a figure or a table pair."""
+    return {"kind": "reading", "body": body}
+
+
 def h3(title: str, anchor: str | None = None) -> dict:
     return {"kind": "h3", "title": title, "anchor": anchor}
 

@@ -248,12 +248,19 @@ def _overlap_blocks(analyses: dict[str, dict]) -> list[dict]:
         ("notes", lambda a, o: "; ".join(o.get("notes") or []) or "none"),
     ):  # fmt: skip
         rows.append([name] + [getter(analyses[k], o) for k, o in overlaps.items()])
-    out.append(b.table(["", *list(overlaps)], rows, reading=(
-        "Propensity is each patient's estimated chance of getting CAR-T given their baseline "
-        "covariates. Few patients near 0 or 1 and a large effective sample size mean the arms "
-        "overlap: every kind of patient is seen on both treatments.")))  # fmt: skip
-    out.append(b.figure(fig.overlap_figure(overlaps), "propensity overlap by arm",
-                        "Cross-fitted propensity by arm."))  # fmt: skip
+    table = b.table(["", *list(overlaps)], rows)
+    plot = b.figure(fig.overlap_figure(overlaps), "propensity overlap by arm",
+                    "Cross-fitted propensity by arm.", wide=False)  # fmt: skip
+    out.append(b.row(table, plot) if len(overlaps) == 1 else b.row(table))
+    if len(overlaps) > 1:
+        out.append(plot)
+    out.append(
+        b.reading(
+            "Propensity is each patient's estimated chance of getting CAR-T given their baseline "
+            "covariates. Few patients near 0 or 1 and a large effective sample size mean the arms "
+            "overlap: every kind of patient is seen on both treatments."
+        )
+    )
     return out
 
 
@@ -295,10 +302,10 @@ def _balance_blocks(analyses: dict[str, dict]) -> list[dict]:
         wide=False,
     )
     out.append(b.row(plot, b.table(headers, rows, compact=True)))
-    out.append(b.text(
-        "What this shows: how different the arms are on each covariate, in standard deviations, "
+    out.append(b.reading(
+        "How different the arms are on each covariate, in standard deviations, "
         "before and after inverse-probability weighting; |SMD| < 0.1 is the usual bar for "
-        f"balance. Here {verdict}.", muted=True))  # fmt: skip
+        f"balance. Here {verdict}."))  # fmt: skip
     return out
 
 
