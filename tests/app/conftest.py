@@ -54,17 +54,23 @@ def small_run(tmp_path_factory, hte_home) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_url(small_run, hte_home):
-    """The explorer on the small run, served on a free port for the whole session."""
+def served(small_run, hte_home):
+    """The explorer on the small run, served on a free port for the whole session:
+    (Blocks, url)."""
     from hte.app import serve
 
     mp = pytest.MonkeyPatch()
     mp.setenv("HTE_HOME", str(hte_home))
     port = free_port()
     demo = serve(small_run, port=port, block=False, quiet=True, configs_dir=ROOT / "configs")
-    yield f"http://127.0.0.1:{port}/"
+    yield demo, f"http://127.0.0.1:{port}/"
     demo.close()
     mp.undo()
+
+
+@pytest.fixture(scope="session")
+def app_url(served) -> str:
+    return served[1]
 
 
 @pytest.fixture(scope="session")
