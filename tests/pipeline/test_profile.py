@@ -339,3 +339,28 @@ def test_standardizer_leaves_constant_columns_finite():
     X = np.column_stack([np.arange(5.0), np.ones(5)])
     Z = Standardizer.fit(X)(X)
     assert np.isfinite(Z).all() and np.allclose(Z[:, 1], 0)
+
+
+def test_fields_and_encoding_of_a_cohort_with_missing_values():
+    """Covariates with missing values (median-imputed with an indicator): fields come from the
+    observed values, and a complete profile encodes with indicator 0 exactly as the encoder does."""
+    from hte.data.simulate import simulate_cohort
+    from hte.design.design_matrix import build_design_matrix
+    from hte.pipeline.profile_fields import build_fields, profile_frame, typical_profile
+
+    cohort = simulate_cohort(300, seed=2)
+    cohort.loc[::7, "crp"] = np.nan
+    cohort.loc[::11, "race"] = None
+    cohort["ldh_high"] = cohort["ldh_high"].astype(object)
+    cohort.loc[::13, "ldh_high"] = None
+    encoder = build_design_matrix(cohort, impute="median").encoder
+    fields = build_fields(cohort, encoder)
+    crp = next(f for f in fields if f.name == "crp")
+    assert crp.minimum == cohort["crp"].min() and crp.maximum == cohort["crp"].max()
+    profile = typical_profile(fields, cohort)
+    assert profile["crp"] == round(cohort["crp"].median(), 1)
+    row = profile_frame(fields, profile)
+    encoded = encode_row(encoder, profile)
+    np.testing.assert_array_equal(encoded, encoder.transform(row).to_numpy(float))
+    names = list(encoder.feature_names_)
+    assert encoded[0, names.index("crp_missing")] == 0
