@@ -49,6 +49,9 @@ def run(tmp_path_factory):
     home = tmp_path_factory.mktemp("hte_home")
     mp = pytest.MonkeyPatch()  # the run's signing key, kept for every test of the module
     mp.setenv("HTE_HOME", str(home))
+    # the run's heterogeneity tests (RATE/BLP) are most of its time and nothing the explorer
+    # reads: skipped here to keep the module within its time budget
+    mp.setattr("hte.pipeline.run.heterogeneity_tests", lambda *args, **kwargs: ({}, {}))
     root = tmp_path_factory.mktemp("runs")
     config = load_config(CONFIG, [*OVERRIDES, f"output.root={root}"])
     result = run_experiment(config, progress=False)
