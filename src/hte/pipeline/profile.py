@@ -418,7 +418,14 @@ class ProfileExplorer:
                 "profile explorer existed, or without models); rerun `hte run` on its config to "
                 "get one",
             )
-        bundle = load_model(run_dir, relpath, manifest)
+        try:
+            bundle = load_model(run_dir, relpath, manifest)
+        except (AttributeError, ImportError) as exc:  # written by an older hte: classes moved
+            raise ProfileError(
+                "run",
+                f"{run_dir}'s profile bundle was written by another version of hte ({exc}); "
+                "rerun `hte run` on its config to get one this version reads",
+            ) from None
         models = {t: load_model(run_dir, s.relpath, manifest) for t, s in bundle.sources.items()}
         return cls(bundle, models, run_dir)
 
