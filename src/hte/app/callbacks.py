@@ -135,6 +135,22 @@ def attribution_values(context: AppContext, run_dir: str, key: str | None) -> tu
     return view.importance, view.beeswarm, view.fidelity
 
 
+def dependence_initial(context: AppContext, run_dir: str, key: str | None, feature=None):
+    """(features, chosen feature, dependence plot); the feature is kept when the fit has it."""
+    view = context.view(run_dir)
+    features = cohort_views.dependence_features(view, key)
+    feature = feature if feature in features else (features[0] if features else None)
+    fig = cohort_views.dependence_figure(view, key, feature)
+    _close([fig])
+    return features, feature, fig
+
+
+def dependence_values(context: AppContext, run_dir: str, key: str | None, feature=None):
+    """The feature chooser's update and the dependence plot (for event handlers)."""
+    features, feature, fig = dependence_initial(context, run_dir, key, feature)
+    return gr.Dropdown(choices=features, value=feature), fig
+
+
 def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
     """overlap text, overlap plot, balance plot, averages, RATE/BLP, refutations, E-values,
     report file, report note."""
@@ -203,6 +219,7 @@ def reload_values(context: AppContext, run_dir: str) -> list[Any]:
     choices = attribution_choices(context, run_dir)
     key = choices[0][1] if choices else None
     attr = attribution_values(context, run_dir, key)
+    dep = dependence_values(context, run_dir, key)
     diag = list(diagnostics_values(context, run_dir))
     diag[7] = gr.File(value=diag[7], visible=diag[7] is not None)
     return [
@@ -211,6 +228,7 @@ def reload_values(context: AppContext, run_dir: str) -> list[Any]:
         *cohort_values(context, run_dir, weight),
         gr.Dropdown(choices=choices, value=key),
         *attr,
+        *dep,
         *diag,
     ]
 

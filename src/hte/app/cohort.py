@@ -130,7 +130,7 @@ def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.Data
     share = tree.get("share_cart")
     text = (
         f"**Policy tree at CRS weight {fmt(tree.get('crs_weight'))}** (nearest to the slider): "
-        f"CAR-T for {fmt(100 * share, 3)}% of patients"
+        f"CAR-T for {share:.0%} of patients"
         if share is not None
         else f"**Policy tree at CRS weight {fmt(tree.get('crs_weight'))}**"
     )
@@ -172,7 +172,8 @@ def fit_choices(view: RunView) -> list[tuple[str, str]]:
     """(label, key) pairs of fits with attributions, primary estimators first."""
     fits = view.attribution_fits()
     primary = {f.key for t in ("survival", "crs", "rmst", "crs_g3") if (f := view.primary(t))}
-    fits.sort(key=lambda f: (f.key not in primary, f.target, f.estimator))
+    order = {"survival": 0, "rmst": 1, "crs": 2, "crs_g3": 3}
+    fits.sort(key=lambda f: (f.key not in primary, order.get(f.target, 9), f.estimator))
     return [(f"{f.estimator} · {target_words(view, f)}", f.key) for f in fits]
 
 
@@ -194,7 +195,7 @@ def attribution_view(view: RunView, key: str | None) -> AttributionView:
         return AttributionView(
             plots.message_figure(f"SHAP attributions: {NOT_IN_RUN}"), None, NOT_IN_RUN
         )
-    fig = plots.importance(shap, f"Global importance: {fit.estimator} ({target_words(view, fit)})")
+    fig = plots.importance(shap, f"Global importance\n{fit.estimator} · {target_words(view, fit)}")
     summary = view.summary(fit).get("attributions") or {}
     beeswarm = view.beeswarm(fit)
     return AttributionView(fig, str(beeswarm) if beeswarm else None, fidelity_text(summary))
@@ -216,6 +217,30 @@ def fidelity_text(summary: dict) -> str:
     else:
         text += " Exact attributions of the model (no surrogate)."
     return text
+
+
+def dependence_features(view: RunView, key: str | None) -> list[str]:
+    """Features of a fit's attributions, most important first."""
+    fit = find_fit(view, key)
+    shap = view.attributions(fit) if fit is not None else None
+    if shap is None:
+        return []
+    cols = [c for c in shap.columns if c.startswith("shap__")]
+    ranked = shap[cols].abs().mean().sort_values(ascending=False).index
+    return [c.removeprefix("shap__") for c in ranked]
+
+
+def dependence_figure(view: RunView, key: str | None, feature: str | None) -> Figure:
+    fit = find_fit(view, key)
+    shap = view.attributions(fit) if fit is not None else None
+    if shap is None or not feature or f"shap__{feature}" not in shap:
+        return plots.message_figure(f"SHAP dependence: {NOT_IN_RUN}")
+    X = view.design_matrix()
+    if X is None or feature not in X or shap["row"].max() >= len(X):
+        return plots.message_figure("SHAP dependence: the run's data cannot be read again")
+    x = X[feature].to_numpy(dtype=float)[shap["row"].to_numpy()]
+    return plots.dependence(x, shap[f"shap__{feature}"].to_numpy(float), feature,
+                            f"Dependence: {feature}\n{fit.estimator} · {target_words(view, fit)}")  # fmt: skip
 
 
 def rate_table(view: RunView) -> pd.DataFrame:

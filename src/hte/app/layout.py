@@ -97,10 +97,10 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         with gr.Row(equal_height=False):
             with gr.Column(scale=4, min_width=320):
                 gr.Markdown("### Patient profile")
-                with gr.Row():
-                    example = gr.Dropdown(examples, label="Start from an example", value=None,
-                                          elem_id="example-choice", scale=3)  # fmt: skip
-                    reset = gr.Button("Reset", elem_id="reset-button", scale=1, size="sm")
+                example = gr.Dropdown(examples, label="Start from an example", value=None,
+                                      elem_id="example-choice")  # fmt: skip
+                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
+                                  size="sm")  # fmt: skip
                 inputs = [cb.field_component(f) for f in fields]
             with gr.Column(scale=7, min_width=480):
                 warning = gr.HTML(first[0], elem_id="support-warning")
@@ -217,6 +217,13 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
         )
         beeswarm = gr.Image(first[1], label="Beeswarm (from the run folder)", type="filepath", show_label=False,
                             elem_id="attr-beeswarm", buttons=["download"])  # fmt: skip
+    dep_choices, dep_value, dep_fig = cb.dependence_initial(context, run_dir, first_key)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=240):
+            dep_feature = gr.Dropdown(dep_choices, value=dep_value,
+                                      label="Dependence plot of", elem_id="dep-feature")  # fmt: skip
+        with gr.Column(scale=3):
+            dependence = gr.Plot(dep_fig, show_label=False, elem_id="dep-plot")
     diag = cb.diagnostics_values(context, run_dir)
     gr.Markdown("### Overlap and balance")
     overlap_text = gr.Markdown(diag[0], elem_id="overlap-text")
@@ -241,7 +248,11 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
     report_note = gr.Markdown(diag[8])
     fit.input(lambda run, key: cb.attribution_values(context, run, key), [run_state, fit],
               [importance, beeswarm, fidelity])  # fmt: skip
-    return [fit, importance, beeswarm, fidelity, overlap_text, overlap, balance, averages, rate,
+    fit.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat),
+              [run_state, fit, dep_feature], [dep_feature, dependence])  # fmt: skip
+    dep_feature.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat)[1],
+                      [run_state, fit, dep_feature], [dependence])  # fmt: skip
+    return [fit, importance, beeswarm, fidelity, dep_feature, dependence, overlap_text, overlap, balance, averages, rate,
             refutations, evalues, report, report_note]  # fmt: skip
 
 

@@ -84,7 +84,7 @@ def waterfall(
 ) -> Figure:
     """A SHAP waterfall: from the cohort average (base) to this profile's effect (total)."""
     n = len(features)
-    fig, ax = _figure(6.4, 0.42 * (n + 2) + 0.9)
+    fig, ax = _figure(7.2, 0.36 * (n + 2) + 1.0)
     good, bad = (BENEFIT_COLOUR, HARM_COLOUR) if positive_is_good else (HARM_COLOUR, BENEFIT_COLOUR)
     start = base
     for i, v in enumerate(values):
@@ -98,7 +98,10 @@ def waterfall(
     ax.axvline(base, color=NEUTRAL, lw=1, ls=":")
     ax.axvline(total, color="black", lw=1.2)
     ax.set_yticks(range(n, 0, -1), list(features), fontsize=9)
-    ax.set_xlabel(f"effect{f' ({unit})' if unit else ''}: cohort average {base:.3g} -> {total:.3g}")
+    ax.set_xlabel(
+        f"effect{f' ({unit})' if unit else ''}: from the cohort average {base:.3g} (dotted) to "
+        f"this profile's {total:.3g} (solid)"
+    )
     ax.set_title(title, loc="left", fontsize=11)
     return fig
 
@@ -234,6 +237,21 @@ def importance(shap: pd.DataFrame, title: str, max_display: int = 12) -> Figure:
     ax.barh(np.arange(len(names))[::-1], mean_abs.to_numpy(), color=CART_COLOUR)
     ax.set_yticks(np.arange(len(names))[::-1], names, fontsize=9)
     ax.set_xlabel("mean |SHAP| (effect units)")
+    ax.set_title(title, loc="left", fontsize=11)
+    return fig
+
+
+def dependence(x: np.ndarray, shap_values: np.ndarray, feature: str, title: str) -> Figure:
+    """SHAP dependence: one feature's value against its attribution, one dot per patient."""
+    fig, ax = _figure(6.4, 3.4)
+    x = np.asarray(x, float)
+    if np.unique(x[np.isfinite(x)]).size <= 5:  # binary / few levels: jitter to show density
+        rng = np.random.default_rng(0)
+        x = x + rng.uniform(-0.12, 0.12, x.size)
+    ax.scatter(x, shap_values, s=10, alpha=0.6, color=CART_COLOUR, lw=0)
+    ax.axhline(0, color=NEUTRAL, lw=0.8)
+    ax.set_xlabel(feature)
+    ax.set_ylabel("SHAP value (effect units)")
     ax.set_title(title, loc="left", fontsize=11)
     return fig
 

@@ -205,6 +205,22 @@ class RunView:
             self._cache[key] = pd.read_parquet(path)
         return self._cache[key]
 
+    def design_matrix(self, label: str | None = None) -> pd.DataFrame | None:
+        """The analysed cohort's design matrix, rebuilt by the pipeline from the run's config
+        (the synthetic draw or the data file); None when the data cannot be read again."""
+        label = label or self.labels[0]
+        key = f"design:{label}"
+        if key not in self._cache:
+            from hte.pipeline import prepare_analysis, prepare_cohort
+
+            try:
+                analysis = next(a for a in self.config.time_zero if str(a.label) == label)
+                cohort, _ = prepare_cohort(self.config)
+                self._cache[key] = prepare_analysis(cohort, analysis).X
+            except Exception:  # a moved or changed data file: no dependence plots
+                self._cache[key] = None
+        return self._cache[key]
+
     def beeswarm(self, fit: EstimatorTarget, label: str | None = None) -> Path | None:
         label = label or self.labels[0]
         return self.figure(f"shap_{label}__{fit.key}.png")

@@ -26,7 +26,7 @@ def fmt(x: Any, digits: int = 3) -> str:
             return "-"
         if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e5):
             return f"{x:.2e}"
-        return f"{x:.{digits}g}" if abs(x) < 1 else f"{x:,.{max(digits - 1, 1)}f}"
+        return f"{x:.{digits}g}"
     return str(x)
 
 

@@ -249,7 +249,7 @@ def waterfall_figure(explorer, profile: Mapping, target: str, max_display: int =
         positive_is_good=target in ("survival", "rmst"),
     )  # fmt: skip
     ax = fig.axes[0]
-    ax.set_xlabel(f"{ax.get_xlabel()}\n{wf['fidelity']}", fontsize=9)
+    ax.set_xlabel(f"{ax.get_xlabel()}\n{wf['fidelity']}", fontsize=8)
     return fig
 
 
