@@ -282,14 +282,15 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
         with gr.Column(scale=3):
             verdict = gr.Markdown("Upload a cohort file to check it.", elem_id="upload-verdict")
             problems = gr.Dataframe(label="Problems found", wrap=True, elem_id="problems-table",
-                                    visible=False)  # fmt: skip
-            run_status = gr.Markdown(elem_id="run-status")
+                                    visible=False, column_widths=["16%", "54%", "20%", "10%"])  # fmt: skip
+            run_status = gr.Markdown("No analysis run in this session yet.", elem_id="run-status",
+                                     min_height=80)  # fmt: skip
     upload.change(
         cb.check_upload_values, [upload], [verdict, problems, run], api_name="check_upload"
     )
     run.click(
         lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008
-        [upload, config], [run_status, run_state],
+        [upload, config], [run_status, run_state], api_name="run_upload",
     ).success(
         lambda run_dir: cb.reload_values(context, run_dir), [run_state],
         [run_info, *cohort_outputs, *diag_outputs],

@@ -46,8 +46,11 @@ def open_tab(page, title: str) -> None:
     page.wait_for_timeout(1200)  # plots are drawn client-side after the tab becomes visible
 
 
-def take_screenshots(url: str, out_dir: Path, example: str | None = None) -> list[Path]:
-    """One full-page PNG per tab; ``example`` picks an example profile first (by name)."""
+def take_screenshots(
+    url: str, out_dir: Path, example: str | None = None, upload: Path | None = None
+) -> list[Path]:
+    """One full-page PNG per tab; ``example`` picks an example profile first (by name),
+    ``upload`` is a cohort file checked in the "Your data" tab before its screenshot."""
     from playwright.sync_api import sync_playwright
 
     out_dir = Path(out_dir)
@@ -62,6 +65,10 @@ def take_screenshots(url: str, out_dir: Path, example: str | None = None) -> lis
             choose_example(page, example)
         for slug, title in TABS:
             open_tab(page, title)
+            if slug == "your_data" and upload is not None:
+                page.set_input_files("#upload-file input[type=file]", str(upload))
+                page.wait_for_selector("#problems-table table", timeout=30_000)
+                page.wait_for_timeout(500)
             path = out_dir / f"{slug}.png"
             page.screenshot(path=str(path), full_page=True)
             paths.append(path)
@@ -93,17 +100,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--example", default="Older patient with extramedullary disease")
     args = parser.parse_args(argv)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import tempfile
+
     from hte.app.launch import default_run, serve
 
     run_dir = args.run_dir or default_run()
     port = _free_port()
     demo = serve(run_dir, port=port, block=False, quiet=True)
     try:
-        for path in take_screenshots(f"http://127.0.0.1:{port}/", args.out_dir, args.example):
-            print(path)
+        with tempfile.TemporaryDirectory() as tmp:
+            bad = example_bad_cohort(Path(tmp) / "my_cohort.csv")
+            url = f"http://127.0.0.1:{port}/"
+            for path in take_screenshots(url, args.out_dir, args.example, bad):
+                print(path)
     finally:
         demo.close()
     return 0
+
+
+def example_bad_cohort(path: Path) -> Path:
+    """A synthetic cohort with three typical export mistakes, to show the problems table."""
+    from hte.data.simulate import simulate_cohort
+
+    cohort = simulate_cohort(200, seed=7)
+    cohort.loc[[4, 17], "ecog"] = 5
+    cohort.loc[9, "treatment"] = "CAR-T"
+    cohort.loc[30, "os_months"] = -1.0
+    cohort.to_csv(path, index=False)
+    return path
 
 
 if __name__ == "__main__":
