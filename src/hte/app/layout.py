@@ -135,10 +135,10 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         def update_moves(field_name, target, *values):
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
-        user_edits = [
-            getattr(c, "release" if isinstance(c, gr.Slider) else "input") for c in inputs
-        ]
-        gr.on(user_edits, update, form, outputs, show_progress="minimal")
+        # user edits only (typing, dragging, clicking): examples and reset update once, below;
+        # while a slider is dragged only the latest value is computed
+        gr.on([c.input for c in inputs], update, form, outputs, show_progress="minimal",
+              trigger_mode="always_last")  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
               show_progress="minimal")  # fmt: skip
         example.input(
