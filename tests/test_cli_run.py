@@ -98,6 +98,13 @@ def test_run_prints_summary_and_folder_then_predict_scores_new_patients(tmp_path
     run_dirs = list((tmp_path / "runs" / "real").iterdir())
     assert len(run_dirs) == 1
     assert f"run folder: {run_dirs[0]}\n" in result.output
+    report = run_dirs[0] / "report.html"
+    assert f"report: {report}\n" in result.output and report.stat().st_size > 10_000
+    # hte report rebuilds it anywhere asked
+    again = tmp_path / "again.html"
+    result_report = runner.invoke(app, ["report", str(run_dirs[0]), "--out", str(again)])
+    assert result_report.exit_code == 0, result_report.output
+    assert 'id="provenance"' in again.read_text(encoding="utf-8")
     fingerprint = json.loads((run_dirs[0] / "fingerprint.json").read_text())
     assert fingerprint["sha256"] == hashlib.sha256(user_export.read_bytes()).hexdigest()
     assert fingerprint["n"] == 200 and "patient_id" in fingerprint["columns"]  # after the map
@@ -114,6 +121,12 @@ def test_run_prints_summary_and_folder_then_predict_scores_new_patients(tmp_path
     assert scored["patient_id"].tolist() == effects["patient_id"].tolist()
     for column in ("cox__survival__effect", "cox__survival__s_cart", "logit__crs__lower"):
         pd.testing.assert_series_equal(scored[column], effects[column], rtol=1e-9)
+
+
+def test_report_refuses_a_folder_hte_did_not_write(tmp_path):
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "metrics.json" in " ".join(result.output.split())
 
 
 def test_predict_refuses_a_folder_hte_did_not_write(tmp_path, user_export):

@@ -126,6 +126,46 @@ def run(
     console.print(
         f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True
     )
+    if result.run_dir is not None:
+        from hte.report import write_report
+
+        path = write_report(result.run_dir)
+        console.print(f"report: {escape(str(path))}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by hte run.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Where to write (default RUN_DIR/report.html).")
+    ] = None,
+) -> None:
+    """Write the self-contained HTML report of a run folder (opens offline)."""
+    from hte.report import write_report
+
+    try:
+        path = write_report(run_dir, out)
+    except FileNotFoundError as exc:
+        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command("app")
+def app_command(
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(help="Run folder (default: newest run of configs/default.yaml)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 7860,
+    share: Annotated[bool, typer.Option(help="Also open a public Gradio share link.")] = False,
+) -> None:
+    """Launch the explorer in the browser (Gradio, localhost by default)."""
+    from hte.app import main
+
+    argv = ([str(run_dir)] if run_dir is not None else []) + ["--host", host, "--port", str(port)]
+    raise typer.Exit(main(argv + (["--share"] if share else [])))
 
 
 @app.command()

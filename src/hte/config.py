@@ -375,14 +375,15 @@ def _did_you_mean(key: str, choices: Iterable[str]) -> str:
 
 
 class Evaluation(_Strict):
-    """Interval level, truth metrics (``auto``: on when the cohort carries true_* columns) and
-    an optional propensity-matched comparison (1:1, caliper in SDs of the logit propensity), as
-    published real-world studies report it."""
+    """Interval level, truth metrics (``auto``: on when the cohort carries true_* columns), an
+    optional propensity-matched comparison (1:1, caliper in SDs of the logit propensity), as
+    published real-world studies report it, and the robustness checks (refutations, E-values)."""
 
     alpha: float = Field(0.05, gt=0, lt=0.5)
     truth_metrics: Literal[True, False, "auto"] = "auto"
     matching: bool = False
     matching_caliper: float = Field(0.2, gt=0)
+    robustness: bool = True  # refutations of the average effects and E-values
 
 
 class Explanation(_Strict):

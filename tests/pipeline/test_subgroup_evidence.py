@@ -119,7 +119,12 @@ def test_shape_is_exactly_the_metrics_contract(evidence, analysis):
     assert (policy["os_target"], policy["crs_target"]) == ("survival", "crs")
     assert [tree["crs_weight"] for tree in policy["trees"]] == [0.0, 0.1, 0.25, 0.5, 1.0]
     for tree in policy["trees"]:
-        assert set(tree) == TREE_KEYS and set(tree["value"]) == {"policy", "all_cart", "all_tec"}
+        assert set(tree) == TREE_KEYS and set(tree["value"]) == {
+            "policy",
+            "all_cart",
+            "all_tec",
+            "policy_cross_validated",
+        }
         assert all(set(v) == INTERVAL_KEYS for v in tree["value"].values())
         assert sum(leaf["n"] for leaf in tree["leaves"]) == len(data.cohort)
         treated = sum(leaf["n"] for leaf in tree["leaves"] if leaf["action"] == "cart")

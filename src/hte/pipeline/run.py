@@ -18,7 +18,7 @@ from hte.config import ExperimentConfig, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
-from hte.pipeline.heterogeneity import heterogeneity_tests
+from hte.pipeline.heterogeneity import heterogeneity_tests, target_scores
 from hte.pipeline.results import (
     decision_truth,
     effects_frame,
@@ -27,6 +27,7 @@ from hte.pipeline.results import (
     truth_enabled,
     truth_summary,
 )
+from hte.pipeline.robustness import robustness_checks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
@@ -36,6 +37,7 @@ from hte.pipeline.stages import (
     prepare_analysis,
     prepare_cohort,
 )
+from hte.pipeline.subgroups import subgroup_evidence
 from hte.runs import (
     CONFIG_FILE,
     EFFECTS_FILE,
@@ -131,15 +133,22 @@ def _run_log(path: Path | None) -> Iterator[None]:
 
 def _n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
     """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
-    stages, one per fit, one for SHAP attributions and one for the profile explorer's bundle
-    (``profile``: when models are written), and the run folder."""
+    stages, one per fit, the heterogeneity tests, subgroup rules and robustness checks (when on),
+    one for SHAP attributions and one for the profile explorer's bundle (``profile``: when models
+    are written), and the run folder."""
     fits = 0
     for spec in config.estimators:
         if spec.outcome == "os":
             fits += len(config.outcomes.os.targets())
         else:
             fits += len(config.outcomes.crs.outcomes(has_grade=CRS_GRADE in columns))
-    per_analysis = 3 + fits + (1 if config.explanation.shap else 0) + (1 if profile else 0)
+    per_analysis = (
+        3 + fits + 1  # design stages, fits, heterogeneity tests
+        + (1 if config.explanation.subgroup_rules else 0)
+        + (1 if config.evaluation.robustness else 0)
+        + (1 if config.explanation.shap else 0)
+        + (1 if profile else 0)
+    )  # fmt: skip
     return 1 + len(config.time_zero) * per_analysis + 1
 
 
@@ -245,12 +254,17 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         if truth is not None:
             summary["truth"] = truth
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
+    stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
-    tests, score_sources = heterogeneity_tests(data, fits, config.evaluation.alpha, config.seed)
+    scores = target_scores(data, fits, config.seed)  # once: tests, subgroups
+    tests, score_sources = heterogeneity_tests(
+        data, fits, config.evaluation.alpha, config.seed, scores=scores
+    )
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():
         for target, result in by_target.items():
             estimators[estimator][target]["heterogeneity"] = result
+    extras = _evidence(data, fits, scores, baselines, config, stages, timings)
     metrics = {
         "mode": data.mode,
         "description": data.description,
@@ -265,8 +279,38 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         "baselines": baselines,
         "heterogeneity_scores": score_sources,
         "estimators": estimators,
+        **extras,
     }
     return data, fits, metrics
+
+
+def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
+    """Subgroup rules and policy trees, and refutations with E-values, when the config asks for
+    them. Optional extras: a failure is recorded in metrics and the run goes on."""
+    out: dict[str, Any] = {}
+    label = data.label
+    if config.explanation.subgroup_rules:
+        stages.step(f"{label}: subgroup rules and policy trees")
+        clock = time.perf_counter()
+        try:
+            out["subgroups"] = subgroup_evidence(
+                data, fits, scores, max_depth=config.explanation.max_rule_depth,
+                alpha=config.evaluation.alpha, seed=config.seed,
+            )  # fmt: skip
+        except Exception as exc:
+            log.exception("subgroup rules failed for %s", label)
+            out["subgroups"] = {"error": f"{type(exc).__name__}: {exc}"}
+        timings[f"{label}/subgroups"] = time.perf_counter() - clock
+    if config.evaluation.robustness:
+        stages.step(f"{label}: refutations and E-values")
+        clock = time.perf_counter()
+        try:
+            out["robustness"] = robustness_checks(data, baselines, config, config.seed)
+        except Exception as exc:
+            log.exception("robustness checks failed for %s", label)
+            out["robustness"] = {"error": f"{type(exc).__name__}: {exc}"}
+        timings[f"{label}/robustness"] = time.perf_counter() - clock
+    return out
 
 
 def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth) -> dict:
@@ -298,8 +342,12 @@ def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_tru
                 if config.explanation.shap
                 else "not run: explanation.shap is false"
             ),
-            # said plainly rather than silently skipped: the pipeline has no rule trees yet
-            "subgroup_rules": "not run: subgroup rules are not wired into hte run yet",
+            "subgroup_rules": (
+                "run: rule trees, policy trees and prespecified subgroups under "
+                "analyses.<analysis>.subgroups"
+                if config.explanation.subgroup_rules
+                else "not run: explanation.subgroup_rules is false"
+            ),
         }
     return metrics
 

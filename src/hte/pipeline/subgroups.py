@@ -20,6 +20,7 @@ from hte.explain.subgroups import (
     RuleSet,
     cate_rules,
     policy_tree,
+    policy_value_cv,
     prespecified_subgroups,
 )
 from hte.pipeline.results import truth_column
@@ -214,7 +215,21 @@ def _policy_section(data, fits, scores, crs_weights, max_depth, alpha, seed) -> 
             random_state=seed,
             categories=_categories(data),
         )
-        trees.append(_policy_json(result))
+        tree = _policy_json(result)
+        # the in-sample value of a searched tree is optimistic: the held-out value of the search
+        # (each patient's arm from a tree searched without them) sits beside it
+        tree["value"]["policy_cross_validated"] = _interval_json(
+            policy_value_cv(
+                X,
+                os_full[rows],
+                None if crs_full is None else crs_full[rows],
+                crs_weight=float(weight),
+                max_depth=max_depth,
+                alpha=alpha,
+                random_state=seed,
+            )
+        )
+        trees.append(tree)
     return {
         "os_target": POLICY_OS_TARGET,
         "crs_target": crs_target,

@@ -736,8 +736,12 @@ def _policy_blocks(policy: Any) -> list[dict]:
                  f"{num(lf.get('net_benefit'), 3)} ({interval(lf.get('lower'), lf.get('upper'), 3)})"]
                 for lf in tree.get("leaves") or []]  # fmt: skip
         value = tree.get("value") or {}
-        for key, name in (("policy", "value of this policy"), ("all_cart", "everyone CAR-T"),
+        for key, name in (("policy", "value of this policy (in-sample, optimistic)"),
+                          ("policy_cross_validated", "value of the tree search, held out"),
+                          ("all_cart", "everyone CAR-T"),
                           ("all_tec", "everyone teclistamab")):  # fmt: skip
+            if key not in value:
+                continue
             v = value.get(key) or {}
             rows.append([name, "", "", f"{num(v.get('estimate'), 3)} "
                          f"({interval(v.get('lower'), v.get('upper'), 3)})"])  # fmt: skip
@@ -745,8 +749,11 @@ def _policy_blocks(policy: Any) -> list[dict]:
             ["leaf (rule)", "n", "action", f"net benefit {units} (95% CI)"], rows,
             caption=f"CRS weight {num(tree.get('crs_weight'))}: CAR-T for "
             f"{pct(tree.get('share_cart'), 0)} of patients",
-            reading="Net benefit is OS gain minus the CRS weight times the extra CRS risk. A "
-            "policy is a description of the data under a chosen weight, not a treatment rule.",
+            reading="Net benefit is OS gain minus the CRS weight times the extra CRS risk, "
+            "relative to teclistamab for all. The tree was searched on these patients, so its "
+            "in-sample value is optimistic; the held-out value (each patient's arm from a tree "
+            "searched without them) is the honest one. A policy is a description of the data "
+            "under a chosen weight, not a treatment rule.",
         ))  # fmt: skip
     return out
 
