@@ -1,7 +1,7 @@
 """Latency of the what-if endpoint on a warm app: ``python -m hte.app.bench RUN_DIR``.
 
-Launches the explorer in-process on a free localhost port, warms it (models loaded, a few
-queries), then through ``gradio_client``: 200 sequential ``profile_effects`` queries (profiles
+Launches the explorer (``python app.py RUN_DIR``) in its own process on a free localhost port,
+warms it (models loaded at launch, a few queries), then through ``gradio_client``: 200 sequential ``profile_effects`` queries (profiles
 drawn from the fields' observed ranges with a fixed seed) -> p50/p95/max latency, and 20
 concurrent clients (each its own ``Client``, 10 queries each) -> errors and latency under load.
 Writes the figures to experiments/benchmarks/app_latency.md (``--out`` to change).
@@ -13,6 +13,8 @@ import argparse
 import os
 import platform
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,10 +53,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_server(run_dir: Path, port: int, timeout: float = 180.0) -> subprocess.Popen:
+    """``python app.py RUN_DIR --port PORT`` in its own process (its own interpreter and GIL, as
+    a user runs it); returns once the app answers."""
+    import httpx
+
+    code = "import sys; from hte.app import main; sys.exit(main())"
+    server = subprocess.Popen(
+        [sys.executable, "-c", code, str(run_dir), "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the app exited with code {server.returncode}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/config", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"the app did not answer on port {port} within {timeout:.0f} s")
+
+
 def _timed(client, profile: dict) -> float:
     start = time.perf_counter()
     client.predict(profile, api_name="/profile_effects")
     return 1000.0 * (time.perf_counter() - start)
+
+
+def direct_timings(explorer, profiles: list[dict]) -> np.ndarray:
+    """Milliseconds of ``explorer.effects(profile).to_json()`` in-process (no HTTP, no queue)."""
+    for p in profiles[:5]:
+        explorer.effects(p).to_json()
+    out = []
+    for p in profiles:
+        start = time.perf_counter()
+        explorer.effects(p).to_json()
+        out.append(1000.0 * (time.perf_counter() - start))
+    return np.array(out)
 
 
 def sequential(url: str, profiles: list[dict]) -> np.ndarray:
@@ -105,7 +143,8 @@ def _stats(ms: np.ndarray) -> dict:
     }
 
 
-def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float, args) -> str:
+def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float, args,
+           direct: dict) -> str:  # fmt: skip
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     verdict = "meets" if seq.get("p95", 1e9) < GOAL_P95_MS else "misses"
     lines = [
@@ -114,13 +153,16 @@ def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float,
         f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with "
         f"`python -m hte.app.bench {run_dir}` on {os.cpu_count()} cores "
         f"(load average {load[0]:.1f} at the end: the machine was shared), Python "
-        f"{platform.python_version()}. Client and server in one process, over HTTP on "
-        "127.0.0.1 through gradio_client (queue, JSON encoding and all).",
+        f"{platform.python_version()}. The app in its own process (`python app.py`), the "
+        "clients in the benchmark's process, over HTTP on 127.0.0.1 through gradio_client "
+        "(JSON encoding and all). The first row times the explorer alone, in-process.",
         "",
         f"Run folder: `{run_dir}`.",
         "",
         "| test | queries | p50 (ms) | p95 (ms) | max (ms) | errors |",
         "|---|---|---|---|---|---|",
+        f"| explorer alone (in-process, no HTTP) | {direct['n']} | {direct['p50']:.0f} | "
+        f"{direct['p95']:.0f} | {direct['max']:.0f} | 0 |",
         f"| sequential, one client | {seq['n']} | {seq['p50']:.0f} | {seq['p95']:.0f} | "
         f"{seq['max']:.0f} | 0 |",
         f"| {args.clients} concurrent clients x {args.per_client} | {conc.get('n', 0)} | "
@@ -146,21 +188,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
-    from hte.app.launch import serve
     from hte.app.state import AppContext
 
-    fields = AppContext.create(args.run_dir).explorer().fields()
-    profiles = random_profiles(fields, max(args.n, args.clients * args.per_client), args.seed)
+    explorer = AppContext.create(args.run_dir).explorer()
+    profiles = random_profiles(
+        explorer.fields(), max(args.n, args.clients * args.per_client), args.seed
+    )
+    direct = _stats(direct_timings(explorer, profiles[: args.n]))
     port = _free_port()
-    demo = serve(args.run_dir, port=port, block=False, quiet=True)
+    server = start_server(Path(args.run_dir), port)
     url = f"http://127.0.0.1:{port}/"
     try:
         seq = _stats(sequential(url, profiles[: args.n]))
         times, errors, wall = concurrent(url, profiles, args.clients, args.per_client)
         conc = _stats(times)
     finally:
-        demo.close()
-    text = report(Path(args.run_dir), seq, conc, errors, wall, args)
+        server.terminate()
+        server.wait(timeout=30)
+    text = report(Path(args.run_dir), seq, conc, errors, wall, args, direct)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text, encoding="utf-8")
     print(text)

@@ -69,7 +69,7 @@ def build_app(context: AppContext) -> gr.Blocks:
         gr.api(cb.api_profile_effects(context), api_name="profile_effects",
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
-               "that names the field.")  # fmt: skip
+               "that names the field.", queue=False)  # fmt: skip
     return demo
 
 
