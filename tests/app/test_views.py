@@ -105,3 +105,17 @@ def test_absent_sections_say_not_in_this_run_folder(small_run):
         assert all(t.iloc[0, 0] == NOT_IN_RUN for t in views.robustness_tables(view))
     # the effects plots come from effects.parquet, always present
     assert len(tab.distributions.axes) == 2
+
+
+def test_real_run_sections_render(small_run):
+    """The small run's own subgroups/robustness sections (as this pipeline writes them) render as
+    tables, not as "not in this run folder"."""
+    view = RunView.open(small_run)
+    tab = views.cohort_tab(view, 0.5)
+    if view.subgroups() is not None and view.subgroups().get("rules"):
+        assert "rule" in tab.rules.columns
+    if view.subgroups() is not None and (view.subgroups().get("policy") or {}).get("trees"):
+        assert "Policy tree at CRS weight" in tab.policy_text
+    if view.robustness() is not None:
+        refutations, evalues = views.robustness_tables(view)
+        assert "refuter" in refutations.columns and "evalue" in evalues.columns

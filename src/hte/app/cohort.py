@@ -67,6 +67,9 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
         scatter = plots.message_figure("benefit against harm needs both OS and CRS effects")
     sub = view.subgroups()
     policy_text, leaves = policy_for_weight(sub, crs_weight)
+    failed = view.section_error("subgroups")
+    if failed:
+        policy_text = f"Subgroup rules and policy trees failed in this run: {failed}"
     rules = rules_table(sub.get("rules") if sub else None)
     pre = sub.get("prespecified") if sub else None
     pre_plot = _prespecified_plot(view, pre)
@@ -280,6 +283,10 @@ def averages_table(view: RunView) -> pd.DataFrame:
 
 def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
     rob = view.robustness()
+    failed = view.section_error("robustness")
+    if failed:
+        table = pd.DataFrame({"": [f"robustness checks failed in this run: {failed}"]})
+        return table, table
     if not rob:
         return _absent(), _absent()
     ref = rob.get("refutations")

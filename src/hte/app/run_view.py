@@ -174,10 +174,18 @@ class RunView:
     # Optional sections (added by later stages of the pipeline; absent in older run folders)
 
     def subgroups(self, label: str | None = None) -> dict | None:
-        return self.analysis(label).get("subgroups") or None
+        """The subgroups section; None when absent or when it failed (see ``section_error``)."""
+        section = self.analysis(label).get("subgroups")
+        return section if isinstance(section, dict) and "error" not in section else None
 
     def robustness(self, label: str | None = None) -> dict | None:
-        return self.analysis(label).get("robustness") or None
+        section = self.analysis(label).get("robustness")
+        return section if isinstance(section, dict) and "error" not in section else None
+
+    def section_error(self, name: str, label: str | None = None) -> str | None:
+        """The pipeline's error message when an optional section failed in this run."""
+        section = self.analysis(label).get(name)
+        return str(section["error"]) if isinstance(section, dict) and "error" in section else None
 
     def toc(self, fit: EstimatorTarget, label: str | None = None) -> dict | None:
         het = self.summary(fit, label).get("heterogeneity") or {}
