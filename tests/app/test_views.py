@@ -58,9 +58,11 @@ def full_view(small_run, tmp_path_factory) -> RunView:
     analysis = metrics["analyses"]["decision"]
     analysis["subgroups"] = _subgroups()
     analysis["robustness"] = {
-        "refutations": [{"target": "survival", "test": "placebo treatment", "estimate": 0.001,
-                         "p_value": 0.8, "passed": True}],
-        "evalues": [{"target": "survival", "measure": "RR", "estimate": 1.8, "evalue": 3.0}],
+        "refutations": [{"target": "survival", "refuter": "placebo treatment", "original": 0.1,
+                         "estimate": 0.001, "lower": -0.02, "upper": 0.02, "expected": "0",
+                         "passed": True, "description": "treatment permuted"}],
+        "evalues": [{"target": "survival", "measure": "RR", "estimate": 1.8, "lower": 1.2,
+                     "upper": 2.5, "evalue": 3.0, "evalue_ci": 1.7, "note": ""}],
     }  # fmt: skip
     q = np.linspace(0.1, 1.0, 10)
     toc = {"q": q.tolist(), "toc": (0.1 * (1 - q)).tolist(), "lower": (0.05 * (1 - q)).tolist(),
@@ -90,8 +92,9 @@ def test_rules_prespecified_toc_and_robustness_are_shown(full_view):
     toc_axes = tab.toc.axes[0]
     assert toc_axes.lines and "TOC" in toc_axes.get_title(loc="left")
     refutations, evalues = views.robustness_tables(full_view)
-    assert refutations.iloc[0]["test"] == "placebo treatment"
-    assert evalues.iloc[0]["evalue"] == "3"
+    assert refutations.iloc[0]["refuter"] == "placebo treatment"
+    assert refutations.iloc[0]["refuted estimate (95% CI)"] == "0.001 (-0.02 to 0.02)"
+    assert evalues.iloc[0]["E-value"] == "3" and evalues.iloc[0]["E-value of the CI bound"] == "1.7"
 
 
 def test_absent_sections_say_not_in_this_run_folder(small_run):
@@ -118,4 +121,4 @@ def test_real_run_sections_render(small_run):
         assert "Policy tree at CRS weight" in tab.policy_text
     if view.robustness() is not None:
         refutations, evalues = views.robustness_tables(view)
-        assert "refuter" in refutations.columns and "evalue" in evalues.columns
+        assert "refuter" in refutations.columns and "E-value" in evalues.columns

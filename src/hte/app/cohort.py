@@ -80,17 +80,35 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
                      headline)  # fmt: skip
 
 
+TARGET_ORDER = {"survival": 0, "rmst": 1, "crs": 2, "crs_g3": 3}
+
+
+def _ci_text(row: dict, key: str = "estimate") -> str:
+    est = row.get(key)
+    if est is None:
+        return "-"
+    lo, hi = row.get("lower"), row.get("upper")
+    return f"{fmt(est)} ({fmt(lo)} to {fmt(hi)})" if lo is not None and hi is not None else fmt(est)
+
+
 def rules_table(rules: dict | None) -> pd.DataFrame:
-    """One row per leaf of each target's rule tree (who benefits, in words)."""
+    """One row per leaf of each target's rule tree (who benefits, in words), OS targets first."""
     if not rules:
         return _absent()
     rows = []
-    for target, tree in rules.items():
+    for target in sorted(rules, key=lambda t: TARGET_ORDER.get(t, 9)):
+        tree = rules[target]
         if not isinstance(tree, dict):
             continue
         for leaf in tree.get("leaves") or []:
-            rows.append({"target": target, "estimator": tree.get("estimator"),
-                         "fidelity R²": tree.get("fidelity_r2"), **leaf})  # fmt: skip
+            rows.append({
+                "target": target,
+                "rule": leaf.get("rule"),
+                "n": leaf.get("n"),
+                "effect in the leaf (95% CI)": _ci_text(leaf),
+                "mean predicted effect": leaf.get("mean_cate"),
+                "estimator (fidelity R²)": f"{tree.get('estimator')} ({fmt(tree.get('fidelity_r2'))})",
+            })  # fmt: skip
     return records_frame(rows) if rows else _absent()
 
 
@@ -139,7 +157,9 @@ def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.Data
     )
     value = tree.get("value")
     if isinstance(value, dict):
-        words = {"policy": "this policy", "all_cart": "CAR-T for all", "all_tec": "tec for all"}
+        words = {"policy": "this policy (in-sample)", "policy_cross_validated":
+                 "this policy (cross-validated)", "all_cart": "CAR-T for all",
+                 "all_tec": "teclistamab for all"}  # fmt: skip
         parts = [
             f"{words.get(k, k)} {fmt(v.get('estimate'))} ({fmt(v.get('lower'))} to "
             f"{fmt(v.get('upper'))})"
@@ -151,7 +171,13 @@ def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.Data
     elif value is not None:
         text += f"; mean net benefit under the policy {fmt(value)}"
     text += ". Net benefit = OS gain minus weight x extra CRS risk."
-    return text, records_frame(tree.get("leaves") or [])
+    leaves = [
+        {"rule": leaf.get("rule"), "treat with": {"cart": "CAR-T", "tec": "teclistamab"}.get(
+            leaf.get("action"), leaf.get("action")), "n": leaf.get("n"),
+         "net benefit (95% CI)": _ci_text(leaf, "net_benefit")}
+        for leaf in tree.get("leaves") or []
+    ]  # fmt: skip
+    return text, records_frame(leaves)
 
 
 def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
@@ -289,10 +315,20 @@ def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
         return table, table
     if not rob:
         return _absent(), _absent()
-    ref = rob.get("refutations")
-    ev = rob.get("evalues")
-    return (records_frame(ref) if ref is not None else _absent(),
-            records_frame(ev) if ev is not None else _absent())  # fmt: skip
+    ref = [
+        {"target": r.get("target"), "refuter": r.get("refuter"),
+         "original estimate": r.get("original"), "refuted estimate (95% CI)": _ci_text(r),
+         "expected": r.get("expected"), "passed": r.get("passed"),
+         "what was done": r.get("description")}
+        for r in rob.get("refutations") or []
+    ]  # fmt: skip
+    ev = [
+        {"target": e.get("target"), "measure": e.get("measure"),
+         "estimate (95% CI)": _ci_text(e), "E-value": e.get("evalue"),
+         "E-value of the CI bound": e.get("evalue_ci"), "note": e.get("note")}
+        for e in rob.get("evalues") or []
+    ]  # fmt: skip
+    return (records_frame(ref) if ref else _absent(), records_frame(ev) if ev else _absent())
 
 
 def overlap_text(view: RunView) -> str:

@@ -173,6 +173,7 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
         with gr.Column():
             policy_text = gr.Markdown(first[3], elem_id="policy-text")
             policy = gr.Dataframe(first[4], label="Policy tree leaves", wrap=True,
+                                  column_widths=["52%", "16%", "10%", "22%"],
                                   elem_id="policy-leaves")  # fmt: skip
     gr.Markdown("### Subgroups")
     with gr.Row(equal_height=False):
@@ -186,7 +187,8 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
             elem_id="toc",
         )
     with gr.Accordion("Subgroup rules (who benefits, in words)", open=True):
-        rules = gr.Dataframe(first[5], wrap=True, elem_id="rules-table")
+        rules = gr.Dataframe(first[5], wrap=True, elem_id="rules-table",
+                             column_widths=["9%", "37%", "7%", "18%", "10%", "19%"])  # fmt: skip
     with gr.Accordion("Prespecified subgroups: table", open=False):
         pre_table = gr.Dataframe(first[7], wrap=True)
     gr.Markdown(
@@ -238,7 +240,7 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
     averages = gr.Dataframe(diag[3], label="Average effects (IPTW / AIPW)", wrap=True)
     rate = gr.Dataframe(diag[4], label="RATE (AUTOC, Qini) and BLP calibration per estimator",
                         wrap=True, elem_id="rate-table")  # fmt: skip
-    with gr.Row(equal_height=False):
+    with gr.Column():
         refutations = gr.Dataframe(diag[5], label="Refutation tests", wrap=True,
                                    elem_id="refutations")  # fmt: skip
         evalues = gr.Dataframe(diag[6], label="E-values (unmeasured confounding)", wrap=True,
