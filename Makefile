@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run test lint format bench lock clean
+.PHONY: setup browser run app test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ CHROMIUM ?= /usr/bin/chromium
 browser:
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null)
 	@test -x $(CHROMIUM) || (echo "chromium not found at $(CHROMIUM): install Debian's chromium package" && exit 1)
+
+# The explorer on http://127.0.0.1:7860 for the newest default run (runs it first if there is none).
+app: setup
+	$(BIN)/python app.py
 
 test: setup browser
 	$(BIN)/ruff check src tests

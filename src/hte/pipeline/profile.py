@@ -733,7 +733,13 @@ def _sweep_values(f: ProfileField, n_points: int) -> list:
         if hi - lo + 1 <= n_points:
             return list(range(lo, hi + 1))
         return sorted({int(np.rint(v)) for v in np.linspace(lo, hi, n_points)})
-    return [float(v) for v in np.linspace(f.minimum, f.maximum, n_points)]
+    # continuous: the cohort's 1st-99th percentiles, so a skewed field (ferritin 25-7,000) is not
+    # squashed by its outliers; the observed extremes are still reachable through the form
+    lo = f.p01 if f.p01 is not None else f.minimum
+    hi = f.p99 if f.p99 is not None else f.maximum
+    if not hi > lo:
+        lo, hi = f.minimum, f.maximum
+    return [float(v) for v in np.linspace(lo, hi, n_points)]
 
 
 def _horizon(source: EffectSource | None) -> float | None:
