@@ -180,7 +180,9 @@ def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float,
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hte.app.bench", description=__doc__)
-    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("run_dir", type=Path, nargs="?", default=None,
+                        help="run folder (default: newest run of configs/default.yaml, run "
+                        "first if there is none)")  # fmt: skip
     parser.add_argument("--n", type=int, default=200, help="sequential queries (default 200)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--per-client", type=int, default=10, help="queries per client")
@@ -188,6 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    if args.run_dir is None:
+        from hte.app.launch import default_run
+
+        args.run_dir = default_run()
     from hte.app.state import AppContext
 
     explorer = AppContext.create(args.run_dir).explorer()
