@@ -205,29 +205,14 @@ def _policy_section(data, fits, scores, crs_weights, max_depth, alpha, seed) -> 
     for weight in crs_weights:
         if weight > 0 and crs_target is None:
             continue  # no CRS scores: only the OS-only policy is defined
-        result = policy_tree(
-            X,
-            os_full[rows],
-            None if crs_full is None else crs_full[rows],
-            crs_weight=float(weight),
-            max_depth=max_depth,
-            alpha=alpha,
-            random_state=seed,
-            categories=_categories(data),
-        )
-        tree = _policy_json(result)
+        net_inputs = (X, os_full[rows], None if crs_full is None else crs_full[rows])
+        settings = {"crs_weight": float(weight), "max_depth": max_depth, "alpha": alpha,
+                    "random_state": seed}  # fmt: skip
+        tree = _policy_json(policy_tree(*net_inputs, **settings, categories=_categories(data)))
         # the in-sample value of a searched tree is optimistic: the held-out value of the search
         # (each patient's arm from a tree searched without them) sits beside it
         tree["value"]["policy_cross_validated"] = _interval_json(
-            policy_value_cv(
-                X,
-                os_full[rows],
-                None if crs_full is None else crs_full[rows],
-                crs_weight=float(weight),
-                max_depth=max_depth,
-                alpha=alpha,
-                random_state=seed,
-            )
+            policy_value_cv(*net_inputs, **settings)
         )
         trees.append(tree)
     return {
