@@ -250,6 +250,20 @@ def test_run_writes_shap_attributions_that_add_up(tiny_runs):
         assert (run_dir / "figures" / f"shap_decision__{estimator}__{target}.png").is_file()
     assert m["explanation"]["shap"].startswith("run")
     assert m["explanation"]["subgroup_rules"].startswith("not run")
+    # per-arm predictions are explained too where the estimator has them (not the causal forest)
+    assert "arms" not in estimators["csf"]["survival"]["attributions"]
+    for estimator, target, arm_label in (("cox", "survival", "S_cart(12 months | x)"),
+                                         ("logit", "crs", "P(outcome | x, cart)")):  # fmt: skip
+        arms = estimators[estimator][target]["attributions"]["arms"]
+        assert set(arms) == {"cart", "tec"} and arms["cart"]["prediction"] == arm_label
+        for arm in ("cart", "tec"):
+            path = run_dir / "attributions" / f"decision__{estimator}__{target}__arm_{arm}.parquet"
+            frame = pd.read_parquet(path)
+            shap_cols = [c for c in frame.columns if c.startswith("shap__")]
+            total = frame["base_value"] + frame[shap_cols].sum(axis=1)
+            np.testing.assert_allclose(total, frame["effect"], rtol=0, atol=1e-6)
+            # a risk or a survival probability: the surrogate's values stay near [0, 1]
+            assert frame["model_effect"].between(0, 1).all()
 
 
 def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):

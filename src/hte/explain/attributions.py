@@ -332,7 +332,9 @@ def explain_cate(
     )
 
 
-def _arm_prediction(estimator, arm: str) -> tuple[Callable, str]:
+def arm_prediction(estimator, arm: str) -> tuple[Callable, str]:
+    """One arm's per-patient prediction of a fitted estimator and its label: ``predict_risk``
+    (CRS models) or S_arm(horizon | x) for survival estimators; TypeError when it has neither."""
     if arm not in ARMS:
         raise ValueError(f"arm must be one of {ARMS}; got {arm!r}")
     index = ARMS.index(arm)
@@ -369,7 +371,7 @@ def explain_arm_risk(
     P(outcome | x, arm)) or, for survival estimators, S_arm(horizon | x)."""
     X = _check_frame(X)
     _check_columns(estimator, X)
-    predict, label = _arm_prediction(estimator, arm)
+    predict, label = arm_prediction(estimator, arm)
     return explain_function(
         predict,
         X,

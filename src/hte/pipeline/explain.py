@@ -4,7 +4,9 @@ For every fitted estimator x target, ``hte.explain.explain_cate`` is run on a se
 most ``explanation.n_patients_shap`` analysed patients. The SHAP table goes to
 ``attributions/<analysis>__<estimator>__<target>.parquet``, a beeswarm to ``figures/`` and the
 method, surrogate fidelity and top global importances to metrics.json (all deterministic for a
-fixed seed, so metrics.json stays byte-identical on rerun).
+fixed seed, so metrics.json stays byte-identical on rerun). Estimators with per-arm predictions
+(CRS risk per arm, survival per arm at the horizon) also get attributions of each arm's prediction
+(``..._arm_cart.parquet`` / ``..._arm_tec.parquet`` and ``attributions.arms`` in metrics).
 """
 
 from __future__ import annotations
@@ -15,7 +17,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hte.explain.attributions import CateAttributions, explain_cate, global_importance
+from hte.explain.attributions import (
+    CateAttributions,
+    arm_prediction,
+    explain_cate,
+    explain_function,
+    global_importance,
+)
 from hte.pipeline.stages import AnalysisData, FittedEffect
 from hte.runs import FIGURES_DIR
 
@@ -39,6 +47,24 @@ class RoundedEffect:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.round(np.asarray(self.model.predict(X), dtype=float), self.decimals)
+
+
+def arm_attributions(model, sample: pd.DataFrame, seed: int) -> dict[str, CateAttributions]:
+    """SHAP attributions of each arm's predicted risk (CRS models) or survival at the horizon
+    (survival estimators with per-arm curves); empty for estimators without per-arm predictions
+    (the causal forests estimate the difference only)."""
+    out = {}
+    for arm in ("cart", "tec"):
+        try:
+            predict, label = arm_prediction(model, arm)
+        except TypeError:
+            return {}
+
+        def rounded(X, predict=predict):
+            return np.round(np.asarray(predict(X), dtype=float), EFFECT_DECIMALS)
+
+        out[arm] = explain_function(rounded, sample, random_state=seed, label=label)
+    return out
 
 
 def shap_sample(X: pd.DataFrame, n_max: int, seed: int) -> pd.DataFrame:
@@ -98,12 +124,24 @@ def explain_fits(
             log.warning("no attributions for %s/%s: %s", data.label, fit.key, exc)
             out.setdefault(fit.estimator, {})[fit.target] = {"error": str(exc)}
             continue
-        out.setdefault(fit.estimator, {})[fit.target] = attribution_summary(attr)
+        summary = attribution_summary(attr)
+        try:
+            arms = arm_attributions(fit.model, sample, seed)
+        except Exception as exc:  # optional: the CATE attributions stand on their own
+            log.warning("no per-arm attributions for %s/%s: %s", data.label, fit.key, exc)
+            arms = {}
+        if arms:
+            summary["arms"] = {
+                arm: attribution_summary(a) | {"prediction": a.label} for arm, a in arms.items()
+            }
+        out.setdefault(fit.estimator, {})[fit.target] = summary
         if run_dir is not None:
             name = f"{data.label}__{fit.key}"
             folder = Path(run_dir) / ATTRIBUTIONS_DIR
             folder.mkdir(exist_ok=True)
             attribution_frame(attr).to_parquet(folder / f"{name}.parquet", index=False)
+            for arm, a in arms.items():
+                attribution_frame(a).to_parquet(folder / f"{name}__arm_{arm}.parquet", index=False)
             fig = plot_beeswarm(attr, max_display=10)
             fig.savefig(Path(run_dir) / FIGURES_DIR / f"shap_{name}.png", dpi=100)
     return out

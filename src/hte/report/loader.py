@@ -94,6 +94,8 @@ def _attributions(folder: Path, problems: list[str]) -> dict[tuple[str, str, str
         return out
     for path in sorted(folder.glob("*.parquet")):
         parts = path.stem.split("__")
+        if len(parts) == 4 and parts[3].startswith("arm_"):
+            continue  # per-arm attributions: summarized in metrics.json (attributions.arms)
         if len(parts) != 3:
             problems.append(f"{ATTRIBUTIONS_DIR}/{path.name}: name not <analysis>__<est>__<target>")
             continue

@@ -992,6 +992,17 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
                                "covariate values", wide=False))  # fmt: skip
     else:
         blocks.append(b.missing("beeswarm plot"))
+    arms = summary.get("arms")
+    if isinstance(arms, dict) and arms:
+        parts = []
+        for arm, name in (("cart", "CAR-T"), ("tec", "teclistamab")):
+            a = arms.get(arm) or {}
+            top_arm = ", ".join(str(f) for f, _ in (a.get("top_importance") or [])[:3])
+            if top_arm:
+                parts.append(f"{name}: {top_arm} (R² {num(a.get('surrogate_r2_cv'))})")
+        if parts:
+            blocks.append(b.text("Drives each arm's own prediction: " + "; ".join(parts) + ".",
+                                 muted=True))  # fmt: skip
     fidelity = f"fidelity R² (cross-validated) {num(r2)}" if is_number(r2) else (
         "exact attributions (no surrogate)" if summary.get("method") not in (None, "surrogate")
         else "fidelity R²: not recorded")  # fmt: skip
