@@ -192,8 +192,11 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
     with gr.Accordion("Prespecified subgroups: table", open=False):
         pre_table = gr.Dataframe(first[7], wrap=True)
     gr.Markdown(
-        "Rules, policies and subgroups are judged on the patients the models were fitted on "
-        "(in-sample): read their intervals as optimistic."
+        "Rules and policy trees are chosen on the same patients whose doubly robust scores give "
+        "their leaf intervals, so those intervals are optimistic; the policy's held-out "
+        "(cross-validated) value is the honest one. The TOC curve ranks patients by held-out "
+        "predictions. Prespecified subgroups: read the difference from the complement, not the "
+        "subgroup's own interval."
     )
     outputs = [headline, dist, scatter, policy_text, policy, rules, pre_plot, pre_table, toc]
     weight.release(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
