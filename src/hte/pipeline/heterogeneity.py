@@ -43,6 +43,9 @@ log = logging.getLogger("hte.pipeline")
 
 N_BOOTSTRAP = 200
 N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on the other half
+# the held-out refits of different fits are independent: run them in this many processes (each
+# limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
+N_JOBS = 2
 TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
 CSF_KIND = "causal_survival_forest"
 CRS_TARGETS = ("crs", "crs_g3")
@@ -309,26 +312,52 @@ def heterogeneity_tests(
     ok = [f for f in fits if f.estimate is not None and f.error is None]
     sources: dict[str, str] = {}
     results: dict[str, dict[str, dict]] = {}
-    for target in dict.fromkeys(f.target for f in ok):
-        if target not in scores:
-            sources[target] = skipped.get(target, "skipped: no doubly robust scores for it")
-            continue
+    for target in dict.fromkeys(f.target for f in ok if f.target not in scores):
+        sources[target] = skipped.get(target, "skipped: no doubly robust scores for it")
+    tested = [f for f in ok if f.target in scores]
+    refits = _all_heldout_effects(tested, data, seed)
+    for target in dict.fromkeys(f.target for f in tested):
         keep, gamma, sources[target] = scores[target]
-        for fit in (f for f in ok if f.target == target):
+        for fit in (f for f in tested if f.target == target):
             results.setdefault(fit.estimator, {})[target] = _heldout_tests(
-                fit, data, keep, gamma, alpha, seed
+                fit, refits[fit.key], data, keep, gamma, alpha, seed
             )
     return results, sources
 
 
-def _heldout_tests(fit, data, keep, gamma, alpha: float, seed: int) -> dict:
-    note = {"in_sample": False, "priorities": _priorities_note(seed)}
+def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int) -> np.ndarray | str:
+    """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
+    from threadpoolctl import threadpool_limits
+
     try:
-        effects = heldout_effects(fit, data, seed)
+        with threadpool_limits(limits=1):
+            return heldout_effects(fit, data, seed)
     except Exception as exc:  # recorded for this fit, the others go on
+        return f"{type(exc).__name__}: {exc}"
+
+
+def _all_heldout_effects(fits: list[FittedEffect], data: AnalysisData, seed: int) -> dict:
+    """Held-out effects of every fit, keyed by ``fit.key``; the refits run in ``N_JOBS``
+    processes, each sent only an unfitted copy of its estimator (same seeds, same numbers)."""
+    light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
+             for f in fits]  # fmt: skip
+    if N_JOBS > 1 and len(light) > 1:
+        from joblib import Parallel, delayed
+
+        out = Parallel(n_jobs=N_JOBS, backend="loky")(
+            delayed(_heldout_or_error)(f, data, seed) for f in light
+        )
+    else:
+        out = [_heldout_or_error(f, data, seed) for f in light]
+    return {f.key: r for f, r in zip(fits, out, strict=True)}
+
+
+def _heldout_tests(fit, effects, data, keep, gamma, alpha: float, seed: int) -> dict:
+    note = {"in_sample": False, "priorities": _priorities_note(seed)}
+    if isinstance(effects, str):
         log.warning("held-out refit of %s/%s failed on %s: %s", fit.estimator, fit.target,
-                    data.label, exc)  # fmt: skip
-        return note | {"error": f"held-out refit failed: {type(exc).__name__}: {exc}"}
+                    data.label, effects)  # fmt: skip
+        return note | {"error": f"held-out refit failed: {effects}"}
     # rounded: last-bit differences between identical runs must not reorder near-ties
     priorities = np.round(effects[keep], 10)
     return note | fit_tests(priorities, gamma, alpha, seed)
