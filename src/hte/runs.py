@@ -47,6 +47,7 @@ __all__ = [
     "METRICS_FILE",
     "ModelIntegrityError",
     "ModelStore",
+    "attribution_path",
     "canonical_json",
     "config_hash",
     "create_run_dir",
@@ -71,6 +72,18 @@ LOG_FILE = "run.log"
 MODELS_DIR = "models"
 FIGURES_DIR = "figures"
 MANIFEST_FILE = "manifest.json"
+REPORT_FILE = "report.html"
+ATTRIBUTIONS_DIR = "attributions"
+SHAP_PREFIX = "shap__"  # attribution tables: one ``shap__<feature>`` column per feature
+
+
+def attribution_path(analysis: str, fit_key: str, arm: str | None = None) -> str:
+    """Where a run folder keeps one fit's SHAP table, relative to the folder:
+    ``attributions/<analysis>__<estimator>__<target>[__arm_<arm>].parquet`` (``fit_key`` is
+    ``<estimator>__<target>``; ``arm`` for the attributions of one arm's prediction)."""
+    suffix = "" if arm is None else f"__arm_{arm}"
+    return f"{ATTRIBUTIONS_DIR}/{analysis}__{fit_key}{suffix}.parquet"
+
 
 SIGNIFICANT_DIGITS = 10  # floats in metrics.json: enough for any reading, stable across reruns
 _PACKAGES = (

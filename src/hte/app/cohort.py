@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from hte.app import plots
 from hte.app.run_view import EstimatorTarget, RunView
 from hte.app.tables import NOT_IN_RUN, fmt, interval_rows, records_frame
+from hte.runs import SHAP_PREFIX
 
 TARGET_WORDS = {
     "survival": "12-month survival difference",
@@ -254,21 +255,21 @@ def dependence_features(view: RunView, key: str | None) -> list[str]:
     shap = view.attributions(fit) if fit is not None else None
     if shap is None:
         return []
-    cols = [c for c in shap.columns if c.startswith("shap__")]
+    cols = [c for c in shap.columns if c.startswith(SHAP_PREFIX)]
     ranked = shap[cols].abs().mean().sort_values(ascending=False).index
-    return [c.removeprefix("shap__") for c in ranked]
+    return [c.removeprefix(SHAP_PREFIX) for c in ranked]
 
 
 def dependence_figure(view: RunView, key: str | None, feature: str | None) -> Figure:
     fit = find_fit(view, key)
     shap = view.attributions(fit) if fit is not None else None
-    if shap is None or not feature or f"shap__{feature}" not in shap:
+    if shap is None or not feature or SHAP_PREFIX + feature not in shap:
         return plots.message_figure(f"SHAP dependence: {NOT_IN_RUN}")
     X = view.design_matrix()
     if X is None or feature not in X or shap["row"].max() >= len(X):
         return plots.message_figure("SHAP dependence: the run's data cannot be read again")
     x = X[feature].to_numpy(dtype=float)[shap["row"].to_numpy()]
-    return plots.dependence(x, shap[f"shap__{feature}"].to_numpy(float), feature,
+    return plots.dependence(x, shap[SHAP_PREFIX + feature].to_numpy(float), feature,
                             f"Dependence: {feature}\n{fit.estimator} · {target_words(view, fit)}")  # fmt: skip
 
 

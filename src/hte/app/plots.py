@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hte.runs import SHAP_PREFIX
+
 CART_COLOUR = "#1b6ca8"  # CAR-T: blue
 TEC_COLOUR = "#d1721b"  # teclistamab: orange
 BENEFIT_COLOUR = "#2e8540"  # OS gain with CAR-T
@@ -230,9 +232,9 @@ def forest_plot(table: pd.DataFrame, label: str, title: str, xlabel: str) -> Fig
 
 def importance(shap: pd.DataFrame, title: str, max_display: int = 12) -> Figure:
     """Mean |SHAP| per feature from an attributions table (columns shap__<feature>)."""
-    cols = [c for c in shap.columns if c.startswith("shap__")]
+    cols = [c for c in shap.columns if c.startswith(SHAP_PREFIX)]
     mean_abs = shap[cols].abs().mean().sort_values(ascending=False).head(max_display)
-    names = [c.removeprefix("shap__") for c in mean_abs.index]
+    names = [c.removeprefix(SHAP_PREFIX) for c in mean_abs.index]
     fig, ax = _figure(6.4, 0.33 * len(names) + 1.1)
     ax.barh(np.arange(len(names))[::-1], mean_abs.to_numpy(), color=CART_COLOUR)
     ax.set_yticks(np.arange(len(names))[::-1], names, fontsize=9)

@@ -15,10 +15,14 @@ from typing import Any
 
 import pandas as pd
 
-from hte.runs import CONFIG_FILE, EFFECTS_FILE, FIGURES_DIR, METRICS_FILE
-
-REPORT_FILE = "report.html"
-ATTRIBUTIONS_DIR = "attributions"
+from hte.runs import (
+    CONFIG_FILE,
+    EFFECTS_FILE,
+    FIGURES_DIR,
+    METRICS_FILE,
+    REPORT_FILE,
+    attribution_path,
+)
 
 # Which estimator the app shows first for each target: the doubly robust forests, then the rest.
 PREFERRED = {
@@ -201,7 +205,7 @@ class RunView:
 
     def attribution_path(self, fit: EstimatorTarget, label: str | None = None) -> Path | None:
         label = label or self.labels[0]
-        path = self.run_dir / ATTRIBUTIONS_DIR / f"{label}__{fit.key}.parquet"
+        path = self.run_dir / attribution_path(label, fit.key)
         return path if path.is_file() else None
 
     def attributions(self, fit: EstimatorTarget, label: str | None = None) -> pd.DataFrame | None:

@@ -25,13 +25,11 @@ from hte.explain.attributions import (
     global_importance,
 )
 from hte.pipeline.stages import AnalysisData, FittedEffect
-from hte.runs import FIGURES_DIR
+from hte.runs import FIGURES_DIR, SHAP_PREFIX, attribution_path
 
 log = logging.getLogger("hte.pipeline")
 
-ATTRIBUTIONS_DIR = "attributions"
 N_TOP = 5
-SHAP_PREFIX = "shap__"
 # The forests' predictions differ between identical runs in the last bits (parallel float sums);
 # the boosted surrogate can turn that into visible changes of its fidelity, so the predictions it
 # is fitted to are rounded first (far below any clinically meaningful effect).
@@ -137,11 +135,12 @@ def explain_fits(
         out.setdefault(fit.estimator, {})[fit.target] = summary
         if run_dir is not None:
             name = f"{data.label}__{fit.key}"
-            folder = Path(run_dir) / ATTRIBUTIONS_DIR
-            folder.mkdir(exist_ok=True)
-            attribution_frame(attr).to_parquet(folder / f"{name}.parquet", index=False)
+            path = Path(run_dir) / attribution_path(data.label, fit.key)
+            path.parent.mkdir(exist_ok=True)
+            attribution_frame(attr).to_parquet(path, index=False)
             for arm, a in arms.items():
-                attribution_frame(a).to_parquet(folder / f"{name}__arm_{arm}.parquet", index=False)
+                arm_path = Path(run_dir) / attribution_path(data.label, fit.key, arm)
+                attribution_frame(a).to_parquet(arm_path, index=False)
             fig = plot_beeswarm(attr, max_display=10)
             fig.savefig(Path(run_dir) / FIGURES_DIR / f"shap_{name}.png", dpi=100)
     return out

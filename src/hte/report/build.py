@@ -15,10 +15,10 @@ import jinja2
 
 from hte.report.loader import load_run_folder
 from hte.report.sections import SECTIONS, order_estimators
+from hte.runs import REPORT_FILE
 
 log = logging.getLogger("hte.report")
 
-REPORT_FILE = "report.html"
 _TEMPLATE = "report.html.j2"
 
 

@@ -15,6 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hte.report.format import short_unit, target_name, target_scale
+from hte.runs import SHAP_PREFIX
 
 DPI = 90
 CART, TEC = "#b03a2e", "#2471a3"
@@ -222,7 +223,7 @@ def swarm_figure(shap: pd.DataFrame, features: list[str], target: str) -> str:
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)  # jitter only; fixed so the report is reproducible
     for pos, name in enumerate(reversed(features)):
-        v = scale * shap[f"shap__{name}"].to_numpy(dtype=float)
+        v = scale * shap[SHAP_PREFIX + name].to_numpy(dtype=float)
         ax.scatter(v, pos + rng.uniform(-0.3, 0.3, v.size), s=5, color=PALETTE[0], alpha=0.5, lw=0)
     ax.set_yticks(range(len(features)), list(reversed(features)), fontsize=8)
     ax.axvline(0, color="0.4", lw=0.8)

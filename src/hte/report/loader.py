@@ -17,6 +17,7 @@ import pandas as pd
 import yaml
 
 from hte.runs import (
+    ATTRIBUTIONS_DIR,
     CONFIG_FILE,
     EFFECTS_FILE,
     FIGURES_DIR,
@@ -28,7 +29,6 @@ from hte.runs import (
     VERSIONS_FILE,
 )
 
-ATTRIBUTIONS_DIR = "attributions"
 LOG_TAIL_LINES = 400  # the log is shown whole up to this many lines, then its last lines
 
 

@@ -30,6 +30,7 @@ from hte.report.format import (
     target_scale,
 )
 from hte.report.loader import RunFolder
+from hte.runs import SHAP_PREFIX
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
 ANALYSIS = "analysis"
@@ -966,9 +967,9 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
     r2 = summary.get("surrogate_r2_cv")
     scale = target_scale(target)
     if shap is not None:
-        cols = [c for c in shap.columns if c.startswith("shap__")]
+        cols = [c for c in shap.columns if c.startswith(SHAP_PREFIX)]
         imp = shap[cols].abs().mean().sort_values(ascending=False).head(8)
-        top = [(c[len("shap__") :], float(v)) for c, v in imp.items()]
+        top = [(c.removeprefix(SHAP_PREFIX), float(v)) for c, v in imp.items()]
         n_pat = len(shap)
     else:
         top = [(str(f), float(v)) for f, v in summary.get("top_importance") or []]
