@@ -89,6 +89,27 @@ def _outcome_model() -> HistGradientBoostingClassifier:
     )  # fmt: skip
 
 
+def cross_fit_arm_risks(
+    X: np.ndarray, w: np.ndarray, y: np.ndarray, seed: int, *, n_folds: int = 5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold P(y = 1 | x, CAR-T) and P(y = 1 | x, teclistamab) from one boosted model on
+    (x, arm) per fold (folds stratified by arm x outcome when every cell is big enough): the
+    outcome nuisances of every AIPW estimate of a binary outcome in hte."""
+    n = X.shape[0]
+    mu1, mu0 = np.empty(n), np.empty(n)
+    strata = 2 * w + y  # both arms and outcomes in every fold, when each cell is big enough
+    if np.bincount(strata, minlength=4).min() < n_folds:
+        strata = w
+    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
+    for train, test in folds.split(X, strata):
+        with threadpool_limits(limits=1, user_api="openmp"):
+            model = _outcome_model().fit(np.column_stack([X[train], w[train]]), y[train])
+            ones = np.ones(test.size)
+            mu1[test] = model.predict_proba(np.column_stack([X[test], ones]))[:, 1]
+            mu0[test] = model.predict_proba(np.column_stack([X[test], 0 * ones]))[:, 1]
+    return mu1, mu0
+
+
 def aipw_risk_difference(X, W, y, seed: int, *, n_folds: int = 5) -> DRAverage:
     """AIPW risk difference of a binary outcome with every nuisance cross-fitted on (X, W, y)."""
     Xa, _ = check_covariates(X, allow_nan=True)
@@ -96,17 +117,7 @@ def aipw_risk_difference(X, W, y, seed: int, *, n_folds: int = 5) -> DRAverage:
     w = check_treatment(W, n)
     yv = check_binary_outcome(y, n, name="y").astype(int)
     e = cross_fit_propensity(Xa, w, n_folds=n_folds, random_state=seed)
-    mu1, mu0 = np.empty(n), np.empty(n)
-    strata = 2 * w + yv  # both arms and outcomes in every fold, when each cell is big enough
-    if np.bincount(strata, minlength=4).min() < n_folds:
-        strata = w
-    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    for train, test in folds.split(Xa, strata):
-        with threadpool_limits(limits=1, user_api="openmp"):
-            model = _outcome_model().fit(np.column_stack([Xa[train], w[train]]), yv[train])
-            ones = np.ones(test.size)
-            mu1[test] = model.predict_proba(np.column_stack([Xa[test], ones]))[:, 1]
-            mu0[test] = model.predict_proba(np.column_stack([Xa[test], 0 * ones]))[:, 1]
+    mu1, mu0 = cross_fit_arm_risks(Xa, w, yv, seed, n_folds=n_folds)
     phi1 = mu1 + w * (yv - mu1) / e
     phi0 = mu0 + (1 - w) * (yv - mu0) / (1 - e)
     return _from_scores(phi1, phi0, "AIPW, cross-fitted propensity and boosted outcome models")

@@ -264,11 +264,8 @@ def crs_nuisances(data: AnalysisData, outcome: str, seed: int):
     """Cross-fitted CRS nuisances of one analysis: ``(keep, y, w, e, mu1, mu0)`` over the rows
     ``keep`` that carry the outcome; e is the design's cross-fitted propensity, mu1/mu0 come from
     boosting on covariates + arm fitted on the other folds."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.model_selection import StratifiedKFold
-    from threadpoolctl import threadpool_limits
-
     from hte.estimators.crs_forest import crs_binary_outcome
+    from hte.evaluation.average_effects import cross_fit_arm_risks
 
     grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
     y, keep = crs_binary_outcome(
@@ -276,21 +273,7 @@ def crs_nuisances(data: AnalysisData, outcome: str, seed: int):
     )
     X = data.X.to_numpy(dtype=float)[keep]
     w, e, y = data.treatment[keep], data.propensity[keep], y[keep]
-    mu1, mu0 = np.empty(len(y)), np.empty(len(y))
-    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
-    strata = 2 * w + y  # both arms and outcomes in every fold, when each cell is big enough
-    if np.bincount(strata, minlength=4).min() < 5:
-        strata = w
-    for train, test in folds.split(X, strata):
-        model = HistGradientBoostingClassifier(
-            max_depth=2, max_iter=100, min_samples_leaf=30, l2_regularization=1.0,
-            early_stopping=False,
-        )  # fmt: skip
-        with threadpool_limits(limits=1, user_api="openmp"):
-            model.fit(np.column_stack([X[train], w[train]]), y[train])
-            ones = np.ones(len(test))
-            mu1[test] = model.predict_proba(np.column_stack([X[test], ones]))[:, 1]
-            mu0[test] = model.predict_proba(np.column_stack([X[test], 0 * ones]))[:, 1]
+    mu1, mu0 = cross_fit_arm_risks(X, w, y, seed)
     return keep, y, w, e, mu1, mu0
 
 
