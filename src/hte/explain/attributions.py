@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -167,7 +168,19 @@ def _tree_shap(model, X: pd.DataFrame, bg: pd.DataFrame | None) -> tuple[np.ndar
     return values, float(np.ravel(explainer.expected_value)[0])
 
 
-def _surrogate_route(model_effect, X, bg, surrogate, cv, random_state, n_jobs):
+def fit_surrogate(
+    model_effect: np.ndarray,
+    X: pd.DataFrame,
+    *,
+    surrogate=None,
+    cv: int = 5,
+    random_state: int | None = None,
+    n_jobs: int | None = None,
+) -> tuple[Any, float, float]:
+    """A tree ensemble TreeSHAP reads exactly, fitted to a model's per-patient predictions, with
+    its fidelity: ``(fitted, r2_cv, r2_in_sample)`` (``cv``-fold cross-validated and in-sample
+    R^2 against ``model_effect``). ``surrogate``: an unfitted tree ensemble (cloned), by default
+    ``default_surrogate(random_state)``."""
     arr = X.to_numpy(dtype=float)
     base = default_surrogate(random_state) if surrogate is None else clone(surrogate)
     if not isinstance(base, EXACT_TREE_MODELS):
@@ -178,15 +191,16 @@ def _surrogate_route(model_effect, X, bg, surrogate, cv, random_state, n_jobs):
     folds = KFold(n_splits=cv, shuffle=True, random_state=random_state)
     cv_pred = cross_val_predict(clone(base), arr, model_effect, cv=folds, n_jobs=n_jobs)
     fitted = base.fit(arr, model_effect)
-    values, base_value = _tree_shap(fitted, X, bg)
-    effect = fitted.predict(arr)
-    return (
-        values,
-        base_value,
-        effect,
-        r2_score(model_effect, cv_pred),
-        r2_score(model_effect, effect),
+    r2_in = r2_score(model_effect, fitted.predict(arr))
+    return fitted, float(r2_score(model_effect, cv_pred)), float(r2_in)
+
+
+def _surrogate_route(model_effect, X, bg, surrogate, cv, random_state, n_jobs):
+    fitted, r2_cv, r2_in = fit_surrogate(
+        model_effect, X, surrogate=surrogate, cv=cv, random_state=random_state, n_jobs=n_jobs
     )
+    values, base_value = _tree_shap(fitted, X, bg)
+    return values, base_value, fitted.predict(X.to_numpy(dtype=float)), r2_cv, r2_in
 
 
 def _kernel_route(predict, X, bg, random_state):
