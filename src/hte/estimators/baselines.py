@@ -30,12 +30,11 @@ from sklearn.base import BaseEstimator
 
 from hte.array_checks import (
     check_binary_outcome,
-    check_covariates,
     check_new_covariates,
     check_survival_outcome,
     check_treatment,
 )
-from hte.estimators.crs_forest import crs_binary_outcome, warn_missing_grade
+from hte.estimators.crs_forest import crs_fit_inputs
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.survival_curves import (
     CounterfactualSurvivalEstimator,
@@ -225,18 +224,9 @@ class LogisticInteractionModel(IntervalEstimateMixin, BaseEstimator):
 
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None, sample_weight=None):
         """Fit by (penalized) maximum likelihood; see class docstring."""
-        Xa, names = check_covariates(X)
-        n = Xa.shape[0]
-        if treatment is None:
-            raise ValueError("treatment is required (0 = teclistamab, 1 = CAR-T)")
-        w = check_treatment(treatment, n)
-        y, keep = crs_binary_outcome(crs, crs_grade, self.outcome, n)
+        Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
-        warn_missing_grade(self.n_excluded_missing_grade_, n)
-        sw = _check_weights(sample_weight, n, "sample_weight")
-        Xa, w, y, sw = Xa[keep], w[keep], y[keep], sw[keep]
-        check_treatment(w, w.shape[0])
-        check_binary_outcome(y, y.shape[0], name=self.outcome)
+        sw = _check_weights(sample_weight, keep.shape[0], "sample_weight")[keep]
         start = _time.perf_counter()
         self.n_features_in_ = Xa.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)

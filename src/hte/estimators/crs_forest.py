@@ -82,6 +82,23 @@ def crs_binary_outcome(crs, crs_grade, outcome: str, n: int) -> tuple[np.ndarray
     return y, observed
 
 
+def crs_fit_inputs(X, crs, treatment, crs_grade, outcome: str):
+    """Checked fit inputs of a CRS estimator: ``(Xa, names, w, y, keep)``, the first four over the
+    rows ``keep`` that carry ``outcome`` (patients without a grade leave grade >= 3 fits, with a
+    warning)."""
+    Xa, names = check_covariates(X)
+    n = Xa.shape[0]
+    if treatment is None:
+        raise ValueError("treatment is required (0 = teclistamab, 1 = CAR-T)")
+    w = check_treatment(treatment, n)
+    y, keep = crs_binary_outcome(crs, crs_grade, outcome, n)
+    warn_missing_grade(int((~keep).sum()), n)
+    Xa, w, y = Xa[keep], w[keep], y[keep]
+    check_treatment(w, w.shape[0])
+    check_binary_outcome(y, y.shape[0], name=outcome)
+    return Xa, names, w, y, keep
+
+
 def warn_missing_grade(n_excluded: int, n: int) -> None:
     """Say how many patients the grade >= 3 outcome leaves out (never silent)."""
     if n_excluded:
@@ -136,17 +153,8 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None):
         """Fit on covariates X, any-grade ``crs`` (0/1), ``treatment`` (1 = CAR-T) and, for
         ``outcome="crs_g3"``, ``crs_grade``."""
-        Xa, names = check_covariates(X)
-        n = Xa.shape[0]
-        if treatment is None:
-            raise ValueError("treatment is required (0 = teclistamab, 1 = CAR-T)")
-        w = check_treatment(treatment, n)
-        y, keep = crs_binary_outcome(crs, crs_grade, self.outcome, n)
+        Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
-        warn_missing_grade(self.n_excluded_missing_grade_, n)
-        Xa, w, y = Xa[keep], w[keep], y[keep]
-        check_treatment(w, w.shape[0])
-        check_binary_outcome(y, y.shape[0], name=self.outcome)
         if self.n_estimators % 4:
             raise ValueError(f"n_estimators must be a multiple of 4; got {self.n_estimators}")
         self.n_features_in_ = Xa.shape[1]
