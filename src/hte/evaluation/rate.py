@@ -178,6 +178,16 @@ def _cluster_members(clusters_sorted: np.ndarray) -> list[np.ndarray]:
     return [np.flatnonzero(inverse == c) for c in range(inverse.max() + 1)]
 
 
+def _sorted_cluster_members(clusters, order: np.ndarray, n: int) -> list[np.ndarray] | None:
+    """Each cluster's positions in priority order (None without clusters: patients resampled)."""
+    if clusters is None:
+        return None
+    cl = np.asarray(clusters)
+    if cl.shape != (n,):
+        raise ValueError(f"clusters must have shape ({n},); got {cl.shape}")
+    return _cluster_members(cl[order])
+
+
 def _bootstrap_positions(rng, n: int, members: list[np.ndarray] | None) -> np.ndarray:
     """Positions (in priority order) of one bootstrap draw, sorted so the order is kept."""
     if members is None:
@@ -214,12 +224,7 @@ def rate(
     toc = _toc_from_sorted(s_sorted, group)
     estimate = _rate_from_toc(toc, kind)
 
-    members = None
-    if clusters is not None:
-        cl = np.asarray(clusters)
-        if cl.shape != (n,):
-            raise ValueError(f"clusters must have shape ({n},); got {cl.shape}")
-        members = _cluster_members(cl[order])
+    members = _sorted_cluster_members(clusters, order, n)
     rng = np.random.default_rng(random_state)
     boot = np.empty(int(n_bootstrap))
     for b in range(int(n_bootstrap)):
@@ -295,12 +300,7 @@ def toc_band(
     order = np.argsort(-p, kind="stable")
     s_sorted, group = _sorted_with_ties(p, s)
     toc = _toc_at(_toc_from_sorted(s_sorted, group), q)
-    members = None
-    if clusters is not None:
-        cl = np.asarray(clusters)
-        if cl.shape != (n,):
-            raise ValueError(f"clusters must have shape ({n},); got {cl.shape}")
-        members = _cluster_members(cl[order])
+    members = _sorted_cluster_members(clusters, order, n)
     rng = np.random.default_rng(random_state)
     boot = np.empty((int(n_bootstrap), q.shape[0]))
     for b in range(int(n_bootstrap)):
