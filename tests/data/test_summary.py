@@ -67,6 +67,7 @@ def test_summary_of_crs_only_cohort(cohort):
 
 def test_rendered_summary_fits_one_screen(cohort):
     cohort[[f"lab_{i}" for i in range(30)]] = np.nan  # many columns with missing values
+    cohort.loc[0, [f"lab_{i}" for i in range(30)]] = 1.0  # (a column missing for all is refused)
     text = _render(render_summary(summarize_cohort(validate_cohort(cohort))))
     assert len(text.splitlines()) <= 45
     # 31 columns with gaps (30 labs + infusion_day, missing off CAR-T), 12 shown

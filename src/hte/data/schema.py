@@ -9,14 +9,24 @@ Row numbers in problems are 1-based data rows (the first row after a CSV header 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from hte.data.column_rules import (
+    MAX_LEVELS,
+    all_missing_issue,
+    decimal_comma_hint,
+    free_column_issues,
+    looks_decimal_comma,
+    nested_issue,
+    recode_hint,
+    rename_hint,
+)
 from hte.data.columns import (
     BOOLEAN_COVARIATES,
     CART,
@@ -30,6 +40,7 @@ from hte.data.columns import (
     TEC,
     TREATMENT,
     TREATMENT_CODES,
+    covariate_columns,
 )
 
 MAX_EXAMPLE_ROWS = 5
@@ -52,11 +63,13 @@ class Problem:
     rule: str
     rows: list[int] = field(default_factory=list)
     n_rows: int = 0
+    hint: str = ""  # how to fix it, e.g. the column-map entry that would read the values
 
     def __str__(self) -> str:
-        if not self.n_rows:
-            return f"{self.column}: {self.rule}"
-        return f"{self.column}: {self.rule} ({describe_rows(self.rows, self.n_rows)})"
+        text = f"{self.column}: {self.rule}"
+        if self.n_rows:
+            text += f" ({describe_rows(self.rows, self.n_rows)})"
+        return f"{text}; {self.hint}" if self.hint else text
 
 
 def describe_rows(rows: list[int], n_rows: int) -> str:
@@ -90,6 +103,7 @@ class ColumnSpec:
     min_exclusive: bool = False
     allowed: tuple[str, ...] | None = None
     unique: bool = False
+    unit: str | None = None  # the unit values must be in (a column map converts others)
 
     def range_rule(self) -> str | None:
         """The range rule in words, e.g. "ecog must be 0-4", or None without bounds."""
@@ -108,25 +122,30 @@ def _fmt(x: float | None) -> str:
 
 
 def _specs() -> dict[str, ColumnSpec]:
+    """Every known column. Upper bounds are generous physiological limits (far beyond any
+    patient, so a real value is never refused) that stop corrupt or unit-confused values such as
+    ferritin 1e300 from reaching a model; a cohort declares its own ranges in its column map."""
     specs = [
         ColumnSpec(PATIENT_ID, "id", nullable=False, unique=True),
         ColumnSpec(TREATMENT, "treatment", nullable=False, allowed=TREATMENT_CODES),
-        ColumnSpec(OS_MONTHS, "float", nullable=False, minimum=0, min_exclusive=True),
+        # follow-up 0 (death or censoring on the day of the decision) is allowed here; the
+        # day-zero rule (hte.data.day_zero) moves it to a small offset before any fit
+        ColumnSpec(OS_MONTHS, "float", nullable=False, minimum=0, maximum=1200, unit="months"),
         ColumnSpec(DEATH, "bool", nullable=False),
         ColumnSpec(CRS, "bool", nullable=False),
         ColumnSpec(CRS_GRADE, "int", minimum=0, maximum=5),
-        ColumnSpec(INFUSION_DAY, "float", minimum=0),
-        ColumnSpec("age", "float", nullable=False, minimum=18, maximum=110),
+        ColumnSpec(INFUSION_DAY, "float", minimum=0, maximum=36_500, unit="days"),
+        ColumnSpec("age", "float", nullable=False, minimum=18, maximum=110, unit="years"),
         ColumnSpec("sex", "category", allowed=("female", "male")),
         ColumnSpec("race", "category"),
         ColumnSpec("ecog", "int", minimum=0, maximum=4),
         ColumnSpec("iss_stage", "int", minimum=1, maximum=3),
-        ColumnSpec("prior_lines", "int", minimum=0),
-        ColumnSpec("bm_plasma_pct", "float", minimum=0, maximum=100),
-        ColumnSpec("ferritin", "float", minimum=0),
-        ColumnSpec("crp", "float", minimum=0),
-        ColumnSpec("crcl", "float", minimum=0),
-        ColumnSpec("years_since_diagnosis", "float", minimum=0),
+        ColumnSpec("prior_lines", "int", minimum=0, maximum=30),
+        ColumnSpec("bm_plasma_pct", "float", minimum=0, maximum=100, unit="%"),
+        ColumnSpec("ferritin", "float", minimum=0, maximum=1_000_000, unit="ng/mL"),
+        ColumnSpec("crp", "float", minimum=0, maximum=1_000, unit="mg/L"),
+        ColumnSpec("crcl", "float", minimum=0, maximum=500, unit="mL/min"),
+        ColumnSpec("years_since_diagnosis", "float", minimum=0, maximum=80, unit="years"),
         *(ColumnSpec(name, "bool") for name in BOOLEAN_COVARIATES),
     ]
     return {s.name: s for s in specs}
@@ -134,6 +153,25 @@ def _specs() -> dict[str, ColumnSpec]:
 
 SPECS: dict[str, ColumnSpec] = _specs()
 ALWAYS_REQUIRED = (PATIENT_ID, TREATMENT, "age")
+# Columns whose range a cohort may declare (covariates; ids, codes and outcomes keep theirs).
+_FIXED_RANGES = (PATIENT_ID, TREATMENT, OS_MONTHS, DEATH, CRS, CRS_GRADE, INFUSION_DAY)
+
+Ranges = Mapping[str, tuple[float | None, float | None]]
+
+
+def specs_with_ranges(ranges: Ranges | None = None) -> dict[str, ColumnSpec]:
+    """The schema's column specs with a cohort's own covariate ranges (``ranges``: column ->
+    (min, max), None = unbounded) in place of the defaults. A range for a column the schema does
+    not name makes it a checked number. Outcome, id and code columns keep their rules."""
+    specs = dict(SPECS)
+    for name, (lo, hi) in (ranges or {}).items():
+        if name in _FIXED_RANGES:
+            raise ValueError(f"the range of {name} is fixed by the schema; only covariates")
+        base = specs.get(name, ColumnSpec(name, "float"))
+        if base.kind not in ("float", "int"):
+            raise ValueError(f"{name} is not a number ({base.kind}); it has no range")
+        specs[name] = replace(base, minimum=lo, maximum=hi, min_exclusive=False)
+    return specs
 
 
 # --------------------------------------------------------------------------------------------
@@ -145,10 +183,11 @@ class _Found:
     column: str
     rule: str
     positions: np.ndarray  # 0-based row positions; empty for table-level problems
+    hint: str = ""
 
     def to_problem(self) -> Problem:
         rows = [int(p) + 1 for p in self.positions[:MAX_EXAMPLE_ROWS]]
-        return Problem(self.column, self.rule, rows, len(self.positions))
+        return Problem(self.column, self.rule, rows, len(self.positions), self.hint)
 
 
 def _positions(mask: pd.Series | np.ndarray) -> np.ndarray:
@@ -232,7 +271,8 @@ def _to_bool(s: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def _coerce(spec: ColumnSpec, s: pd.Series) -> tuple[pd.Series, pd.Series, str]:
-    """The column in its canonical dtype, the rows that could not be read, and that rule in words."""
+    """The column in its canonical dtype, the rows that could not be read, and that rule in words
+    (with a hint after "; " when a column map would read the values)."""
     name = spec.name
     if spec.kind == "float":
         out, bad = _to_float(s)
@@ -252,7 +292,19 @@ def _coerce(spec: ColumnSpec, s: pd.Series) -> tuple[pd.Series, pd.Series, str]:
         rule = f"{name} must be text"
     if bad.any():
         rule += f" (found {_examples(s[bad])})"
+        hint = _coerce_hint(spec, s[bad])
+        if hint:
+            rule += f"; {hint}"
     return out, bad, rule
+
+
+def _coerce_hint(spec: ColumnSpec, bad: pd.Series) -> str:
+    text = bad.dropna().map(str)
+    if spec.kind in ("float", "int") and len(text) and looks_decimal_comma(text).all():
+        return decimal_comma_hint(spec.name)
+    if spec.kind == "bool":
+        return recode_hint(spec.name, "bool", text)
+    return ""
 
 
 # --------------------------------------------------------------------------------------------
@@ -262,8 +314,9 @@ def _coerce(spec: ColumnSpec, s: pd.Series) -> tuple[pd.Series, pd.Series, str]:
 def _presence_problems(columns: pd.Index) -> list[_Found]:
     empty = np.array([], dtype=int)
     present = set(columns)
+    others = [str(c) for c in columns if c not in SPECS]
     found = [
-        _Found(name, f"required column {name} is missing", empty)
+        _Found(name, f"required column {name} is missing", empty, rename_hint(name, others))
         for name in ALWAYS_REQUIRED
         if name not in present
     ]
@@ -271,7 +324,12 @@ def _presence_problems(columns: pd.Index) -> list[_Found]:
     if has_time != has_death:
         there, absent = (OS_MONTHS, DEATH) if has_time else (DEATH, OS_MONTHS)
         found.append(
-            _Found(absent, f"{there} is present but {absent} is missing: OS needs both", empty)
+            _Found(
+                absent,
+                f"{there} is present but {absent} is missing: OS needs both",
+                empty,
+                rename_hint(absent, others),
+            )
         )
     if CRS_GRADE in present and CRS not in present:
         found.append(_Found(CRS, "crs_grade is present but crs is missing", empty))
@@ -307,6 +365,9 @@ def _column_checks(spec: ColumnSpec, values: pd.Series) -> list[pa.Check]:
             rule += f" (found {_examples(unknown)})"
         if spec.kind == "treatment":
             rule += "; map other codes with treatment_codes in a column map"
+        elif len(unknown):
+            hint = recode_hint(spec.name, spec.name, unknown)
+            rule += f"; {hint}" if hint else "; recode them with values: in a column map"
         checks.append(pa.Check.isin(list(spec.allowed), error=rule))
     return checks
 
@@ -363,14 +424,17 @@ CROSS_RULES = (
 )
 
 
-def build_schema(df: pd.DataFrame) -> tuple[pa.DataFrameSchema, dict[str, str]]:
+def build_schema(
+    df: pd.DataFrame, specs: Mapping[str, ColumnSpec] | None = None
+) -> tuple[pa.DataFrameSchema, dict[str, str]]:
     """The pandera schema for the known columns of an already coerced cohort.
 
     Returns the schema and a map from each cross-column rule to the column it is reported under.
     Rule texts that quote offending values depend on the data, hence one schema per cohort.
+    ``specs`` defaults to ``SPECS`` (see ``specs_with_ranges`` for a cohort's own ranges).
     """
     columns = {}
-    for name, spec in SPECS.items():
+    for name, spec in (SPECS if specs is None else specs).items():
         if name in df.columns:
             columns[name] = pa.Column(
                 checks=_column_checks(spec, df[name]),
@@ -384,8 +448,8 @@ def build_schema(df: pd.DataFrame) -> tuple[pa.DataFrameSchema, dict[str, str]]:
     return schema, {r.rule: r.column for r in cross}
 
 
-def _schema_problems(df: pd.DataFrame) -> list[_Found]:
-    schema, cross_columns = build_schema(df)
+def _schema_problems(df: pd.DataFrame, specs: Mapping[str, ColumnSpec]) -> list[_Found]:
+    schema, cross_columns = build_schema(df, specs)
     try:
         schema.validate(df, lazy=True)
     except pa.errors.SchemaErrors as exc:
@@ -443,16 +507,42 @@ def _table_problems(df: pd.DataFrame, unreadable: set[str]) -> list[_Found]:
                     DEATH, "no deaths at all: OS is not analysable (every patient censored)", empty
                 )
             )
+        elif death.notna().all() and TREATMENT in df.columns and TREATMENT not in unreadable:
+            found += _deaths_per_arm(df)
     return found
 
 
-def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
+def _deaths_per_arm(df: pd.DataFrame) -> list[_Found]:
+    """An arm without deaths makes every OS contrast unbounded (a hazard ratio of 0 or infinity,
+    which a Cox fit reports as an absurd finite number): refuse it with the counts."""
+    found = []
+    for arm in TREATMENT_CODES:
+        rows = df[TREATMENT].eq(arm).fillna(False).to_numpy(dtype=bool)
+        if rows.any() and not df.loc[rows, DEATH].astype(bool).any():
+            found.append(
+                _Found(
+                    DEATH,
+                    f"no deaths in the {arm} arm (0 of {int(rows.sum())} patients): OS effects "
+                    "are not estimable (the hazard ratio would be unbounded)",
+                    np.array([], dtype=int),
+                    "analyse CRS only (outcomes.os.enabled: false), or use longer follow-up",
+                )
+            )
+    return found
+
+
+def validate_cohort(
+    df: pd.DataFrame, *, ranges: Ranges | None = None, max_levels: int = MAX_LEVELS
+) -> pd.DataFrame:
     """Check a cohort against the schema and return it with canonical dtypes, every row kept.
 
     Raises ``CohortValidationError`` listing every problem found (column, rule, example rows).
     Known columns come back as: patient_id and treatment str ("cart"/"tec"), os_months and
     float covariates float64, death/crs bool, crs_grade and integer covariates Int64, boolean
-    covariates bool (nullable "boolean" where values are missing). Other columns are kept as given.
+    covariates bool (nullable "boolean" where values are missing). Other columns are kept as given
+    but checked (``hte.data.column_rules``: not all missing, one value per cell, no decimal
+    commas or text among numbers, text with at most ``max_levels`` distinct values).
+    ``ranges`` replaces the schema's covariate ranges (a cohort's own, from its column map).
     """
     if not isinstance(df, pd.DataFrame):
         raise TypeError(f"validate_cohort needs a pandas DataFrame; got {type(df).__name__}")
@@ -468,10 +558,26 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
         ]
         raise CohortValidationError([f.to_problem() for f in found])
 
+    specs = specs_with_ranges(ranges)
     out = df.reset_index(drop=True)
     unreadable: dict[str, np.ndarray] = {}
-    for name, spec in SPECS.items():
-        if name not in out.columns:
+    nested: list[str] = []
+    for name in map(str, out.columns):
+        issue = nested_issue(name, out[name])
+        if issue is not None:
+            found.append(_Found(issue.column, issue.rule, issue.positions, issue.hint))
+            unreadable[name] = issue.positions
+            nested.append(name)
+    covariates = covariate_columns([str(c) for c in out.columns])
+    free = [c for c in covariates if c not in specs and c not in unreadable]
+    for issue in free_column_issues(out, free, max_levels):
+        found.append(_Found(issue.column, issue.rule, issue.positions, issue.hint))
+    for name in covariates:
+        issue = all_missing_issue(name, out[name]) if name in specs else None
+        if issue is not None and specs[name].nullable:
+            found.append(_Found(issue.column, issue.rule, np.array([], dtype=int), issue.hint))
+    for name, spec in specs.items():
+        if name not in out.columns or name in unreadable:
             continue
         values, bad, rule = _coerce(spec, out[name])
         out[name] = values
@@ -479,7 +585,7 @@ def validate_cohort(df: pd.DataFrame) -> pd.DataFrame:
             unreadable[name] = _positions(bad)
             found.append(_Found(name, rule, unreadable[name]))
 
-    for item in _schema_problems(out):
+    for item in _schema_problems(out.drop(columns=nested), specs):
         if item.rule == f"{item.column} must not be missing" and item.column in unreadable:
             # unreadable values were already reported as such, not again as missing
             item.positions = np.setdiff1d(item.positions, unreadable[item.column])
