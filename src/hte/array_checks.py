@@ -67,7 +67,8 @@ def check_survival_outcome(time, event, n: int, horizon: float | None = None):
         )
     if (t <= 0).any():
         raise ValueError(
-            f"time must be > 0; rows {np.flatnonzero(t <= 0)[:5].tolist()} have time <= 0"
+            f"time must be > 0; rows {np.flatnonzero(t <= 0)[:5].tolist()} have time <= 0 "
+            "(for follow-up of 0, apply hte.data.day_zero's rule first; a config run does)"
         )
     if not np.isin(d, (0, 1, True, False)).all():
         raise ValueError("event must be 0/1 (1 = death observed)")

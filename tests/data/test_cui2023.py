@@ -21,7 +21,8 @@ def test_closed_form_rmst_cate_matches_monte_carlo(dgp):
 def test_draw_is_valid_and_truth_has_heterogeneity(dgp):
     d = generate_cui2023(3000, 5, dgp, seed=2)
     assert d.X.shape == (3000, 5)
-    assert (d.time > 0).all() and (d.time <= d.horizon).all()
+    assert (d.time >= 0).all() and (d.time <= d.horizon).all()  # zeros kept, as grf draws them
+    assert (d.with_day_zero().time > 0).all()
     assert set(np.unique(d.event)) <= {0, 1} and set(np.unique(d.treatment)) == {0, 1}
     assert 0.02 < 1 - d.event.mean() < 0.5  # some, not overwhelming, censoring
     assert d.cate_rmst.std() > 0.05 and np.isfinite(d.cate_survival).all()

@@ -12,6 +12,21 @@ A column map is a small YAML file (or the ``columns:`` block of a config)::
       1: cart
       0: tec
     time_unit: days     # unit of the follow-up column (os_months); infusion_day is always in days
+    values:             # recode values of a column (codes compared as text, case-insensitively)
+      sex: {1: male, 2: female}
+      prior_asct: {"Y": true, "N": false, "unknown": null}
+    units:              # the unit a lab is in when it differs from the schema's (converted)
+      ferritin: pmol/L
+      crcl: mL/s
+    ranges:             # this cohort's own covariate ranges (replace the schema's)
+      age: {min: 13, max: 90}
+    exclude: [notes]    # columns to leave out (recorded), e.g. free text
+    decimal: ","        # numbers written with a decimal comma ("0,5")
+    max_levels: 50      # most distinct values a free text covariate may have
+
+Keys of ``values``, ``units`` and ``ranges`` are column names after renaming (a name from the file
+that the map renames is accepted too). The order of application: exclude, rename, decimal commas,
+values, treatment codes, time unit, units; then validation with the ranges.
 """
 
 from __future__ import annotations
@@ -22,8 +37,9 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from hte.data.column_rules import MAX_LEVELS, looks_decimal_comma
 from hte.data.columns import (
     CART,
     DAYS_PER_MONTH,
@@ -32,7 +48,7 @@ from hte.data.columns import (
     TREATMENT,
     WEEKS_PER_MONTH,
 )
-from hte.data.schema import CohortValidationError, Problem
+from hte.data.schema import _FIXED_RANGES, SPECS, CohortValidationError, Problem
 
 TimeUnit = Literal["months", "days", "weeks", "years"]
 MONTHS_PER_UNIT: dict[str, float] = {
@@ -41,6 +57,21 @@ MONTHS_PER_UNIT: dict[str, float] = {
     "weeks": 1.0 / WEEKS_PER_MONTH,
     "years": 12.0,
 }
+
+
+# Unit conversions to the schema's unit (hte.data.schema SPECS[...].unit): value x factor.
+# Ferritin 1 ng/mL = 2.247 pmol/L; CRP 1 mg/L = 9.524 nmol/L (M = 105 kDa); CrCl 1 mL/s = 60 mL/min.
+UNIT_FACTORS: dict[str, dict[str, float]] = {
+    "ferritin": {"ng/ml": 1.0, "ug/l": 1.0, "µg/l": 1.0, "pmol/l": 1.0 / 2.247},
+    "crp": {"mg/l": 1.0, "mg/dl": 10.0, "nmol/l": 1.0 / 9.524},
+    "crcl": {"ml/min": 1.0, "ml/s": 60.0, "l/h": 1000.0 / 60.0},
+    "age": {"years": 1.0, "months": 1.0 / 12.0},
+    "years_since_diagnosis": {"years": 1.0, "months": 1.0 / 12.0, "days": 1.0 / 365.25},
+    "bm_plasma_pct": {"%": 1.0, "fraction": 100.0},
+    "infusion_day": {"days": 1.0, "weeks": 7.0},
+}
+
+Scalar = str | int | float | bool | None
 
 
 class ColumnMapError(ValueError):
@@ -62,14 +93,106 @@ class ColumnMap(BaseModel):
     columns: dict[str, str] = {}
     treatment_codes: dict[str, Literal["cart", "tec"]] = {}
     time_unit: TimeUnit = "months"
+    values: dict[str, dict[str, Scalar]] = {}
+    units: dict[str, str | float] = {}
+    ranges: dict[str, tuple[float | None, float | None]] = {}
+    exclude: list[str] = []
+    decimal: Literal[".", ","] = "."
+    max_levels: int = Field(MAX_LEVELS, ge=2, le=10_000)
 
-    @field_validator("columns", "treatment_codes", mode="before")
+    @field_validator("columns", "treatment_codes", "units", "ranges", mode="before")
     @classmethod
     def _keys_as_text(cls, value: object) -> object:
         """YAML reads `1: cart` with an int key and `yes: tec` with a bool key; keep them as text."""
         if isinstance(value, dict):
-            return {str(k): v for k, v in value.items()}
+            return {_yaml_text(k): v for k, v in value.items()}
         return value
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _codes_as_text(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {
+                str(col): {_yaml_text(k): v for k, v in codes.items()}
+                if isinstance(codes, dict)
+                else codes
+                for col, codes in value.items()
+            }
+        return value
+
+    @field_validator("ranges", mode="before")
+    @classmethod
+    def _range_forms(cls, value: object) -> object:
+        """A range is {min: a, max: b} (either may be left out) or [a, b]."""
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for col, rng in value.items():
+            if isinstance(rng, dict):
+                unknown = set(rng) - {"min", "max"}
+                if unknown:
+                    raise ValueError(f"ranges.{col}: unknown key(s) {sorted(map(str, unknown))}")
+                rng = (rng.get("min"), rng.get("max"))
+            out[col] = rng
+        return out
+
+    @field_validator("ranges")
+    @classmethod
+    def _ordered_ranges(cls, value: dict) -> dict:
+        for col, (lo, hi) in value.items():
+            if col in _FIXED_RANGES:
+                raise ValueError(f"ranges.{col}: the range of {col} is fixed by the schema")
+            spec = SPECS.get(col)
+            if spec is not None and spec.kind not in ("float", "int"):
+                raise ValueError(f"ranges.{col}: {col} is not a number, it has no range")
+            for bound in (lo, hi):
+                if bound is not None and not np.isfinite(bound):
+                    raise ValueError(f"ranges.{col}: bounds must be finite numbers")
+            if lo is not None and hi is not None and lo > hi:
+                raise ValueError(f"ranges.{col}: min {lo} is above max {hi}")
+        return value
+
+    @field_validator("units")
+    @classmethod
+    def _known_units(cls, value: dict) -> dict:
+        for col, unit in value.items():
+            if isinstance(unit, int | float) and not isinstance(unit, bool):
+                if not (np.isfinite(unit) and unit > 0):
+                    raise ValueError(f"units.{col}: a factor must be a finite number > 0")
+                if col in UNIT_FACTORS:
+                    raise ValueError(
+                        f"units.{col}: give the unit by name ({', '.join(UNIT_FACTORS[col])})"
+                    )
+                continue
+            known = UNIT_FACTORS.get(col)
+            if known is None:
+                raise ValueError(
+                    f"units.{col}: no named units for {col} (known: {', '.join(UNIT_FACTORS)}); "
+                    "give a number to multiply by instead"
+                )
+            if str(unit).strip().casefold() not in known:
+                raise ValueError(f"units.{col}: unknown unit {unit!r} (known: {', '.join(known)})")
+        return value
+
+    @model_validator(mode="after")
+    def _keys_after_renaming(self) -> ColumnMap:
+        """values/units/ranges keyed by a file name that is renamed are keyed by the new name."""
+        renames = self.columns
+        update = {}
+        for name in ("values", "units", "ranges"):
+            mapping = getattr(self, name)
+            moved = {renames.get(k, k): v for k, v in mapping.items()}
+            if len(moved) != len(mapping):
+                raise ValueError(f"{name}: a column is given twice (under its old and new name)")
+            if moved != mapping:
+                update[name] = moved
+        for key, mapping in update.items():
+            object.__setattr__(self, key, mapping)
+        return self
+
+    def range_bounds(self) -> dict[str, tuple[float | None, float | None]]:
+        """The declared ranges, for ``validate_cohort(ranges=...)``."""
+        return dict(self.ranges)
 
     @field_validator("columns")
     @classmethod
@@ -94,8 +217,8 @@ class ColumnMap(BaseModel):
             raw = {}
         if not isinstance(raw, dict):
             raise ColumnMapError(
-                f"column map {path} must be a mapping with keys columns, treatment_codes, "
-                f"time_unit; got {type(raw).__name__}"
+                f"column map {path} must be a mapping with keys "
+                f"{', '.join(cls.model_fields)}; got {type(raw).__name__}"
             )
         try:
             return cls.model_validate(raw)
@@ -110,12 +233,35 @@ class ColumnMap(BaseModel):
         (validation then reports any that are not cart/tec). No rows are dropped.
         """
         self._check_columns(df)
-        out = df.rename(columns=self.columns)
+        out = df.drop(columns=self._excluded(df))
+        out = out.rename(columns=self.columns)
+        if self.decimal == ",":
+            out = _read_decimal_commas(out)
+        for column, codes in self.values.items():
+            if column in out.columns:
+                out[column] = _recode(out[column], codes)
         if self.treatment_codes and TREATMENT in out.columns:
             out[TREATMENT] = self._map_codes(out[TREATMENT])
         if self.time_unit != "months" and OS_MONTHS in out.columns:
             out[OS_MONTHS] = _to_months(out[OS_MONTHS], MONTHS_PER_UNIT[self.time_unit])
+        for column, unit in self.units.items():
+            if column in out.columns:
+                out[column] = _to_months(out[column], self.unit_factor(column))
         return out
+
+    def unit_factor(self, column: str) -> float:
+        """What a value of ``column`` is multiplied by to reach the schema's unit."""
+        unit = self.units.get(column)
+        if unit is None:
+            return 1.0
+        if isinstance(unit, int | float):
+            return float(unit)
+        return UNIT_FACTORS[column][str(unit).strip().casefold()]
+
+    def _excluded(self, df: pd.DataFrame) -> list[str]:
+        """File columns named in ``exclude`` (by their name in the file or after renaming)."""
+        back = {target: source for source, target in self.columns.items()}
+        return [c for c in map(str, df.columns) if c in self.exclude or back.get(c) in self.exclude]
 
     def _check_columns(self, df: pd.DataFrame) -> None:
         present = {str(c) for c in df.columns}
@@ -124,6 +270,18 @@ class ColumnMap(BaseModel):
             for source, target in self.columns.items()
             if source not in present
         ]
+        renamed = present | set(self.columns.values())
+        problems += [
+            Problem(name, f"column {name!r} of the column map (exclude) is not in the file")
+            for name in self.exclude
+            if name not in renamed
+        ]
+        for key in ("values", "units", "ranges"):
+            problems += [
+                Problem(name, f"column {name!r} of the column map ({key}) is not in the file")
+                for name in getattr(self, key)
+                if name not in renamed and name not in SPECS
+            ]
         problems += [
             Problem(target, f"column map renames {source!r} to {target}, which the file has too")
             for source, target in self.columns.items()
@@ -145,9 +303,54 @@ class ColumnMap(BaseModel):
         return arm.map(one).astype(object)
 
 
+def _yaml_text(key: object) -> str:
+    """A YAML key as text: True/False (YAML's yes/no/on/off) as "true"/"false"."""
+    if isinstance(key, bool):
+        return "true" if key else "false"
+    return str(key)
+
+
+def _recode(column: pd.Series, codes: dict[str, Scalar]) -> pd.Series:
+    """Values of ``codes`` (matched as text, case-insensitively; 1, 1.0 and "1" alike) replaced
+    by their new value (None = missing); other values are left for validation to judge."""
+    lookup = {code_key(k): v for k, v in codes.items()}
+    # YAML turns an unquoted yes/no key into a bool: match the words people write for it too
+    for word, flag in (("yes", "true"), ("no", "false"), ("y", "true"), ("n", "false")):
+        if flag in lookup and word not in lookup:
+            lookup[word] = lookup[flag]
+
+    def one(value: object) -> object:
+        if isinstance(value, list | tuple | dict | set | np.ndarray) or pd.isna(value):
+            return value  # nested cells are reported by validation
+        key = code_key(value)
+        return lookup[key] if key in lookup else value
+
+    return column.map(one).astype(object)
+
+
+def _read_decimal_commas(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns whose every value is a number, some with a decimal comma, as numbers."""
+    out = df.copy()
+    for name in out.columns:
+        s = out[name]
+        if s.dtype != object and not pd.api.types.is_string_dtype(s):
+            continue
+        text = s.dropna().map(lambda v: str(v).strip())
+        text = text[text != ""]
+        if text.empty:
+            continue
+        comma = looks_decimal_comma(text)
+        plain = pd.to_numeric(text, errors="coerce").notna().to_numpy()
+        if comma.any() and (comma | plain).all():
+            fixed = s.map(lambda v: str(v).strip().replace(",", ".") if isinstance(v, str) else v)
+            out[name] = pd.to_numeric(fixed.replace("", np.nan), errors="coerce")
+    return out
+
+
 def _to_months(time: pd.Series, factor: float) -> pd.Series:
-    """Follow-up in months; a column with unreadable values is left unconverted for validation
-    to report (it fails there anyway, so no row is ever analysed in the wrong unit)."""
+    """Values times ``factor`` (follow-up to months, a lab to the schema's unit); a column with
+    unreadable values is left unconverted for validation to report (it fails there anyway, so no
+    row is ever analysed in the wrong unit)."""
     num = pd.to_numeric(time, errors="coerce")
     if (num.isna() & time.notna()).any():
         return time
@@ -162,6 +365,8 @@ def _describe(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(ColumnMap.model_fields)
             parts.append(f"unknown key {where!r} (allowed: {allowed})")
+        elif err["type"] == "value_error":
+            parts.append(err["msg"].removeprefix("Value error, "))
         else:
             parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})")
     return "; ".join(parts)

@@ -75,8 +75,10 @@ def nested_issue(name: str, s: pd.Series) -> ColumnIssue | None:
 
 
 def _is_text(s: pd.Series) -> bool:
-    return s.dtype == object or pd.api.types.is_string_dtype(s) or isinstance(
-        s.dtype, pd.CategoricalDtype
+    return (
+        s.dtype == object
+        or pd.api.types.is_string_dtype(s)
+        or isinstance(s.dtype, pd.CategoricalDtype)
     )
 
 
@@ -224,7 +226,7 @@ def recode_hint(column: str, kind: str, found: Iterable[object]) -> str:
 
 
 def rename_hint(name: str, present: Iterable[str]) -> str:
-    """"did you mean 'Age'?" for a missing canonical column, with the column-map entry."""
+    """ "did you mean 'Age'?" for a missing canonical column, with the column-map entry."""
     candidates = [str(c) for c in present]
     folded = {c.casefold().replace(" ", "_").replace("-", "_"): c for c in candidates}
     match = folded.get(name)

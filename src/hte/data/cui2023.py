@@ -15,22 +15,27 @@ type 4. True CATEs are closed form (the reference uses Monte Carlo; ``true_cate_
 that for checking): lognormal partial mean for type 1, the Weibull(1/2)-type integral for type 2,
 sums of Poisson tail probabilities for types 3-4.
 
-The Poisson designs produce times equal to 0, which hte's estimators reject (follow-up must be
-> 0); such times are moved to ``ZERO_TIME`` = 1e-6 (ties and order are kept; the RMST truth moves
-by less than 1e-6).
+The Poisson designs produce times equal to 0, as grf's do; ``generate_cui2023`` keeps them.
+hte's estimators need follow-up > 0, so ``CuiDesign.with_day_zero()`` applies hte's documented
+day-zero rule (``hte.data.day_zero``: a time of 0 counts as half a day, the design's time unit
+read as months, i.e. 0.0164; order and ties are kept, and an arm's RMST moves by at most
+0.0164 x its share of zeros). The benchmarks use it; nothing here moves times privately.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import stats
 
+from hte.data.columns import DAYS_PER_MONTH
+from hte.data.day_zero import DAY_ZERO_DAYS, move_zero_times
+
 DGPS = ("type1", "type2", "type3", "type4")
 HORIZON = {"type1": 1.5, "type2": 2.0, "type3": 15.0, "type4": 3.0}
 Y0 = {"type1": 0.8, "type2": 1.2, "type3": 10.0, "type4": 2.0}
-ZERO_TIME = 1e-6
+DAY_ZERO_OFFSET = DAY_ZERO_DAYS / DAYS_PER_MONTH  # the day-zero rule, time unit read as months
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,12 @@ class CuiDesign:
     horizon: float
     y0: float
     dgp: str
+    n_zero_moved: int = 0  # times of 0 moved by the day-zero rule (with_day_zero)
+
+    def with_day_zero(self, offset: float = DAY_ZERO_OFFSET) -> CuiDesign:
+        """The draw with follow-up 0 counted as ``offset`` (hte.data.day_zero's rule)."""
+        time, moved = move_zero_times(self.time, offset)
+        return replace(self, time=time, n_zero_moved=self.n_zero_moved + int(moved.sum()))
 
 
 def _check_dgp(dgp: str) -> str:
@@ -177,7 +188,8 @@ def true_cate_mc(
 def generate_cui2023(
     n: int, p: int = 5, dgp: str = "type1", *, seed: int | np.random.Generator = 0, X=None
 ) -> CuiDesign:
-    """Draw n patients from design ``dgp`` (p >= 5 uniform covariates, or the given X)."""
+    """Draw n patients from design ``dgp`` (p >= 5 uniform covariates, or the given X); times of 0
+    are kept, as grf draws them (``.with_day_zero()`` applies hte's rule before fitting)."""
     _check_dgp(dgp)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if X is None:
@@ -192,7 +204,6 @@ def generate_cui2023(
     censor = _censoring_times(X, dgp, w, rng)
     time = np.minimum(failure, censor)
     event = (failure <= censor).astype(int)
-    time = np.where(time <= 0.0, ZERO_TIME, time)
     return CuiDesign(
         X=X,
         time=time,

@@ -18,6 +18,10 @@ from hte.data.columns import PATIENT_ID
 from hte.data.schema import validate_cohort
 
 CSV_SUFFIXES = (".csv",)
+# Files above this size are refused before reading (pandas needs several times the file size in
+# memory); raise it with read_table(max_file_mb=...), `hte validate --max-file-mb` or the
+# config's data.max_file_mb on a machine that has the memory.
+MAX_FILE_MB = 100.0
 PARQUET_SUFFIXES = (".parquet", ".pq")
 EXPECTED = "expected a .csv or .parquet file"
 _SNIFF_BYTES = 8192
@@ -70,15 +74,24 @@ def _read_csv(path: Path, text_columns: Iterable[str]) -> pd.DataFrame:
         return _parse_csv(path, text_columns, "latin-1")
 
 
+def _separator(path: Path, encoding: str) -> str:
+    """ "," or, for exports from locales that write decimal commas, ";" (when the header line has
+    semicolons and no comma)."""
+    with path.open(encoding=encoding, newline="") as fh:
+        header = fh.readline()
+    return ";" if ";" in header and "," not in header else ","
+
+
 def _parse_csv(path: Path, text_columns: Iterable[str], encoding: str) -> pd.DataFrame:
     try:
-        first = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding=encoding)
+        sep = _separator(path, encoding)
+        first = pd.read_csv(path, header=None, nrows=1, dtype=str, encoding=encoding, sep=sep)
         header = [str(h).strip() for h in first.iloc[0]]
         doubled = sorted({h for h in header if header.count(h) > 1})
         if doubled:
             raise CohortFileError(f"column names appear more than once: {', '.join(doubled)}")
         dtype = {c: str for c in text_columns if c in header}
-        df = pd.read_csv(path, dtype=dtype, encoding=encoding, skipinitialspace=True)
+        df = pd.read_csv(path, dtype=dtype, encoding=encoding, skipinitialspace=True, sep=sep)
     except pd.errors.EmptyDataError:
         raise CohortFileError(f"the file is empty; {EXPECTED}") from None
     except pd.errors.ParserError as exc:
@@ -99,10 +112,30 @@ def _read_parquet(path: Path) -> pd.DataFrame:
         raise CohortFileError(f"cannot read the Parquet file: {exc}") from None
 
 
-def read_table(path: str | Path, *, text_columns: Iterable[str] = (PATIENT_ID,)) -> pd.DataFrame:
+def check_size(path: Path, max_file_mb: float | None = MAX_FILE_MB) -> None:
+    """Refuse a file above ``max_file_mb`` megabytes (None: no limit) before reading it."""
+    if max_file_mb is None:
+        return
+    size_mb = path.stat().st_size / 1e6
+    if size_mb > max_file_mb:
+        raise CohortFileError(
+            f"the file is {size_mb:,.1f} MB, above the limit of {max_file_mb:g} MB; reading it "
+            "needs several times that in memory. Raise the limit (hte validate --max-file-mb, "
+            "data.max_file_mb in a config) if this machine has the memory"
+        )
+
+
+def read_table(
+    path: str | Path,
+    *,
+    text_columns: Iterable[str] = (PATIENT_ID,),
+    max_file_mb: float | None = MAX_FILE_MB,
+) -> pd.DataFrame:
     """Read a .csv or .parquet file as it is (no renaming, no validation).
 
     ``text_columns`` are read from CSV as text, so ids such as "007" keep their leading zeros.
+    A file above ``max_file_mb`` MB is refused before it is read (None: no limit). A CSV whose
+    header is separated by semicolons (and has no comma) is read with ";".
     """
     path = Path(path)
     if not path.exists():
@@ -110,15 +143,26 @@ def read_table(path: str | Path, *, text_columns: Iterable[str] = (PATIENT_ID,))
     if not path.is_file():
         raise CohortFileError(f"not a file: {path}; {EXPECTED}")
     kind = _kind(path)
+    check_size(path, max_file_mb)
     return _read_csv(path, text_columns) if kind == "csv" else _read_parquet(path)
 
 
-def load_cohort(path: str | Path, column_map: ColumnMap | None = None) -> pd.DataFrame:
-    """Read, rename and validate a cohort file; every row comes back, or an error lists every problem."""
+def load_cohort(
+    path: str | Path,
+    column_map: ColumnMap | None = None,
+    *,
+    max_file_mb: float | None = MAX_FILE_MB,
+) -> pd.DataFrame:
+    """Read, map and validate a cohort file; every row comes back, or an error lists every problem.
+
+    The column map renames, recodes and converts (``ColumnMap.apply``) and its declared ranges and
+    ``max_levels`` replace the schema's defaults during validation.
+    """
     id_column = PATIENT_ID
     if column_map is not None:
         id_column = next((k for k, v in column_map.columns.items() if v == PATIENT_ID), PATIENT_ID)
-    df = read_table(path, text_columns=(id_column,))
-    if column_map is not None:
-        df = column_map.apply(df)
-    return validate_cohort(df)
+    df = read_table(path, text_columns=(id_column,), max_file_mb=max_file_mb)
+    if column_map is None:
+        return validate_cohort(df)
+    df = column_map.apply(df)
+    return validate_cohort(df, ranges=column_map.range_bounds(), max_levels=column_map.max_levels)

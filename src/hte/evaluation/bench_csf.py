@@ -165,7 +165,9 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
     for dgp in DGPS:
         tau = true_cate(X_test, dgp, "rmst")
         for rep in range(reps):
-            data = generate_cui2023(n, 5, dgp, seed=1000 * (DGPS.index(dgp) + 1) + rep)
+            data = generate_cui2023(
+                n, 5, dgp, seed=1000 * (DGPS.index(dgp) + 1) + rep
+            ).with_day_zero()
             for name, method in _methods(data.horizon, rep, quick).items():
                 start = time.perf_counter()
                 _fit(method, data)
@@ -244,7 +246,7 @@ def run_sweep(configs: list[str], reps: int, n_test: int = 2000) -> pd.DataFrame
         for dgp in DGPS:
             tau = true_cate(X_test, dgp, "rmst")
             for rep in range(reps):
-                data = generate_cui2023(2000, 5, dgp, seed=100 + rep)
+                data = generate_cui2023(2000, 5, dgp, seed=100 + rep).with_day_zero()
                 est = CausalSurvivalForest(
                     target="rmst", horizon=data.horizon, random_state=rep, **kw
                 )
@@ -280,7 +282,7 @@ def run_sweep(configs: list[str], reps: int, n_test: int = 2000) -> pd.DataFrame
 
 def scaling_point(n: int) -> dict:
     """Fit the default forest on n patients of design type1; time and peak memory (this process)."""
-    data = generate_cui2023(n, 5, "type1", seed=n)
+    data = generate_cui2023(n, 5, "type1", seed=n).with_day_zero()
     start = time.perf_counter()
     est = CausalSurvivalForest(target="rmst", horizon=data.horizon, random_state=0)
     est.fit(data.X, time=data.time, event=data.event, treatment=data.treatment)

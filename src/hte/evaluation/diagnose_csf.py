@@ -203,7 +203,7 @@ def cui_noise(trees: int, seeds) -> list[dict]:
     rows = []
     for dgp in DGPS:
         for seed in seeds:
-            data = generate_cui2023(2000, 5, dgp, seed=seed)
+            data = generate_cui2023(2000, 5, dgp, seed=seed).with_day_zero()
             est = CausalSurvivalForest(
                 target="rmst", horizon=data.horizon, n_estimators=trees, random_state=seed
             ).fit(data.X, time=data.time, event=data.event, treatment=data.treatment)
@@ -233,7 +233,7 @@ def structure_rows(seeds, n: int, target: str) -> list[dict]:
         data = load(seed, n, target)
         rows.append({"design": f"RRMM {target}", **tree_r2(data["X"], data["truth"])})
         for dgp in DGPS:
-            cui = generate_cui2023(n, 5, dgp, seed=seed)
+            cui = generate_cui2023(n, 5, dgp, seed=seed).with_day_zero()
             rows.append({"design": dgp, **tree_r2(cui.X, true_cate(cui.X, dgp, "rmst"))})
     return rows
 
