@@ -15,7 +15,7 @@ def test_poisson_data_with_zeros_is_refused_raw_and_fits_with_the_rule():
     assert (raw.time == 0).any()
     est = CausalSurvivalForest(target="rmst", horizon=raw.horizon, n_estimators=400,
                                random_state=0)  # fmt: skip
-    with pytest.raises(ValueError, match="apply hte.data.day_zero's rule"):
+    with pytest.raises(ValueError, match=r"apply hte\.data\.day_zero's rule"):
         est.fit(raw.X, time=raw.time, event=raw.event, treatment=raw.treatment)
     data = raw.with_day_zero()
     est.fit(data.X, time=data.time, event=data.event, treatment=data.treatment)

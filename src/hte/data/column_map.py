@@ -244,7 +244,7 @@ class ColumnMap(BaseModel):
             out[TREATMENT] = self._map_codes(out[TREATMENT])
         if self.time_unit != "months" and OS_MONTHS in out.columns:
             out[OS_MONTHS] = _to_months(out[OS_MONTHS], MONTHS_PER_UNIT[self.time_unit])
-        for column, unit in self.units.items():
+        for column in self.units:
             if column in out.columns:
                 out[column] = _to_months(out[column], self.unit_factor(column))
         return out
