@@ -42,6 +42,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from hte.data.column_map import ColumnMap, ColumnMapError
+from hte.data.day_zero import DAY_ZERO_DAYS
+from hte.data.load import MAX_FILE_MB
 from hte.data.columns import (
     CRS,
     CRS_GRADE,
@@ -82,6 +84,16 @@ __all__ = [
 
 DEFAULT_SEED = 2024
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # usable as a folder name
+MAX_NAME_LENGTH = 100  # folder names (the run id and the file system add to it)
+MAX_SEED = 2**32 - 1  # numpy's legacy seed range, which scikit-learn's random_state takes
+MAX_PATIENTS = 1_000_000  # synthetic draws and sweep sizes (100,000 takes ~15 min to fit)
+# Seeds are whole numbers, never booleans (``true`` would silently become seed 1).
+Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
+Name = Annotated[str, Field(pattern=_NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
+# YAML configs are small: refuse big or alias-expanding ones before building them.
+MAX_CONFIG_BYTES = 1_000_000
+MAX_YAML_NODES = 100_000  # scalars, lists and mappings after aliases are expanded
+MAX_YAML_DEPTH = 40
 
 
 class ConfigError(ValueError):
@@ -101,8 +113,8 @@ class SyntheticData(_Strict):
 
     source: Literal["synthetic"] = "synthetic"
     scenario: str = "default"
-    n: int = Field(2000, ge=50, description="number of patients to draw")
-    seed: int | None = Field(None, ge=0, description="draw seed; null uses seeds.global")
+    n: int = Field(2000, ge=50, le=MAX_PATIENTS, description="number of patients to draw")
+    seed: Seed | None = Field(None, description="draw seed; null uses seeds.global")
 
     @field_validator("scenario")
     @classmethod
@@ -122,6 +134,9 @@ class FileData(_Strict):
     source: Literal["file"]
     path: Path
     columns: ColumnMap = ColumnMap()
+    max_file_mb: float | None = Field(
+        MAX_FILE_MB, gt=0, description="refuse larger files before reading (null: no limit)"
+    )
 
     @field_validator("columns", mode="before")
     @classmethod
@@ -148,8 +163,8 @@ class TimeZeroAnalysis(_Strict):
     """One analysis time zero (hte.design.time_zero); ``label`` names it in the run folder."""
 
     mode: Literal["decision", "infusion", "landmark"] = "decision"
-    landmark_days: float | None = Field(None, gt=0)
-    label: str | None = Field(None, pattern=_NAME_PATTERN)
+    landmark_days: float | None = Field(None, gt=0, le=3650)
+    label: Name | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -179,8 +194,11 @@ class OSOutcome(_Strict):
     (months); a horizon set to null is not estimated."""
 
     enabled: bool = True
-    survival_horizon: float | None = Field(12.0, gt=0)
-    rmst_horizon: float | None = Field(24.0, gt=0)
+    survival_horizon: float | None = Field(12.0, gt=0, le=1200)
+    rmst_horizon: float | None = Field(24.0, gt=0, le=1200)
+    day_zero_days: float = Field(
+        DAY_ZERO_DAYS, gt=0, le=7, description="follow-up of 0 counts as this many days"
+    )
 
     @model_validator(mode="after")
     def _some_horizon(self) -> OSOutcome:
@@ -285,7 +303,7 @@ class EstimatorSpec(_Strict):
     error. Values are stored as written.
     """
 
-    name: str | None = Field(None, pattern=_NAME_PATTERN)
+    name: Name | None = None
     kind: EstimatorKind
     params: dict[str, Any] = {}
 
@@ -317,6 +335,7 @@ class EstimatorSpec(_Strict):
                      "allowed": ", ".join(allowed)},
                 )  # fmt: skip
             _check_param_type(kind, key, value, known[key])
+            _check_param_bounds(kind, key, value)
         return params
 
     @model_validator(mode="after")
@@ -365,6 +384,43 @@ def _check_param_type(kind: str, key: str, value: object, hint: object) -> None:
         ) from None
 
 
+# Sane bounds of numeric estimator parameters (inclusive; None = open), whatever the kind.
+_PARAM_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "penalizer": (0, 1e6),
+    "penalty": (0, 1e6),
+    "n_estimators": (1, 100_000),
+    "n_bootstrap": (0, 10_000),
+    "min_samples_leaf": (1, 100_000),
+    "max_samples": (0, 1),
+    "grid_size": (2, 1_000),
+    "n_folds": (2, 100),
+    "cv": (2, 100),
+    "n_jobs": (-1, 256),
+    "subforest_size": (1, 1_000),
+    "censoring_floor": (0, 1),
+    "propensity_clip": (0, 0.5),
+    "min_balancedness_tol": (0, 0.5),
+}
+
+
+def _check_param_bounds(kind: str, key: str, value: object) -> None:
+    bounds = _PARAM_BOUNDS.get(key)
+    if bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    lo, hi = bounds
+    if (
+        not math.isfinite(value)
+        or (lo is not None and value < lo)
+        or (hi is not None and value > hi)
+    ):
+        raise PydanticCustomError(
+            "parameter_type",
+            "{kind} parameter {param} must be {expected}; got {value}",
+            {"param": key, "kind": kind, "expected": f"between {lo:g} and {hi:g}",
+             "value": repr(value)},
+        )  # fmt: skip
+
+
 def _did_you_mean(key: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(key), list(choices), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
@@ -382,7 +438,7 @@ class Evaluation(_Strict):
     alpha: float = Field(0.05, gt=0, lt=0.5)
     truth_metrics: Literal[True, False, "auto"] = "auto"
     matching: bool = False
-    matching_caliper: float = Field(0.2, gt=0)
+    matching_caliper: float = Field(0.2, gt=0, le=10)
     robustness: bool = True  # refutations of the average effects and E-values
 
 
@@ -390,7 +446,7 @@ class Explanation(_Strict):
     """SHAP attributions of the CATE and shallow subgroup-rule trees."""
 
     shap: bool = True
-    n_patients_shap: int = Field(200, ge=1)
+    n_patients_shap: int = Field(200, ge=1, le=100_000)
     subgroup_rules: bool = True
     max_rule_depth: int = Field(2, ge=1, le=6)
 
@@ -400,13 +456,28 @@ class Seeds(_Strict):
 
     model_config = ConfigDict(extra="forbid", validate_by_name=True, validate_by_alias=True)
 
-    global_seed: int = Field(DEFAULT_SEED, alias="global", ge=0)
+    global_seed: Seed = Field(DEFAULT_SEED, alias="global")
+
+
+_SYSTEM_DIRS = ("/proc", "/sys", "/dev")
 
 
 class Output(_Strict):
-    """Where run folders go (``<root>/<name>/...``)."""
+    """Where run folders go (``<root>/<name>/...``); no ".." parts, not under /proc, /sys, /dev
+    (``check_output_root`` checks at run time that it is a folder this user can write)."""
 
     root: Path = Path("experiments")
+
+    @field_validator("root")
+    @classmethod
+    def _plain_root(cls, value: Path) -> Path:
+        if ".." in value.parts:
+            raise ValueError(f"{str(value)!r} climbs out with '..'; write the folder plainly")
+        text = value.as_posix()
+        for system in _SYSTEM_DIRS:
+            if text == system or text.startswith(system + "/"):
+                raise ValueError(f"{text!r} is under {system}; choose a normal folder")
+        return value
 
 
 class SweepSpec(_Strict):
@@ -418,9 +489,9 @@ class SweepSpec(_Strict):
     """
 
     scenarios: list[str] | None = Field(None, min_length=1)
-    sizes: list[Annotated[int, Field(ge=50)]] | None = Field(None, min_length=1)
+    sizes: list[Annotated[int, Field(ge=50, le=MAX_PATIENTS)]] | None = Field(None, min_length=1)
     estimators: list[str] | None = Field(None, min_length=1)
-    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(None, min_length=1)
+    seeds: list[Seed] | None = Field(None, min_length=1)
 
     @field_validator("scenarios")
     @classmethod
@@ -477,8 +548,8 @@ class _Source:
 class ExperimentConfig(_Strict):
     """A whole experiment; see configs/default.yaml for every section with comments."""
 
-    name: str = Field(pattern=_NAME_PATTERN)
-    description: str = ""
+    name: Name
+    description: str = Field("", max_length=10_000)
     data: DataConfig = Field(default_factory=SyntheticData)
     time_zero: list[TimeZeroAnalysis] = Field(
         default_factory=lambda: [TimeZeroAnalysis()], min_length=1
@@ -601,9 +672,20 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"{path}: the config is {size:,} bytes; a config is at most "
+                f"{MAX_CONFIG_BYTES:,} bytes (is this the right file?)"
+            )
+        text = path.read_bytes().decode("utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: the config is not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"position {exc.start}); save it as UTF-8"
+        ) from None
     raw, lines = _parse_yaml(text, str(path))
     source = _Source(str(path), lines, [])
     for item in overrides:
@@ -616,15 +698,61 @@ def load_config(path: str | Path, overrides: Iterable[str] = ()) -> ExperimentCo
     return config
 
 
-def _parse_yaml(text: str, name: str) -> tuple[dict, dict[KeyPath, int]]:
+def safe_yaml(text: str, name: str) -> tuple[Any, yaml.Node | None]:
+    """YAML text as Python data (safe types only) and its node tree, refused with a ConfigError
+    when it is invalid, nests deeper than ``MAX_YAML_DEPTH`` or expands (aliases counted every
+    time they are used: a "billion laughs" config) beyond ``MAX_YAML_NODES`` nodes."""
+    loader = yaml.SafeLoader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_yaml_size(node, name)
+        return (loader.construct_document(node) if node is not None else None), node
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        if "constructor for the tag" in problem:
+            problem += " (tags such as !!python/... are never run; use plain values)"
         raise ConfigError(f"{name}{where}: not valid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(
+            f"{name}: nested too deeply (a config is at most {MAX_YAML_DEPTH} levels deep)"
+        ) from None
+    finally:
+        loader.dispose()
+
+
+def _check_yaml_size(root: yaml.Node, name: str) -> None:
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            line = node.start_mark.line + 1
+            raise ConfigError(
+                f"{name} line {line}: nested too deeply (a config is at most {MAX_YAML_DEPTH} "
+                "levels deep; a self-referencing alias nests without end)"
+            )
+        if id(node) in sizes:
+            return sizes[id(node)]
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(v, depth + 1) for v in node.value)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{name}: the YAML expands to more than {MAX_YAML_NODES:,} values (aliases "
+                "repeating aliases, a 'billion laughs'); write the config out plainly"
+            )
+        sizes[id(node)] = total
+        return total
+
+    size(root, 0)
+
+
+def _parse_yaml(text: str, name: str) -> tuple[dict, dict[KeyPath, int]]:
+    raw, node = safe_yaml(text, name)
     if raw is None:
         raw, node = {}, None
     if not isinstance(raw, dict):
@@ -671,9 +799,12 @@ def _apply_override(raw: dict, item: str) -> KeyPath:
     if not sep or not all(parts):
         raise ConfigError(f"--set {item}: expected key.sub=value, e.g. data.n=500")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"--set {item}: the value {value_text!r} is not valid YAML") from None
+        value = safe_yaml(value_text, "value")[0] if value_text.strip() else None
+    except ConfigError as exc:
+        detail = str(exc).removeprefix("value")
+        raise ConfigError(
+            f"--set {item}: the value {value_text!r} is not valid YAML ({detail.strip(' :')})"
+        ) from None
     node: Any = raw
     path: list[str | int] = []
     for i, part in enumerate(parts):
@@ -854,6 +985,8 @@ class DataFacts:
     max_follow_up_months: float | None
     cohort: pd.DataFrame | None = None
     follow_up_by_analysis: dict[str, float] | None = None
+    # file data: per analysis label and arm, (patients, deaths, longest follow-up in months)
+    arms_by_analysis: dict[str, dict[str, tuple[int, int, float]]] | None = None
 
 
 def inspect_data(config: ExperimentConfig) -> DataFacts:
@@ -873,23 +1006,35 @@ def inspect_data(config: ExperimentConfig) -> DataFacts:
         return DataFacts(columns=columns, max_follow_up_months=float(cut))
     cohort = _load_file(config, data)
     follow_up = float(cohort[OS_MONTHS].max()) if OS_MONTHS in cohort.columns else None
-    by_analysis = _follow_up_by_analysis(config, cohort) if follow_up is not None else None
-    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort, by_analysis)
+    by_analysis = arms = None
+    if follow_up is not None:
+        by_analysis, arms = _follow_up_by_analysis(config, cohort)
+    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort, by_analysis, arms)
 
 
-def _follow_up_by_analysis(config: ExperimentConfig, cohort: pd.DataFrame) -> dict[str, float]:
-    """Longest follow-up left after each time zero (exact: the transform the pipeline applies).
-    Analyses the cohort cannot support (no infusion_day, no death) are left to the column checks."""
+def _follow_up_by_analysis(
+    config: ExperimentConfig, cohort: pd.DataFrame
+) -> tuple[dict[str, float], dict[str, dict[str, tuple[int, int, float]]]]:
+    """Longest follow-up left after each time zero (exact: the transform the pipeline applies),
+    and per arm the patients, deaths and longest follow-up. Analyses the cohort cannot support
+    (no infusion_day, no death) are left to the column checks."""
+    from hte.data.columns import TREATMENT_CODES
     from hte.design.time_zero import apply_time_zero
 
-    out = {}
+    out, arms = {}, {}
     for analysis in config.time_zero:
         try:
             moved = apply_time_zero(cohort, analysis.mode, analysis.landmark_days).cohort
         except ValueError:
             continue
         out[analysis.label] = float(moved[OS_MONTHS].max()) if len(moved) else 0.0
-    return out
+        per_arm = {}
+        for arm in TREATMENT_CODES:
+            rows = moved[moved["treatment"] == arm]
+            longest = float(rows[OS_MONTHS].max()) if len(rows) else 0.0
+            per_arm[arm] = (len(rows), int(rows[DEATH].astype(bool).sum()), longest)
+        arms[analysis.label] = per_arm
+    return out, arms
 
 
 def _load_file(config: ExperimentConfig, data: FileData) -> pd.DataFrame:
@@ -897,7 +1042,7 @@ def _load_file(config: ExperimentConfig, data: FileData) -> pd.DataFrame:
     from hte.data.schema import CohortValidationError
 
     try:
-        return load_cohort(data.path, column_map=data.columns)
+        return load_cohort(data.path, column_map=data.columns, max_file_mb=data.max_file_mb)
     except CohortFileError as exc:
         text = str(exc) if str(data.path) in str(exc) else f"{data.path}: {exc}"
         raise _error(config, ("data", "path"), text) from None
@@ -926,6 +1071,7 @@ def check_config_against_data(
     config: ExperimentConfig,
     cohort_columns: Iterable[str],
     max_follow_up_months: float | Mapping[str, float] | None,
+    arms: Mapping[str, Mapping[str, tuple[int, int, float]]] | None = None,
 ) -> None:
     """Raise one ``ConfigError`` listing every way the config does not fit the cohort.
 
@@ -935,7 +1081,10 @@ def check_config_against_data(
     estimators refuse horizons beyond follow-up). ``max_follow_up_months`` is either the
     decision-time longest follow-up (a landmark then removes its days; an infusion time zero is
     taken to leave it, as the teclistamab clock does not move) or, exactly, a mapping from
-    analysis label to the longest follow-up after that time zero.
+    analysis label to the longest follow-up after that time zero. ``arms`` (file data: per
+    analysis and arm, patients, deaths and longest follow-up) adds the per-arm rules: every arm
+    needs a death and follow-up reaching each horizon (a one-arm shortfall would otherwise pass
+    on the other arm's follow-up and fail mid-run).
     """
     columns = set(cohort_columns)
     problems: list[tuple[KeyPath, str]] = []
@@ -981,6 +1130,8 @@ def check_config_against_data(
         )
     if max_follow_up_months is not None:
         problems += _horizon_problems(config, max_follow_up_months)
+    if arms is not None and not problems:
+        problems += _arm_problems(config, arms)
     if problems:
         raise ConfigError(
             "\n".join(f"{config.source_of(p)}: {_dotted(p)}: {msg}" for p, msg in problems)
@@ -1020,12 +1171,70 @@ def _horizon_problems(
     return problems
 
 
+def _arm_problems(
+    config: ExperimentConfig, arms: Mapping[str, Mapping[str, tuple[int, int, float]]]
+) -> list[tuple[KeyPath, str]]:
+    """Per analysis and arm: at least one death, and follow-up reaching every OS horizon."""
+    os_ = config.outcomes.os
+    if not os_.enabled:
+        return []
+    problems = []
+    for analysis in config.time_zero:
+        per_arm = arms.get(str(analysis.label))
+        if per_arm is None:
+            continue
+        after = "" if analysis.mode == "decision" else f" after the {analysis.label} time zero"
+        for arm, (n, deaths, longest) in per_arm.items():
+            if n and not deaths:
+                problems.append(
+                    (
+                        ("outcomes", "os", "enabled"),
+                        f"no deaths in the {arm} arm{after} (0 of {n} patients): OS effects are "
+                        "not estimable (the hazard ratio would be unbounded); set "
+                        "outcomes.os.enabled: false to analyse CRS only",
+                    )
+                )
+                continue
+            for key in ("survival_horizon", "rmst_horizon"):
+                horizon = getattr(os_, key)
+                if horizon is not None and n and horizon > longest:
+                    problems.append(
+                        (
+                            ("outcomes", "os", key),
+                            f"horizon {horizon:g} months is beyond the longest follow-up in the "
+                            f"{arm} arm{after} ({longest:.2f} months); every arm must be "
+                            "followed to the horizon: choose a shorter horizon",
+                        )
+                    )
+    return problems
+
+
+def check_output_root(root: Path, where: str = "output.root") -> None:
+    """The run folders' root must be a folder this user can write (or be creatable in one),
+    outside the system's virtual file systems (/proc, /sys, /dev)."""
+    import os
+
+    resolved = Path(root).expanduser().resolve()
+    for system in _SYSTEM_DIRS:
+        if resolved == Path(system) or Path(system) in resolved.parents:
+            raise ConfigError(f"{where}: {root} is under {system}; choose a normal folder")
+    if resolved.exists() and not resolved.is_dir():
+        raise ConfigError(f"{where}: {root} is a file, not a folder")
+    existing = resolved
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{where}: {root} cannot be created ({existing} is a file)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{where}: cannot write in {existing} (permission denied)")
+
+
 def preflight(config: ExperimentConfig) -> DataFacts:
     """Every check that needs the data, before any fitting: ``inspect_data`` then
     ``check_config_against_data``. Returns the facts (with the loaded cohort for file data)."""
     facts = inspect_data(config)
     follow_up = facts.follow_up_by_analysis or facts.max_follow_up_months
-    check_config_against_data(config, facts.columns, follow_up)
+    check_config_against_data(config, facts.columns, follow_up, facts.arms_by_analysis)
     return facts
 
 

@@ -117,9 +117,13 @@ def truth_summary(fit: FittedEffect, cohort: pd.DataFrame) -> dict | None:
 
 
 def truth_enabled(config: ExperimentConfig, cohort: pd.DataFrame) -> bool:
+    """Truth metrics: on when asked (``true``) and the cohort has true_* columns; ``auto`` turns
+    them on for the simulator's cohorts only (a file's true_* columns are not known truth)."""
     setting = config.evaluation.truth_metrics
     has_truth = any(str(c).startswith(TRUTH_PREFIX) for c in cohort.columns)
-    return bool(setting) and has_truth if setting != "auto" else has_truth
+    if setting == "auto":
+        return has_truth and config.data.source == "synthetic"
+    return bool(setting) and has_truth
 
 
 def decision_truth(cohort: pd.DataFrame, config: ExperimentConfig) -> dict:

@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hte.config import ExperimentConfig, preflight, resolved_config_dict
+from hte.config import ExperimentConfig, check_output_root, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
@@ -32,6 +32,7 @@ from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
     baseline_averages,
+    data_rules,
     design_diagnostics,
     fit_estimators,
     prepare_analysis,
@@ -173,6 +174,7 @@ def run_experiment(
     resolved = resolved_config_dict(config)
     run_id = make_run_id(resolved)
     root = Path(output_root) if output_root is not None else Path(config.output.root)
+    check_output_root(root, "output root" if output_root is not None else "output.root")
     run_dir = create_run_dir(root, config.name, run_id)
     with (
         _run_log(run_dir / LOG_FILE),
@@ -323,6 +325,7 @@ def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_tru
             "alpha": config.evaluation.alpha,
         },
         "data": fingerprint,
+        "data_rules": data_rules(config, cohort),
         "analyses": analyses,
         "truth_metrics": with_truth,
         "failures": [

@@ -23,6 +23,7 @@ log = logging.getLogger("hte.pipeline")
 
 
 ANALYSIS = "analysis"
+DAY_ZERO_ATTR = "hte_day_zero"  # cohort.attrs key: what the day-zero rule did
 KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
 
 
@@ -87,19 +88,53 @@ def prepare_cohort(
     Synthetic: ``simulate_cohort(n, seed, scenario)``, fingerprinted by its canonical CSV. File:
     the cohort the pre-flight already loaded (``facts.cohort``) or ``load_cohort`` with the
     column map, fingerprinted by the file's bytes.
+
+    The day-zero rule (``hte.data.day_zero``) is applied here, the one place it is applied:
+    follow-up of 0 counts as ``outcomes.os.day_zero_days``; ``data_rules`` says what it did.
     """
+    from hte.data.day_zero import apply_day_zero
+
     data = config.data
     if isinstance(data, FileData):
         cohort = facts.cohort if facts is not None and facts.cohort is not None else None
         if cohort is None:
             from hte.data.load import load_cohort
 
-            cohort = load_cohort(data.path, column_map=data.columns)
-        return cohort, fingerprint_file(data.path, cohort)
-    from hte.data.simulate import simulate_cohort
+            cohort = load_cohort(data.path, column_map=data.columns, max_file_mb=data.max_file_mb)
+        fingerprint = fingerprint_file(data.path, cohort)
+    else:
+        from hte.data.simulate import simulate_cohort
 
-    cohort = simulate_cohort(n=data.n, seed=int(data.seed), scenario=data.scenario)
-    return cohort, fingerprint_frame(cohort)
+        cohort = simulate_cohort(n=data.n, seed=int(data.seed), scenario=data.scenario)
+        fingerprint = fingerprint_frame(cohort)
+    ruled, moved = apply_day_zero(cohort, config.outcomes.os.day_zero_days)
+    ruled = ruled.copy() if ruled is cohort else ruled
+    ruled.attrs[DAY_ZERO_ATTR] = moved.as_dict()
+    return ruled, fingerprint
+
+
+def data_rules(config: ExperimentConfig, cohort: pd.DataFrame) -> dict:
+    """What the data rules did to a cohort from ``prepare_cohort`` (metrics.json
+    ``data_rules``): the day-zero rule (offset, rows moved, deaths and censorings among them),
+    the columns the column map excluded, and the true_* columns a file cohort carries (ignored:
+    truth metrics are for the simulator's cohorts)."""
+    from hte.data.columns import TRUTH_PREFIX
+
+    day_zero = cohort.attrs.get(DAY_ZERO_ATTR)
+    if day_zero is None:  # a cohort that did not come through prepare_cohort
+        raise ValueError("data_rules needs the cohort prepare_cohort returned")
+    out: dict[str, Any] = {"day_zero": dict(day_zero)}
+    if isinstance(config.data, FileData):
+        out["excluded_columns"] = {
+            name: "column map: exclude" for name in config.data.columns.exclude
+        }
+        truth = [str(c) for c in cohort.columns if str(c).startswith(TRUTH_PREFIX)]
+        if truth and config.evaluation.truth_metrics != True:  # noqa: E712 (True, not "auto")
+            out["truth_columns_ignored"] = (
+                f"{len(truth)} true_* column(s) in a file cohort are ignored (truth metrics are "
+                "for simulated cohorts; set evaluation.truth_metrics: true to use them)"
+            )
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
