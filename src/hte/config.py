@@ -42,8 +42,6 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from hte.data.column_map import ColumnMap, ColumnMapError
-from hte.data.day_zero import DAY_ZERO_DAYS
-from hte.data.load import MAX_FILE_MB
 from hte.data.columns import (
     CRS,
     CRS_GRADE,
@@ -53,6 +51,8 @@ from hte.data.columns import (
     OS_MONTHS,
     TRUTH_PREFIX,
 )
+from hte.data.day_zero import DAY_ZERO_DAYS
+from hte.data.load import MAX_FILE_MB
 from hte.data.simulate import SCENARIOS
 
 __all__ = [
