@@ -262,3 +262,54 @@ def test_cox_interaction_matches_cox_s_learner():
     ours = CoxInteractionModel(**kw).fit(X, t, d, w).predict(X[:100])
     sksurv = SLearnerSurvival("cox", base_params={"alpha": 0.0}, **kw).fit(X, t, d, w)
     np.testing.assert_allclose(ours, sksurv.predict(X[:100]), atol=1e-3)
+
+
+# --------------------------------------------------------------------------------------------
+# Cox with interactions: ridge fallback when the unpenalized fit does not converge
+
+
+def _collinear_data(n: int = 300, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    X = np.column_stack([X, 2.0 * X[:, 0] + 1.0])  # an exact copy of x0, rescaled
+    w = rng.integers(0, 2, n)
+    t = rng.exponential(10.0 * np.exp(0.5 * w), n) + 0.1  # true log HR of CAR-T: -0.5
+    return X, t, np.ones(n, bool), w
+
+
+def test_cox_collinear_refits_with_a_small_ridge_and_records_it():
+    X, t, d, w = _collinear_data()
+    model = CoxInteractionModel(target="rmst", horizon=5.0).fit(X, time=t, event=d, treatment=w)
+    assert model.fit_info_ == {
+        "penalizer_requested": 0.0,
+        "penalizer_used": 0.01,
+        "ridge_fallback": True,
+        "reason": "the unpenalized fit did not converge",
+    }
+    # the penalized fit still estimates: treatment main effect near the true -0.5 (4 SE)
+    row = model.summary_.loc["treatment"]
+    assert abs(row["coef"] + 0.5) < 4 * row["se(coef)"] + 0.05
+
+
+def test_cox_that_converges_keeps_the_requested_penalizer():
+    X, t, d, w = _collinear_data()
+    model = CoxInteractionModel(horizon=5.0).fit(X[:, :3], time=t, event=d, treatment=w)
+    assert model.fit_info_["ridge_fallback"] is False and model.penalizer_used_ == 0.0
+
+
+def test_cox_separation_is_caught_and_refitted():
+    rng = np.random.default_rng(0)
+    n = 200
+    x = (rng.random(n) < 0.2).astype(float)
+    X = np.column_stack([rng.normal(size=(n, 3)), x])
+    w = rng.integers(0, 2, n)
+    t = np.where((x == 1) & (w == 1), rng.uniform(0.1, 0.5, n), rng.exponential(10, n) + 1)
+    model = CoxInteractionModel(horizon=5.0).fit(X, time=t, event=np.ones(n, bool), treatment=w)
+    assert model.fit_info_["ridge_fallback"] is True
+    assert model.summary_["coef"].abs().max() < 10  # unpenalized: 21.7 (hazard ratio 2.7e9)
+
+
+def test_cox_negative_penalizer_is_refused():
+    X, t, d, w = _collinear_data()
+    with pytest.raises(ValueError, match="penalizer must be >= 0"):
+        CoxInteractionModel(penalizer=-1.0, horizon=5.0).fit(X, time=t, event=d, treatment=w)

@@ -58,7 +58,10 @@ def estimator_summary(fit: FittedEffect, alpha: float, X: pd.DataFrame | None = 
         "horizon": fit.horizon,
     }
     if fit.error is not None:
-        return out | {"error": fit.error}
+        return out | {"error": fit.error, "fix": fit.fix}
+    fit_info = getattr(fit.model, "fit_info_", None)
+    if fit_info:  # e.g. Cox with interactions: the penalizer used, and why it was raised
+        out["fit"] = dict(fit_info)
     est = fit.estimate
     effect, lo, hi = (np.asarray(a, dtype=float) for a in (est.effect, est.lower, est.upper))
     ok = ~np.isnan(lo) & ~np.isnan(hi)

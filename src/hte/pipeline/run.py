@@ -329,7 +329,10 @@ def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_tru
         "analyses": analyses,
         "truth_metrics": with_truth,
         "failures": [
-            f"{label}/{f.key}: {f.error}" for label, fs in all_fits.items() for f in fs if f.error
+            f"{label}/{f.key}: {f.error} (fix: {f.fix})"
+            for label, fs in all_fits.items()
+            for f in fs
+            if f.error
         ],
     }
     if with_truth:

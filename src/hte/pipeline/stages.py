@@ -70,6 +70,7 @@ class FittedEffect:
     arms: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
     error: str | None = None
+    fix: str | None = None  # how to fix the error, in words
 
     @property
     def key(self) -> str:
@@ -357,9 +358,34 @@ def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEf
         fit.arms = arm_predictions(model, data.X, target, horizon)
     except Exception as exc:  # recorded in metrics and the log, the run goes on
         fit.error = f"{type(exc).__name__}: {exc}"
+        fit.fix = failure_fix(exc, spec.kind)
         log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, traceback.format_exc())
     fit.seconds = time.perf_counter() - started
     return fit
+
+
+# (words in the error, the fix): the first match wins
+_FIXES = (
+    ("horizon", "choose a horizon within every arm's follow-up (outcomes.os)"),
+    ("penalizer", "drop collinear or sparse covariates (column map: exclude) or raise "
+                  "params.penalizer"),
+    ("converge", "drop collinear or sparse covariates (column map: exclude), or set a penalty "
+                 "in params (penalizer / penalty)"),
+    ("only one arm", "the analysed cohort needs patients in both arms"),
+    ("no events", "the analysed cohort needs deaths in both arms"),
+    ("missing values", "give the covariate's missing values, or exclude it in the column map"),
+)  # fmt: skip
+
+
+def failure_fix(exc: BaseException, kind: str) -> str:
+    """A plain fix for a failed fit, from its error (recorded beside the error in metrics)."""
+    if isinstance(exc, MemoryError):
+        return f"{kind} ran out of memory: fewer patients, trees or bootstrap draws"
+    text = str(exc).casefold()
+    for words, fix in _FIXES:
+        if words in text:
+            return fix
+    return f"see run.log for the traceback; run the other estimators without {kind}"
 
 
 def arm_predictions(model, X: pd.DataFrame, target: str, horizon) -> dict[str, np.ndarray]:

@@ -144,6 +144,14 @@ def summary_section(run: RunFolder) -> dict:
     failures = m.get("failures") or []
     if failures:
         blocks.append(b.caution(f"{len(failures)} fit(s) failed: " + "; ".join(failures)))
+    rules = m.get("data_rules") or {}
+    notes = [rules["day_zero"]["rule"]] if rules.get("day_zero", {}).get("n_rows") else []
+    notes += [
+        f"column {c} left out ({why})" for c, why in rules.get("excluded_columns", {}).items()
+    ]
+    notes += [rules["truth_columns_ignored"]] if rules.get("truth_columns_ignored") else []
+    if notes:
+        blocks.append(b.text("Data rules applied: " + "; ".join(notes) + ".", muted=True))
     if run.problems:
         blocks.append(b.caution("Unreadable files in the run folder: " + "; ".join(run.problems)))
     return _section("summary", "Summary", "What was run and the headline average effects.", blocks)
