@@ -50,15 +50,22 @@ def simulate(
 def validate(
     file: Annotated[Path, typer.Argument(help="Cohort file (.csv or .parquet).")],
     columns: Annotated[
-        Path | None, typer.Option(help="Column map YAML: renames, treatment codes, time unit.")
+        Path | None,
+        typer.Option(
+            help="Column map YAML: renames, treatment codes, time unit, value recoding, units, "
+            "ranges, excluded columns."
+        ),
     ] = None,
+    max_file_mb: Annotated[
+        float, typer.Option(help="Refuse files larger than this (MB) before reading.", min=0)
+    ] = 100.0,
 ) -> None:
     """Check a cohort file against the schema; print a summary, or every problem found."""
     from rich.markup import escape
 
     from hte.data.column_map import ColumnMap, ColumnMapError
     from hte.data.load import CohortFileError, load_cohort
-    from hte.data.schema import CohortValidationError
+    from hte.data.schema import CohortValidationError, column_notes
     from hte.data.summary import render_problems, render_summary, summarize_cohort
 
     try:
@@ -67,7 +74,7 @@ def validate(
         err_console.print(f"[red]bad column map[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     try:
-        cohort = load_cohort(file, column_map=column_map)
+        cohort = load_cohort(file, column_map=column_map, max_file_mb=max_file_mb)
     except CohortFileError as exc:
         err_console.print(f"[red]cannot read {escape(str(file))}[/red]: {escape(str(exc))}")
         raise typer.Exit(1) from None
@@ -76,6 +83,8 @@ def validate(
         raise typer.Exit(1) from None
     console.print("[green]ok[/green]")
     console.print(render_summary(summarize_cohort(cohort)))
+    for note in column_notes(cohort.columns, column_map):
+        console.print(f"note: {escape(note)}", highlight=False)
 
 
 @app.command()

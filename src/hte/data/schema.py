@@ -598,3 +598,24 @@ def validate_cohort(
         found.sort(key=lambda f: order.get(f.column, -1))
         raise CohortValidationError([f.to_problem() for f in found])
     return out
+
+
+def column_notes(columns: pd.Index | list[str], column_map: object | None = None) -> list[str]:
+    """Notes on an accepted cohort: columns that look like a known column under another name
+    (so they would be used unchecked), columns the map excluded, and true_* columns (ignored by
+    runs on a file: truth metrics are for simulated cohorts)."""
+    from hte.data.column_rules import rename_suggestions
+    from hte.data.columns import TRUTH_PREFIX
+
+    names = [str(c) for c in columns]
+    notes = rename_suggestions(names, list(SPECS))
+    excluded = list(getattr(column_map, "exclude", []) or [])
+    if excluded:
+        notes.append(f"left out by the column map (exclude): {', '.join(excluded)}")
+    truth = [c for c in names if c.startswith(TRUTH_PREFIX)]
+    if truth:
+        notes.append(
+            f"{len(truth)} true_* column(s) are ignored: never covariates, and a run on a file "
+            "does not compute truth metrics from them (evaluation.truth_metrics: auto)"
+        )
+    return notes

@@ -198,5 +198,5 @@ def render_problems(problems: list[Problem], source: str) -> Table:
     table.add_column("rows", overflow="fold")
     for p in problems:
         rows = describe_rows(p.rows, p.n_rows) if p.n_rows else "(whole table)"
-        table.add_row(p.column, p.rule, rows)
+        table.add_row(p.column, f"{p.rule}; {p.hint}" if p.hint else p.rule, rows)
     return table

@@ -50,7 +50,15 @@ def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
             present = set(map(str, raw.columns))
             # columns the scoring does not use may be absent from new data
             kept = {s: t for s, t in column_map.columns.items() if s in present or t not in unused}
-            raw = column_map.model_copy(update={"columns": kept}).apply(raw)
+            named = present | set(kept.values())
+            raw = column_map.model_copy(
+                update={
+                    "columns": kept,
+                    "exclude": [c for c in column_map.exclude if c in named],
+                    **{key: {c: v for c, v in getattr(column_map, key).items() if c in named}
+                       for key in ("values", "units")},
+                }
+            ).apply(raw)  # fmt: skip
         raw = raw.drop(columns=[c for c in unused if c in raw.columns])
         n = len(raw)
         frame = raw
@@ -60,7 +68,10 @@ def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
         frame = frame.assign(
             **{TREATMENT: np.where(np.arange(len(frame)) % 2 == 0, "cart", "tec"), CRS: False}
         )
-        cohort = validate_cohort(frame).iloc[:n]
+        rules = {}
+        if column_map is not None:  # the run's own ranges and text-level limit
+            rules = {"ranges": column_map.range_bounds(), "max_levels": column_map.max_levels}
+        cohort = validate_cohort(frame, **rules).iloc[:n]
     except CohortFileError as exc:
         raise PredictError(f"cannot read {path}: {exc}") from None
     except CohortValidationError as exc:
