@@ -9,7 +9,10 @@ silently turn into nonsense features:
 - nested values (lists, mappings: a Parquet list or struct column): not one value per cell;
 - numbers written with a decimal comma ("0,5"): read as text they would become a category;
 - numbers mixed with text ("12", "13", "n/a"): the text would turn the column into categories;
-- free text with many distinct values (notes, names): hundreds of one-hot features.
+- free text with many distinct values (notes, names): hundreds of one-hot features;
+- category values that a spreadsheet would run as a formula ("=cmd|...", "@SUM(...)"), HTML
+  markup ("<script>") or matplotlib math ("$\\alpha_{$"): category values become feature
+  names, figure labels, report text and CSV cells, so they must be plain words.
 
 Each rule names the column, the rows and the fix (usually an entry of the column map:
 ``exclude``, ``decimal``, ``values``). ``recode_hint`` and ``rename_hint`` suggest column-map
@@ -30,6 +33,8 @@ MAX_LEVELS = 50  # distinct text values a free covariate may have (column map: m
 MIN_ROWS_FOR_UNIQUE = 20  # "every value differs" is only a sign of an id or free text from here
 _DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
 _NESTED = (list, tuple, dict, set, np.ndarray)
+_MARKUP = re.compile(r"<\s*[A-Za-z/!?]")
+_SIGNED_NUMBER = re.compile(r"^[+-]?[\d.,]*$")
 
 
 @dataclass(frozen=True)
@@ -251,3 +256,33 @@ def rename_suggestions(present: Iterable[str], known: Iterable[str]) -> list[str
         if hint:
             notes.append(f"{name} is not in the file; {hint} (so its rules are checked)")
     return notes
+
+
+def unsafe_text(value: str) -> bool:
+    """A category value that could act as a spreadsheet formula (starts with =, @, a tab or CR, or
+    with + or - not followed by a number), HTML markup (a tag), or matplotlib math (two $)."""
+    text = value.strip()
+    if not text:
+        return False
+    if text[0] in "=@" or value[:1] in ("\t", "\r"):
+        return True
+    if text[0] in "+-" and not _SIGNED_NUMBER.match(text):
+        return True
+    return bool(_MARKUP.search(text)) or text.count("$") >= 2
+
+
+def unsafe_text_issue(name: str, s: pd.Series) -> ColumnIssue | None:
+    """Category values that are formulas, markup or math (see ``unsafe_text``)."""
+    if not _is_text(s) or len(nested_rows(s)):
+        return None
+    text = s.dropna().map(str)
+    bad = text.map(unsafe_text).to_numpy(dtype=bool)
+    if not bad.any():
+        return None
+    return ColumnIssue(
+        name,
+        f"{name} has values that read as spreadsheet formulas, HTML or math (found "
+        f"{_text_examples(text[bad])})",
+        s.index.get_indexer(text.index[bad]),
+        "category values must be plain words; recode them with values: in the column map",
+    )

@@ -21,6 +21,7 @@ from hte.data.column_rules import (
     MAX_LEVELS,
     all_missing_issue,
     decimal_comma_hint,
+    unsafe_text_issue,
     free_column_issues,
     looks_decimal_comma,
     nested_issue,
@@ -573,6 +574,10 @@ def validate_cohort(
     for issue in free_column_issues(out, free, max_levels):
         found.append(_Found(issue.column, issue.rule, issue.positions, issue.hint))
     for name in covariates:
+        text_column = name not in specs or specs[name].kind == "category"
+        issue = unsafe_text_issue(name, out[name]) if text_column else None
+        if issue is not None and name not in unreadable:
+            found.append(_Found(issue.column, issue.rule, issue.positions, issue.hint))
         issue = all_missing_issue(name, out[name]) if name in specs else None
         if issue is not None and specs[name].nullable:
             found.append(_Found(issue.column, issue.rule, np.array([], dtype=int), issue.hint))
