@@ -21,12 +21,12 @@ from hte.data.column_rules import (
     MAX_LEVELS,
     all_missing_issue,
     decimal_comma_hint,
-    unsafe_text_issue,
     free_column_issues,
     looks_decimal_comma,
     nested_issue,
     recode_hint,
     rename_hint,
+    unsafe_text_issue,
 )
 from hte.data.columns import (
     BOOLEAN_COVARIATES,
