@@ -163,5 +163,5 @@ def test_load_cohort_applies_map_ranges_and_max_levels(cohort_factory, tmp_path)
 def test_map_errors_name_the_key(tmp_path):
     path = tmp_path / "map.yaml"
     path.write_text("units: {ferritin: furlongs}\n", encoding="utf-8")
-    with pytest.raises(ColumnMapError, match="units.ferritin: unknown unit 'furlongs'"):
+    with pytest.raises(ColumnMapError, match=r"units\.ferritin: unknown unit 'furlongs'"):
         ColumnMap.from_yaml(path)
