@@ -528,7 +528,14 @@ def test_preflight_of_a_file_uses_the_follow_up_left_after_each_time_zero(tmp_pa
     assert facts.follow_up_by_analysis["landmark_180d"] == pytest.approx(bound, abs=1e-9)
     with pytest.raises(ConfigError, match="after the landmark_180d time zero"):
         preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound + 0.01}"]))
-    preflight(load_config(path, [f"outcomes.os.rmst_horizon={bound - 0.01}"]))
+    # every arm must reach the horizon: the shorter-followed arm sets the limit
+    arms = facts.arms_by_analysis["landmark_180d"]
+    shortest_arm = min(arms, key=lambda a: arms[a][2])
+    arm_bound = arms[shortest_arm][2]
+    assert arm_bound <= bound
+    with pytest.raises(ConfigError, match=f"in the {shortest_arm} arm after the landmark_180d"):
+        preflight(load_config(path, [f"outcomes.os.rmst_horizon={arm_bound + 0.01}"]))
+    preflight(load_config(path, [f"outcomes.os.rmst_horizon={arm_bound - 0.01}"]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -588,3 +595,24 @@ def test_sweep_needs_synthetic_data(tmp_path, user_export):
     text = file_config(user_export) + "sweep: {seeds: [1]}\n"
     msg = config_error(write(tmp_path, text))
     assert f"line {line_of(text, 'sweep:')}: sweep: a sweep draws synthetic cohorts" in msg
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-arm pre-flight (file data): deaths and follow-up in each arm after each time zero
+
+
+@pytest.mark.parametrize(
+    ("arms", "message"),
+    [
+        ({"cart": (100, 20, 36.0), "tec": (90, 0, 36.0)}, r"no deaths in the tec arm \(0 of 90"),
+        ({"cart": (100, 20, 36.0), "tec": (90, 12, 6.0)},
+         r"horizon 12 months is beyond the longest follow-up in the tec arm \(6.00 months\)"),
+    ],
+)  # fmt: skip
+def test_preflight_checks_each_arm(arms, message):
+    config = _config()
+    check_config_against_data(
+        config, ALL_COLUMNS, 36.0, {"decision": dict(arms, tec=(90, 12, 36.0))}
+    )
+    with pytest.raises(ConfigError, match=message):
+        check_config_against_data(config, ALL_COLUMNS, 36.0, {"decision": arms})
