@@ -44,6 +44,7 @@ def render_summary(metrics: dict):
     of the average where available and the truth when known), the IPTW baselines, and the
     time-zero comparison when the run has one."""
     from rich.console import Group
+    from rich.markup import escape
 
     parts = []
     for label, a in metrics["analyses"].items():
@@ -100,4 +101,9 @@ def render_summary(metrics: dict):
         parts.append(table)
     if metrics.get("failures"):
         parts.append(f"[red]{len(metrics['failures'])} fit(s) failed[/red]: see metrics.json")
+    rules = metrics.get("data_rules") or {}
+    if (rules.get("day_zero") or {}).get("n_rows"):
+        parts.append(f"data rule: {escape(rules['day_zero']['rule'])}")
+    if rules.get("truth_columns_ignored"):
+        parts.append(f"data rule: {escape(rules['truth_columns_ignored'])}")
     return Group(*parts)
