@@ -1,9 +1,12 @@
 """Starting the explorer: pick the run folder (by default the newest run of configs/default.yaml,
 running it first when there is none), build the Blocks and serve them on localhost.
 
-Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and only
-run folders are allowed paths (the launch run, and the ``upload_<config>`` runs the app makes):
-figures and the report are served from them, nothing else (never the uploaded data).
+Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and no
+folder is an allowed path: nothing on disk can be fetched through ``/gradio_api/file=`` by its path.
+What a tab shows from a run folder (figures, the report) reaches the browser through a private copy
+(``AppContext.servable``) in Gradio's content-addressed cache, and only the session that asked is
+given its address. The upload endpoints read only files Gradio received through its upload route
+(``your_data.received_upload``), never a path a caller names.
 """
 
 from __future__ import annotations
@@ -70,8 +73,7 @@ def serve(
         share=share,
         inbrowser=False,
         prevent_thread_lock=not block,
-        # only run folders: the launch run, and the runs this app makes on uploads
-        allowed_paths=[str(context.run_dir), *map(str, context.upload_run_roots())],
+        allowed_paths=[],  # nothing served by path; see the module docstring
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,
         quiet=quiet,
