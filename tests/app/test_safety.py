@@ -82,12 +82,14 @@ def test_newest_run_skips_unfinished_folders(tmp_path):
         ("20260102T000000Z-bbbb", True),
         ("20260102T000000Z-bbbb-2", True),
         ("20260103T000000Z-cccc", False),
+        ("20260104T000000Z-dddd.partial", True),  # every file, killed before the rename
     ):
         folder = tmp_path / "exp" / run_id
         folder.mkdir(parents=True)
         if finished:
             (folder / "config.resolved.yaml").write_text("name: exp\n")
             (folder / "metrics.json").write_text("{}")  # fmt: skip
+            (folder / "complete.json").write_text("{}")
     assert newest_run(tmp_path, "exp").name == "20260102T000000Z-bbbb-2"
     assert newest_run(tmp_path, "other") is None
 

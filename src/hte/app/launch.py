@@ -125,5 +125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RunFolderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    if not port_is_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is in use (another explorer or program?); "
+              "choose another with --port", file=sys.stderr)  # fmt: skip
+        return 1
     launch(args.run_dir, host=args.host, port=args.port, share=args.share)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (checked before a long start, for a plain message
+    instead of the server's traceback)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
