@@ -72,6 +72,8 @@ def test_fingerprints_see_every_value_and_the_file_bytes(tmp_path):
 
 def _store(tmp_path):
     run_dir = create_run_dir(tmp_path, "exp", "rid")
+    (run_dir / "config.resolved.yaml").write_text("name: exp\nevaluation: {alpha: 0.05}\n")
+    (run_dir / "fingerprint.json").write_text('{"sha256": "abc"}\n')
     store = ModelStore(run_dir, "rid")
     store.save("decision/model.joblib", {"coef": [1.0, 2.0]}, role="estimator")
     store.write_manifest()
@@ -127,3 +129,58 @@ def test_run_folder_signed_by_another_key_is_refused(tmp_path, monkeypatch):
 def test_folder_without_manifest_is_refused(tmp_path):
     with pytest.raises(ModelIntegrityError, match="not a run folder written by `hte run`"):
         load_model(tmp_path, "model.joblib")
+
+
+def test_models_copied_from_another_run_are_refused(tmp_path):
+    """Each run's manifest is valid on its own; another run's models/ in this run is refused."""
+    import shutil
+
+    mine = _store(tmp_path / "a")
+    other = _store(tmp_path / "b")
+    (other / "fingerprint.json").write_text('{"sha256": "def"}\n')  # other data
+    store = ModelStore(other, "rid")
+    store.save("decision/model.joblib", {"coef": [9.0]}, role="estimator")
+    store.write_manifest()
+    shutil.rmtree(mine / "models")
+    shutil.copytree(other / "models", mine / "models")
+    with pytest.raises(ModelIntegrityError, match="models/ folder was copied from another run"):
+        load_model(mine, "decision/model.joblib")
+
+
+def test_edited_run_config_is_refused(tmp_path):
+    run_dir = _store(tmp_path)
+    config = run_dir / "config.resolved.yaml"
+    config.write_text(config.read_text().replace("0.05", "0.5"))
+    with pytest.raises(ModelIntegrityError, match=r"config\.resolved\.yaml is not the file"):
+        load_model(run_dir, "decision/model.joblib")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[1, 2]",
+        '"a string"',
+        '{"files": {}, "signature": 5}',
+        '{"files": [], "signature": "x"}',
+        "not json",
+        '{"files": {}}',
+    ],
+)
+def test_malformed_manifests_are_refused_plainly(tmp_path, text):
+    run_dir = _store(tmp_path)
+    (run_dir / "models" / "manifest.json").write_text(text)
+    with pytest.raises(ModelIntegrityError, match="not a manifest written by hte"):
+        load_model(run_dir, "decision/model.joblib")
+
+
+def test_manifest_of_an_older_hte_is_refused_with_a_rerun_hint(tmp_path):
+    from hte.runs import _signature, _signing_key
+
+    run_dir = _store(tmp_path)
+    path = run_dir / "models" / "manifest.json"
+    body = json.loads(path.read_text())
+    del body["signature"], body["run_files"]
+    body["signature"] = _signature(body, _signing_key(create=False))
+    path.write_text(json.dumps(body))
+    with pytest.raises(ModelIntegrityError, match="older hte"):
+        load_model(run_dir, "decision/model.joblib")

@@ -17,6 +17,7 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells report it
 
 
 @app.command()
@@ -131,6 +132,10 @@ def run(
     except ConfigError as exc:
         err_console.print(f"[red]config error[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the run stopped and its unfinished folder was removed; "
+                          "no run folder was written", highlight=False, soft_wrap=True)  # fmt: skip
+        raise typer.Exit(INTERRUPTED) from None
     console.print(render_summary(result.metrics))
     console.print(
         f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True
@@ -158,6 +163,39 @@ def report(
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print(str(path), highlight=False, soft_wrap=True)
+
+
+@app.command("runs")
+def runs_command(
+    root: Annotated[
+        Path, typer.Argument(help="Output root (or one experiment's folder) to list.")
+    ] = Path("experiments"),
+) -> None:
+    """List run folders with their state: complete, incomplete (interrupted or running), failed."""
+    from rich.markup import escape
+
+    from hte.runs import FAILED_FILE, list_runs
+
+    if not root.is_dir():
+        err_console.print(f"[red]error[/red]: {escape(str(root))} is not a folder", highlight=False)
+        raise typer.Exit(1)
+    found = list_runs(root)
+    for path, state in found:
+        line = f"{state:<10}  {escape(str(path))}"
+        if state == "failed":
+            import json
+
+            try:
+                reason = json.loads((path / FAILED_FILE).read_text(encoding="utf-8"))["error"]
+            except (OSError, ValueError, KeyError, TypeError):
+                reason = "see its run.log"
+            line += f"  ({escape(str(reason))[:160]})"
+        console.print(line, highlight=False, soft_wrap=True)
+    counts = {s: sum(1 for _, st in found if st == s) for s in ("complete", "incomplete", "failed")}
+    console.print(
+        f"{len(found)} run folder(s): " + ", ".join(f"{n} {s}" for s, n in counts.items()),
+        highlight=False,
+    )
 
 
 @app.command("app")
@@ -192,6 +230,7 @@ def predict(
     from rich.markup import escape
 
     from hte.pipeline import PredictError, predict_run
+    from hte.pipeline.predict import write_effects
     from hte.runs import ModelIntegrityError
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
@@ -202,11 +241,7 @@ def predict(
     except (PredictError, ModelIntegrityError) as exc:
         err_console.print(f"[red]cannot predict[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".csv":
-        effects.to_csv(out, index=False)
-    else:
-        effects.to_parquet(out, index=False)
+    write_effects(effects, out)  # CSV cells that a spreadsheet would run as formulas are quoted
     n_models = sum(c.endswith("__effect") for c in effects.columns)
     console.print(f"wrote effects of {n_models} model(s) for {len(effects)} patients to {out}")
 
@@ -270,6 +305,11 @@ def sweep(
     except SweepError as exc:
         err_console.print(f"[red]cannot sweep[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: finished cells are kept in cells_done.jsonl; run the "
+                          "same command again to do only the rest", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+        raise typer.Exit(INTERRUPTED) from None
     console.print(render_sweep_summary(result))
     console.print(
         f"{result.n_cells} cells: {result.n_run} run, {result.n_skipped} already done, "

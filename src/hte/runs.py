@@ -19,6 +19,12 @@ listed in the run folder's ``models/manifest.json`` *and* whose manifest carries
 signature made with this user's local key (``$HTE_HOME/signing.key``, default
 ``~/.local/share/hte``). A file from elsewhere, a tampered file or a manifest written by anything but
 this tool is refused with a plain message; never load model files you were sent.
+
+The signed manifest also carries the sha256 of the run's own files that drive prediction with the
+models (``RUN_FILES``: config.resolved.yaml, with alpha, the column map and the analyses, and
+fingerprint.json, the data the models were fitted on). ``read_manifest`` checks them, so a
+``models/`` folder copied from another run, or an edited config.resolved.yaml, is refused: the
+models, their encoder and the config are trusted together or not at all.
 """
 
 from __future__ import annotations
@@ -50,14 +56,20 @@ __all__ = [
     "attribution_path",
     "canonical_json",
     "config_hash",
+    "create_partial_run_dir",
     "create_run_dir",
     "fingerprint_file",
     "fingerprint_frame",
+    "finish_run_dir",
+    "is_complete_run",
+    "list_runs",
     "load_model",
     "make_run_id",
+    "mark_run_failed",
     "package_versions",
     "read_manifest",
     "round_floats",
+    "run_state",
     "write_json",
 ]
 
@@ -75,6 +87,9 @@ MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 ATTRIBUTIONS_DIR = "attributions"
 SHAP_PREFIX = "shap__"  # attribution tables: one ``shap__<feature>`` column per feature
+COMPLETE_FILE = "complete.json"  # written last: the run finished (see ``run_state``)
+# the run's files that drive prediction with its models; their sha256 is in the signed manifest
+RUN_FILES = (CONFIG_FILE, FINGERPRINT_FILE)
 
 
 def attribution_path(analysis: str, fit_key: str, arm: str | None = None) -> str:
@@ -169,6 +184,90 @@ def create_run_dir(root: Path, name: str, run_id: str) -> Path:
     (run_dir / MODELS_DIR).mkdir(parents=True)
     (run_dir / FIGURES_DIR).mkdir()
     return run_dir
+
+
+# --------------------------------------------------------------------------------------------------
+# Finished or not: runs are written into ``<run-id>.partial`` and renamed into place at the end
+
+PARTIAL_SUFFIX = ".partial"
+FAILED_FILE = "failed.json"  # in a partial folder: the run stopped with an error (kept to debug)
+
+
+def create_partial_run_dir(root: Path, name: str, run_id: str) -> Path:
+    """The folder a run is written into, ``root/name/<run_id>.partial`` (``-2`` ... if taken),
+    with its subfolders: no reader takes it for a run until ``finish_run_dir`` renames it."""
+    base = Path(root) / name
+    k = 1
+    while True:
+        partial = base / (run_id + PARTIAL_SUFFIX + ("" if k == 1 else f"-{k}"))
+        try:
+            partial.mkdir(parents=True)  # claims the name (fails if it exists)
+            break
+        except FileExistsError:
+            k += 1
+    (partial / MODELS_DIR).mkdir()
+    (partial / FIGURES_DIR).mkdir()
+    return partial
+
+
+def finish_run_dir(partial: Path, summary: Mapping[str, Any]) -> Path:
+    """Write ``complete.json`` (``summary``) last into the partial folder, then rename it to its
+    run id (``-2``, ``-3`` ... if that name is taken). Returns the finished folder."""
+    partial = Path(partial)
+    write_json(partial / COMPLETE_FILE, summary)
+    run_id = partial.name.split(PARTIAL_SUFFIX)[0]
+    k = 1
+    while True:
+        target = partial.parent / (run_id if k == 1 else f"{run_id}-{k}")
+        if not target.exists():
+            try:
+                partial.rename(target)  # atomic on one file system
+                return target
+            except OSError:  # taken in between by another run
+                pass
+        k += 1
+
+
+def mark_run_failed(partial: Path, reason: str) -> None:
+    """Record why a run stopped in its partial folder (``hte runs`` lists it as failed)."""
+    write_json(Path(partial) / FAILED_FILE, {"error": reason})
+
+
+def run_state(path: Path) -> str:
+    """``complete`` (renamed into place with ``complete.json``), ``failed`` (stopped with an
+    error), or ``incomplete`` (still running, killed, or written before runs were marked)."""
+    path = Path(path)
+    if PARTIAL_SUFFIX in path.name:
+        return "failed" if (path / FAILED_FILE).is_file() else "incomplete"
+    return "complete" if (path / COMPLETE_FILE).is_file() else "incomplete"
+
+
+def is_complete_run(path: Path) -> bool:
+    """A finished run folder: every reader (app, report, predict, newest run) checks this."""
+    return Path(path).is_dir() and run_state(path) == "complete"
+
+
+def list_runs(root: Path) -> list[tuple[Path, str]]:
+    """Every run folder ``root/<name>/<run-id>`` (or ``root/<run-id>`` when ``root`` is one
+    experiment's folder) with its state, by name then run id."""
+    root = Path(root)
+    found = []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []:
+        if _looks_like_run(child):
+            found.append((child, run_state(child)))
+            continue
+        for run in sorted(p for p in child.iterdir() if p.is_dir()):
+            if _looks_like_run(run):
+                found.append((run, run_state(run)))
+    return found
+
+
+def _looks_like_run(path: Path) -> bool:
+    return (
+        PARTIAL_SUFFIX in path.name
+        or (path / CONFIG_FILE).is_file()
+        or any((path / f).exists() for f in (COMPLETE_FILE, LOG_FILE, MODELS_DIR))
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -277,7 +376,9 @@ class ModelStore:
         return path
 
     def write_manifest(self) -> Path:
-        body = {"tool": "hte", "run_id": self.run_id, "files": self.entries}
+        """The signed manifest: the models' sha256 and those of the run's ``RUN_FILES``."""
+        run_files = {name: sha256_file(self.run_dir / name) for name in RUN_FILES}
+        body = {"tool": "hte", "run_id": self.run_id, "files": self.entries, "run_files": run_files}
         body = round_floats(body)
         body["signature"] = _signature(body, _signing_key(create=True))
         path = self.run_dir / MODELS_DIR / MANIFEST_FILE
@@ -297,20 +398,43 @@ def read_manifest(run_dir: Path) -> dict:
         )
     try:
         body = json.loads(path.read_text(encoding="utf-8"))
-        signature = body.pop("signature")
-    except (ValueError, KeyError, AttributeError):
+        signature = body.pop("signature") if isinstance(body, dict) else None
+    except (ValueError, KeyError, UnicodeDecodeError):
+        signature = None
+    if not isinstance(signature, str) or not isinstance(body.get("files"), dict):
         raise ModelIntegrityError(
-            f"{path} is not a manifest written by hte (unreadable or unsigned); refusing to load "
-            "models from this folder"
-        ) from None
+            f"{path} is not a manifest written by hte (unreadable, not a JSON object, or without "
+            "a signature); refusing to load models from this folder"
+        )
     key = _signing_key(create=False)
-    if key is None or not hmac.compare_digest(signature, _signature(body, key)):
+    if key is None or not hmac.compare_digest(signature.encode(), _signature(body, key).encode()):
         raise ModelIntegrityError(
             f"{path} was not signed by hte for this user on this machine (or was edited): its "
             "models may not be what `hte run` wrote, so they are not loaded; rerun the experiment "
             "here to get models you can trust"
         )
+    _check_run_files(run_dir, body)
     return body
+
+
+def _check_run_files(run_dir: Path, manifest: dict) -> None:
+    """The run's ``RUN_FILES`` are the ones the signed manifest names (this run's config and data
+    fingerprint): ``ModelIntegrityError`` for models copied from another run or an edited file."""
+    recorded = manifest.get("run_files")
+    if not isinstance(recorded, dict):
+        raise ModelIntegrityError(
+            f"{run_dir / MODELS_DIR / MANIFEST_FILE} does not tie the models to this run's "
+            f"{' and '.join(RUN_FILES)} (written by an older hte); rerun the experiment to get "
+            "models you can use"
+        )
+    for name in RUN_FILES:
+        path = run_dir / name
+        if not path.is_file() or recorded.get(name) != sha256_file(path):
+            raise ModelIntegrityError(
+                f"{path} is not the file this run's models were signed with (edited, or the "
+                f"models/ folder was copied from another run): the models, {' and '.join(RUN_FILES)} "
+                "must come from the same `hte run`; refusing to use them (rerun the experiment)"
+            )
 
 
 def load_model(run_dir: Path, relpath: str, manifest: dict | None = None) -> Any:

@@ -1,4 +1,4 @@
-"""Privacy and safety of the explorer: analytics off, no share link, only run folders served,
+"""Privacy and safety of the explorer: analytics off, no share link, nothing served by path,
 uploads read as data only (size limit, no pickles), configs only from the configs folder; and the
 small helpers the tabs rely on (newest run folder, icon counts)."""
 
@@ -21,11 +21,17 @@ def test_launched_app_is_private(served, small_run):
     assert demo.analytics_enabled is False
     assert demo.share is False and demo.share_url is None
     assert url.startswith("http://127.0.0.1:")
-    allowed = [os.path.realpath(p) for p in demo.allowed_paths]
-    assert os.path.realpath(small_run) in allowed
-    # every allowed path is a run folder or a folder of runs made from uploads
-    assert all(p == os.path.realpath(small_run) or "upload_" in os.path.basename(p)
-               for p in allowed)  # fmt: skip
+    # nothing is served by its path: run-folder files reach a session through private copies
+    assert list(demo.allowed_paths) == []
+
+
+def test_run_folder_files_are_shown_through_private_copies(served, small_run):
+    import httpx
+
+    _, url = served
+    for name in ("effects.parquet", "metrics.json", "config.resolved.yaml"):
+        response = httpx.get(f"{url}gradio_api/file={small_run / name}")
+        assert response.status_code in (403, 404), name
 
 
 def test_files_outside_the_run_folder_are_not_served(served, tmp_path):
@@ -76,12 +82,14 @@ def test_newest_run_skips_unfinished_folders(tmp_path):
         ("20260102T000000Z-bbbb", True),
         ("20260102T000000Z-bbbb-2", True),
         ("20260103T000000Z-cccc", False),
+        ("20260104T000000Z-dddd.partial", True),  # every file, killed before the rename
     ):
         folder = tmp_path / "exp" / run_id
         folder.mkdir(parents=True)
         if finished:
             (folder / "config.resolved.yaml").write_text("name: exp\n")
             (folder / "metrics.json").write_text("{}")  # fmt: skip
+            (folder / "complete.json").write_text("{}")
     assert newest_run(tmp_path, "exp").name == "20260102T000000Z-bbbb-2"
     assert newest_run(tmp_path, "other") is None
 

@@ -52,7 +52,7 @@ def full_view(small_run, tmp_path_factory) -> RunView:
     """A copy of the small run's files with the optional sections added to metrics.json."""
     folder = tmp_path_factory.mktemp("full") / "default" / "20260101T000000Z-abcdef12"
     folder.mkdir(parents=True)
-    for name in ("config.resolved.yaml", "effects.parquet"):
+    for name in ("config.resolved.yaml", "effects.parquet", "complete.json"):
         shutil.copy(small_run / name, folder / name)
     metrics = json.loads((small_run / "metrics.json").read_text())
     analysis = metrics["analyses"]["decision"]

@@ -139,6 +139,9 @@ def test_write_report_defaults_to_the_run_folder(small_run, tmp_path):
 
 
 def test_build_refuses_a_folder_without_metrics(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"not a finished run \(state: incomplete"):
+        build_report(tmp_path)  # not a finished run: no completion marker
+    (tmp_path / "complete.json").write_text("{}")
     with pytest.raises(FileNotFoundError, match=r"metrics\.json"):
         build_report(tmp_path)
     with pytest.raises(FileNotFoundError, match="not a folder"):

@@ -132,7 +132,7 @@ def attribution_choices(context: AppContext, run_dir: str) -> list[tuple[str, st
 def attribution_values(context: AppContext, run_dir: str, key: str | None) -> tuple:
     view = cohort_views.attribution_view(context.view(run_dir), key)
     _close([view.importance])
-    return view.importance, view.beeswarm, view.fidelity
+    return view.importance, context.servable(view.beeswarm), view.fidelity
 
 
 def dependence_initial(context: AppContext, run_dir: str, key: str | None, feature=None):
@@ -167,7 +167,7 @@ def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
     )
     out = (cohort_views.overlap_text(view), overlap, balance, cohort_views.averages_table(view),
            cohort_views.rate_table(view), refutations, evalues,
-           str(report) if report else None, note)  # fmt: skip
+           context.servable(report), note)  # fmt: skip
     _close(out)
     return out
 
@@ -183,9 +183,19 @@ def default_config_choice(choices: list[str]) -> str | None:
     return choices[0] if choices else None
 
 
-def check_upload_values(file: str | None) -> tuple:
+def _received(context: AppContext, file: str) -> Path:
+    """The upload as a file Gradio received (``gr.Error`` for a caller-supplied server path)."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        return your_data.received_upload(file, context.received_uploads(), get_upload_folder())
+    except your_data.UploadRefused as exc:
+        raise gr.Error(str(exc)) from None
+
+
+def check_upload_values(context: AppContext, file: str | None) -> tuple:
     """verdict markdown, problems table (shown only when there are problems), run button."""
-    check = your_data.check_upload(file)
+    check = your_data.check_upload(None if file is None else _received(context, file))
     problems = gr.Dataframe(check.problems, visible=not check.ok and file is not None)
     return check.message, problems, gr.Button(interactive=check.ok)
 
@@ -194,6 +204,7 @@ def run_upload(context: AppContext, file: str | None, config_name: str | None, p
     """Run the chosen config on the upload with a progress bar; returns status and run folder."""
     if file is None or not config_name:
         raise gr.Error("upload a valid cohort and pick a config first")
+    file = str(_received(context, file))
     check = your_data.check_upload(file)
     if not check.ok:
         raise gr.Error("the upload does not pass the cohort checks; see the problems table")

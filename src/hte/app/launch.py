@@ -1,9 +1,12 @@
 """Starting the explorer: pick the run folder (by default the newest run of configs/default.yaml,
 running it first when there is none), build the Blocks and serve them on localhost.
 
-Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and only
-run folders are allowed paths (the launch run, and the ``upload_<config>`` runs the app makes):
-figures and the report are served from them, nothing else (never the uploaded data).
+Privacy: Gradio analytics are off (environment and Blocks), no share link unless asked, and no
+folder is an allowed path: nothing on disk can be fetched through ``/gradio_api/file=`` by its path.
+What a tab shows from a run folder (figures, the report) reaches the browser through a private copy
+(``AppContext.servable``) in Gradio's content-addressed cache, and only the session that asked is
+given its address. The upload endpoints read only files Gradio received through its upload route
+(``your_data.received_upload``), never a path a caller names.
 """
 
 from __future__ import annotations
@@ -70,8 +73,7 @@ def serve(
         share=share,
         inbrowser=False,
         prevent_thread_lock=not block,
-        # only run folders: the launch run, and the runs this app makes on uploads
-        allowed_paths=[str(context.run_dir), *map(str, context.upload_run_roots())],
+        allowed_paths=[],  # nothing served by path; see the module docstring
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,
         quiet=quiet,
@@ -123,5 +125,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         except RunFolderError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
+    if not port_is_free(args.host, args.port):
+        print(f"error: port {args.port} on {args.host} is in use (another explorer or program?); "
+              "choose another with --port", file=sys.stderr)  # fmt: skip
+        return 1
     launch(args.run_dir, host=args.host, port=args.port, share=args.share)
     return 0
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether ``host:port`` can be bound now (checked before a long start, for a plain message
+    instead of the server's traceback)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

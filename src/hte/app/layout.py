@@ -70,6 +70,7 @@ def build_app(context: AppContext) -> gr.Blocks:
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
                "that names the field.", queue=False)  # fmt: skip
+    context.received_uploads = lambda: demo.upload_file_set  # what the upload route received
     return demo
 
 
@@ -291,7 +292,10 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
             run_status = gr.Markdown("No analysis run in this session yet.", elem_id="run-status",
                                      min_height=80)  # fmt: skip
     upload.change(
-        cb.check_upload_values, [upload], [verdict, problems, run], api_name="check_upload"
+        lambda file: cb.check_upload_values(context, file),
+        [upload],
+        [verdict, problems, run],
+        api_name="check_upload",
     )
     run.click(
         lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008

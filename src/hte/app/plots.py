@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hte.figure_text import plain_text
 from hte.runs import SHAP_PREFIX
+
+plain_text()  # data text in labels, never mathtext
 
 CART_COLOUR = "#1b6ca8"  # CAR-T: blue
 TEC_COLOUR = "#d1721b"  # teclistamab: orange

@@ -16,12 +16,15 @@ from typing import Any
 import pandas as pd
 
 from hte.runs import (
+    COMPLETE_FILE,
     CONFIG_FILE,
     EFFECTS_FILE,
     FIGURES_DIR,
     METRICS_FILE,
     REPORT_FILE,
     attribution_path,
+    is_complete_run,
+    run_state,
 )
 
 # Which estimator the app shows first for each target: the doubly robust forests, then the rest.
@@ -44,9 +47,12 @@ class RunFolderError(ValueError):
 
 
 def is_run_folder(path: Path) -> bool:
-    """A folder with the resolved config and metrics.json (a finished run)."""
+    """A finished run folder (renamed into place with its completion marker, ``hte.runs``)
+    holding the resolved config and metrics.json."""
     path = Path(path)
-    return (path / CONFIG_FILE).is_file() and (path / METRICS_FILE).is_file()
+    return (
+        is_complete_run(path) and (path / CONFIG_FILE).is_file() and (path / METRICS_FILE).is_file()
+    )
 
 
 def newest_run(root: Path, name: str) -> Path | None:
@@ -91,8 +97,9 @@ class RunView:
         path = Path(run_dir).resolve()
         if not is_run_folder(path):
             raise RunFolderError(
-                f"{path} is not a finished run folder of `hte run` "
-                f"(needs {CONFIG_FILE} and {METRICS_FILE})"
+                f"{path} is not a finished run folder of `hte run` (needs {COMPLETE_FILE}, "
+                f"{CONFIG_FILE} and {METRICS_FILE}; state: {run_state(path)}); `hte runs` lists "
+                "run folders with their state"
             )
         return cls(path)
 

@@ -4,7 +4,12 @@ every request: a warm what-if query only evaluates the profile)."""
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import shutil
+import tempfile
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +26,8 @@ class AppContext:
     _views: dict[Path, RunView] = field(default_factory=dict, repr=False)
     _explorers: dict[Path, object] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    received_uploads: Callable[[], Iterable[str]] = field(default=lambda: (), repr=False)
+    _serve_dir: Path | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -60,24 +67,32 @@ class AppContext:
                 self._explorers[key] = ProfileExplorer.from_run(key)
             return self._explorers[key]
 
+    def servable(self, path: str | Path | None) -> str | None:
+        """A private copy of a run-folder file for a component to show (the report, a figure).
+
+        No run folder is an allowed path of the server, so nothing in one can be fetched by its
+        path (``/gradio_api/file=<run>/effects.parquet`` is refused). A file the app shows is
+        copied here into a private temporary folder, which Gradio copies into its cache under a
+        content hash: only the session that asked is given that address.
+        """
+        if path is None:
+            return None
+        source = Path(path)
+        with self._lock:
+            if self._serve_dir is None:
+                self._serve_dir = Path(tempfile.mkdtemp(prefix="hte-app-"))
+                atexit.register(shutil.rmtree, self._serve_dir, ignore_errors=True)
+            digest = hashlib.sha256(str(source.resolve()).encode()).hexdigest()[:16]
+            target = self._serve_dir / digest / source.name
+            target.parent.mkdir(exist_ok=True)
+            shutil.copyfile(source, target)
+        return str(target)
+
     def config_choices(self) -> list[str]:
         """Config files a user may run on an upload (YAML in the configs folder)."""
         if not self.configs_dir.is_dir():
             return []
         return sorted(p.name for p in self.configs_dir.glob("*.yaml"))
-
-    def upload_run_roots(self) -> list[Path]:
-        """Where runs on uploads go: ``<output_root>/upload_<config name>`` per listed config."""
-        import yaml
-
-        roots = []
-        for file in self.config_choices():
-            try:
-                name = (yaml.safe_load((self.configs_dir / file).read_text("utf-8")) or {})["name"]
-            except (OSError, yaml.YAMLError, KeyError, TypeError):
-                continue
-            roots.append(self.output_root / f"upload_{name}")
-        return roots
 
     def config_path(self, name: str) -> Path:
         """A config of the configs folder by file name (no other path is accepted)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +25,32 @@ MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 UPLOADS_DIR = "uploads"
 PROBLEM_COLUMNS = ["column", "rule", "rows", "n_rows"]
+
+
+class UploadRefused(ValueError):
+    """A file the app did not receive as an upload (a caller-supplied server path)."""
+
+
+def received_upload(
+    path: str | Path, received: Iterable[str | Path], upload_dir: str | Path
+) -> Path:
+    """``path`` if it is a file Gradio itself received through its upload route (listed in
+    ``received``, inside its upload folder ``upload_dir``); ``UploadRefused`` otherwise.
+
+    The upload endpoints take a file reference from the client; without this rule a client could
+    name any .csv/.parquet on the server and have it read, summarized and analysed. Gradio keeps
+    each upload under a folder named by the sha256 of its bytes, so naming a received file takes
+    knowing its contents.
+    """
+    resolved = Path(path).resolve()
+    folder = Path(upload_dir).resolve()
+    known = {Path(p).resolve() for p in received}
+    if resolved not in known or not resolved.is_relative_to(folder) or not resolved.is_file():
+        raise UploadRefused(
+            f"refused: {Path(path).name!r} was not uploaded to this app (only files sent through "
+            "the upload button or the upload route are read; server paths are not)"
+        )
+    return resolved
 
 
 @dataclass(frozen=True)

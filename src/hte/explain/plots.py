@@ -18,6 +18,9 @@ from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
 from hte.explain.attributions import CateAttributions, global_importance
+from hte.figure_text import plain_text
+
+plain_text()  # data text in labels, never mathtext
 
 CMAP = "coolwarm"
 POSITIVE, NEGATIVE = "#c0392b", "#2e86c1"

@@ -10,8 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from hte.figure_text import plain_text
 from hte.pipeline.stages import AnalysisData, FittedEffect
 from hte.runs import FIGURES_DIR
+
+plain_text()  # data text in labels, never mathtext
 
 DPI = 100
 

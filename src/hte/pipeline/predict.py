@@ -11,7 +11,7 @@ import pandas as pd
 from hte.config import ExperimentConfig, FileData
 from hte.data.columns import CRS, CRS_GRADE, DEATH, INFUSION_DAY, OS_MONTHS, PATIENT_ID, TREATMENT
 from hte.pipeline.stages import ANALYSIS, arm_predictions
-from hte.runs import CONFIG_FILE
+from hte.runs import COMPLETE_FILE, CONFIG_FILE, is_complete_run, run_state
 
 # --------------------------------------------------------------------------------------------------
 # Scoring new patients with a run's models
@@ -21,13 +21,26 @@ class PredictError(ValueError):
     """New patients that the run's models cannot score (schema, unseen levels, unknown analysis)."""
 
 
-def load_run_config(run_dir: Path) -> ExperimentConfig:
-    """The resolved config a run folder was written with."""
-    import yaml
-
+def check_finished_run(run_dir: Path) -> None:
+    """``PredictError`` unless ``run_dir`` is a finished run folder (``hte.runs.run_state``)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise PredictError(f"{run_dir} is not a run folder written by `hte run` (no {CONFIG_FILE})")
+    if not is_complete_run(Path(run_dir)):
+        raise PredictError(
+            f"{run_dir} is not a finished run (state: {run_state(Path(run_dir))}; no "
+            f"{COMPLETE_FILE}: interrupted, still running or failed); use a finished run "
+            "(`hte runs` lists run folders with their state)"
+        )
+
+
+def load_run_config(run_dir: Path) -> ExperimentConfig:
+    """The resolved config a finished run folder was written with (not checked against the
+    signed manifest: ``read_manifest`` does that, before any model is used)."""
+    import yaml
+
+    check_finished_run(run_dir)
+    path = Path(run_dir) / CONFIG_FILE
     return ExperimentConfig.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
 
 
@@ -92,12 +105,13 @@ def predict_run(
     from hte.runs import load_model, read_manifest
 
     run_dir = Path(run_dir)
+    check_finished_run(run_dir)  # a plain "not a run folder" before any manifest message
+    manifest = read_manifest(run_dir)  # also checks the config is this run's (signed)
     config = load_run_config(run_dir)
     labels = [str(a.label) for a in config.time_zero]
     label = labels[0] if analysis is None else analysis
     if label not in labels:
         raise PredictError(f"the run has no analysis {label!r}; choose one of {', '.join(labels)}")
-    manifest = read_manifest(run_dir)
     entries = {p: e for p, e in manifest["files"].items() if e.get("analysis") == label}
     encoder_path = f"{label}/encoder.joblib"
     if encoder_path not in entries:
@@ -128,3 +142,34 @@ def predict_run(
         for name, values in arm_predictions(model, X, entry["target"], entry["horizon"]).items():
             out[f"{key}__{name}"] = np.asarray(values, dtype=float)
     return pd.DataFrame(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing the scores
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")  # what spreadsheets read as a formula (OWASP)
+
+
+def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells that a spreadsheet would run as a formula (starting with ``=``,
+    ``+``, ``-``, ``@``, tab or carriage return, e.g. an id ``=cmd|' /C calc'!A0``) are prefixed
+    with a single quote, so they open as text. Numbers are left alone."""
+    out = frame.copy()
+    for column in out.columns:
+        if out[column].dtype == object or pd.api.types.is_string_dtype(out[column]):
+            out[column] = out[column].map(
+                lambda v: "'" + v if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v
+            )
+    return out
+
+
+def write_effects(effects: pd.DataFrame, out: Path) -> Path:
+    """Write scored patients to ``out``: CSV with formula-like text cells quoted
+    (``neutralize_formulas``), or Parquet as it is (typed; not opened as a formula sheet)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.suffix.lower() == ".csv":
+        neutralize_formulas(effects).to_csv(out, index=False)
+    else:
+        effects.to_parquet(out, index=False)
+    return out

@@ -393,11 +393,13 @@ class ProfileExplorer:
     def from_run(cls, run_dir: Path, analysis: str | None = None) -> ProfileExplorer:
         """Load the profile bundle and the estimators it names from a run folder (hash-checked by
         ``hte.runs.load_model``); ``analysis`` defaults to the run's first one."""
-        from hte.pipeline.predict import PredictError, load_run_config
+        from hte.pipeline.predict import PredictError, check_finished_run, load_run_config
         from hte.runs import load_model, read_manifest
 
         run_dir = Path(run_dir)
         try:
+            check_finished_run(run_dir)  # a plain "not a run folder" before any manifest message
+            manifest = read_manifest(run_dir)  # also checks the config is this run's (signed)
             config = load_run_config(run_dir)
         except PredictError as exc:
             raise ProfileError("run", str(exc)) from None
@@ -407,7 +409,6 @@ class ProfileExplorer:
             raise ProfileError(
                 "analysis", f"the run has no analysis {label!r}; choose one of {', '.join(labels)}"
             )
-        manifest = read_manifest(run_dir)
         relpath = f"{label}/{PROFILE_FILE}"
         entry = manifest["files"].get(relpath)
         if entry is None or entry.get("role") != "profile":

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -50,8 +52,10 @@ from hte.runs import (
     VERSIONS_FILE,
     ModelStore,
     config_hash,
-    create_run_dir,
+    create_partial_run_dir,
+    finish_run_dir,
     make_run_id,
+    mark_run_failed,
     package_versions,
     write_json,
 )
@@ -166,6 +170,11 @@ def run_experiment(
     overrides ``config.output.root``; ``progress`` shows a rich progress bar of the stages;
     ``write_models=False`` skips saving fitted models (sweeps). Same config and seed give a
     byte-identical metrics.json.
+
+    The run is written into ``<run-id>.partial`` and renamed to ``<run-id>`` after its last file
+    (``complete.json``), so a folder with a run id is always a finished run (``hte.runs``). A run
+    that fails keeps its partial folder with ``failed.json`` (the log helps); one interrupted
+    (Ctrl-C) removes it.
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -175,16 +184,25 @@ def run_experiment(
     run_id = make_run_id(resolved)
     root = Path(output_root) if output_root is not None else Path(config.output.root)
     check_output_root(root, "output root" if output_root is not None else "output.root")
-    run_dir = create_run_dir(root, config.name, run_id)
-    with (
-        _run_log(run_dir / LOG_FILE),
-        _Stages(_n_stages(config, facts.columns, write_models), progress) as stages,
-    ):
-        log.info("run %s of %s in %s", run_id, config.name, run_dir)
-        result = _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models)
-    timings["total"] = time.perf_counter() - clock
-    write_json(run_dir / TIMINGS_FILE, timings)
-    return result
+    partial = create_partial_run_dir(root, config.name, run_id)
+    try:
+        with (
+            _run_log(partial / LOG_FILE),
+            _Stages(_n_stages(config, facts.columns, write_models), progress) as stages,
+        ):
+            log.info("run %s of %s (written in %s until it finishes)", run_id, config.name,
+                     partial)  # fmt: skip
+            result = _run(config, facts, partial, run_id, resolved, stages, timings, write_models)
+        timings["total"] = time.perf_counter() - clock
+        write_json(partial / TIMINGS_FILE, timings)
+    except KeyboardInterrupt:
+        shutil.rmtree(partial, ignore_errors=True)  # interrupted: no trace
+        raise
+    except BaseException as exc:
+        mark_run_failed(partial, f"{type(exc).__name__}: {exc}")
+        raise
+    run_dir = finish_run_dir(partial, {"run_id": run_id, "name": config.name})
+    return dataclasses.replace(result, run_dir=run_dir)
 
 
 def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models) -> RunResult:

@@ -36,7 +36,15 @@ def table(
     compact: bool = False,
 ) -> dict:
     """``reading``: the plain-language line under the table ("what this shows"). Columns from
-    ``numeric_from`` up to (not including) ``numeric_to`` are right-aligned."""
+    ``numeric_from`` up to (not including) ``numeric_to`` are right-aligned. Every row has one
+    cell per header (``ValueError`` naming the table otherwise: a section bug, caught here and not
+    as a template error)."""
+    for i, r in enumerate(rows):
+        if len(r) != len(headers):
+            raise ValueError(
+                f"report table {headers[:2]}...: row {i + 1} has {len(r)} cells for "
+                f"{len(headers)} headers"
+            )
     stop = len(headers) if numeric_to is None else numeric_to
     return {
         "kind": "table",
@@ -47,6 +55,12 @@ def table(
         "numeric": [numeric_from <= i < stop for i in range(len(headers))],
         "compact": compact,
     }
+
+
+def failed_row(headers: list[str], leading: list[Any], message: str) -> list[Any]:
+    """A table row for something that failed: the ``leading`` cells (what failed), the message,
+    and empty cells for the rest of ``headers``: the cell count always follows the headers."""
+    return [*leading, message] + [""] * (len(headers) - len(leading) - 1)
 
 
 def figure(src: str | None, alt: str, caption: str | None = None, *, wide: bool = True) -> dict:

@@ -14,8 +14,11 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from hte.figure_text import plain_text
 from hte.report.format import short_unit, target_name, target_scale
 from hte.runs import SHAP_PREFIX
+
+plain_text()  # data text in labels, never mathtext
 
 DPI = 90
 CART, TEC = "#b03a2e", "#2471a3"

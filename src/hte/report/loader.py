@@ -18,6 +18,7 @@ import yaml
 
 from hte.runs import (
     ATTRIBUTIONS_DIR,
+    COMPLETE_FILE,
     CONFIG_FILE,
     EFFECTS_FILE,
     FIGURES_DIR,
@@ -27,6 +28,7 @@ from hte.runs import (
     SEEDS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
+    run_state,
 )
 
 LOG_TAIL_LINES = 400  # the log is shown whole up to this many lines, then its last lines
@@ -115,12 +117,18 @@ def calibration_targets() -> dict | None:
 
 
 def load_run_folder(run_dir: Path) -> RunFolder:
-    """Read ``run_dir``; raises ``FileNotFoundError`` only when it is not a folder or has no
-    metrics.json (without metrics there is nothing to report)."""
+    """Read ``run_dir``; raises ``FileNotFoundError`` only when it is not a folder, not a
+    finished run (``hte.runs.run_state``) or has no metrics.json (nothing to report)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise FileNotFoundError(
             f"{run_dir} is not a folder: give a run folder written by `hte run`"
+        )
+    state = run_state(run_dir)
+    if state != "complete":
+        raise FileNotFoundError(
+            f"{run_dir} is not a finished run (state: {state}; no {COMPLETE_FILE}: interrupted, "
+            "still running or failed); `hte runs` lists run folders with their state"
         )
     problems: list[str] = []
     metrics = _read_json(run_dir / METRICS_FILE, problems)

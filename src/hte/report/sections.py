@@ -492,13 +492,15 @@ def cate_section(run: RunFolder) -> dict:
     for label, a in analyses.items():
         if len(analyses) > 1:
             blocks.append(b.h3(f"{label} time zero"))
+        headers = ["estimator", "target", "mean", "SD", "10th / 50th / 90th pct",
+                   "interval excludes 0"]  # fmt: skip
+        if truth_on:
+            headers += ["true mean", "NMSE", "corr. with truth", "coverage"]
         rows = []
         for est, target, s in _fits(a):
             name = f"{target_name(target, s.get('horizon'))} ({short_unit(target)})"
             if "error" in s:
-                rows.append(
-                    [est, name, "failed: " + str(s["error"])] + [""] * (7 if truth_on else 4)
-                )
+                rows.append(b.failed_row(headers, [est, name], "failed: " + str(s["error"])))
                 continue
             q = s.get("quantiles") or {}
             row = [
@@ -516,10 +518,6 @@ def cate_section(run: RunFolder) -> dict:
         if not rows:
             blocks.append(b.missing(f"per-patient effects of the {label} analysis"))
             continue
-        headers = ["estimator", "target", "mean", "SD", "10th / 50th / 90th pct",
-                   "interval excludes 0"]  # fmt: skip
-        if truth_on:
-            headers += ["true mean", "NMSE", "corr. with truth", "coverage"]
         reading = (
             "How much the estimated effect varies between patients. 'Interval excludes 0' "
             "is the share of patients whose own 95% interval excludes no effect."
