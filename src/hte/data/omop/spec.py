@@ -128,7 +128,9 @@ def load_spec(path: str | Path) -> CohortSpec:
     except yaml.YAMLError as exc:
         raise OmopError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):
-        raise OmopError(f"{path}: a cohort spec is a mapping of keys (see configs/cohort_omop.yaml)")
+        raise OmopError(
+            f"{path}: a cohort spec is a mapping of keys (see configs/cohort_omop.yaml)"
+        )
     try:
         return CohortSpec.model_validate(raw)
     except ValidationError as exc:

@@ -207,7 +207,9 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
     recorded = rng.random(n) < rates.crs_recorded
     observable = crs & (~cart | infused) & (crs_day <= end_days)
     keep = observable & recorded
-    conditions.append(_events(pid[keep], "crs", index[keep] + crs_day[keep].astype("timedelta64[D]")))
+    conditions.append(
+        _events(pid[keep], "crs", index[keep] + crs_day[keep].astype("timedelta64[D]"))
+    )
     losses["crs_true"] = int(crs.sum())
     losses["crs_not_observable"] = int((crs & ~observable).sum())
     losses["crs_not_recorded"] = int((observable & ~recorded).sum())
@@ -218,7 +220,9 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
     weeks = np.array([0, 2, 4, *range(11, 7 * 53, 7)])  # step-up doses, then weekly
     for offset in weeks:
         given = tec & (end_days >= offset)
-        drugs.append(_events(pid[given], "teclistamab", index[given] + np.timedelta64(int(offset), "D")))
+        drugs.append(
+            _events(pid[given], "teclistamab", index[given] + np.timedelta64(int(offset), "D"))
+        )
     drugs.append(_events(pid[infused], np.where(rng.random(int(infused.sum())) < 0.6, "cilta_cel", "ide_cel"),
                          index[infused] + inf_day[infused].astype("timedelta64[D]")))  # fmt: skip
     bridging = cart & (end_days >= 3)
@@ -342,6 +346,7 @@ def _measurements(sim, pid, index, dx, end_days, rng, rates: EHRRates):
 
 def _make_ineligible(r: _Rendered, groups: dict[str, np.ndarray]) -> None:
     """Break each group's eligibility in exactly one way (in place)."""
+
     def drop(frames: list[pd.DataFrame], persons: np.ndarray, keys: tuple[str, ...]) -> None:
         for i, f in enumerate(frames):
             frames[i] = f[~(f["person_id"].isin(persons) & f["_key"].isin(keys))]
@@ -355,6 +360,8 @@ def _make_ineligible(r: _Rendered, groups: dict[str, np.ndarray]) -> None:
     birth.index = r.person.index[young]
     r.person.loc[young, "birth_datetime"] = birth
     r.person.loc[young, "year_of_birth"] = birth.dt.year
+    r.person.loc[young, "month_of_birth"] = birth.dt.month
+    r.person.loc[young, "day_of_birth"] = birth.dt.day
     prior = groups["prior_cart"]
     obs = r.observation.set_index("person_id").loc[prior]
     first = obs["observation_period_start_date"].to_numpy() + np.timedelta64(30, "D")
@@ -408,7 +415,7 @@ def omop_tables(n: int, seed: int, scenario: str = "default", *, ineligible: int
         extra[PATIENT_ID] = [f"X{i:06d}" for i in range(1, len(extra) + 1)]
         decoys = _render(extra, n + 1, rng, rates, accrual)
         ids = decoys.person["person_id"].to_numpy()
-        groups = {name: ids[i * k:(i + 1) * k] for i, name in enumerate(EXCLUSIONS)}
+        groups = {name: ids[i * k : (i + 1) * k] for i, name in enumerate(EXCLUSIONS)}
         _make_ineligible(decoys, groups)
         parts.append(decoys)
     tables = {
