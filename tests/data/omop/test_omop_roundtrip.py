@@ -93,7 +93,7 @@ def test_crs_under_recorded_never_invented(built, sim):
 
 
 def test_truth_file_keyed_by_person(small_ehr, sim):
-    path, synthesis = small_ehr
+    _, synthesis = small_ehr
     truth = pd.read_parquet(synthesis.truth_path)
     assert list(truth["person_id"]) == list(range(1, N_SMALL + 1))
     assert np.allclose(truth["true_cate_rmst24"], sim["true_cate_rmst24"])

@@ -57,12 +57,12 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 CRITERIA = {
-    "has_decision": "a treatment decision (CAR-T apheresis or a first teclistamab dose)",
+    "has_decision": "a treatment decision (apheresis or teclistamab dose)",
     "has_myeloma": "a myeloma diagnosis on or before time zero",
     "triple_class": "triple-class exposed before time zero (IMiD, PI, anti-CD38)",
     "adult": "of minimum age at time zero",
     "no_prior_cart_tec": "free of prior CAR-T and teclistamab",
-    "observed": "observed at time zero (inside an observation period, not after the data cut)",
+    "observed": "observed at time zero (observation period, data cut)",
 }
 LINE_SETS = ("imid", "proteasome_inhibitor", "anti_cd38", "prior_bcma", "other_myeloma_drugs")
 
