@@ -13,6 +13,8 @@ import pandas as pd
 
 from hte.report import blocks as b
 from hte.report import figures as fig
+from hte.data.omop.connection import hide_password
+from hte.report.extraction import extraction_blocks
 from hte.report.format import (
     CRS_TARGETS,
     DASH,
@@ -112,6 +114,10 @@ def summary_section(run: RunFolder) -> dict:
     if data.get("source") == "synthetic":
         source = (f"synthetic cohort, scenario {data.get('scenario')}, n = {data.get('n')}, "
                   f"seed {data.get('seed')} (true effects known)")  # fmt: skip
+    elif data.get("source") == "omop":
+        source = (
+            f"OMOP database {hide_password(str(data.get('db')))}, cohort spec {data.get('spec')}"
+        )
     elif data:
         source = f"cohort file {data.get('path')}"
     else:
@@ -206,6 +212,7 @@ def cohort_section(run: RunFolder) -> dict:
     rows.append(["covariates used"] + [str(len((a.get("design") or {}).get("features") or []))
                                        for a in analyses.values()])  # fmt: skip
     rows.append(["missing covariate values"] + [_missing_text(a) for a in analyses.values()])
+    blocks += extraction_blocks(run)
     blocks.append(b.h3("Time zero and exclusions"))
     for label, a in analyses.items():
         blocks.append(b.text(f"{label}: {a.get('description', a.get('mode', DASH))}."))
@@ -489,7 +496,7 @@ def cate_section(run: RunFolder) -> dict:
             name = f"{target_name(target, s.get('horizon'))} ({short_unit(target)})"
             if "error" in s:
                 rows.append(
-                    [est, name, "failed: " + str(s["error"])] + [""] * (7 if truth_on else 4)
+                    [est, name, "failed: " + str(s["error"])] + [""] * (7 if truth_on else 3)
                 )
                 continue
             q = s.get("quantiles") or {}

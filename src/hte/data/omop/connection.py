@@ -132,7 +132,7 @@ class PostgreSQL(Database):
             self._con = self._engine.connect()
         except sqlalchemy.exc.OperationalError as exc:
             reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-            raise OmopError(f"cannot connect to {_hide_password(url)}: {reason}") from None
+            raise OmopError(f"cannot connect to {hide_password(url)}: {reason}") from None
 
     @property
     def default_schema(self) -> str:
@@ -171,7 +171,8 @@ def _escape_colons(sql: str) -> str:
     return sql.replace(":", r"\:")
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """The URL without its password (for messages and run folders)."""
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
