@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+from hte.data.omop.connection import hide_password
 from hte.report import blocks as b
 from hte.report.loader import RunFolder
+
+
+def omop_source(data: dict) -> str:
+    """The summary's "data" line for a cohort built from an OMOP database (no password shown)."""
+    return f"OMOP database {hide_password(str(data.get('db')))}, cohort spec {data.get('spec')}"
 
 
 def extraction_blocks(run: RunFolder) -> list[dict]:

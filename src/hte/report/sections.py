@@ -13,8 +13,7 @@ import pandas as pd
 
 from hte.report import blocks as b
 from hte.report import figures as fig
-from hte.data.omop.connection import hide_password
-from hte.report.extraction import extraction_blocks
+from hte.report.extraction import extraction_blocks, omop_source
 from hte.report.format import (
     CRS_TARGETS,
     DASH,
@@ -115,9 +114,7 @@ def summary_section(run: RunFolder) -> dict:
         source = (f"synthetic cohort, scenario {data.get('scenario')}, n = {data.get('n')}, "
                   f"seed {data.get('seed')} (true effects known)")  # fmt: skip
     elif data.get("source") == "omop":
-        source = (
-            f"OMOP database {hide_password(str(data.get('db')))}, cohort spec {data.get('spec')}"
-        )
+        source = omop_source(data)
     elif data:
         source = f"cohort file {data.get('path')}"
     else:

@@ -43,7 +43,7 @@ def omop_run(tmp_path_factory):
 
 
 def test_run_folder_records_spec_attrition_and_fingerprint(omop_run):
-    result, synthesis, _ = omop_run
+    result, _, _ = omop_run
     ext = result.metrics["cohort_extraction"]
     att = ext["attrition"]
     assert att["n_out"] == N
