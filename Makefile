@@ -51,12 +51,14 @@ format: setup
 
 # Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
-# for 1,000 patients, and the app's what-if latency (on the newest default run; run first if none).
+# for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), and
+# the OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB.
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
 	$(BIN)/python -m hte.evaluation.bench_csf
 	$(BIN)/python -m hte.evaluation.bench_attributions
 	$(BIN)/python -m hte.app.bench
+	$(BIN)/python -m hte.data.omop.bench --n 100000
 
 # Re-resolve pinned versions after changing dependencies in pyproject.toml.
 lock: setup
