@@ -97,3 +97,10 @@ def test_truth_file_keyed_by_person(small_ehr, sim):
     truth = pd.read_parquet(synthesis.truth_path)
     assert list(truth["person_id"]) == list(range(1, N_SMALL + 1))
     assert np.allclose(truth["true_cate_rmst24"], sim["true_cate_rmst24"])
+
+
+def test_build_is_deterministic(small_ehr, built):
+    path, _ = small_ehr
+    again = build_cohort(f"duckdb:///{path}", SPEC)
+    pd.testing.assert_frame_equal(again.cohort, built[0].cohort)
+    assert again.summary() == built[0].summary()
