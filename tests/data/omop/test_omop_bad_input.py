@@ -163,3 +163,21 @@ def test_unknown_database_url():
         connect("mysql://x")
     with pytest.raises(OmopError, match="no such DuckDB database"):
         build_cohort("duckdb:////nonexistent/ehr.duckdb", SPEC)
+
+
+def test_data_cut_censors_and_excludes(ehr, tmp_path):
+    full = build_cohort(f"duckdb:///{ehr}", SPEC)
+    spec = yaml.safe_load(open(SPEC))
+    spec["data_cut"] = "2023-01-01"
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    cut = build_cohort(f"duckdb:///{ehr}", path)
+    att = cut.attrition
+    assert att.n_in - sum(s.excluded for s in att.steps) == att.n_out
+    assert att.steps[-1].excluded > 0  # time zero after the cut: not observed
+    kept = full.cohort.set_index("patient_id").loc[cut.cohort["patient_id"]]
+    # follow-up can only shrink, deaths after the cut become censored, no CRS after the cut
+    assert (cut.cohort["os_months"].to_numpy() <= kept["os_months"].to_numpy() + 1e-9).all()
+    assert (cut.cohort["death"].to_numpy() <= kept["death"].to_numpy()).all()
+    assert (cut.cohort["crs"].to_numpy() <= kept["crs"].to_numpy()).all()
+    assert cut.cohort["death"].sum() < kept["death"].sum()

@@ -390,7 +390,8 @@ def _person_facts(
 
 
 def _crs(db: Database, spec: CohortSpec, ids: dict[str, list[int]]) -> pd.DataFrame:
-    """Persons with a CRS code within the window after the infusion (CAR-T) or first dose (tec)."""
+    """First CRS code of each person within the window after the infusion (CAR-T) or the first
+    dose (tec); whether it falls within follow-up is decided with the follow-up end."""
     t = db.table
     return db.query(
         f"""WITH ref AS (
@@ -402,11 +403,12 @@ def _crs(db: Database, spec: CohortSpec, ids: dict[str, list[int]]) -> pd.DataFr
                 WHERE p.procedure_concept_id IN ({_ids_sql(ids["cart_infusion"])})
                   AND p.procedure_date >= j.index_date
                 GROUP BY p.person_id) inf ON inf.person_id = i.person_id)
-        SELECT DISTINCT r.person_id
+        SELECT r.person_id, MIN(c.condition_start_date) AS crs_date
         FROM ref r JOIN {t("condition_occurrence")} c ON c.person_id = r.person_id
         WHERE c.condition_concept_id IN ({_ids_sql(ids["crs"])})
           AND c.condition_start_date >= r.ref_date
-          AND c.condition_start_date <= r.ref_date + {int(spec.crs_window_days)}"""
+          AND c.condition_start_date <= r.ref_date + {int(spec.crs_window_days)}
+        GROUP BY r.person_id"""
     )
 
 
@@ -456,7 +458,7 @@ def _check_outcome_dates(facts: pd.DataFrame, db: Database) -> None:
 
 
 def _assemble(
-    facts: pd.DataFrame, labs: pd.DataFrame, crs_ids: set[int], spec: CohortSpec
+    facts: pd.DataFrame, labs: pd.DataFrame, crs: pd.DataFrame, spec: CohortSpec
 ) -> pd.DataFrame:
     index = facts["index_date"]
     cut = pd.to_datetime(facts["data_cut"])
@@ -466,6 +468,7 @@ def _assemble(
     end = death.where(died, censor)
     days = _days_between(end, index)
     days = np.where(days <= 0, SAME_DAY_DEATH_DAYS, days)
+    crs_date = pd.to_datetime(facts["person_id"].map(crs.set_index("person_id")["crs_date"]))
     infusion = pd.to_datetime(facts["infusion_date"])
     infused = (facts["arm"] == "cart") & infusion.notna() & (infusion <= end)
     out = pd.DataFrame(
@@ -474,7 +477,7 @@ def _assemble(
             "treatment": facts["arm"].to_numpy(),
             "os_months": days / DAYS_PER_MONTH,
             "death": died.to_numpy(),
-            "crs": facts["person_id"].isin(crs_ids).to_numpy(),
+            "crs": (crs_date.notna() & (crs_date <= end)).to_numpy(),  # coded while followed
             "infusion_day": np.where(infused, _days_between(infusion, index), np.nan),
             "age": np.round(_days_between(index, facts["birth_date"]) / DAYS_PER_YEAR, 1),
             "sex": facts["gender_concept_id"].map({GENDER["male"]: "male", GENDER["female"]: "female"}),
@@ -557,8 +560,8 @@ def _build(db: Database, spec: CohortSpec, spec_sha: str) -> BuildResult:
     _check_outcome_dates(kept, db)
     labs = _measurements(db, spec, ids)
     labs = labs[labs["person_id"].isin(kept["person_id"])]
-    crs_ids = set(_crs(db, spec, ids)["person_id"].astype(int))
-    cohort = validate_cohort(_assemble(kept, labs, crs_ids, spec))
+    crs = _crs(db, spec, ids)
+    cohort = validate_cohort(_assemble(kept, labs, crs, spec))
     for row in report.unmatched:
         notes.append(f"no rows for {row['concept_set']}: {row['concept']} ({row['problem']})")
     return BuildResult(cohort, attrition, report, cut, spec_sha, notes)
