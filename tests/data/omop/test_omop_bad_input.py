@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -181,3 +182,30 @@ def test_data_cut_censors_and_excludes(ehr, tmp_path):
     assert (cut.cohort["death"].to_numpy() <= kept["death"].to_numpy()).all()
     assert (cut.cohort["crs"].to_numpy() <= kept["crs"].to_numpy()).all()
     assert cut.cohort["death"].sum() < kept["death"].sum()
+
+
+def test_descendants_through_concept_ancestor(ehr):
+    """A CDM records clinical drugs, not ingredients: with concept_ancestor the ingredient's
+    descendants match, and the cohort is the same as with ingredient-level rows."""
+    before = build_cohort(f"duckdb:///{ehr}", SPEC).cohort
+    dara = concept_ids()["daratumumab"]
+    vial = 2_100_000_001  # a clinical drug under daratumumab
+    _sql(
+        ehr,
+        "INSERT INTO concept VALUES (2100000001, 'daratumumab 20 MG/ML Injectable Solution', "
+        "'Drug', 'RxNorm', 'Clinical Drug', 'S', 'local-dara-vial', DATE '1970-01-01', "
+        "DATE '2099-12-31', NULL)",
+        f"UPDATE drug_exposure SET drug_concept_id = {vial} WHERE drug_concept_id = {dara}",
+    )
+    blind = build_cohort(f"duckdb:///{ehr}", SPEC)  # no concept_ancestor: the vials are missed
+    assert blind.attrition.steps[2].excluded > 2  # daratumumab-only patients look untreated
+    assert any("no concept_ancestor table" in n for n in blind.notes)
+    _sql(
+        ehr,
+        "CREATE TABLE concept_ancestor (ancestor_concept_id INTEGER, descendant_concept_id "
+        "INTEGER, min_levels_of_separation INTEGER, max_levels_of_separation INTEGER)",
+        f"INSERT INTO concept_ancestor VALUES ({dara}, {dara}, 0, 0), ({dara}, {vial}, 1, 1)",
+    )
+    after = build_cohort(f"duckdb:///{ehr}", SPEC)
+    pd.testing.assert_frame_equal(after.cohort, before)
+    assert not any("concept_ancestor" in n for n in after.notes)

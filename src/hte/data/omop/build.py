@@ -103,8 +103,9 @@ class BuildResult:
 # Checks on the database
 
 
-def check_tables(db: Database) -> None:
-    """Every table and column the builder reads exists; one error lists all that are missing."""
+def check_tables(db: Database) -> dict[str, set[str]]:
+    """Every table and column the builder reads exists; one error lists all that are missing.
+    Returns every table of the schema with its columns."""
     present = db.table_columns()
     problems = []
     for table, cols in REQUIRED_COLUMNS.items():
@@ -119,6 +120,7 @@ def check_tables(db: Database) -> None:
             f"the database {db.url} is not an OMOP CDM v5.4 the builder can read:\n"
             + "\n".join(f"- {p}" for p in problems)
         )
+    return present
 
 
 def _ids_sql(ids: list[int]) -> str:
@@ -130,9 +132,12 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def resolve_concepts(db: Database, spec: CohortSpec) -> tuple[dict[str, list[int]], ConceptReport]:
-    """Concept ids of every set (by vocabulary + code, or vocabulary + name), and per concept the
-    number of event rows in its domain's table."""
+def resolve_concepts(
+    db: Database, spec: CohortSpec, descendants: bool = False
+) -> tuple[dict[str, list[int]], ConceptReport]:
+    """Concept ids of every set (by vocabulary + code, or vocabulary + name; with ``descendants``
+    also every descendant in concept_ancestor, e.g. the clinical drugs of an ingredient), and per
+    concept the number of event rows in its domain's table."""
     refs = [(name, cs.domain, ref) for name, cs in spec.concept_sets.items() for ref in cs.concepts]
     conditions = []
     for _, _, ref in refs:
@@ -160,9 +165,12 @@ def resolve_concepts(db: Database, spec: CohortSpec) -> tuple[dict[str, list[int
         got = sorted(
             {int(i) for i in hit["concept_id"]} | ({ref.concept_id} if ref.concept_id else set())
         )
+        per_ref.append((name, domain, ref, got))
+    if descendants:
+        per_ref = _with_descendants(db, per_ref)
+    for name, _, _, got in per_ref:
         ids.setdefault(name, [])
         ids[name] = sorted(set(ids[name]) | set(got))
-        per_ref.append((name, domain, ref, got))
     counts: dict[int, int] = {}
     for domain_name, domain in DOMAINS.items():
         wanted = sorted({i for _, d, _, got in per_ref if d == domain_name for i in got})
@@ -203,6 +211,22 @@ def resolve_concepts(db: Database, spec: CohortSpec) -> tuple[dict[str, list[int
             "required concept sets with no matches:\n" + "\n".join(f"- {e}" for e in empty)
         )
     return ids, report
+
+
+def _with_descendants(db: Database, per_ref: list) -> list:
+    """Each concept's ids plus their descendants (OMOP concept_ancestor)."""
+    every = sorted({i for *_, got in per_ref for i in got})
+    pairs = db.query(
+        f"SELECT ancestor_concept_id AS a, descendant_concept_id AS d "
+        f"FROM {db.table('concept_ancestor')} WHERE ancestor_concept_id IN ({_ids_sql(every)})"
+    )
+    below: dict[int, set[int]] = {}
+    for a, d in zip(pairs["a"], pairs["d"], strict=True):
+        below.setdefault(int(a), set()).add(int(d))
+    return [
+        (name, domain, ref, sorted(set(got).union(*(below.get(i, set()) for i in got))))
+        for name, domain, ref, got in per_ref
+    ]
 
 
 def _persons_text(frame: pd.DataFrame, n: int | None = None) -> str:
@@ -527,10 +551,13 @@ def build_cohort(db: Database | str, spec: CohortSpec | str | Path) -> BuildResu
 
 
 def _build(db: Database, spec: CohortSpec, spec_sha: str) -> BuildResult:
-    check_tables(db)
+    present = check_tables(db)
     check_dates(db)
-    ids, report = resolve_concepts(db, spec)
+    descendants = spec.include_descendants and "concept_ancestor" in present
+    ids, report = resolve_concepts(db, spec, descendants)
     notes = build_index(db, spec, ids)
+    if spec.include_descendants and not descendants:
+        notes.append("no concept_ancestor table: concept sets match the listed concepts only")
     if spec.data_cut is not None:
         cut = spec.data_cut.isoformat()
     else:

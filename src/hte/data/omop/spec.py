@@ -81,6 +81,7 @@ class CohortSpec(_Strict):
     min_age: float = Field(18.0, ge=0)
     crs_window_days: int = Field(14, ge=1)
     two_decisions: Literal["error", "first"] = "error"
+    include_descendants: bool = True  # expand concepts through concept_ancestor when it exists
     ldh_upper_limit: float = Field(250.0, gt=0)
     lookback_days: dict[str, int] = Field(default_factory=dict)
     concept_sets: dict[str, ConceptSet]
