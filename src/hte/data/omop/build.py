@@ -484,6 +484,9 @@ def _check_outcome_dates(facts: pd.DataFrame, db: Database) -> None:
 def _assemble(
     facts: pd.DataFrame, labs: pd.DataFrame, crs: pd.DataFrame, spec: CohortSpec
 ) -> pd.DataFrame:
+    """One row per kept person in hte's cohort schema: outcomes from time zero to death or
+    censoring (observation end or data cut), covariates as of time zero. Race concepts other than
+    White, Black and Asian become "other"; a missing lab stays missing (never imputed here)."""
     index = facts["index_date"]
     cut = pd.to_datetime(facts["data_cut"])
     death = pd.to_datetime(facts["death_date"])
