@@ -166,6 +166,13 @@ def test_unknown_database_url():
         build_cohort("duckdb:////nonexistent/ehr.duckdb", SPEC)
 
 
+def test_not_a_duckdb_file(tmp_path):
+    path = tmp_path / "cohort.duckdb"
+    path.write_text("patient_id,treatment\nP1,cart\n")
+    with pytest.raises(OmopError, match=rf"cannot open DuckDB database {path}"):
+        build_cohort(f"duckdb:///{path}", SPEC)
+
+
 def test_data_cut_censors_and_excludes(ehr, tmp_path):
     full = build_cohort(f"duckdb:///{ehr}", SPEC)
     spec = yaml.safe_load(open(SPEC))

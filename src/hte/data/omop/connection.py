@@ -92,7 +92,11 @@ class DuckDB(Database):
         self.url = f"duckdb:///{self.path}"  # an absolute path gives duckdb:////abs
         if read_only and self.path != ":memory:" and not Path(self.path).exists():
             raise OmopError(f"no such DuckDB database: {self.path}")
-        self._con = duckdb.connect(self.path, read_only=read_only)
+        try:
+            self._con = duckdb.connect(self.path, read_only=read_only)
+        except duckdb.Error as exc:  # not a DuckDB file, locked by a writer, ...
+            reason = str(exc).strip().splitlines()[0]
+            raise OmopError(f"cannot open DuckDB database {self.path}: {reason}") from None
 
     @property
     def default_schema(self) -> str:
