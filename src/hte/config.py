@@ -904,9 +904,11 @@ def _build_omop(config: ExperimentConfig, data: OmopData) -> tuple[pd.DataFrame,
         spec = load_spec(data.spec)
     except OmopError as exc:
         raise _error(config, ("data", "spec"), str(exc)) from None
+    from hte.data.schema import CohortValidationError
+
     try:
         result = build_cohort(data.db, spec)
-    except OmopError as exc:
+    except (OmopError, CohortValidationError) as exc:
         raise _error(config, ("data", "db"), str(exc)) from None
     summary = result.summary()
     summary["spec_sha256"] = _sha256_of(data.spec)
