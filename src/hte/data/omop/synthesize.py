@@ -4,7 +4,8 @@ Same n, seed and scenario as ``hte simulate`` give the same patients (``person_s
 simulator's ``patient_id``). What the EHR holds, and what it loses (rates in ``EHRRates``):
 
 * person: sex, race, birth date (age at time zero to the day); observation_period from a year
-  before the diagnosis to death or censoring (follow-up in whole days, at least 1).
+  before the diagnosis (at least two years before time zero) to death or censoring (follow-up in
+  whole days, at least 1).
 * condition_occurrence: the myeloma diagnosis (its date gives years since diagnosis), extramedullary
   disease, a rapid-progression flag, and CRS: a code with no grade, recorded for only
   ``crs_recorded`` of the true CRS episodes and never after death or censoring.
