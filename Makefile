@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup browser run app test lint format bench lock clean
+.PHONY: setup browser postgres run app test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -26,11 +26,17 @@ browser:
 	@test -x $(CHROMIUM) || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium > /dev/null)
 	@test -x $(CHROMIUM) || (echo "chromium not found at $(CHROMIUM): install Debian's chromium package" && exit 1)
 
+# PostgreSQL server binaries for the OMOP builder's tests (Debian's package; the tests initdb a
+# temporary cluster on a free localhost port and remove it).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql > /dev/null)
+	@ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1 || (echo "initdb not found: install Debian's postgresql package" && exit 1)
+
 # The explorer on http://127.0.0.1:7860 for the newest default run (runs it first if there is none).
 app: setup
 	$(BIN)/python app.py
 
-test: setup browser
+test: setup browser postgres
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
 	$(BIN)/python -m pytest -n 2 -q
@@ -45,12 +51,14 @@ format: setup
 
 # Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
-# for 1,000 patients, and the app's what-if latency (on the newest default run; run first if none).
+# for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), and
+# the OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB.
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
 	$(BIN)/python -m hte.evaluation.bench_csf
 	$(BIN)/python -m hte.evaluation.bench_attributions
 	$(BIN)/python -m hte.app.bench
+	$(BIN)/python -m hte.data.omop.bench --n 100000
 
 # Re-resolve pinned versions after changing dependencies in pyproject.toml.
 lock: setup

@@ -257,7 +257,10 @@ def test_several_problems_are_one_error_with_a_line_each(tmp_path):
         (MINIMAL + "name: again\n", "name: key given twice (also on line 1)"),
         ("name: t\n", "estimators: required key is missing"),
         (MINIMAL.replace("name: t", "name: my run/1"), "name: 'my run/1' cannot name a folder"),
-        (MINIMAL.replace("source: synthetic", "source: csv"), "source must be synthetic or file"),
+        (
+            MINIMAL.replace("source: synthetic", "source: csv"),
+            "source must be synthetic, file or omop",
+        ),
         (MINIMAL.replace("n: 200", "scenario: nope"), "unknown scenario 'nope'"),
         (MINIMAL.replace("kind: cox_interaction", "kind: magic"), "estimators[0].kind"),
     ],

@@ -318,5 +318,78 @@ def sweep(
     console.print(f"sweep folder: [bold]{escape(str(result.out_dir))}[/bold]", highlight=False)
 
 
+# --------------------------------------------------------------------------------------------------
+# OMOP CDM: a synthetic EHR database, and cohorts built from one (hte.data.omop)
+
+omop_app = typer.Typer(help="OMOP CDM databases: a synthetic EHR.", no_args_is_help=True)
+cohort_app = typer.Typer(help="Build analysis cohorts from an OMOP database.", no_args_is_help=True)
+app.add_typer(omop_app, name="omop")
+app.add_typer(cohort_app, name="cohort")
+
+
+@omop_app.command("synthesize")
+def omop_synthesize(
+    out: Annotated[str, typer.Option(help="A .duckdb file, or a postgresql:// URL.")],
+    n: Annotated[int, typer.Option(help="Number of patients (as hte simulate).", min=1)] = 2000,
+    seed: Annotated[int, typer.Option(help="Random seed (as hte simulate).")] = 0,
+    scenario: Annotated[str, typer.Option(help="Named scenario (as hte simulate).")] = "default",
+    truth: Annotated[
+        Path | None, typer.Option(help="True effects by person_id (default: <out>.truth.parquet).")
+    ] = None,
+) -> None:
+    """Render `hte simulate`'s cohort as OMOP CDM v5.4 tables, as an EHR holds them."""
+    from rich.markup import escape
+
+    from hte.data.omop.connection import OmopError
+    from hte.data.omop.synthesize import synthesize
+    from hte.data.simulate import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        err_console.print(f"unknown scenario {scenario!r}; choose one of {', '.join(SCENARIOS)}")
+        raise typer.Exit(2)
+    try:
+        result = synthesize(n, seed, scenario, out, truth_path=truth)
+    except OmopError as exc:
+        err_console.print(f"[red]cannot write[/red]: {escape(str(exc))}", highlight=False)
+        raise typer.Exit(1) from None
+    rows = ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
+    console.print(f"wrote {n} patients (+{sum(result.n_ineligible.values())} ineligible) to "
+                  f"{escape(str(out))}: {rows}", highlight=False, soft_wrap=True)  # fmt: skip
+    if result.truth_path:
+        console.print(f"true effects: {escape(result.truth_path)}", highlight=False)
+
+
+@cohort_app.command("build")
+def cohort_build(
+    db: Annotated[str, typer.Option(help="duckdb:///ehr.duckdb or postgresql://user@host/db.")],
+    out: Annotated[Path, typer.Option(help="Cohort file (.parquet or .csv).")],
+    spec: Annotated[Path, typer.Option(help="Cohort spec YAML (concept sets, windows).")] = Path(
+        "configs/cohort_omop.yaml"
+    ),
+) -> None:
+    """Emulate the target trial: eligibility, time zero, look-back covariates, outcomes, attrition."""
+    from rich.markup import escape
+
+    from hte.data.omop.build import build_cohort, write_build
+    from hte.data.omop.connection import OmopError
+    from hte.data.schema import CohortValidationError
+
+    if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        err_console.print(f"cannot write {escape(str(out))}: use a .csv or .parquet file name")
+        raise typer.Exit(2)
+    try:
+        result = build_cohort(db, spec)
+    except (OmopError, CohortValidationError) as exc:
+        err_console.print(
+            f"[red]cannot build the cohort[/red]: {escape(str(exc))}", highlight=False
+        )
+        raise typer.Exit(1) from None
+    cohort_path, summary = write_build(result, out)
+    console.print(result.attrition.render(), highlight=False)
+    for note in result.notes:
+        console.print(f"note: {escape(note)}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {escape(str(cohort_path))} and {escape(str(summary))}", highlight=False)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -66,6 +66,7 @@ __all__ = [
     "Explanation",
     "FileData",
     "OSOutcome",
+    "OmopData",
     "Outcomes",
     "Output",
     "Seeds",
@@ -152,7 +153,16 @@ class FileData(_Strict):
         return {} if value is None else value
 
 
-DataConfig = Annotated[SyntheticData | FileData, Field(discriminator="source")]
+class OmopData(_Strict):
+    """A cohort built from an OMOP CDM database by target-trial emulation (hte.data.omop): the
+    connection (duckdb:///file.duckdb or postgresql://user@host/db) and the cohort spec YAML."""
+
+    source: Literal["omop"]
+    db: str = Field(description="duckdb:///ehr.duckdb or postgresql://user@host:port/dbname")
+    spec: Path = Path("configs/cohort_omop.yaml")
+
+
+DataConfig = Annotated[SyntheticData | FileData | OmopData, Field(discriminator="source")]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -905,11 +915,11 @@ def _message(err: dict, path: KeyPath, raw: dict) -> str:
     if kind == "missing":
         return "required key is missing"
     if kind == "union_tag_not_found":
-        return "missing key 'source': synthetic or file"
+        return "missing key 'source': synthetic, file or omop"
     if kind == "string_pattern_mismatch":
         return f"{err.get('input')!r} cannot name a folder: use letters, digits, _ . - only"
     if kind == "union_tag_invalid":
-        return f"source must be synthetic or file; got {err['ctx']['tag']!r}"
+        return f"source must be synthetic, file or omop; got {err['ctx']['tag']!r}"
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")
     if kind not in _SELF_DESCRIBED and isinstance(value, str | int | float | bool | None):
@@ -979,7 +989,8 @@ class DataFacts:
     """What the pre-flight learnt about the cohort: its columns (after the column map), the longest
     decision-time follow-up in months (an upper bound for synthetic data), for a file the longest
     follow-up after each analysis's time zero (by label) and the validated cohort itself (so the
-    pipeline need not read it again)."""
+    pipeline need not read it again); for an OMOP database also the extraction record (attrition,
+    data cut, unmatched concepts, spec hash: ``hte.data.omop.build.BuildResult.summary``)."""
 
     columns: tuple[str, ...]
     max_follow_up_months: float | None
@@ -987,6 +998,7 @@ class DataFacts:
     follow_up_by_analysis: dict[str, float] | None = None
     # file data: per analysis label and arm, (patients, deaths, longest follow-up in months)
     arms_by_analysis: dict[str, dict[str, tuple[int, int, float]]] | None = None
+    extraction: dict | None = None
 
 
 def inspect_data(config: ExperimentConfig) -> DataFacts:
@@ -1004,12 +1016,47 @@ def inspect_data(config: ExperimentConfig) -> DataFacts:
         columns = tuple(simulate_cohort(20, 0, data.scenario).columns)
         cut = scenario_params(data.scenario).censoring.data_cut_months
         return DataFacts(columns=columns, max_follow_up_months=float(cut))
-    cohort = _load_file(config, data)
+    extraction = None
+    if isinstance(data, OmopData):
+        cohort, extraction = _build_omop(config, data)
+    else:
+        cohort = _load_file(config, data)
     follow_up = float(cohort[OS_MONTHS].max()) if OS_MONTHS in cohort.columns else None
     by_analysis = arms = None
     if follow_up is not None:
         by_analysis, arms = _follow_up_by_analysis(config, cohort)
-    return DataFacts(tuple(map(str, cohort.columns)), follow_up, cohort, by_analysis, arms)
+    return DataFacts(
+        tuple(map(str, cohort.columns)), follow_up, cohort, by_analysis, arms, extraction
+    )
+
+
+def _build_omop(config: ExperimentConfig, data: OmopData) -> tuple[pd.DataFrame, dict]:
+    """The cohort built from the OMOP database and its extraction record; problems name data.db
+    (the database) or data.spec (the cohort spec)."""
+    from hte.data.omop.build import build_cohort
+    from hte.data.omop.connection import OmopError
+    from hte.data.omop.spec import load_spec
+
+    try:
+        spec = load_spec(data.spec)
+    except OmopError as exc:
+        raise _error(config, ("data", "spec"), str(exc)) from None
+    from hte.data.schema import CohortValidationError
+
+    try:
+        result = build_cohort(data.db, spec)
+    except (OmopError, CohortValidationError) as exc:
+        raise _error(config, ("data", "db"), str(exc)) from None
+    summary = result.summary()
+    summary["spec_sha256"] = _sha256_of(data.spec)
+    summary["spec"] = str(data.spec)
+    return result.cohort, summary
+
+
+def _sha256_of(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _follow_up_by_analysis(

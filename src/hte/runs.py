@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = [
+    "COHORT_SPEC_FILE",
     "CONFIG_FILE",
     "EFFECTS_FILE",
     "FINGERPRINT_FILE",
@@ -81,6 +82,7 @@ METRICS_FILE = "metrics.json"
 TIMINGS_FILE = "timings.json"
 EFFECTS_FILE = "effects.parquet"
 LOG_FILE = "run.log"
+COHORT_SPEC_FILE = "cohort_spec.yaml"  # the OMOP cohort spec a run extracted its cohort with
 MODELS_DIR = "models"
 FIGURES_DIR = "figures"
 MANIFEST_FILE = "manifest.json"

@@ -274,11 +274,13 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
         "covariates). The file is read as data only and checked against the schema; nothing is "
         "dropped. A valid cohort can then be analysed with one of the configs: its data section "
         "is replaced by your file, everything else (time zero, outcomes, estimators) is kept. "
+        "An OMOP CDM database as a DuckDB file (.duckdb) is built into a cohort first "
+        "(configs/cohort_omop.yaml: target-trial time zero, attrition shown). "
         "The data stays on this machine."
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            upload = gr.File(label="Cohort file", file_types=[".csv", ".parquet", ".pq"],
+            upload = gr.File(label="Cohort file", file_types=[".csv", ".parquet", ".pq", ".duckdb"],
                              type="filepath", elem_id="upload-file")  # fmt: skip
             choices = context.config_choices()
             config = gr.Dropdown(choices, value=cb.default_config_choice(choices),

@@ -3,6 +3,8 @@
 
 An upload must use hte's column names (``hte validate`` documents them); the chosen config supplies
 the analysis (time zero, outcomes, estimators) and its ``data`` section is replaced by the upload.
+A DuckDB file (``.duckdb``) is read as an OMOP CDM database: the cohort is built from it with the
+configs folder's ``cohort_omop.yaml`` (``hte.data.omop``), and the attrition is shown with it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from hte.data.load import CohortFileError, read_table
 from hte.data.schema import CohortValidationError, describe_rows, validate_cohort
 from hte.data.summary import summarize_cohort
 
+OMOP_SUFFIXES = (".duckdb",)
+OMOP_SPEC = "cohort_omop.yaml"  # looked up in the configs folder
+_DUCKDB_MAGIC = b"DUCK"  # bytes 8-11 of a DuckDB database file
 MAX_UPLOAD_MB = 50
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 UPLOADS_DIR = "uploads"
@@ -67,10 +72,65 @@ def _no_problems() -> pd.DataFrame:
     return pd.DataFrame(columns=PROBLEM_COLUMNS)
 
 
-def check_upload(path: str | Path | None) -> UploadCheck:
-    """Size limit, file type, readability, then the cohort schema; every problem listed."""
+def _file_problem(rule: str) -> pd.DataFrame:
+    return pd.DataFrame([{"column": "(file)", "rule": rule, "rows": "", "n_rows": 0}])
+
+
+def _validation_check(exc: CohortValidationError) -> UploadCheck:
+    rows = [
+        {"column": p.column, "rule": p.rule,
+         "rows": describe_rows(p.rows, p.n_rows) if p.n_rows else "", "n_rows": p.n_rows}
+        for p in exc.problems
+    ]  # fmt: skip
+    return UploadCheck(
+        False,
+        pd.DataFrame(rows, columns=PROBLEM_COLUMNS),
+        f"**{len(rows)} problem(s)** in the cohort: nothing was dropped or changed; fix the "
+        "file and upload it again (row 1 = the first row after the header).",
+    )
+
+
+def build_from_duckdb(path: Path, spec: Path):
+    """The cohort built from a DuckDB OMOP database (read only), or ``OmopError``: a file that
+    is not a DuckDB database is refused before DuckDB opens it."""
+    from hte.data.omop.build import build_cohort
+    from hte.data.omop.connection import OmopError
+
+    with Path(path).open("rb") as fh:
+        head = fh.read(12)
+    if head[8:12] != _DUCKDB_MAGIC:
+        raise OmopError("not a DuckDB database (no DUCK header); upload a .duckdb OMOP CDM file")
+    return build_cohort(f"duckdb:///{Path(path).resolve()}", spec)
+
+
+def _check_omop(path: Path, spec: Path) -> UploadCheck:
+    from hte.data.omop.connection import OmopError
+
+    try:
+        result = build_from_duckdb(path, spec)
+    except OmopError as exc:
+        column = "(file)" if "DUCK header" in str(exc) else "(database)"
+        problems = pd.DataFrame([{"column": column, "rule": str(exc), "rows": "", "n_rows": 0}])
+        return UploadCheck(False, problems, f"**Cannot build a cohort from the database:** {exc}")
+    except CohortValidationError as exc:
+        return _validation_check(exc)
+    flow = "\n".join(f"    {line}" for line in result.attrition.render().splitlines())
+    notes = "".join(f"\n- {n}" for n in result.notes)
+    return UploadCheck(
+        True,
+        _no_problems(),
+        f"**Cohort built from the OMOP database** (spec {spec}):\n\n{flow}\n{notes}\n\n"
+        + summary_markdown(result.cohort),
+    )
+
+
+def check_upload(path: str | Path | None, omop_spec: Path | None = None) -> UploadCheck:
+    """Size limit, file type, readability, then the cohort schema; every problem listed. A .duckdb
+    file is built into a cohort with ``omop_spec`` (default configs/cohort_omop.yaml)."""
     if path is None:
-        return UploadCheck(False, _no_problems(), "Upload a cohort file (.csv or .parquet).")
+        return UploadCheck(
+            False, _no_problems(), "Upload a cohort file (.csv or .parquet) or an OMOP .duckdb."
+        )
     path = Path(path)
     size = path.stat().st_size
     if size > MAX_UPLOAD_BYTES:
@@ -80,23 +140,14 @@ def check_upload(path: str | Path | None) -> UploadCheck:
                            f"the limit is {MAX_UPLOAD_MB} MB", "rows": "", "n_rows": 0}]),
             f"**Refused:** the file is larger than {MAX_UPLOAD_MB} MB.",
         )  # fmt: skip
+    if path.suffix.lower() in OMOP_SUFFIXES:
+        return _check_omop(path, omop_spec or Path("configs") / OMOP_SPEC)
     try:
         cohort = validate_cohort(read_table(path))
     except CohortFileError as exc:
-        problems = pd.DataFrame([{"column": "(file)", "rule": str(exc), "rows": "", "n_rows": 0}])
-        return UploadCheck(False, problems, f"**Cannot read the file:** {exc}")
+        return UploadCheck(False, _file_problem(str(exc)), f"**Cannot read the file:** {exc}")
     except CohortValidationError as exc:
-        rows = [
-            {"column": p.column, "rule": p.rule,
-             "rows": describe_rows(p.rows, p.n_rows) if p.n_rows else "", "n_rows": p.n_rows}
-            for p in exc.problems
-        ]  # fmt: skip
-        return UploadCheck(
-            False,
-            pd.DataFrame(rows, columns=PROBLEM_COLUMNS),
-            f"**{len(rows)} problem(s)** in the cohort: nothing was dropped or changed; fix the "
-            "file and upload it again (row 1 = the first row after the header).",
-        )
+        return _validation_check(exc)
     return UploadCheck(True, _no_problems(), summary_markdown(cohort))
 
 
@@ -147,14 +198,23 @@ def keep_upload(path: str | Path, output_root: Path) -> Path:
     return target
 
 
-def upload_config(config_path: Path, data_path: Path, columns: tuple[str, ...]):
-    """The chosen config with its data replaced by the upload (canonical column names) and
-    outcomes the file lacks switched off; the run is named ``upload_<config name>``."""
+def upload_config(
+    config_path: Path, data_path: Path, columns: tuple[str, ...], omop_spec: Path | None = None
+):
+    """The chosen config with its data replaced by the upload (canonical column names; with
+    ``omop_spec`` a DuckDB OMOP database and its cohort spec) and outcomes the file lacks switched
+    off; the run is named ``upload_<config name>``."""
     from hte.config import load_config
 
     has_os = OS_MONTHS in columns and DEATH in columns
+    data = (
+        f"data={{source: file, path: '{data_path.as_posix()}'}}"
+        if omop_spec is None
+        else f"data={{source: omop, db: 'duckdb:///{data_path.resolve().as_posix()}', "
+        f"spec: '{Path(omop_spec).as_posix()}'}}"
+    )
     overrides = [
-        f"data={{source: file, path: '{data_path.as_posix()}'}}",
+        data,
         f"outcomes.os.enabled={'true' if has_os else 'false'}",
         f"outcomes.crs.enabled={'true' if CRS in columns else 'false'}",
         "evaluation.truth_metrics=auto",
@@ -187,12 +247,18 @@ def run_on_upload(
     """
     from hte.pipeline import run_experiment
 
-    check = check_upload(upload)
+    omop_spec = None
+    if Path(upload).suffix.lower() in OMOP_SUFFIXES:
+        omop_spec = Path(config_path).parent / OMOP_SPEC
+    check = check_upload(upload, omop_spec)
     if not check.ok:
         raise ValueError("the upload does not pass the cohort checks; see the problems table")
     kept = keep_upload(upload, output_root)
-    columns = tuple(map(str, read_table(kept).columns))
-    config = upload_config(Path(config_path), kept, columns)
+    if omop_spec is not None:
+        columns = tuple(map(str, build_from_duckdb(kept, omop_spec).cohort.columns))
+    else:
+        columns = tuple(map(str, read_table(kept).columns))
+    config = upload_config(Path(config_path), kept, columns, omop_spec)
     logger = logging.getLogger("hte.pipeline")
     handler = _StageReporter(on_stage) if on_stage is not None else None
     if handler is not None:

@@ -42,6 +42,7 @@ from hte.pipeline.stages import (
 )
 from hte.pipeline.subgroups import subgroup_evidence
 from hte.runs import (
+    COHORT_SPEC_FILE,
     CONFIG_FILE,
     EFFECTS_FILE,
     FINGERPRINT_FILE,
@@ -211,6 +212,8 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
     cohort, fingerprint = prepare_cohort(config, facts)
     timings["cohort"] = time.perf_counter() - clock
     _write_provenance(run_dir, config, resolved, fingerprint)
+    if facts.extraction is not None:  # the cohort spec the OMOP extraction used, as it was
+        shutil.copyfile(config.data.spec, run_dir / COHORT_SPEC_FILE)
     with_truth = truth_enabled(config, cohort)
     store = ModelStore(run_dir, run_id) if write_models else None
     analyses: dict[str, dict] = {}
@@ -229,6 +232,8 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
             _save_profile(store, data, fits, config, stages, timings)
     stages.step("run folder: metrics, effects, figures")
     metrics = _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
+    if facts.extraction is not None:  # cohort built from an OMOP database: its attrition
+        metrics["cohort_extraction"] = facts.extraction
     metrics_text = write_json(run_dir / METRICS_FILE, metrics).read_text(encoding="utf-8")
     effects = pd.concat(
         [effects_frame(data, all_fits[data.label]) for data in prepared], ignore_index=True

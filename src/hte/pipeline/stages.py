@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hte.config import DataFacts, ExperimentConfig, FileData, TimeZeroAnalysis
+from hte.config import DataFacts, ExperimentConfig, FileData, OmopData, TimeZeroAnalysis
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
@@ -88,15 +88,26 @@ def prepare_cohort(
 
     Synthetic: ``simulate_cohort(n, seed, scenario)``, fingerprinted by its canonical CSV. File:
     the cohort the pre-flight already loaded (``facts.cohort``) or ``load_cohort`` with the
-    column map, fingerprinted by the file's bytes.
+    column map, fingerprinted by the file's bytes. OMOP: the cohort the pre-flight built from the
+    database (or built here), fingerprinted by its canonical CSV, with the database named.
 
-    The day-zero rule (``hte.data.day_zero``) is applied here, the one place it is applied:
-    follow-up of 0 counts as ``outcomes.os.day_zero_days``; ``data_rules`` says what it did.
+    The day-zero rule (``hte.data.day_zero``) is applied here, the one place it is applied (to
+    every source): follow-up of 0 counts as ``outcomes.os.day_zero_days``; ``data_rules`` says
+    what it did.
     """
     from hte.data.day_zero import apply_day_zero
 
     data = config.data
-    if isinstance(data, FileData):
+    if isinstance(data, OmopData):
+        cohort = facts.cohort if facts is not None and facts.cohort is not None else None
+        if cohort is None:
+            from hte.data.omop.build import build_cohort
+
+            cohort = build_cohort(data.db, data.spec).cohort
+        from hte.data.omop.connection import hide_password
+
+        fingerprint = {**fingerprint_frame(cohort), "source": f"omop: {hide_password(data.db)}"}
+    elif isinstance(data, FileData):
         cohort = facts.cohort if facts is not None and facts.cohort is not None else None
         if cohort is None:
             from hte.data.load import load_cohort

@@ -13,6 +13,7 @@ import pandas as pd
 
 from hte.report import blocks as b
 from hte.report import figures as fig
+from hte.report.extraction import extraction_blocks, omop_source
 from hte.report.format import (
     CRS_TARGETS,
     DASH,
@@ -112,6 +113,8 @@ def summary_section(run: RunFolder) -> dict:
     if data.get("source") == "synthetic":
         source = (f"synthetic cohort, scenario {data.get('scenario')}, n = {data.get('n')}, "
                   f"seed {data.get('seed')} (true effects known)")  # fmt: skip
+    elif data.get("source") == "omop":
+        source = omop_source(data)
     elif data:
         source = f"cohort file {data.get('path')}"
     else:
@@ -214,6 +217,7 @@ def cohort_section(run: RunFolder) -> dict:
     rows.append(["covariates used"] + [str(len((a.get("design") or {}).get("features") or []))
                                        for a in analyses.values()])  # fmt: skip
     rows.append(["missing covariate values"] + [_missing_text(a) for a in analyses.values()])
+    blocks += extraction_blocks(run)
     blocks.append(b.h3("Time zero and exclusions"))
     for label, a in analyses.items():
         blocks.append(b.text(f"{label}: {a.get('description', a.get('mode', DASH))}."))
