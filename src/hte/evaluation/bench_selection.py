@@ -193,6 +193,23 @@ def _fmt(x) -> str:
     return f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
+THRESHOLDS = (0.0, 1.0, 2.0)
+
+
+def _nanmean(values) -> float:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _rule_pick(row, threshold: float) -> str:
+    """The candidate a t-SE rule shows, from a row's recorded DR losses and z values."""
+    learners = {k: v for k, v in row["dr_loss"].items() if k not in (CONSTANT, STACK)}
+    if not learners:
+        return CONSTANT
+    best = min(sorted(learners), key=learners.get)
+    return best if -row["diff_vs_constant_z"][best] > threshold else CONSTANT
+
+
 def summary_markdown(rows: list[dict], command: str) -> str:
     """Per scenario x n x target: the shown model's figures (means over seeds), what was chosen,
     and every candidate's mean nMSE and DR loss."""
@@ -217,6 +234,24 @@ def summary_markdown(rows: list[dict], command: str) -> str:
             f"{_fmt(g['group_band_patient_coverage'].mean())} | "
             f"{int((g['lowest_dr_loss'] == g['oracle_best']).sum())}/{len(g)} | "
             f"{int((g['r_loss_pick'] == g['oracle_best']).sum())}/{g['r_loss_pick'].notna().sum()} |"
+        )
+    out += ["", "## The rule's threshold (recomputed from the recorded z of every candidate)", "",
+            "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
+            "learner beats it by more than t SE), and how often it shows the constant.", "",
+            "| scenario | n | target | " + " | ".join(f"t = {t:g}: nMSE (constant share)"
+                                                   for t in THRESHOLDS) + " | oracle nMSE |",
+            "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1)]  # fmt: skip
+    for key, g in frame.groupby(keys, sort=False):
+        scen = key[0] + (" (seed_study-like)" if key[2] else "")
+        cells = []
+        for t in THRESHOLDS:
+            picks = [_rule_pick(r, t) for _, r in g.iterrows()]
+            err = [r["nmse"][p] for p, (_, r) in zip(picks, g.iterrows(), strict=True)]
+            share = np.mean([p == CONSTANT for p in picks])
+            cells.append(f"{_fmt(_nanmean(err))} ({share:.0%})")
+        oracle = _nanmean([r["nmse"][r["oracle_best"]] for _, r in g.iterrows()])
+        out.append(
+            f"| {scen} | {key[1]} | {key[3]} | " + " | ".join(cells) + f" | {_fmt(oracle)} |"
         )
     out += ["", "## Every candidate (means over seeds)", "",
             "| scenario | n | target | candidate | nMSE | held-out DR loss | z vs constant | "
