@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--n", type=int, nargs="+", default=[2000])
-    parser.add_argument("--scenarios", nargs="+", default=["default", "null_effect"])
+    parser.add_argument("--scenarios", nargs="*", default=["default", "null_effect"])
     parser.add_argument("--seed-study", action="store_true",
                         help="also n = 850, short_follow_up, survival at 12 months only")  # fmt: skip
     parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
