@@ -48,3 +48,23 @@ def test_whatif_lists_the_group_estimate_of_patients_like_this():
     assert "Patients like this" in html and "+10.0 pp" in html and "all patients" in html
     effects["patients_like_this"]["survival"].update(group=3, n_groups=5, n=400)
     assert "group 3 of 5, n = 400" in effect_cards(effects)
+
+
+def test_the_cohort_views_put_the_chosen_estimator_first():
+    from hte.app.run_view import RunView
+
+    class _Run(RunView):
+        def __init__(self, choice):
+            self._a = {
+                "estimators": {
+                    "csf": {"survival": {"kind": "causal_survival_forest"}},
+                    "cox": {"survival": {"kind": "cox_interaction"}},
+                },
+                "model_choice": {"survival": {"chosen": choice}},
+            }
+
+        def analysis(self, label=None):
+            return self._a
+
+    assert _Run("cox").primary("survival").estimator == "cox"
+    assert _Run("constant").primary("survival").estimator == "csf"  # preference order
