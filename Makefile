@@ -51,10 +51,12 @@ format: setup
 
 # Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
-# for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), and
-# the OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB.
+# for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), the
+# OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB, and the run's model choice by
+# held-out DR loss against the truth (seeds 1-5, n = 2,000, null, 802MO-like).
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
+	$(BIN)/python -m hte.evaluation.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios default null_effect --seed-study --out experiments/benchmarks/learner_selection
 	$(BIN)/python -m hte.evaluation.bench_csf
 	$(BIN)/python -m hte.evaluation.bench_attributions
 	$(BIN)/python -m hte.app.bench

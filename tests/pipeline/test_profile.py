@@ -52,6 +52,11 @@ def run(tmp_path_factory):
     # the run's heterogeneity tests (RATE/BLP) are most of its time and nothing the explorer
     # reads: skipped here to keep the module within its time budget
     mp.setattr("hte.pipeline.run.heterogeneity_tests", lambda *args, **kwargs: ({}, {}))
+    # so are the held-out refits and the model choice: without a choice the explorer uses its
+    # preference order (the forests), which these tests check; the chosen-model paths are
+    # tested below by replacing the bundle's sources
+    mp.setattr("hte.pipeline.run.all_heldout_effects", lambda *args, **kwargs: {})
+    mp.setattr("hte.pipeline.run.model_choices", lambda *args, **kwargs: ({}, {}))
     root = tmp_path_factory.mktemp("runs")
     config = load_config(CONFIG, [*OVERRIDES, f"output.root={root}"])
     result = run_experiment(config, progress=False)
@@ -369,3 +374,60 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     np.testing.assert_array_equal(encoded, encoder.transform(row).to_numpy(float))
     names = list(encoder.feature_names_)
     assert encoded[0, names.index("crp_missing")] == 0
+
+
+def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplorer:
+    """A copy of the explorer whose ``target`` source carries a held-out model choice."""
+    import dataclasses
+
+    from hte.pipeline.profile import _choose_source
+
+    bundle = explorer.bundle
+    source = bundle.sources[target]
+    fake_fit = type("Fit", (), {})()
+    fake_fit.estimator, fake_fit.kind, fake_fit.target = source.estimator, source.kind, target
+    fake_fit.model, fake_fit.error, fake_fit.horizon = explorer.models[target], None, source.horizon
+    fake_fit.key = f"{source.estimator}__{target}"
+    fake_fit.estimate = explorer.models[target].estimate(
+        bundle.encoder.transform(pd.DataFrame([explorer.validate(bundle.default).iloc[0]]))
+    )
+    new = _choose_source([fake_fit], target, (source.kind,), bundle.analysis, None, choice)
+    sources = {**bundle.sources, target: dataclasses.replace(new, fast=source.fast)}
+    return ProfileExplorer(dataclasses.replace(bundle, sources=sources), explorer.models)
+
+
+def test_a_constant_choice_shows_the_average_effect_and_says_so(explorer):
+    from hte.pipeline.model_choice import ModelChoice
+
+    choice = ModelChoice("survival", "constant", "no learner beats the constant", (0.1, 0.02, 0.18),
+                         (), ((0.1, 0.02, 0.18, 400),), 0.05)  # fmt: skip
+    ex = _with_choice(explorer, "survival", choice)
+    for profile in [ex.default_profile(), *ex.examples().values()]:
+        out = ex.effects(profile)
+        assert (out.survival_difference.value, out.survival_difference.lower,
+                out.survival_difference.upper) == (0.1, 0.02, 0.18)  # fmt: skip
+        assert out.survival_difference.source == "average effect (DR)"
+        assert "survival: this cohort does not support individual differences" in out.summary
+        assert out.patients_like_this["survival"]["n_groups"] == 1
+        assert "average effect" in out.notes["survival_difference"]
+    sweep = ex.what_moves_it(ex.default_profile(), "age", "survival", n_points=5)
+    assert np.all(sweep["effect"] == 0.1)
+    # the other targets keep their estimator
+    assert ex.effects(ex.default_profile()).crs_difference.source == "crs_causal_forest"
+
+
+def test_a_chosen_model_places_the_profile_in_its_benefit_group(explorer):
+    from hte.pipeline.model_choice import ModelChoice
+
+    groups = tuple((g / 10, g / 10 - 0.05, g / 10 + 0.05, 80) for g in range(5))
+    cuts = (-0.5, -0.1, 0.1, 0.5)
+    source = explorer.bundle.sources["survival"]
+    choice = ModelChoice("survival", source.estimator, "lowest held-out DR loss", (0.1, 0, 0.2),
+                         cuts, groups, 0.05)  # fmt: skip
+    ex = _with_choice(explorer, "survival", choice)
+    out = ex.effects(ex.default_profile())
+    like = out.patients_like_this["survival"]
+    k = int(np.searchsorted(cuts, out.survival_difference.value))
+    assert like["group"] == k + 1 and like["estimate"] == groups[k][0]
+    assert out.survival_difference.source == source.estimator
+    assert "lowest held-out DR loss" in out.notes["survival_difference"]

@@ -292,8 +292,29 @@ def rate_table(view: RunView) -> pd.DataFrame:
             row["BLP differential coef"] = (
                 f"{fmt(blp.get('differential_coef'))} p={fmt(blp.get('differential_p_value'))}"
             )
+        row.update(_choice_columns(view, fit))
         rows.append(row)
     return pd.DataFrame(rows).fillna("-") if rows else _absent()
+
+
+def _choice_columns(view: RunView, fit) -> dict[str, Any]:
+    """Held-out DR loss against the constant, calibration for benefit and whether the app shows
+    this estimator (analyses.<label>.model_choice in metrics.json; empty for older runs)."""
+    choice = (view.analysis().get("model_choice") or {}).get(fit.target) or {}
+    if not choice or "error" in choice:
+        return {}
+    loss = next((r for r in choice.get("losses") or [] if r.get("candidate") == fit.estimator), {})
+    cal = (choice.get("benefit_calibration") or {}).get(fit.estimator) or {}
+    se = loss.get("diff_vs_constant_se")
+    z = -loss["diff_vs_constant"] / se if loss and se else None
+    return {
+        "shown": "yes" if choice.get("chosen") == fit.estimator else (
+            "no (average effect shown)" if choice.get("chosen") == "constant" else "no"),
+        "held-out DR loss gain over constant (SE)": fmt(z),
+        "calibration for benefit: slope": fmt(cal.get("slope")),
+        "E-for-benefit": fmt(cal.get("e_for_benefit")),
+        "c-for-benefit": fmt(cal.get("c_for_benefit")),
+    }  # fmt: skip
 
 
 def averages_table(view: RunView) -> pd.DataFrame:

@@ -153,10 +153,15 @@ class RunView:
         return out
 
     def primary(self, target: str, label: str | None = None) -> EstimatorTarget | None:
-        """The estimator shown first for ``target``: by kind preference, then config order."""
+        """The estimator shown first for ``target``: the run's held-out model choice when it
+        chose an estimator, else by kind preference, then config order."""
         candidates = [f for f in self.fits(label) if f.target == target]
         if not candidates:
             return None
+        choice = (self.analysis(label).get("model_choice") or {}).get(target) or {}
+        chosen = [f for f in candidates if f.estimator == choice.get("chosen")]
+        if chosen:
+            return chosen[0]
         order = PREFERRED.get(target, ())
         ranked = sorted(
             candidates, key=lambda f: order.index(f.kind) if f.kind in order else len(order)

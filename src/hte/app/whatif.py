@@ -173,7 +173,30 @@ def effect_cards(effects: Mapping) -> str:
     foot = (f'<div class="hte-i" style="margin-top:6px">Differences from '
             f'{escape(", ".join(sources))}; per-arm numbers from per-arm models with bootstrap '
             "bands (they need not add up exactly to the differences).</div>")  # fmt: skip
-    return f'<div class="hte-cards">{"".join(cards)}</div>{foot}'
+    return f'<div class="hte-cards">{"".join(cards)}</div>{foot}{_like_this(effects, level)}'
+
+
+LIKE_THIS_WORDS = {"survival": ("survival", True), "rmst": ("RMST", False),
+                   "crs": ("CRS", True), "crs_g3": ("grade >= 3 CRS", True)}  # fmt: skip
+
+
+def _like_this(effects: Mapping, level: str) -> str:
+    """One line per target: the DR estimate of the held-out predicted-benefit group of the
+    profile (the interval that covers: a group mean, not this patient's effect)."""
+    groups = effects.get("patients_like_this") or {}
+    items = []
+    for target, g in groups.items():
+        name, pct = LIKE_THIS_WORDS.get(target, (target, True))
+        value = f"{100 * g['estimate']:+.1f} pp" if pct else f"{g['estimate']:+.2f} mo"
+        ci = _ci(g["lower"], g["upper"], pct).replace("95%", level)
+        where = ("all patients" if g["n_groups"] == 1
+                 else f"group {g['group']} of {g['n_groups']}, n = {g['n']}")  # fmt: skip
+        items.append(f"<li>{escape(name)}: {escape(value)} ({escape(ci)}; {escape(where)})</li>")
+    if not items:
+        return ""
+    return ('<div class="hte-i" style="margin-top:6px">Patients like this (DR estimate of the '
+            "group of patients with similar held-out predicted benefit; its interval is for the "
+            f"group's mean effect):<ul>{''.join(items)}</ul></div>")  # fmt: skip
 
 
 ARM_WORDS = {"cart": "CAR-T", "tec": "teclistamab"}

@@ -299,12 +299,14 @@ def heterogeneity_tests(
     alpha: float,
     seed: int,
     scores: dict[str, Scores] | None = None,
+    refits: dict[str, np.ndarray | str] | None = None,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
     """Per estimator x target held-out test results and, per target, where its DR scores came
     from (or why the target was skipped).
 
     ``scores``: ``target_scores(data, fits, seed)`` when the caller already has it (computed
-    here otherwise). A fit whose held-out refit fails gets ``{"error": ...}`` and the rest go on.
+    here otherwise). ``refits``: ``all_heldout_effects(fits, data, seed)`` when the caller
+    already has it. A fit whose held-out refit fails gets ``{"error": ...}`` and the rest go on.
     """
     skipped: dict[str, str] = {}
     if scores is None:
@@ -315,7 +317,8 @@ def heterogeneity_tests(
     for target in dict.fromkeys(f.target for f in ok if f.target not in scores):
         sources[target] = skipped.get(target, "skipped: no doubly robust scores for it")
     tested = [f for f in ok if f.target in scores]
-    refits = _all_heldout_effects(tested, data, seed)
+    if refits is None:
+        refits = all_heldout_effects(tested, data, seed)
     for target in dict.fromkeys(f.target for f in tested):
         keep, gamma, sources[target] = scores[target]
         for fit in (f for f in tested if f.target == target):
@@ -336,9 +339,11 @@ def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int) -> np.nd
         return f"{type(exc).__name__}: {exc}"
 
 
-def _all_heldout_effects(fits: list[FittedEffect], data: AnalysisData, seed: int) -> dict:
-    """Held-out effects of every fit, keyed by ``fit.key``; the refits run in ``N_JOBS``
-    processes, each sent only an unfitted copy of its estimator (same seeds, same numbers)."""
+def all_heldout_effects(fits: list[FittedEffect], data: AnalysisData, seed: int) -> dict:
+    """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
+    stopped the refit); the refits run in ``N_JOBS`` processes, each sent only an unfitted copy
+    of its estimator (same seeds, same numbers)."""
+    fits = [f for f in fits if f.estimate is not None and f.error is None]
     light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
              for f in fits]  # fmt: skip
     if N_JOBS > 1 and len(light) > 1:

@@ -12,10 +12,14 @@ query needs beyond the run's saved estimators and the run stores it as
   i.e. the sampling uncertainty of that model's curve (it assumes proportional hazards, linear in
   the covariates, within each arm; it is not a prediction interval for one patient's survival);
 - per-arm CRS risks (any grade; grade >= 3 where recorded) the same way, with ridge logistic models;
-- which of the run's estimators gives each effect and its interval: for OS the causal survival
-  forest, falling back to the DR-learner, the Cox interaction baseline, then the meta-learners (the
-  first fitted one with finite intervals); for CRS the CRS causal forest, then the logistic
-  interaction baseline;
+- which of the run's estimators gives each effect and its interval: the model the run chose by
+  held-out doubly robust loss (``hte.pipeline.model_choice``). When the constant effect won, the
+  explorer shows the DR average effect for every profile and says so. Without a choice (older
+  callers) a preference order: for OS the causal survival forest, falling back to the
+  DR-learner, the Cox interaction baseline, then the meta-learners (the first fitted one with
+  finite intervals); for CRS the CRS causal forest, then the logistic interaction baseline;
+- "patients like this": the chosen model's held-out predicted-benefit quintiles with their DR
+  estimates and intervals; a profile is placed in the group of its predicted benefit;
 - SHAP surrogates: boosted trees fitted to those estimators' CATE on the whole analysed cohort with
   3-fold cross-validated fidelity R^2, so one profile's waterfall is exact TreeSHAP in milliseconds.
 
@@ -72,6 +76,7 @@ PROFILE_FILE = "profile.joblib"
 TARGETS = ("survival", "rmst", "crs", "crs_g3")
 OS_PRIORITY = ("causal_survival_forest", "dr_learner", "cox_interaction", "t_learner", "s_learner")
 CRS_PRIORITY = ("crs_causal_forest", "logistic_interaction")
+TARGET_NAMES = {"survival": "survival", "rmst": "RMST", "crs": "CRS", "crs_g3": "grade >= 3 CRS"}
 N_BOOTSTRAP = 200  # bootstrap refits of the per-arm curve and risk models
 RIDGE_PENALTY = 1.0  # on standardized covariates, in units of the summed log-likelihood
 OVERLAP_BOUNDS = (0.05, 0.95)
@@ -101,6 +106,12 @@ class EffectSource:
     horizon: float | None
     fast: bool  # read with GRFReader (checked equal to the estimator's own intervals at run time)
     interval: str
+    choice: str = "preference order (no held-out model choice recorded)"
+    # (estimate, lower, upper) of the DR average effect when the constant model was chosen: shown
+    # for every profile instead of the estimator's CATE
+    constant: tuple[float, float, float] | None = None
+    cuts: tuple[float, ...] = ()  # predicted-benefit group boundaries of the chosen model
+    groups: tuple[tuple[float, float, float, int], ...] = ()  # per group: DR estimate, lo, hi, n
 
 
 @dataclass
@@ -139,8 +150,12 @@ class ProfileBundle:
 
 
 def _choose_source(
-    fits, target: str, priority: tuple[str, ...], label: str, X
+    fits, target: str, priority: tuple[str, ...], label: str, X, choice=None
 ) -> EffectSource | None:
+    """The target's effect source: the run's held-out choice (``ModelChoice``) when given and
+    usable, else the first usable fit in ``priority`` (with intervals first). A constant choice
+    keeps the preference-order fit as the loaded model (for the waterfall) but shows the DR
+    average effect."""
     usable = [
         f for f in fits
         if f.target == target and f.model is not None and f.error is None and f.estimate is not None
@@ -149,6 +164,9 @@ def _choose_source(
     usable.sort(key=lambda f: rank.get(f.kind, len(priority)))
     with_intervals = [f for f in usable if np.isfinite(f.estimate.lower).all()]
     chosen = (with_intervals or usable or [None])[0]
+    picked = [f for f in usable if choice is not None and f.estimator == choice.estimator]
+    if picked:
+        chosen = picked[0]
     if chosen is None:
         return None
     fast = _fast_reader_agrees(chosen, X)
@@ -157,9 +175,15 @@ def _choose_source(
         if np.isfinite(chosen.estimate.lower).all()
         else f"none ({chosen.estimator} offers no interval)"
     )
+    extra: dict = {}
+    if choice is not None and (picked or choice.is_constant):
+        extra = {"choice": choice.reason, "cuts": choice.cuts, "groups": choice.groups}
+        if choice.is_constant:
+            extra["constant"] = choice.constant
+            interval = f"{100 * (1 - choice.alpha):g}% interval of the DR average effect"
     return EffectSource(
         target, chosen.estimator, chosen.kind, f"{label}/{chosen.key}.joblib",
-        chosen.horizon, fast, interval,
+        chosen.horizon, fast, interval, **extra,
     )  # fmt: skip
 
 
@@ -237,8 +261,11 @@ def _propensity(data, seed: int):
     return model, support
 
 
-def fit_profile_bundle(data, fits: list, config, seed: int) -> ProfileBundle:
-    """Fit the profile explorer's run-time pieces for one analysis (see the module docstring)."""
+def fit_profile_bundle(
+    data, fits: list, config, seed: int, choices: Mapping | None = None
+) -> ProfileBundle:
+    """Fit the profile explorer's run-time pieces for one analysis (see the module docstring).
+    ``choices``: target -> ``hte.pipeline.model_choice.ModelChoice`` (the run's held-out choice)."""
     from hte.estimators.crs_forest import crs_binary_outcome
 
     seconds: dict[str, float] = {}
@@ -257,7 +284,8 @@ def fit_profile_bundle(data, fits: list, config, seed: int) -> ProfileBundle:
     sources: dict[str, EffectSource] = {}
     for target in TARGETS:
         priority = OS_PRIORITY if target in ("survival", "rmst") else CRS_PRIORITY
-        source = _choose_source(fits, target, priority, data.label, X)
+        choice = (choices or {}).get(target)
+        source = _choose_source(fits, target, priority, data.label, X, choice)
         if source is not None:
             sources[target] = source
 
@@ -357,6 +385,8 @@ class ProfileEffects:
     summary: str
     icon_counts: dict
     notes: dict
+    # target -> the DR estimate of the chosen model's predicted-benefit group the profile falls in
+    patients_like_this: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         from hte.runs import round_floats
@@ -477,7 +507,14 @@ class ProfileExplorer:
 
     # -- effects
     def _effect(self, target: str, X: pd.DataFrame):
-        """(point, lower, upper) arrays of the target's source estimator for the rows of X."""
+        """(point, lower, upper) arrays of the target's source for the rows of X: the estimator,
+        or the DR average effect for every row when the run chose the constant model."""
+        constant = self.bundle.sources[target].constant
+        if constant is not None:
+            return tuple(np.full(len(X), v, dtype=float) for v in constant)
+        return self._model_effect(target, X)
+
+    def _model_effect(self, target: str, X: pd.DataFrame):
         alpha = self.bundle.alpha
         reader = self._readers.get(target)
         if reader is not None:
@@ -490,8 +527,39 @@ class ProfileExplorer:
         if target not in self.bundle.sources:
             return None
         point, lower, upper = (float(v[0]) for v in self._effect(target, X))
-        name = self.bundle.sources[target].estimator
+        source = self.bundle.sources[target]
+        name = "average effect (DR)" if source.constant is not None else source.estimator
         return Estimate(point, _finite(lower), _finite(upper), name)
+
+    def _patients_like_this(self, X: pd.DataFrame) -> dict:
+        """Per target with held-out groups: the group of the profile's predicted benefit and that
+        group's DR estimate (an interval for the group's mean effect, not one patient's)."""
+        out = {}
+        for target, source in self.bundle.sources.items():
+            if not source.groups:
+                continue
+            if source.constant is not None:
+                k = 0
+            else:
+                k = int(
+                    np.searchsorted(np.asarray(source.cuts), self._model_effect(target, X)[0][0])
+                )
+            m, lo, hi, n = source.groups[k]
+            out[target] = {
+                "group": k + 1,
+                "n_groups": len(source.groups),
+                "n": n,
+                "estimate": m,
+                "lower": lo,
+                "upper": hi,
+                "what": (
+                    "every patient: the DR estimate of the average effect"
+                    if source.constant is not None
+                    else f"patients in the same fifth of {source.estimator}'s held-out predicted "
+                    "benefit: their DR estimate of the mean effect"
+                ),
+            }
+        return out
 
     def _curves(self, arr: np.ndarray) -> dict | None:
         ens = self.bundle.curves
@@ -572,6 +640,12 @@ class ProfileExplorer:
         surv_diff = self._effect_estimate("survival", X)
         crs_diff = self._effect_estimate("crs", X)
         summary, icons = _summary(h_surv, s_cart, s_tec, crs_cart, crs_tec, crs_diff, overlap)
+        constant = [t for t, s in b.sources.items() if s.constant is not None]
+        if constant:
+            summary += (
+                f" For {', '.join(TARGET_NAMES[t] for t in constant)}: this cohort does not "
+                "support individual differences; showing the average effect."
+            )
         return ProfileEffects(
             analysis=b.analysis,
             alpha=b.alpha,
@@ -598,12 +672,15 @@ class ProfileExplorer:
             summary=summary,
             icon_counts=icons,
             notes=self._notes(),
+            patients_like_this=self._patients_like_this(X),
         )
 
     def _notes(self) -> dict:
         b = self.bundle
         notes = {
-            f"{t}_difference": f"{s.estimator}; interval: {s.interval}"
+            f"{t}_difference": f"{s.estimator}; interval: {s.interval}; chosen: {s.choice}"
+            if s.constant is None
+            else f"average effect: {s.choice}"
             for t, s in b.sources.items()
         }
         notes["arm_survival"] = "per-arm ridge Cox models, bootstrap percentile band"

@@ -20,7 +20,8 @@ from hte.config import ExperimentConfig, check_output_root, preflight, resolved_
 from hte.data.columns import CRS_GRADE
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
-from hte.pipeline.heterogeneity import heterogeneity_tests, target_scores
+from hte.pipeline.heterogeneity import all_heldout_effects, heterogeneity_tests, target_scores
+from hte.pipeline.model_choice import model_choices
 from hte.pipeline.results import (
     decision_truth,
     effects_frame,
@@ -220,7 +221,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
     prepared: list[AnalysisData] = []
     all_fits: dict[str, list[FittedEffect]] = {}
     for analysis in config.time_zero:
-        data, fits, analyses[str(analysis.label)] = _analyse(
+        data, fits, analyses[str(analysis.label)], choices = _analyse(
             cohort, analysis, config, stages, timings, with_truth
         )
         prepared.append(data)
@@ -229,7 +230,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
             _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
         if store is not None:
             _save_models(store, data, fits)
-            _save_profile(store, data, fits, config, stages, timings)
+            _save_profile(store, data, fits, config, stages, timings, choices)
     stages.step("run folder: metrics, effects, figures")
     metrics = _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
     if facts.extraction is not None:  # cohort built from an OMOP database: its attrition
@@ -260,7 +261,7 @@ def _write_provenance(run_dir: Path, config, resolved: dict, fingerprint: dict) 
 
 def _analyse(cohort, analysis, config, stages, timings, with_truth):
     """One time-zero analysis: design, diagnostics, baselines, fits; returns the prepared data,
-    the fits and the analysis's metrics."""
+    the fits, the analysis's metrics and the chosen model per target."""
     label = str(analysis.label)
     stages.step(f"{label}: time zero and design")
     clock = time.perf_counter()
@@ -281,9 +282,13 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
-    scores = target_scores(data, fits, config.seed)  # once: tests, subgroups
+    scores = target_scores(data, fits, config.seed)  # once: tests, subgroups, model choice
+    refits = all_heldout_effects([f for f in fits if f.target in scores], data, config.seed)
     tests, score_sources = heterogeneity_tests(
-        data, fits, config.evaluation.alpha, config.seed, scores=scores
+        data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
+    )
+    choice_metrics, choices = model_choices(
+        data, fits, scores, refits, config.evaluation.alpha, config.seed
     )
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():
@@ -303,10 +308,11 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         **diagnostics,
         "baselines": baselines,
         "heterogeneity_scores": score_sources,
+        "model_choice": choice_metrics,
         "estimators": estimators,
         **extras,
     }
-    return data, fits, metrics
+    return data, fits, metrics, choices
 
 
 def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
@@ -418,7 +424,7 @@ def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]
         )
 
 
-def _save_profile(store, data, fits, config, stages, timings) -> None:
+def _save_profile(store, data, fits, config, stages, timings, choices=None) -> None:
     """The profile explorer's bundle of one analysis (hte.pipeline.profile), saved beside the
     models; a failure is logged and the run goes on (the explorer then asks for a rerun)."""
     from hte.pipeline.profile import fit_profile_bundle
@@ -426,7 +432,7 @@ def _save_profile(store, data, fits, config, stages, timings) -> None:
     stages.step(f"{data.label}: profile explorer")
     clock = time.perf_counter()
     try:
-        bundle = fit_profile_bundle(data, fits, config, config.seed)
+        bundle = fit_profile_bundle(data, fits, config, config.seed, choices=choices)
     except Exception:
         log.exception("no profile explorer bundle for %s", data.label)
         return

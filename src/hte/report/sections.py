@@ -31,6 +31,7 @@ from hte.report.format import (
     target_scale,
 )
 from hte.report.loader import RunFolder
+from hte.report.model_choice import model_choice_section, shown_cards
 from hte.runs import SHAP_PREFIX
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
@@ -136,6 +137,7 @@ def summary_section(run: RunFolder) -> dict:
         blocks.append(
             b.cards(_headline_cards(run, a), title=f"{label} time zero: headline effects")
         )
+    blocks.extend(shown_cards(run))  # the model the app and report show per target (#model-choice)
     blocks.append(
         b.text(
             "Effects are CAR-T minus teclistamab: a positive survival effect favours CAR-T; a "
@@ -1082,6 +1084,7 @@ SECTIONS = (
     cohort_section,
     averages_section,
     cate_section,
+    model_choice_section,
     benefit_harm_section,
     subgroups_section,
     heterogeneity_section,

@@ -1,0 +1,318 @@
+"""Benchmark of the run's model choice (issue 10) against the synthetic truth.
+
+For each scenario, size and seed: draw the synthetic cohort, run the pipeline's own stages (time
+zero, design, fits, DR scores, held-out refits, ``hte.pipeline.model_choice``) and score against the
+cohort's ``true_*`` columns:
+
+* every candidate (learners, the constant, the stack): held-out DR loss, normalized MSE of the
+  full-data estimate (the stack: its weights applied to the learners' full-data estimates), the
+  coverage of its own intervals where it has some;
+* the shown model (the choice): normalized MSE, per-patient coverage of its own interval (the
+  constant: the DR average-effect interval for every patient), share of intervals excluding 0;
+* "patients like this": coverage of each held-out predicted-benefit group's true mean effect by
+  its DR interval, and the per-patient coverage of that band;
+* which candidate the DR loss, the R-loss (where the residuals are at hand: CRS from the AIPW
+  nuisances, OS from the causal survival forest's training scores) and the truth would pick.
+
+    python -m hte.evaluation.bench_selection --seeds 1 2 --n 2000 --scenarios default null_effect
+        [--seed-study] [--out experiments/benchmarks/learner_selection]
+
+Rows go to ``<out>/rows.jsonl`` (appended per cell, so a long run can be resumed), the summary to
+``<out>/summary.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hte.config import load_config
+from hte.evaluation.bench_synthetic import TRUTH_COLUMNS
+from hte.evaluation.selection import CONSTANT, STACK, THRESHOLD_SE, r_loss
+from hte.pipeline.heterogeneity import all_heldout_effects, target_scores
+from hte.pipeline.model_choice import model_choices
+from hte.pipeline.stages import (
+    crs_nuisances,
+    design_diagnostics,
+    fit_estimators,
+    prepare_analysis,
+    prepare_cohort,
+)
+
+log = logging.getLogger("hte.bench_selection")
+CONFIG = Path(__file__).resolve().parents[3] / "configs" / "default.yaml"
+ESTIMATORS = (
+    "[{name: causal_survival_forest, kind: causal_survival_forest, params: {n_estimators: 500,"
+    " min_samples_leaf: 15}}, {name: dr_learner, kind: dr_learner, params: {final: forest}},"
+    " {name: dr_boosted, kind: dr_learner, params: {final: boosted}},"
+    " {name: t_learner_rsf, kind: t_learner, params: {base_learner: rsf}},"
+    " {name: s_learner_gbsa, kind: s_learner, params: {base_learner: gbsa}},"
+    " {name: cox_interaction, kind: cox_interaction},"
+    " {name: crs_causal_forest, kind: crs_causal_forest, params: {n_estimators: 500}},"
+    " {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}}]"
+)
+
+
+def _config(scenario: str, n: int, seed: int, seed_study: bool):
+    overrides = [
+        f"data.scenario={scenario}", f"data.n={n}", f"seeds.global={seed}",
+        "explanation.shap=false", "explanation.subgroup_rules=false",
+        "evaluation.robustness=false", f"estimators={ESTIMATORS}",
+    ]  # fmt: skip
+    if seed_study:  # 802MO-like: about one year of follow-up, no 24-month RMST
+        overrides += ["outcomes.os.rmst_horizon=null"]
+    return load_config(CONFIG, overrides)
+
+
+def _nmse(pred: np.ndarray, truth: np.ndarray) -> float:
+    var = float(np.var(truth))
+    mse = float(np.mean((pred - truth) ** 2))
+    return mse / var if var > 1e-12 else float("nan")
+
+
+def _coverage(lo, hi, truth) -> float:
+    lo, hi = np.asarray(lo, float), np.asarray(hi, float)
+    if not np.isfinite(lo).all():
+        return float("nan")
+    return float(np.mean((lo <= truth) & (truth <= hi)))
+
+
+def _residuals(data, fits, target, keep, seed):
+    """(outcome residual, treatment residual) for the R-loss, or None."""
+    if target in ("crs", "crs_g3"):
+        _, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
+        return y - (e * mu1 + (1 - e) * mu0), w - e
+    for fit in fits:
+        s = getattr(fit.model, "training_scores_", None)
+        if fit.kind == "causal_survival_forest" and fit.target == target and s is not None:
+            m = s["e"] * s["mu1"] + (1 - s["e"]) * s["mu0"]
+            return (s["pseudo_outcome"] - m)[keep], (s["W"] - s["e"])[keep]
+    return None
+
+
+def _r_pick(resid, heldout: dict[str, np.ndarray]) -> str | None:
+    if resid is None:
+        return None
+    losses = {k: r_loss(resid[0], resid[1], v) for k, v in heldout.items()}
+    return min(sorted(losses), key=losses.get)
+
+
+def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list[dict]:
+    """Fit, choose and score one cohort; one row per target."""
+    started = time.perf_counter()
+    config = _config(scenario, n, seed, seed_study)
+    cohort, _ = prepare_cohort(config)
+    data = prepare_analysis(cohort, config.time_zero[0])
+    design_diagnostics(data, seed)
+    fits = fit_estimators(data, config)
+    scores = target_scores(data, fits, seed)
+    refits = all_heldout_effects([f for f in fits if f.target in scores], data, seed)
+    metrics, choices = model_choices(data, fits, scores, refits, config.evaluation.alpha, seed)
+    rows = []
+    for target, m in metrics.items():
+        if "error" in m:
+            rows.append({"target": target, "error": m["error"]})
+            continue
+        keep, gamma, _ = scores[target]
+        horizon = next(f.horizon for f in fits if f.target == target)
+        truth = data.cohort[TRUTH_COLUMNS[(target, horizon)]].to_numpy(float)[keep]
+        by_name = {f.estimator: f for f in fits if f.target == target and f.error is None}
+        full = {k: np.asarray(f.estimate.effect, float)[keep] for k, f in by_name.items()}
+        const = m["constant_effect"]["estimate"]
+        full[CONSTANT] = np.full(keep.sum(), const)
+        stack = m.get("stack")
+        if stack is not None:
+            full[STACK] = stack["intercept"] + sum(
+                w * full[k] for k, w in stack["weights"].items() if k in full
+            )
+        losses = {r["candidate"]: r for r in m["losses"]}
+        nmse = {k: _nmse(v, truth) for k, v in full.items()}
+        heldout = {k: np.round(refits[by_name[k].key][keep], 10) for k in by_name
+                   if by_name[k].key in refits and not isinstance(refits[by_name[k].key], str)}  # fmt: skip
+        heldout[CONSTANT] = (gamma.sum() - gamma) / (len(gamma) - 1)
+        choice = choices[target]
+        shown = choice.estimator
+        if choice.is_constant:
+            lo = np.full(len(truth), choice.constant[1])
+            hi = np.full(len(truth), choice.constant[2])
+        else:
+            est = by_name[shown].estimate
+            lo, hi = np.asarray(est.lower, float)[keep], np.asarray(est.upper, float)[keep]
+        # patients like this: groups of the chosen model's held-out predictions
+        if choice.is_constant:
+            group = np.zeros(len(truth), dtype=int)
+        else:
+            group = np.searchsorted(np.asarray(choice.cuts), heldout[shown])
+        g_cover, p_cover = [], np.zeros(len(truth), bool)
+        for k, (_, glo, ghi, _) in enumerate(choice.groups):
+            in_k = group == k
+            g_cover.append(bool(glo <= truth[in_k].mean() <= ghi))
+            p_cover[in_k] = (glo <= truth[in_k]) & (truth[in_k] <= ghi)
+        learners = [k for k in nmse if k not in (STACK,)]
+        rows.append({
+            "scenario": scenario, "n": n, "seed": seed, "seed_study": seed_study,
+            "target": target, "chosen": shown, "threshold_se": THRESHOLD_SE,
+            "lowest_dr_loss": m["losses"][0]["candidate"],
+            "r_loss_pick": _r_pick(_residuals(data, fits, target, keep, seed), heldout),
+            "oracle_best": min(sorted(learners), key=lambda k: nmse[k]),
+            "shown_nmse": nmse[shown],
+            "shown_coverage": _coverage(lo, hi, truth),
+            "shown_excluding_zero": float(np.mean((lo > 0) | (hi < 0))),
+            "group_coverage": float(np.mean(g_cover)),
+            "group_band_patient_coverage": float(p_cover.mean()),
+            "true_sd": float(np.std(truth)),
+            "nmse": nmse,
+            "dr_loss": {k: r["loss"] for k, r in losses.items()},
+            "diff_vs_constant_z": {
+                k: (r["diff_vs_constant"] / r["diff_vs_constant_se"]
+                    if r["diff_vs_constant_se"] else 0.0) for k, r in losses.items()
+            },
+            "own_coverage": {
+                k: _coverage(np.asarray(f.estimate.lower, float)[keep],
+                             np.asarray(f.estimate.upper, float)[keep], truth)
+                for k, f in by_name.items()
+            },
+            "stack_weights": None if stack is None else stack["weights"],
+            "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
+            "c_for_benefit": {k: c["c_for_benefit"] for k, c in m["benefit_calibration"].items()},
+            "seconds": time.perf_counter() - started,
+        })  # fmt: skip
+    return rows
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    return f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+THRESHOLDS = (0.0, 1.0, 2.0)
+
+
+def _nanmean(values) -> float:
+    vals = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _rule_pick(row, threshold: float) -> str:
+    """The candidate a t-SE rule shows, from a row's recorded DR losses and z values."""
+    learners = {k: v for k, v in row["dr_loss"].items() if k not in (CONSTANT, STACK)}
+    if not learners:
+        return CONSTANT
+    best = min(sorted(learners), key=learners.get)
+    return best if -row["diff_vs_constant_z"][best] > threshold else CONSTANT
+
+
+def summary_markdown(rows: list[dict], command: str) -> str:
+    """Per scenario x n x target: the shown model's figures (means over seeds), what was chosen,
+    and every candidate's mean nMSE and DR loss."""
+    frame = pd.DataFrame([r for r in rows if "error" not in r])
+    out = ["# Learner selection by held-out DR loss against the synthetic truth", "",
+           f"Measured with `{command}`.", ""]  # fmt: skip
+    keys = ["scenario", "n", "seed_study", "target"]
+    out += [
+        "## The shown model",
+        "",
+        "| scenario | n | target | seeds | chosen (per seed) | shown nMSE | per-patient coverage "
+        "| excl. 0 | group coverage | group band per-patient coverage | DR-loss pick = oracle "
+        "| R-loss pick = oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key, g in frame.groupby(keys, sort=False):
+        scen = key[0] + (" (seed_study-like)" if key[2] else "")
+        out.append(
+            f"| {scen} | {key[1]} | {key[3]} | {len(g)} | {', '.join(g['chosen'])} | "
+            f"{_fmt(g['shown_nmse'].mean())} | {_fmt(g['shown_coverage'].mean())} | "
+            f"{_fmt(g['shown_excluding_zero'].mean())} | {_fmt(g['group_coverage'].mean())} | "
+            f"{_fmt(g['group_band_patient_coverage'].mean())} | "
+            f"{int((g['lowest_dr_loss'] == g['oracle_best']).sum())}/{len(g)} | "
+            f"{int((g['r_loss_pick'] == g['oracle_best']).sum())}/{g['r_loss_pick'].notna().sum()} |"
+        )
+    out += ["", "## The rule's threshold (recomputed from the recorded z of every candidate)", "",
+            "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
+            "learner beats it by more than t SE), and how often it shows the constant.", "",
+            "| scenario | n | target | " + " | ".join(f"t = {t:g}: nMSE (constant share)"
+                                                   for t in THRESHOLDS) + " | oracle nMSE |",
+            "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1)]  # fmt: skip
+    for key, g in frame.groupby(keys, sort=False):
+        scen = key[0] + (" (seed_study-like)" if key[2] else "")
+        cells = []
+        for t in THRESHOLDS:
+            picks = [_rule_pick(r, t) for _, r in g.iterrows()]
+            err = [r["nmse"][p] for p, (_, r) in zip(picks, g.iterrows(), strict=True)]
+            share = np.mean([p == CONSTANT for p in picks])
+            cells.append(f"{_fmt(_nanmean(err))} ({share:.0%})")
+        oracle = _nanmean([r["nmse"][r["oracle_best"]] for _, r in g.iterrows()])
+        out.append(
+            f"| {scen} | {key[1]} | {key[3]} | " + " | ".join(cells) + f" | {_fmt(oracle)} |"
+        )
+    out += ["", "## Every candidate (means over seeds)", "",
+            "| scenario | n | target | candidate | nMSE | held-out DR loss | z vs constant | "
+            "own 95% coverage | calibration slope | c-for-benefit | stack weight |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key, g in frame.groupby(keys, sort=False):
+        names = sorted(g.iloc[0]["nmse"], key=lambda k: np.mean([r[k] for r in g["nmse"]]))
+        for name in names:
+
+            def mean(col, name=name, g=g):
+                vals = [r.get(name) for r in g[col] if r is not None]
+                vals = [v for v in vals if v is not None and np.isfinite(v)]
+                return float(np.mean(vals)) if vals else None
+
+            scen = key[0] + (" (seed_study-like)" if key[2] else "")
+            out.append(
+                f"| {scen} | {key[1]} | {key[3]} | {name} | {_fmt(mean('nmse'))} | "
+                f"{_fmt(mean('dr_loss'))} | {_fmt(mean('diff_vs_constant_z'))} | "
+                f"{_fmt(mean('own_coverage'))} | {_fmt(mean('calibration_slope'))} | "
+                f"{_fmt(mean('c_for_benefit'))} | {_fmt(mean('stack_weights'))} |"
+            )
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
+    parser.add_argument("--n", type=int, nargs="+", default=[2000])
+    parser.add_argument("--scenarios", nargs="*", default=["default", "null_effect"])
+    parser.add_argument("--seed-study", action="store_true",
+                        help="also n = 850, short_follow_up, survival at 12 months only")  # fmt: skip
+    parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows_file = out / "rows.jsonl"
+    done = set()
+    rows = []
+    if rows_file.exists():
+        rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line]
+        done = {(r["scenario"], r["n"], r["seed"], r["seed_study"]) for r in rows if "seed" in r}
+    cells = [(s, n, seed, False) for s in args.scenarios for n in args.n for seed in args.seeds]
+    if args.seed_study:
+        cells += [("short_follow_up", 850, seed, True) for seed in args.seeds]
+    for cell in cells:
+        if cell in done:
+            continue
+        print(f"cell {cell} ...", flush=True)
+        new = run_cell(*cell)
+        for r in new:
+            r.update(dict(zip(("scenario", "n", "seed", "seed_study"), cell, strict=True)))
+        rows += new
+        with rows_file.open("a", encoding="utf-8") as fh:
+            for r in new:
+                fh.write(json.dumps(r, sort_keys=True) + "\n")
+        print(f"  {[(r['target'], r.get('chosen'), round(r.get('shown_nmse', np.nan), 3)) for r in new]}",
+              flush=True)  # fmt: skip
+    command = "python -m hte.evaluation.bench_selection " + " ".join(argv or sys.argv[1:])
+    (out / "summary.md").write_text(summary_markdown(rows, command.strip()), encoding="utf-8")
+    print((out / "summary.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Which CATE model to show: learner selection and stacking by a held-out doubly robust loss.
+
+Every candidate is scored on patients whose outcome it never saw:
+
+* a fitted learner by its held-out (cross-fitted) predictions ``tau_hat(x_i)``;
+* the constant-effect ("average only") candidate by the leave-one-out mean of the doubly robust
+  scores, ``(sum(Gamma) - Gamma_i) / (n - 1)``: estimated without the scored patient;
+* a non-negative stack of the learners' held-out predictions plus a free intercept, whose weights
+  for a patient are fitted (NNLS) on the other folds' patients only.
+
+The DR loss of a candidate is ``mean_i (Gamma_i - tau_hat(x_i))^2``. When Gamma is (conditionally)
+unbiased for tau(x) and tau_hat is held out, ``E[(Gamma - tau_hat)^2] = E[(tau - tau_hat)^2] +
+E[(Gamma - tau)^2]``: the second term is the same for every candidate, so paired loss differences
+estimate differences in mean squared error against the true CATE. Their standard errors are the
+standard deviation of the per-patient paired difference over sqrt(n).
+
+Rule (``select_model``): the constant is shown unless the best learner beats it by more than
+``threshold`` standard errors of the paired difference; then the learner with the lowest loss.
+A learner close to the constant is not worth the noise it would show a clinician.
+
+The R-loss (Nie and Wager) is offered for comparison (``r_loss``); it needs the outcome residuals,
+which the benchmark has, so it is measured there, not used by the run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import nnls
+from sklearn.model_selection import KFold
+
+CONSTANT = "constant"
+STACK = "stack"
+THRESHOLD_SE = 2.0
+STACK_FOLDS = 5
+
+
+@dataclass(frozen=True)
+class CandidateLoss:
+    """One candidate's held-out DR loss and its paired differences (candidate minus other)."""
+
+    name: str
+    loss: float
+    loss_se: float
+    diff_vs_constant: float
+    diff_vs_constant_se: float
+    diff_vs_best: float
+    diff_vs_best_se: float
+
+
+@dataclass(frozen=True)
+class Stack:
+    """NNLS weights of the learners (and the free intercept) fitted on all patients; ``loss`` is
+    the DR loss of the cross-fitted stack (weights for a fold fitted on the other folds)."""
+
+    weights: dict[str, float]
+    intercept: float
+    heldout: np.ndarray = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The loss table (sorted by loss), the chosen candidate and why."""
+
+    chosen: str
+    reason: str
+    constant_effect: float
+    constant_se: float
+    table: list[CandidateLoss]
+    stack: Stack | None
+    n: int
+    threshold_se: float
+
+    def loss_of(self, name: str) -> CandidateLoss:
+        for row in self.table:
+            if row.name == name:
+                return row
+        raise KeyError(f"no candidate {name!r}; have {[r.name for r in self.table]}")
+
+
+def _check(gamma: np.ndarray, predictions: Mapping[str, np.ndarray]) -> np.ndarray:
+    gamma = np.asarray(gamma, dtype=float).reshape(-1)
+    if gamma.size < 3 or not np.isfinite(gamma).all():
+        raise ValueError(f"gamma must be >= 3 finite DR scores; got {gamma.size} values")
+    for name, pred in predictions.items():
+        pred = np.asarray(pred, dtype=float)
+        if pred.shape != gamma.shape:
+            raise ValueError(f"predictions[{name!r}] has shape {pred.shape}, gamma {gamma.shape}")
+        bad = np.flatnonzero(~np.isfinite(pred))
+        if bad.size:
+            raise ValueError(
+                f"predictions[{name!r}] is not finite at {bad.size} rows (first: {bad[:5]})"
+            )
+        if name in (CONSTANT, STACK):
+            raise ValueError(f"{name!r} is a reserved candidate name")
+    return gamma
+
+
+def loo_constant(gamma: np.ndarray) -> np.ndarray:
+    """The constant-effect candidate's held-out prediction per patient: the mean of the other
+    patients' DR scores."""
+    gamma = np.asarray(gamma, dtype=float)
+    n = gamma.size
+    return (gamma.sum() - gamma) / (n - 1)
+
+
+def _mean_se(x: np.ndarray) -> tuple[float, float]:
+    return float(np.mean(x)), float(np.std(x, ddof=1) / np.sqrt(x.size))
+
+
+def loss_table(gamma: np.ndarray, heldout: Mapping[str, np.ndarray]) -> list[CandidateLoss]:
+    """DR loss of each held-out prediction vector (names include the constant), with paired
+    differences against the constant and against the lowest-loss candidate; sorted by loss
+    (ties by name, so the order is deterministic)."""
+    gamma = np.asarray(gamma, dtype=float)
+    per_patient = {name: (gamma - np.asarray(p, float)) ** 2 for name, p in heldout.items()}
+    losses = {name: float(np.mean(v)) for name, v in per_patient.items()}
+    best = min(losses, key=lambda k: (round(losses[k], 12), k))
+    rows = []
+    for name, v in per_patient.items():
+        loss, loss_se = _mean_se(v)
+        dc, dc_se = _mean_se(v - per_patient[CONSTANT]) if CONSTANT in per_patient else (0.0, 0.0)
+        db, db_se = _mean_se(v - per_patient[best])
+        rows.append(CandidateLoss(name, loss, loss_se, dc, dc_se, db, db_se))
+    rows.sort(key=lambda r: (round(r.loss, 12), r.name))
+    return rows
+
+
+def stack_predictions(
+    gamma: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    n_folds: int = STACK_FOLDS,
+    random_state: int | None = 0,
+) -> Stack:
+    """Non-negative stack ``c + sum_k w_k tau_hat_k`` (w >= 0, c free) fitted by least squares to
+    the DR scores. ``heldout``: each patient's stack prediction with weights fitted on the other
+    folds (so the patient's own score is not used); ``weights`` / ``intercept``: fitted on all."""
+    gamma = _check(gamma, predictions)
+    names = sorted(predictions)
+    if not names:
+        raise ValueError("stacking needs at least one learner's predictions")
+    P = np.column_stack([np.asarray(predictions[k], float) for k in names])
+    design = np.column_stack([P, np.ones(len(gamma)), -np.ones(len(gamma))])
+
+    def fit(rows: np.ndarray) -> np.ndarray:
+        coef, _ = nnls(design[rows], gamma[rows])
+        return coef
+
+    heldout = np.empty(len(gamma))
+    folds = KFold(n_splits=n_folds, shuffle=True, random_state=random_state)
+    for train, test in folds.split(P):
+        heldout[test] = design[test] @ fit(train)
+    coef = fit(np.arange(len(gamma)))
+    weights = {k: float(w) for k, w in zip(names, coef[: len(names)], strict=True)}
+    return Stack(weights, float(coef[-2] - coef[-1]), heldout)
+
+
+def select_model(
+    gamma: np.ndarray,
+    predictions: Mapping[str, np.ndarray],
+    *,
+    threshold_se: float = THRESHOLD_SE,
+    stack: bool = True,
+    random_state: int | None = 0,
+) -> Selection:
+    """Score the learners' held-out ``predictions`` and the constant by DR loss against
+    ``gamma`` and choose what to show (module docstring). The stack is scored and reported but is
+    not a shown candidate (a weighted mix of models has no single model's interval)."""
+    gamma = _check(gamma, predictions)
+    # rounded: last-bit differences between identical runs must not reorder near-ties
+    heldout = {k: np.round(np.asarray(v, float), 10) for k, v in sorted(predictions.items())}
+    heldout[CONSTANT] = loo_constant(gamma)
+    fitted_stack = None
+    if stack and predictions:
+        fitted_stack = stack_predictions(
+            gamma, heldout_learners(heldout), random_state=random_state
+        )
+        heldout[STACK] = fitted_stack.heldout
+    table = loss_table(gamma, heldout)
+    learners = [r for r in table if r.name not in (CONSTANT, STACK)]
+    c_mean, c_se = _mean_se(gamma)
+    if not learners:
+        chosen, reason = CONSTANT, "no learner was fitted for this target"
+    else:
+        best = learners[0]
+        margin = -best.diff_vs_constant
+        z = margin / best.diff_vs_constant_se if best.diff_vs_constant_se > 0 else 0.0
+        if z > threshold_se:
+            chosen = best.name
+            reason = (
+                f"{best.name} has the lowest held-out DR loss ({best.loss:.4g}) and beats the "
+                f"constant effect by {margin:.3g} ({z:.1f} SE of the paired difference > "
+                f"{threshold_se:g})"
+            )
+        else:
+            chosen = CONSTANT
+            reason = (
+                f"no learner beats the constant effect by more than {threshold_se:g} SE of the "
+                f"paired difference in held-out DR loss (best: {best.name}, {z:.1f} SE): this "
+                "cohort does not support individual differences; showing the average effect"
+            )
+    return Selection(chosen, reason, c_mean, c_se, table, fitted_stack, len(gamma), threshold_se)
+
+
+def heldout_learners(heldout: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The learners' entries of a held-out prediction map (without constant and stack)."""
+    return {k: v for k, v in heldout.items() if k not in (CONSTANT, STACK)}
+
+
+def r_loss(outcome_residual: np.ndarray, treatment_residual: np.ndarray, tau: np.ndarray) -> float:
+    """Nie and Wager's R-loss ``mean(((Y - m(x)) - (W - e(x)) tau(x))^2)`` with cross-fitted
+    residuals (for OS targets Y is the censoring-adjusted pseudo-outcome)."""
+    r = np.asarray(outcome_residual, float) - np.asarray(treatment_residual, float) * tau
+    return float(np.mean(r**2))
+
+
+def selection_summary(selection: Selection, digits: int = 6) -> dict:
+    """JSON-ready form of a Selection (rounded so reruns give the same bytes)."""
+
+    def rnd(x: float) -> float:
+        return float(round(x, digits))
+
+    out = {
+        "chosen": selection.chosen,
+        "reason": selection.reason,
+        "rule": (
+            f"held-out DR loss mean((Gamma - tau_hat)^2); the constant effect unless the best "
+            f"learner beats it by more than {selection.threshold_se:g} SE of the paired "
+            "difference, then the lowest loss"
+        ),
+        "n": selection.n,
+        "constant_effect": {"estimate": rnd(selection.constant_effect),
+                            "std_err": rnd(selection.constant_se)},
+        "losses": [
+            {
+                "candidate": r.name,
+                "loss": rnd(r.loss),
+                "loss_se": rnd(r.loss_se),
+                "diff_vs_constant": rnd(r.diff_vs_constant),
+                "diff_vs_constant_se": rnd(r.diff_vs_constant_se),
+                "diff_vs_best": rnd(r.diff_vs_best),
+                "diff_vs_best_se": rnd(r.diff_vs_best_se),
+            }
+            for r in selection.table
+        ],
+    }  # fmt: skip
+    if selection.stack is not None:
+        out["stack"] = {
+            "weights": {k: rnd(v) for k, v in selection.stack.weights.items()},
+            "intercept": rnd(selection.stack.intercept),
+            "note": (
+                f"non-negative least squares of Gamma on the held-out predictions plus a free "
+                f"intercept; its loss uses weights cross-fitted over {STACK_FOLDS} folds; "
+                "reported, not shown"
+            ),
+        }
+    return out

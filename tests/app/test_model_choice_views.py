@@ -1,0 +1,70 @@
+"""The app's small views of the run's model choice: the diagnostics columns and the what-if's
+"patients like this" lines (pure functions of metrics / effects; no run needed)."""
+
+from __future__ import annotations
+
+from hte.app.cohort import _choice_columns
+from hte.app.run_view import EstimatorTarget
+from hte.app.whatif import effect_cards
+
+
+class _View:
+    def __init__(self, choice: dict):
+        self._choice = choice
+
+    def analysis(self, label=None):
+        return {"model_choice": self._choice}
+
+
+CHOICE = {
+    "survival": {
+        "chosen": "constant",
+        "losses": [{"candidate": "cox", "diff_vs_constant": 0.002, "diff_vs_constant_se": 0.001}],
+        "benefit_calibration": {
+            "cox": {"slope": 0.4, "e_for_benefit": 0.03, "c_for_benefit": 0.51}
+        },
+    }
+}
+
+
+def test_diagnostics_columns_name_the_shown_model_and_calibration():
+    cols = _choice_columns(_View(CHOICE), EstimatorTarget("cox", "survival", "cox_interaction"))
+    assert cols["shown"] == "no (average effect shown)"
+    assert cols["held-out DR loss gain over constant (SE)"].startswith("-2")
+    assert cols["calibration for benefit: slope"].startswith("0.4")
+    assert _choice_columns(_View({}), EstimatorTarget("cox", "crs", "x")) == {}
+
+
+def test_whatif_lists_the_group_estimate_of_patients_like_this():
+    effects = {
+        "alpha": 0.05,
+        "survival_horizon": 12.0,
+        "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18,
+                                "source": "average effect (DR)"},
+        "patients_like_this": {"survival": {"group": 1, "n_groups": 1, "n": 2000,
+                                            "estimate": 0.1, "lower": 0.02, "upper": 0.18}},
+    }  # fmt: skip
+    html = effect_cards(effects)
+    assert "Patients like this" in html and "+10.0 pp" in html and "all patients" in html
+    effects["patients_like_this"]["survival"].update(group=3, n_groups=5, n=400)
+    assert "group 3 of 5, n = 400" in effect_cards(effects)
+
+
+def test_the_cohort_views_put_the_chosen_estimator_first():
+    from hte.app.run_view import RunView
+
+    class _Run(RunView):
+        def __init__(self, choice):
+            self._a = {
+                "estimators": {
+                    "csf": {"survival": {"kind": "causal_survival_forest"}},
+                    "cox": {"survival": {"kind": "cox_interaction"}},
+                },
+                "model_choice": {"survival": {"chosen": choice}},
+            }
+
+        def analysis(self, label=None):
+            return self._a
+
+    assert _Run("cox").primary("survival").estimator == "cox"
+    assert _Run("constant").primary("survival").estimator == "csf"  # preference order
