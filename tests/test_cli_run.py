@@ -126,7 +126,7 @@ def test_run_prints_summary_and_folder_then_predict_scores_new_patients(tmp_path
 def test_report_refuses_a_folder_hte_did_not_write(tmp_path):
     result = runner.invoke(app, ["report", str(tmp_path)])
     assert result.exit_code == 1
-    assert "metrics.json" in " ".join(result.output.split())
+    assert "not a finished run (state: incomplete" in " ".join(result.output.split())
 
 
 def test_predict_refuses_a_folder_hte_did_not_write(tmp_path, user_export):

@@ -180,7 +180,8 @@ def test_predict_refuses_unseen_levels_and_tampered_models(tiny_runs, tmp_path):
 
     shutil.copytree(run.run_dir, copy)
     model = copy / "models" / "decision" / "cox__rmst.joblib"
-    model.write_bytes(model.read_bytes()[:-1] + b"x")
+    data = model.read_bytes()
+    model.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))  # always a change (was: last byte -> "x")
     with pytest.raises(ModelIntegrityError, match=r"cox__rmst\.joblib has changed"):
         predict_run(copy, _new_patients(tmp_path, slice(0, 5)))
 

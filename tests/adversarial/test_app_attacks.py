@@ -289,3 +289,12 @@ def test_malformed_requests_do_not_take_the_server_down(site):
         response = httpx.post(f"{url}gradio_api/call/check_upload", json=body, timeout=30)
         assert "Traceback" not in response.text
     assert httpx.get(url, timeout=30).status_code == 200
+
+
+def test_a_busy_port_gets_a_plain_message(site, capsys):
+    from hte.app.launch import main
+
+    port = int(site[1].rstrip("/").rsplit(":", 1)[1])  # the module's app holds it
+    assert main([str(site[3]), "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert f"port {port} on 127.0.0.1 is in use" in err and "Traceback" not in err
