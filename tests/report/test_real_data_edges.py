@@ -2,11 +2,13 @@
 
 - a failed fit: its row in the report's CATE table had 7 cells for 6 headers, so ``hte run`` exited
   1 after writing the run folder and ``hte report`` failed the same way;
-- data text read as matplotlib mathtext: a category value like ``$\\alpha_{$`` in a covariate
-  reaches figure labels (balance, SHAP) and stopped the report and the app at start.
+- data text read as matplotlib mathtext: text like ``$\\alpha_{$`` in a covariate reaches figure
+  labels (balance, SHAP) and stopped the report and the app at start. The schema now refuses such
+  category values (``hte.data.column_rules``), but a column name carrying it is still accepted and
+  reaches the same labels, so the figures must draw it literally.
 
 One small file-cohort run (truth metrics off, as on real data) carries both: an extra covariate
-whose levels are ``clinic $\\alpha_{$`` and ``another``, and a Cox fit made to fail.
+named ``clinic $\\alpha_{$`` (levels ``north`` and ``south``), and a Cox fit made to fail.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
-MATH_LEVEL = "clinic $\\alpha_{$"  # not the first level, so it is not the dropped reference
+MATH_LEVEL = "clinic $\\alpha_{$"  # a covariate name: its dummy's feature name carries the text
 
 CONFIG = """\
 name: edges
@@ -40,12 +42,12 @@ def _boom(self, *args, **kwargs):
 
 def write_edge_cohort(folder: Path, n: int = 300) -> Path:
     """A synthetic cohort saved as a real file would be (no true_* columns) plus a covariate
-    ``site`` whose levels include a mathtext-looking value."""
+    covariate whose name is mathtext-looking."""
     from hte.data.simulate import simulate_cohort
 
     cohort = simulate_cohort(n=n, seed=3)
     cohort = cohort.drop(columns=[c for c in cohort.columns if c.startswith("true_")])
-    cohort["site"] = [MATH_LEVEL if i % 3 == 0 else "another" for i in range(n)]
+    cohort[MATH_LEVEL] = ["south" if i % 3 == 0 else "north" for i in range(n)]
     path = folder / "cohort.csv"
     cohort.to_csv(path, index=False)
     return path
