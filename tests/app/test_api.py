@@ -46,7 +46,14 @@ def test_profile_changes_move_the_answer(client, explorer):
     base = explorer.default_profile()
     a = _call(client, base | {"extramedullary": False})
     b = _call(client, base | {"extramedullary": True})
-    assert a["survival_difference"]["value"] != b["survival_difference"]["value"]
+    # each arm's survival is the profile's own, whichever effect model the run chose
+    assert a["survival_cart"]["value"] != b["survival_cart"]["value"]
+    source = explorer.bundle.sources["survival"]
+    if source.constant is None:  # a learner was chosen: its effect answers the profile
+        assert a["survival_difference"]["value"] != b["survival_difference"]["value"]
+    else:  # the run chose the constant: every profile gets the DR average effect, said so
+        assert a["survival_difference"]["value"] == b["survival_difference"]["value"]
+        assert a["survival_difference"]["value"] == pytest.approx(source.constant[0])
 
 
 def test_out_of_range_profile_is_flagged_not_refused(client, explorer):
