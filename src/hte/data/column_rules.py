@@ -47,7 +47,8 @@ class ColumnIssue:
     hint: str = ""
 
 
-def _text_examples(values: Iterable[object], k: int = 3) -> str:
+def quoted_examples(values: Iterable[object], k: int = 3) -> str:
+    """Up to k distinct offending values, quoted, for a rule text."""
     shown: list[str] = []
     for v in values:
         text = repr(str(v))
@@ -154,7 +155,7 @@ def _free_column_issue(name: str, s: pd.Series, max_levels: int) -> ColumnIssue 
     if comma.any() and not other.any():
         return ColumnIssue(
             name,
-            f"{name} is not a number (found {_text_examples(text[comma])})",
+            f"{name} is not a number (found {quoted_examples(text[comma])})",
             positions[comma],
             decimal_comma_hint(name),
         )
@@ -162,7 +163,7 @@ def _free_column_issue(name: str, s: pd.Series, max_levels: int) -> ColumnIssue 
         return ColumnIssue(
             name,
             f"{name} is mostly numbers but some rows hold text (found "
-            f"{_text_examples(text[other])})",
+            f"{quoted_examples(text[other])})",
             positions[other],
             "correct or blank these values (blank = missing), or map them with values: in the "
             "column map",
@@ -282,7 +283,7 @@ def unsafe_text_issue(name: str, s: pd.Series) -> ColumnIssue | None:
     return ColumnIssue(
         name,
         f"{name} has values that read as spreadsheet formulas, HTML or math (found "
-        f"{_text_examples(text[bad])})",
+        f"{quoted_examples(text[bad])})",
         s.index.get_indexer(text.index[bad]),
         "category values must be plain words; recode them with values: in the column map",
     )

@@ -24,6 +24,7 @@ from hte.data.column_rules import (
     free_column_issues,
     looks_decimal_comma,
     nested_issue,
+    quoted_examples,
     recode_hint,
     rename_hint,
     unsafe_text_issue,
@@ -195,18 +196,6 @@ def _positions(mask: pd.Series | np.ndarray) -> np.ndarray:
     return np.flatnonzero(np.asarray(mask, dtype=bool))
 
 
-def _examples(values: pd.Series, k: int = 3) -> str:
-    """Up to k distinct offending values, quoted, for a rule text."""
-    shown = []
-    for v in values:
-        text = repr(str(v))
-        if text not in shown:
-            shown.append(text)
-        if len(shown) == k:
-            break
-    return ", ".join(shown)
-
-
 # --------------------------------------------------------------------------------------------
 # Coercion to canonical dtypes; values that cannot be read are type problems.
 
@@ -292,7 +281,7 @@ def _coerce(spec: ColumnSpec, s: pd.Series) -> tuple[pd.Series, pd.Series, str]:
         bad = pd.Series(False, index=s.index)
         rule = f"{name} must be text"
     if bad.any():
-        rule += f" (found {_examples(s[bad])})"
+        rule += f" (found {quoted_examples(s[bad])})"
         hint = _coerce_hint(spec, s[bad])
         if hint:
             rule += f"; {hint}"
@@ -363,7 +352,7 @@ def _column_checks(spec: ColumnSpec, values: pd.Series) -> list[pa.Check]:
         words = " or ".join(spec.allowed)
         rule = f"{spec.name} must be {words}"
         if len(unknown):
-            rule += f" (found {_examples(unknown)})"
+            rule += f" (found {quoted_examples(unknown)})"
         if spec.kind == "treatment":
             rule += "; map other codes with treatment_codes in a column map"
         elif len(unknown):
@@ -375,7 +364,7 @@ def _column_checks(spec: ColumnSpec, values: pd.Series) -> list[pa.Check]:
 
 def _unique_rule(values: pd.Series) -> str:
     dups = values[values.duplicated(keep="first") & values.notna()]
-    return f"{values.name} must be unique (duplicates: {_examples(dups)})"
+    return f"{values.name} must be unique (duplicates: {quoted_examples(dups)})"
 
 
 def _grade_matches_crs(df: pd.DataFrame) -> pd.Series:
