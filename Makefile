@@ -39,7 +39,7 @@ app: setup
 test: setup browser postgres
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: setup
 	$(BIN)/ruff check src tests

@@ -30,6 +30,7 @@ outcomes:
 estimators:
   - {name: s_learner_gbsa, kind: s_learner, params: {base_learner: gbsa}}
   - {name: cox_interaction, kind: cox_interaction}
+evaluation: {robustness: false}
 explanation: {shap: true, n_patients_shap: 300, subgroup_rules: false}
 seeds: {global: 2024}
 """

@@ -30,6 +30,7 @@ estimators:
     kind: t_learner
     params: {base_learner: rsf, base_params: {n_estimators: 20, min_samples_leaf: 10}}
   - {name: csf, kind: causal_survival_forest, params: {n_estimators: 40, min_samples_leaf: 10}}
+evaluation: {robustness: false}
 explanation: {shap: true, n_patients_shap: 60, subgroup_rules: false}
 seeds: {global: 5}
 """
@@ -43,7 +44,7 @@ outcomes:
   crs: {enabled: false}
 estimators:
   - {name: cox, kind: cox_interaction}
-evaluation: {truth_metrics: true, matching: true}
+evaluation: {truth_metrics: true, matching: true, robustness: false}
 explanation: {shap: false, subgroup_rules: false}
 seeds: {global: 21}
 """

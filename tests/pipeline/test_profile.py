@@ -31,6 +31,7 @@ CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
 OVERRIDES = [
     "data.n=400",
     "explanation.shap=false",
+    "evaluation.robustness=false",
     "outcomes.os.survival_horizon=12",
     "outcomes.os.rmst_horizon=24",
     "estimators=[{name: causal_survival_forest, kind: causal_survival_forest, params: "
