@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -123,7 +125,18 @@ def run(
 
     from hte.config import ConfigError, load_config
     from hte.pipeline import render_summary, run_experiment
+    from hte.pipeline.run import request_stop
 
+    def stop_on_ctrl_c(signum, frame):
+        request_stop()  # stops the run at its next stage even if this exception gets lost
+        raise KeyboardInterrupt
+
+    def quiet_lost_interrupt(unraisable):  # a Ctrl-C dropped inside a finalizer: no traceback
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            sys.__unraisablehook__(unraisable)
+
+    previous = signal.signal(signal.SIGINT, stop_on_ctrl_c)
+    sys.unraisablehook = quiet_lost_interrupt
     try:  # the config, then its pre-flight against the data, before anything is fitted
         cfg = load_config(config, set_ or [])
         result = run_experiment(
@@ -136,6 +149,9 @@ def run(
         err_console.print("interrupted: the run stopped and its unfinished folder was removed; "
                           "no run folder was written", highlight=False, soft_wrap=True)  # fmt: skip
         raise typer.Exit(INTERRUPTED) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        sys.unraisablehook = sys.__unraisablehook__
     console.print(render_summary(result.metrics))
     console.print(
         f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True

@@ -6,6 +6,7 @@ import dataclasses
 import json
 import logging
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -79,6 +80,23 @@ class RunResult:
 # Progress and logging
 
 
+_STOP = threading.Event()
+
+
+def request_stop() -> None:
+    """Ask the running experiment to stop at its next stage boundary.
+
+    The CLI's Ctrl-C handler calls it before raising KeyboardInterrupt: Python drops an exception
+    raised while a finalizer runs ("Exception ignored in ..."), so a Ctrl-C landing there would be
+    lost; the flag still stops the run at the next stage, and before it is marked finished."""
+    _STOP.set()
+
+
+def _raise_if_stop_requested() -> None:
+    if _STOP.is_set():
+        raise KeyboardInterrupt("stop requested")
+
+
 class _Stages:
     """A rich progress bar over the run's stages (or nothing, when ``enabled`` is False)."""
 
@@ -102,7 +120,9 @@ class _Stages:
         return self
 
     def step(self, description: str) -> None:
-        """Start a stage (the previous one is counted as done) and log it."""
+        """Start a stage (the previous one is counted as done) and log it; stop here if a stop was
+        requested (``request_stop``)."""
+        _raise_if_stop_requested()
         log.info(description)
         if self._progress is not None:
             self._progress.update(self._task, description=description, completed=self._started)
@@ -187,6 +207,7 @@ def run_experiment(
     root = Path(output_root) if output_root is not None else Path(config.output.root)
     check_output_root(root, "output root" if output_root is not None else "output.root")
     partial = create_partial_run_dir(root, config.name, run_id)
+    _STOP.clear()
     try:
         with (
             _run_log(partial / LOG_FILE),
@@ -197,6 +218,7 @@ def run_experiment(
             result = _run(config, facts, partial, run_id, resolved, stages, timings, write_models)
         timings["total"] = time.perf_counter() - clock
         write_json(partial / TIMINGS_FILE, timings)
+        _raise_if_stop_requested()
     except KeyboardInterrupt:
         shutil.rmtree(partial, ignore_errors=True)  # interrupted: no trace
         raise
