@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import expit
+from known_effects import cohort_with_age_crs_interaction
 from sklearn.base import BaseEstimator
 
 from hte.config import TimeZeroAnalysis, load_config
@@ -126,13 +126,7 @@ def test_strong_known_heterogeneity_is_found_and_calibrated(tmp_path):
     # interaction model is well specified, so its held-out predictions should rank well and have
     # a BLP differential coefficient of 1 up to sampling error.
     seed, n = 11, 1500
-    cohort = simulate_cohort(n=n, seed=seed)
-    rng = np.random.default_rng(seed)
-    z = (cohort["age"].to_numpy() - 65.0) / 10.0
-    w = (cohort["treatment"] == "cart").to_numpy()
-    crs = rng.random(n) < expit(-0.5 + w * (0.5 + 2.0 * z))
-    cohort["crs"] = crs.astype(int)
-    cohort["crs_grade"] = crs.astype(int)  # grade 1 when CRS: consistent, unused for "crs"
+    cohort = cohort_with_age_crs_interaction(seed, n)
     data = _analysis(cohort, seed)
     config = _config(tmp_path, CHEAP.splitlines(keepends=True)[1], seed, survival=False)
     fits = fit_estimators(data, config)

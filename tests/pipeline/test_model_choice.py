@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
-from scipy.special import expit
+from known_effects import cohort_with_age_crs_interaction
 
 from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
@@ -52,13 +51,7 @@ def test_a_strong_known_interaction_is_chosen_over_the_constant(tmp_path):
     # CRS redrawn from a logistic model with a strong age x arm interaction: the logistic
     # interaction model is well specified and must beat the constant by > 2 SE
     seed, n = 11, 1500
-    cohort = simulate_cohort(n=n, seed=seed)
-    rng = np.random.default_rng(seed)
-    z = (cohort["age"].to_numpy() - 65.0) / 10.0
-    w = (cohort["treatment"] == "cart").to_numpy()
-    crs = rng.random(n) < expit(-0.5 + w * (0.5 + 2.0 * z))
-    cohort["crs"] = crs.astype(int)
-    cohort["crs_grade"] = crs.astype(int)
+    cohort = cohort_with_age_crs_interaction(seed, n)
     metrics, choices = _choose(cohort, _config(tmp_path, seed, survival=False), seed)
     m = metrics["crs"]
     assert m["chosen"] == "logit" and m["shown"] == "logit" and m["statement"] is None
