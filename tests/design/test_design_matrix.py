@@ -94,7 +94,7 @@ def test_missing_values_kept_and_reported():
 def test_median_imputation_adds_indicators():
     cohort = _cohort()
     cohort["age"] = [60.0, np.nan, 55.0, 68.0, 80.0]  # median of observed = 64
-    cohort["race"] = ["white", None, "asian", "white", "white"]
+    cohort["race"] = ["white", "black", None, "white", "white"]
     dm = build_design_matrix(cohort, impute="median")
     assert not dm.has_missing
     assert dm.feature_names == [
@@ -108,8 +108,8 @@ def test_median_imputation_adds_indicators():
     ]
     assert dm.X.loc[1, "age"] == 64.0
     np.testing.assert_array_equal(dm.X["age_missing"], [0, 1, 0, 0, 0])
-    np.testing.assert_array_equal(dm.X["race_missing"], [0, 1, 0, 0, 0])
-    assert dm.X.loc[1, "race_white"] == 0.0
+    np.testing.assert_array_equal(dm.X["race_missing"], [0, 0, 1, 0, 0])
+    assert dm.X.loc[2, "race_white"] == 0.0
     assert dm.imputed["age"] == 64.0 and np.isnan(dm.imputed["race"])
     # New patient: fit-time median, not the new data's.
     new = cohort.iloc[[1, 2]].copy()
@@ -119,6 +119,35 @@ def test_median_imputation_adds_indicators():
     new["ecog"] = pd.array([pd.NA, 1], dtype="Int64")
     with pytest.raises(ValueError, match="'ecog' has missing values in rows \\[1\\]"):
         dm.transform(new)
+
+
+def test_columns_missing_together_share_one_indicator():
+    # Two results from one test, missing for the same patients: one indicator, not two identical
+    # columns (a Cox fit on those is singular and SHAP splits one fact's credit between them).
+    cohort = _cohort()
+    cohort["age"] = [60.0, np.nan, 55.0, np.nan, 80.0]
+    cohort["race"] = ["white", None, "asian", None, "white"]
+    cohort["sex"] = ["male", "female", None, "female", "female"]  # missing elsewhere: its own
+    dm = build_design_matrix(cohort, impute="median")
+    assert dm.feature_names == [
+        "age",
+        "age_missing",
+        "ecog",
+        "prior_asct",
+        "sex_male",
+        "sex_missing",
+        "race_white",
+    ]
+    assert dm.encoder.shared_indicators_ == {"age_missing": ("age", "race")}
+    assert "age_missing stands for age, race" in dm.describe_missing()
+    np.testing.assert_array_equal(dm.X["age_missing"], [0, 1, 0, 1, 0])
+    # A new patient missing only one of the pair still flags the shared indicator.
+    new = cohort.iloc[[0, 2, 4]].copy()
+    new["age"] = [np.nan, 55.0, 80.0]
+    new["race"] = ["white", "asian", None]
+    out = dm.transform(new)
+    np.testing.assert_array_equal(out["age_missing"], [1, 0, 1])
+    assert list(out.columns) == dm.feature_names
 
 
 def test_reference_level_override_and_encoder_api():

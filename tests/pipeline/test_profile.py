@@ -361,6 +361,7 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
 
     cohort = simulate_cohort(300, seed=2)
     cohort.loc[::7, "crp"] = np.nan
+    cohort.loc[::7, "ferritin"] = np.nan  # missing together with crp: one shared indicator
     cohort.loc[::11, "race"] = None
     cohort["ldh_high"] = cohort["ldh_high"].astype(object)
     cohort.loc[::13, "ldh_high"] = None
@@ -374,7 +375,9 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     encoded = encode_row(encoder, profile)
     np.testing.assert_array_equal(encoded, encoder.transform(row).to_numpy(float))
     names = list(encoder.feature_names_)
-    assert encoded[0, names.index("crp_missing")] == 0
+    (shared,) = [ind for ind, cols in encoder.shared_indicators_.items() if "crp" in cols]
+    assert set(encoder.shared_indicators_[shared]) == {"crp", "ferritin"}
+    assert encoded[0, names.index(shared)] == 0 and "crp_missing" not in names
 
 
 def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplorer:

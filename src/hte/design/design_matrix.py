@@ -12,6 +12,10 @@ The encoding is learned once (``DesignEncoder.fit``) and applied unchanged to ne
   refuse. ``impute="median"`` instead fills each column that had missing values at fit with its
   fit-time median (categorical: all dummies 0) and adds a ``<column>_missing`` 0/1 indicator.
   Nothing is imputed silently.
+- Columns that were missing for exactly the same patients at fit (two FISH results from one test,
+  say) share one indicator, named after the first of them: identical indicator columns would make
+  a Cox fit singular and split SHAP credit for one fact. For a new patient the shared indicator is
+  1 when any column of its group is missing (``shared_indicators_`` lists the groups).
 """
 
 from __future__ import annotations
@@ -150,13 +154,15 @@ class DesignEncoder:
         if self.impute not in IMPUTE_OPTIONS:
             raise ValueError(f"impute must be one of {IMPUTE_OPTIONS}; got {self.impute!r}")
         columns = self._select(cohort)
-        self.encodings_ = [self._encode_spec(cohort[c], c) for c in columns]
+        encodings = [self._encode_spec(cohort[c], c) for c in columns]
+        self.encodings_, self.shared_indicators_ = _share_identical_indicators(encodings, cohort)
         self.covariates_ = columns
         self.missing_columns_ = [c for c in columns if cohort[c].isna().any()]
-        names = []
+        names, indicators = [], set()
         for enc in self.encodings_:
             names.extend(enc.outputs)
-            if enc.indicator:
+            if enc.indicator and enc.indicator not in indicators:
+                indicators.add(enc.indicator)
                 names.append(enc.indicator)
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
@@ -203,11 +209,40 @@ class DesignEncoder:
             raise ValueError(f"the cohort lacks covariates the encoding needs: {absent}")
         data: dict[str, np.ndarray] = {}
         for enc in self.encodings_:
-            data |= self._transform_column(cohort[enc.name], enc)
+            for name, values in self._transform_column(cohort[enc.name], enc).items():
+                shared = name == enc.indicator and name in data
+                data[name] = np.maximum(data[name], values) if shared else values
         return pd.DataFrame(data, index=cohort.index, columns=self.feature_names_, dtype=float)
 
     def fit_transform(self, cohort: pd.DataFrame) -> pd.DataFrame:
         return self.fit(cohort).transform(cohort)
+
+
+def _share_identical_indicators(
+    encodings: list[ColumnEncoding], cohort: pd.DataFrame
+) -> tuple[list[ColumnEncoding], dict[str, tuple[str, ...]]]:
+    """Point columns missing for exactly the same rows at one indicator (the first column's).
+
+    Returns the encodings (later group members re-pointed) and ``{indicator: (columns...)}`` for
+    every indicator that stands for more than one column.
+    """
+    first_by_pattern: dict[bytes, ColumnEncoding] = {}
+    groups: dict[str, list[str]] = {}
+    out = []
+    for enc in encodings:
+        if enc.indicator is None:
+            out.append(enc)
+            continue
+        pattern = np.packbits(cohort[enc.name].isna().to_numpy()).tobytes()
+        first = first_by_pattern.setdefault(pattern, enc)
+        if first is not enc:
+            enc = ColumnEncoding(
+                enc.name, enc.kind, enc.outputs, enc.levels, enc.fill_value, first.indicator
+            )
+        groups.setdefault(str(enc.indicator), []).append(enc.name)
+        out.append(enc)
+    shared = {ind: tuple(cols) for ind, cols in groups.items() if len(cols) > 1}
+    return out, shared
 
 
 @dataclass(frozen=True)
@@ -237,7 +272,12 @@ class DesignMatrix:
             if self.imputed
             else "kept as NaN (estimators that cannot take NaN will refuse; use impute='median')"
         )
-        return f"missing values in {self.missing_columns}: {action}"
+        shared = getattr(self.encoder, "shared_indicators_", {})
+        joint = "".join(
+            f"; {ind} stands for {', '.join(cols)} (missing for the same patients)"
+            for ind, cols in shared.items()
+        )
+        return f"missing values in {self.missing_columns}: {action}{joint}"
 
 
 def build_design_matrix(
