@@ -268,8 +268,10 @@ ESTIMATOR_KINDS: dict[str, tuple[str, str]] = {
     "t_learner": ("TLearnerSurvival", "os"),
     "s_learner": ("SLearnerSurvival", "os"),
     "cox_interaction": ("CoxInteractionModel", "os"),
+    "bcf": ("BayesianCausalForest", "os"),
     "crs_causal_forest": ("CRSCausalForest", "crs"),
     "logistic_interaction": ("LogisticInteractionModel", "crs"),
+    "crs_bcf": ("CRSBayesianCausalForest", "crs"),
 }
 EstimatorKind = Literal[
     "causal_survival_forest",
@@ -277,8 +279,10 @@ EstimatorKind = Literal[
     "t_learner",
     "s_learner",
     "cox_interaction",
+    "bcf",
     "crs_causal_forest",
     "logistic_interaction",
+    "crs_bcf",
 ]
 # Parameters the pipeline sets from other sections, never from params.
 _MANAGED_PARAMS = {
@@ -410,6 +414,11 @@ _PARAM_BOUNDS: dict[str, tuple[float | None, float | None]] = {
     "censoring_floor": (0, 1),
     "propensity_clip": (0, 0.5),
     "min_balancedness_tol": (0, 0.5),
+    "num_gfr": (1, 1_000),
+    "num_burnin": (0, 100_000),
+    "num_mcmc": (20, 100_000),
+    "mu_trees": (1, 10_000),
+    "tau_trees": (1, 10_000),
 }
 
 

@@ -33,3 +33,6 @@ from hte.estimators.causal_survival_forest import CausalSurvivalForest  # noqa: 
 from hte.estimators.dr_learner import SurvivalDRLearner  # noqa: E402
 
 __all__ += ["CausalSurvivalForest", "SurvivalDRLearner"]
+from hte.estimators.bcf import BayesianCausalForest, CRSBayesianCausalForest  # noqa: E402
+
+__all__ += ["BayesianCausalForest", "CRSBayesianCausalForest"]

@@ -24,8 +24,10 @@ _ESTIMATOR_KINDS = {
     "t_learner": "T-learner",
     "s_learner": "S-learner",
     "cox_interaction": "Cox with interactions",
+    "bcf": "Bayesian causal forest (AIPCW)",
     "crs_causal_forest": "CRS causal forest",
     "logistic_interaction": "logistic with interactions",
+    "crs_bcf": "CRS Bayesian causal forest",
 }
 
 
