@@ -83,7 +83,11 @@ def main() -> None:
     parser.add_argument("--mu-trees", type=int, help="prognostic trees (default: the class's)")
     parser.add_argument("--tau-trees", type=int, help="effect trees (default: the class's)")
     parser.add_argument("--out", type=Path, default=ROOT / "experiments/benchmarks/bcf_trial.jsonl")
+    parser.add_argument("--summary-only", action="store_true", help="print the table of --out")
     args = parser.parse_args()
+    if args.summary_only:
+        print(summary(args.out))
+        return
     names = ("num_mcmc", "mu_trees", "tau_trees")
     settings = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     rows = []
@@ -102,18 +106,31 @@ def main() -> None:
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
-    print(
-        "\n| target | seeds | BCF nMSE | 95% coverage | excl. 0 | seconds |\n|---|---|---|---|---|---|"
-    )
-    for target in TARGETS:
-        r = [x for x in rows if x["target"] == target]
-        mean = {
-            k: np.mean([x[k] for x in r]) for k in ("nmse", "coverage", "excludes_0", "seconds")
-        }
-        print(
-            f"| {target} | {len(r)} | {mean['nmse']:.3f} | {mean['coverage']:.3f} | "
-            f"{mean['excludes_0']:.3f} | {mean['seconds']:.0f} |"
+    print(summary(args.out))
+
+
+_MEANS = ("coverage", "excludes_0", "seconds")
+
+
+def summary(path: Path) -> str:
+    """Markdown table of means over seeds of every (settings, scenario, target) in ``path``."""
+    groups: dict[tuple, list[dict]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        key = (json.dumps(row.get("settings", "?")), row["scenario"], row["n"], row["target"])
+        groups.setdefault(key, []).append(row)
+    lines = [
+        "| settings | scenario | n | target | seeds | nMSE | 95% coverage | excl. 0 | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for (settings, scenario, n, target), rows in sorted(groups.items()):
+        nmse = [r["nmse"] for r in rows if r["nmse"] is not None]
+        cov, excl, secs = (float(np.mean([r[k] for r in rows])) for k in _MEANS)
+        lines.append(
+            f"| {settings.strip(chr(34))} | {scenario} | {n} | {target} | {len(rows)} | "
+            f"{f'{np.mean(nmse):.3f}' if nmse else '-'} | {cov:.3f} | {excl:.3f} | {secs:.0f} |"
         )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
