@@ -130,7 +130,7 @@ def summary_section(run: RunFolder) -> dict:
             for label, a in _analyses(run).items()) or DASH],
         ["estimators", ", ".join(estimator_name(e.get("name", "?"), e.get("kind"))
                                  for e in estimators) or DASH],
-        ["intervals", f"{100 * (1 - float(exp.get('alpha', 0.05))):.0f}% confidence intervals"],
+        ["intervals", f"{run.level} confidence intervals"],
     ]  # fmt: skip
     blocks.append(b.table(["", ""], rows, numeric_from=99, compact=True))
     for label, a in _analyses(run).items():
@@ -171,7 +171,7 @@ def _headline_cards(run: RunFolder, analysis: dict) -> list[dict]:
         items.append({
             "label": "hazard ratio of death (IPTW Cox)",
             "value": num(hr.get("hr"), 2),
-            "sub": f"95% CI {interval(hr.get('lower'), hr.get('upper'))}",
+            "sub": f"{run.level} CI {interval(hr.get('lower'), hr.get('upper'))}",
             "truth": f"truth (decision time) {num(truth['hazard_ratio'], 2)}" if "hazard_ratio" in truth else "",
         })  # fmt: skip
     for key, target in (("ate_survival_iptw_km", "survival"), ("ate_rmst_iptw_km", "rmst"),
@@ -183,7 +183,7 @@ def _headline_cards(run: RunFolder, analysis: dict) -> list[dict]:
         items.append({
             "label": f"{target_name(target, e.get('horizon'))} ({'IPTW KM' if 'km' in key else 'AIPW'})",
             "value": f"{effect(e.get('estimate'), target)} {short_unit(target)}",
-            "sub": f"95% CI {effect_interval(e.get('lower'), e.get('upper'), target)}",
+            "sub": f"{run.level} CI {effect_interval(e.get('lower'), e.get('upper'), target)}",
             "truth": f"truth (decision time) {effect(true, target)}" if is_number(true) else "",
         })  # fmt: skip
     if not items:
@@ -377,8 +377,8 @@ def averages_section(run: RunFolder) -> dict:
         rows.append([f"{target_name(target, _horizon(run, target))} ({short_unit(target)})",
                      est, *cells, true])  # fmt: skip
     blocks.append(b.table(headers, rows, numeric_from=2, reading=(
-        "Average effect of CAR-T against teclistamab over the analysed patients, with 95% "
-        "intervals. Estimator rows without an interval show the mean of the per-patient effects. "
+        "Average effect of CAR-T against teclistamab over the analysed patients, with "
+        f"{run.level} intervals. Estimator rows without an interval show the mean of the per-patient effects. "
         "The truth column is the synthetic cohort's known decision-time effect; an analysis that "
         "drops patients (infusion time zero) is biased against it by design.")))  # fmt: skip
     blocks.append(b.h3("Beside the published real-world figures"))
@@ -526,18 +526,18 @@ def cate_section(run: RunFolder) -> dict:
             continue
         reading = (
             "How much the estimated effect varies between patients. 'Interval excludes 0' "
-            "is the share of patients whose own 95% interval excludes no effect."
+            f"is the share of patients whose own {run.level} interval excludes no effect."
         )
         if truth_on:
             reading += (
                 " Against the known truth: NMSE is the error relative to the true spread "
                 "(below 1 beats predicting the average for everyone), coverage is the share "
-                "of true effects inside the intervals (95% is the aim)."
+                f"of true effects inside the intervals ({run.level} is the aim)."
             )
         blocks.append(b.table(headers, rows, reading=reading, numeric_from=2))
         blocks.append(b.figure(_cate_figure(run, label, a), f"per-patient effects, {label}",
                                "Left: distribution of per-patient effects by estimator. Right: "
-                               "one estimator's patients ranked, with 95% intervals."))  # fmt: skip
+                               f"one estimator's patients ranked, with {run.level} intervals."))  # fmt: skip
     if not analyses:
         blocks.append(b.missing("per-patient effects"))
     return _section("cate", "Individual effects (CATE)",
@@ -566,7 +566,7 @@ def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
                     and effects[f"{e}__{target}__lower"].notna().any()]  # fmt: skip
         panels.append({"target": target, "horizon": _horizon(run, target), "estimators": ests,
                        "interval_estimator": with_int[0] if with_int else None})  # fmt: skip
-    return fig.cate_figure(effects, panels)
+    return fig.cate_figure(effects, panels, run.level)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -680,9 +680,9 @@ def subgroups_section(run: RunFolder) -> dict:
             blocks.append(b.missing("subgroup rules, policy trees and prespecified subgroups",
                                     reason if isinstance(reason, str) else None))  # fmt: skip
             continue
-        blocks += _rule_blocks(sub.get("rules"), _names(run))
-        blocks += _policy_blocks(sub.get("policy"))
-        blocks += _prespecified_blocks(sub.get("prespecified"), _names(run))
+        blocks += _rule_blocks(sub.get("rules"), _names(run), run.level)
+        blocks += _policy_blocks(sub.get("policy"), run.level)
+        blocks += _prespecified_blocks(sub.get("prespecified"), _names(run), run.level)
     if not analyses:
         blocks.append(b.missing("subgroups"))
     return _section("subgroups", "Subgroups and policy",
@@ -695,7 +695,7 @@ def _names(run: RunFolder) -> dict[str, str]:
     return {t: target_name(t, _horizon(run, t)) for t in _TARGET_ORDER}
 
 
-def _rule_blocks(rules: Any, names: dict[str, str]) -> list[dict]:
+def _rule_blocks(rules: Any, names: dict[str, str], level: str) -> list[dict]:
     if not isinstance(rules, dict) or not rules:
         return [b.missing("subgroup rule trees")]
     out = []
@@ -715,7 +715,7 @@ def _rule_blocks(rules: Any, names: dict[str, str]) -> list[dict]:
                     "n",
                     "share",
                     "mean CATE",
-                    f"doubly robust estimate ({short_unit(target)}, 95% CI)",
+                    f"doubly robust estimate ({short_unit(target)}, {level} CI)",
                 ],
                 rows,
                 reading=_fidelity_reading(
@@ -738,7 +738,7 @@ def _fidelity_reading(r2: Any, text: str) -> str:
     return text
 
 
-def _policy_blocks(policy: Any) -> list[dict]:
+def _policy_blocks(policy: Any, level: str) -> list[dict]:
     if not isinstance(policy, dict) or not policy.get("trees"):
         return [b.missing("benefit-harm policy trees")]
     units = policy.get("units") or ""
@@ -759,7 +759,7 @@ def _policy_blocks(policy: Any) -> list[dict]:
             rows.append([name, "", "", f"{num(v.get('estimate'), 3)} "
                          f"({interval(v.get('lower'), v.get('upper'), 3)})"])  # fmt: skip
         out.append(b.table(
-            ["leaf (rule)", "n", "action", f"net benefit {units} (95% CI)"], rows,
+            ["leaf (rule)", "n", "action", f"net benefit {units} ({level} CI)"], rows,
             caption=f"CRS weight {num(tree.get('crs_weight'))}: CAR-T for "
             f"{pct(tree.get('share_cart'), 0)} of patients",
             reading="Net benefit is OS gain minus the CRS weight times the extra CRS risk, "
@@ -771,7 +771,7 @@ def _policy_blocks(policy: Any) -> list[dict]:
     return out
 
 
-def _prespecified_blocks(rows_in: Any, names: dict[str, str]) -> list[dict]:
+def _prespecified_blocks(rows_in: Any, names: dict[str, str], level: str) -> list[dict]:
     if not isinstance(rows_in, list) or not rows_in:
         return [b.missing("prespecified subgroups")]
     rows = []
@@ -788,8 +788,8 @@ def _prespecified_blocks(rows_in: Any, names: dict[str, str]) -> list[dict]:
             effect(r.get("truth"), t), r.get("note") or "",
         ])  # fmt: skip
     return [b.h3("Prespecified subgroups"), b.table(
-        ["subgroup", "target", "n (CAR-T/tec)", "effect (95% CI)", "rest of cohort",
-         "difference (95% CI)", "p", "mean CATE by estimator", "truth", "note"], rows,
+        ["subgroup", "target", "n (CAR-T/tec)", f"effect ({level} CI)", "rest of cohort",
+         f"difference ({level} CI)", "p", "mean CATE by estimator", "truth", "note"], rows,
         reading="Each prespecified subgroup against the rest of the cohort. Subgroup p-values are "
         "fragile (several are tested): read the differences and their intervals, not the stars.",
         numeric_from=2, numeric_to=7)]  # fmt: skip
@@ -840,7 +840,7 @@ def heterogeneity_section(run: RunFolder) -> dict:
             blocks.append(b.missing(f"RATE and BLP tests of the {label} analysis"))
             continue
         blocks.append(b.table(
-            ["estimator", "target", "AUTOC (95% CI)", "Qini (95% CI)", "BLP mean", "BLP differential",
+            ["estimator", "target", f"AUTOC ({run.level} CI)", f"Qini ({run.level} CI)", "BLP mean", "BLP differential",
              "priorities"], rows, numeric_from=2,
             reading="Does ranking patients by the estimated effect find those who gain more? "
             "AUTOC and Qini above zero (small p) say yes. In the BLP test a mean coefficient near 1 "
@@ -872,7 +872,7 @@ def heterogeneity_section(run: RunFolder) -> dict:
     blocks.append(b.h3("Targeting operator characteristic (TOC)"))
     blocks.append(b.figure(fig.toc_figure(curves), "TOC curves",
                            "Gain of the top-ranked share of patients over the average effect, "
-                           "with 95% bands.") if curves else b.missing("TOC curves"))  # fmt: skip
+                           f"with {run.level} bands.") if curves else b.missing("TOC curves"))  # fmt: skip
     if toc_errors:
         blocks.append(b.text("TOC not computed for " + "; ".join(toc_errors), muted=True))
     if not analyses:
@@ -905,7 +905,7 @@ def robustness_section(run: RunFolder) -> dict:
                      {True: "passed", False: "FAILED"}.get(r.get("passed"), DASH),
                      r.get("detail") or ""] for r in refs]  # fmt: skip
             blocks.append(b.table(
-                ["target", "refuter", "what it does", "original", "refuted estimate (95% CI)",
+                ["target", "refuter", "what it does", "original", f"refuted estimate ({run.level} CI)",
                  "expected", "result", "detail"], rows, numeric_from=3, numeric_to=5,
                 reading="Each refuter changes the data in a way whose effect on the estimate is "
                 "known (a placebo treatment should give zero; a random extra covariate or a "
@@ -920,7 +920,7 @@ def robustness_section(run: RunFolder) -> dict:
                      num(r.get("evalue"), 2), num(r.get("evalue_ci"), 2), r.get("note") or ""]
                     for r in evs]  # fmt: skip
             blocks.append(b.table(
-                ["target", "measure", "estimate (95% CI)", "E-value", "E-value of CI bound", "note"],
+                ["target", "measure", f"estimate ({run.level} CI)", "E-value", "E-value of CI bound", "note"],
                 rows, numeric_from=2, numeric_to=5,
                 reading="The E-value is how strongly (as a risk ratio with both treatment and "
                 "outcome) an unmeasured confounder would have to act to explain the effect away; "
