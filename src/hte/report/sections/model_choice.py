@@ -20,8 +20,7 @@ from hte.report.format import (
     target_scale,
 )
 from hte.report.loader import RunFolder
-
-TARGET_ORDER = ("survival", "rmst", "crs", "crs_g3")
+from hte.report.sections.common import TARGET_ORDER
 
 
 def _choices(run: RunFolder) -> dict[str, dict[str, dict]]:
