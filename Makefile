@@ -49,7 +49,7 @@ format: setup
 	$(BIN)/ruff format src tests
 	$(BIN)/ruff check --fix src tests
 
-# Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
+# Recorded benchmarks (see docs/benchmarks.md): estimators against the synthetic truth, as a dask sweep,
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
 # for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), the
 # OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB, and the run's model choice by

@@ -86,7 +86,7 @@ def code_key(value: object) -> str:
 
 
 class ColumnMap(BaseModel):
-    """How a user's cohort file maps onto the canonical schema (DESIGN.md section 5)."""
+    """How a user's cohort file maps onto the canonical schema (docs/methods.md, "Data schema")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

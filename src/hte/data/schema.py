@@ -1,4 +1,4 @@
-"""The cohort schema (DESIGN.md section 5): declared once, checked with pandera, every problem collected.
+"""The cohort schema (docs/methods.md, "Data schema"): declared once, checked with pandera, every problem collected.
 
 A cohort is one row per patient at time zero. ``validate_cohort`` coerces each known column to its
 canonical dtype (text booleans, numeric text, treatment codes), then checks types, ranges, allowed

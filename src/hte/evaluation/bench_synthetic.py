@@ -29,7 +29,7 @@ import pandas as pd
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.evaluation.truth_metrics import truth_metrics
 
-# (target, horizon in months) -> the simulated cohort's true CATE column (DESIGN.md section 3).
+# (target, horizon in months) -> the simulated cohort's true CATE column (docs/methods.md, "Estimands").
 TRUTH_COLUMNS: dict[tuple[str, float | None], str] = {
     ("rmst", 24.0): "true_cate_rmst24",
     ("survival", 12.0): "true_cate_surv12",
