@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from hte.config import ExperimentConfig, resolved_config_dict
+from hte.errors import HteError
 
 __all__ = [
     "SweepCell",
@@ -57,7 +58,7 @@ RESULTS_FILE = "results.csv"
 _KEY_VERSION = 1  # bump when a cell's rows change meaning, so old records are not reused
 
 
-class SweepError(RuntimeError):
+class SweepError(HteError, RuntimeError):
     """A sweep that cannot run at all (no sweep section, unreachable scheduler)."""
 
 

@@ -35,6 +35,7 @@ from hte.data.columns import DAYS_PER_MONTH
 from hte.data.day_zero import DAY_ZERO_DAYS
 from hte.data.load import MAX_FILE_MB
 from hte.data.simulation_params import SCENARIO_DESCRIPTIONS
+from hte.errors import HteError
 
 SCENARIOS: tuple[str, ...] = tuple(SCENARIO_DESCRIPTIONS)  # the synthetic cohort's named scenarios
 
@@ -48,7 +49,7 @@ Seed = Annotated[int, Field(strict=True, ge=0, le=MAX_SEED)]
 Name = Annotated[str, Field(pattern=_NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
 
 
-class ConfigError(ValueError):
+class ConfigError(HteError, ValueError):
     """A config that cannot be used: the message names the file, line and key of every problem."""
 
 

@@ -44,6 +44,7 @@ from hte.data.columns import (
     TREATMENT_CODES,
     covariate_columns,
 )
+from hte.errors import HteError
 
 MAX_EXAMPLE_ROWS = 5
 TABLE = "(table)"  # the column name of problems that concern the whole table
@@ -81,7 +82,7 @@ def describe_rows(rows: list[int], n_rows: int) -> str:
     return f"{'row' if n_rows == 1 else 'rows'} {shown}{more}"
 
 
-class CohortValidationError(ValueError):
+class CohortValidationError(HteError, ValueError):
     """The cohort breaks the schema; ``problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem]):
