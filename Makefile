@@ -37,30 +37,30 @@ app: setup
 	$(BIN)/python app.py
 
 test: setup browser postgres
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadfile -q
 
 lint: setup
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: setup
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
-# Recorded benchmarks (see README): estimators against the synthetic truth, as a dask sweep,
+# Recorded benchmarks (see docs/benchmarks.md): estimators against the synthetic truth, as a dask sweep,
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
 # for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), the
 # OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB, and the run's model choice by
 # held-out DR loss against the truth (seeds 1-5, n = 2,000, null, 802MO-like).
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
-	$(BIN)/python -m hte.evaluation.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios default null_effect --seed-study --out experiments/benchmarks/learner_selection
-	$(BIN)/python -m hte.evaluation.bench_csf
-	$(BIN)/python -m hte.evaluation.bench_attributions
-	$(BIN)/python -m hte.app.bench
-	$(BIN)/python -m hte.data.omop.bench --n 100000
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios default null_effect --seed-study --out experiments/benchmarks/learner_selection
+	$(BIN)/python -m benchmarks.bench_csf
+	$(BIN)/python -m benchmarks.bench_attributions
+	$(BIN)/python -m benchmarks.app_latency
+	$(BIN)/python -m benchmarks.omop_build --n 100000
 
 # Re-resolve pinned versions after changing dependencies in pyproject.toml.
 lock: setup

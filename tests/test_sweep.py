@@ -207,8 +207,8 @@ def test_cli_sweep_needs_a_sweep_section():
 
 
 def test_bench_config_is_the_bench_sweep_grid():
-    """configs/bench.yaml and `python -m hte.evaluation.bench_synthetic` run the same grid."""
-    from hte.evaluation.bench_synthetic import bench_config
+    """configs/bench.yaml and `python -m benchmarks.bench_synthetic` run the same grid."""
+    from benchmarks.bench_synthetic import bench_config
 
     shipped = load_config(CONFIGS / "bench.yaml")
     built = bench_config()

@@ -45,6 +45,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hte.errors import HteError
+
 __all__ = [
     "COHORT_SPEC_FILE",
     "CONFIG_FILE",
@@ -326,7 +328,7 @@ def package_versions() -> dict[str, str]:
 # Models with a signed manifest
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(HteError, RuntimeError):
     """A model file that this tool did not write into this run folder, or that changed since."""
 
 

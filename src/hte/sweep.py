@@ -3,7 +3,7 @@
 A config's ``sweep`` section declares the grid. Each cell draws its cohort
 (``simulate_cohort(size, seed, scenario)``), applies the config's first time-zero analysis, encodes
 the covariates, fits its one estimator (seeded with the cell seed) for every configured outcome
-target and scores it against the cohort's true effects (hte.evaluation.bench_synthetic.score_fit).
+target and scores it against the cohort's true effects (hte.evaluation.truth_scoring.score_fit).
 Cells run on a local cluster (``workers`` processes, one thread each) or on an existing scheduler.
 
 The sweep folder (default ``<output.root>/<name>/sweep/``) holds:
@@ -36,6 +36,7 @@ from typing import Any
 import pandas as pd
 
 from hte.config import ExperimentConfig, resolved_config_dict
+from hte.errors import HteError
 
 __all__ = [
     "SweepCell",
@@ -57,7 +58,7 @@ RESULTS_FILE = "results.csv"
 _KEY_VERSION = 1  # bump when a cell's rows change meaning, so old records are not reused
 
 
-class SweepError(RuntimeError):
+class SweepError(HteError, RuntimeError):
     """A sweep that cannot run at all (no sweep section, unreachable scheduler)."""
 
 
@@ -136,7 +137,7 @@ def run_sweep_cell(config_dict: dict, cell: dict) -> list[dict]:
     from hte.data.simulate import simulate_cohort
     from hte.design.design_matrix import build_design_matrix, treatment_array
     from hte.design.time_zero import apply_time_zero
-    from hte.evaluation.bench_synthetic import score_fit
+    from hte.evaluation.truth_scoring import score_fit
 
     config = ExperimentConfig.model_validate(config_dict)
     spec = next(e for e in config.estimators if e.name == cell["estimator"])
@@ -370,9 +371,9 @@ def _table(records: list[dict]) -> pd.DataFrame:
 
 
 def summarize_sweep(table: pd.DataFrame) -> pd.DataFrame:
-    """Means over seeds per scenario x size x estimator x target (see bench_synthetic.summarize);
+    """Means over seeds per scenario x size x estimator x target (see truth_scoring.summarize);
     a cell that failed before reaching any target counts as failed under target "(cell)"."""
-    from hte.evaluation.bench_synthetic import summarize
+    from hte.evaluation.truth_scoring import summarize
 
     if table.empty:
         return pd.DataFrame()
@@ -385,7 +386,7 @@ def summarize_sweep(table: pd.DataFrame) -> pd.DataFrame:
 def _write_outputs(
     out: Path, table: pd.DataFrame, summary: pd.DataFrame, config: ExperimentConfig, command
 ) -> None:
-    from hte.evaluation.bench_synthetic import summary_markdown
+    from hte.evaluation.truth_scoring import summary_markdown
 
     table.to_csv(out / RESULTS_FILE, index=False)
     summary.to_csv(out / "summary.csv", index=False)

@@ -16,14 +16,10 @@ import pandas as pd
 import pytest
 
 from hte.evaluation.rate import aipw_scores_binary
-from hte.explain.subgroups import (
-    Condition,
-    _leaf_index,
-    cate_rules,
-    policy_tree,
-    policy_value_cv,
-    prespecified_subgroups,
-)
+from hte.explain.policy_tree import policy_tree, policy_value_cv
+from hte.explain.prespecified import prespecified_subgroups
+from hte.explain.subgroup_base import Condition, assign_leaves
+from hte.explain.subgroup_rules import cate_rules
 
 
 def _oracle_scores(rng, tau, mu0, e):
@@ -105,16 +101,16 @@ def test_rule_text_is_clinical():
     }
     assert np.isnan(rules.leaves[0].estimate)  # no scores given: no data-based estimate
     # integers, one-hot categories (with and without their levels) and missingness indicators
-    from hte.explain.subgroups import _Describer
+    from hte.explain.subgroup_base import RuleDescriber
 
-    plain, named = _Describer(X, None), _Describer(X, {"sex": ("female", "male")})
+    plain, named = RuleDescriber(X, None), RuleDescriber(X, {"sex": ("female", "male")})
     assert plain.rule([Condition("ecog", 1.5, True)]) == "ECOG >= 2"
     assert plain.rule([Condition("ecog", 1.5, False)]) == "ECOG <= 1"
     assert plain.rule([Condition("sex_male", 0.5, False)]) == "sex != male"
     assert named.rule([Condition("sex_male", 0.5, False)]) == "sex = female"
     assert named.rule([Condition("sex_male", 0.5, True)]) == "sex = male"
     assert plain.rule([Condition("crp_missing", 0.5, True)]) == "CRP missing"
-    ages = _Describer(pd.DataFrame({"age": [59.9, 60.0, 75.0, 75.1, 80.0]}), None)
+    ages = RuleDescriber(pd.DataFrame({"age": [59.9, 60.0, 75.0, 75.1, 80.0]}), None)
     both = [Condition("age", 59.95, True), Condition("age", 75.05, False)]
     assert ages.rule(both) == "60 <= age < 75.1"  # 75.0 stays in: the bound is exact on the data
     assert ages.rule([Condition("age", 77.55, True)]) == "age >= 80"
@@ -275,7 +271,7 @@ def test_policy_rejects_bad_input_naming_the_parameter():
 
 def test_leaf_index_needs_the_fit_columns():
     with pytest.raises(ValueError, match="lacks column 'z'"):
-        _leaf_index(pd.DataFrame({"x": [1.0]}), [[Condition("z", 0.0, True)]])
+        assign_leaves(pd.DataFrame({"x": [1.0]}), [[Condition("z", 0.0, True)]])
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """One small real run of configs/default.yaml for the report tests (session-scoped: fitted once).
 
 The overrides keep it cheap (n = 400, few trees, the 12-month survival and any-grade CRS targets,
-four estimators, SHAP on 30 patients) while still writing every file a report reads: metrics with
+four estimators, SHAP on 30 patients, 90% intervals) while still writing every file a report reads: metrics with
 balance, overlap, baselines, truth metrics, heterogeneity tests and attributions; effects.parquet;
 attribution parquet files and beeswarm figures; config, fingerprint, versions, seeds and log.
 """
@@ -28,6 +28,8 @@ SMALL = [
     "explanation.shap=true",
     "explanation.n_patients_shap=30",
     "seeds.global=11",
+    # not the default 0.05: every interval label of the report must follow the run's level (90%)
+    "evaluation.alpha=0.10",
 ]
 
 

@@ -114,7 +114,7 @@ def test_sections_show_what_the_small_run_holds(small_run, small_report):
         assert name in cate
     assert "data:image/png" in _section(html, "benefit-harm")
     heterogeneity = _section(html, "heterogeneity")
-    assert "AUTOC (95% CI)" in heterogeneity
+    assert "AUTOC (90% CI)" in heterogeneity  # the run's alpha = 0.10
     tests = metrics_of(small_run)["analyses"]["decision"]["estimators"]["cox_interaction"]
     in_sample = tests["survival"]["heterogeneity"]["in_sample"]
     # the in-sample caution is shown exactly when the run ranked patients in-sample
@@ -297,3 +297,52 @@ def test_loader_tolerates_an_unreadable_file(small_run, tmp_path):
     folder = load_run_folder(run)
     assert folder.seeds is None and any("seeds.json" in p for p in folder.problems)
     assert "Unreadable files in the run folder" in build_report(run)
+
+
+# --------------------------------------------------------------------------------------------------
+# Interval labels follow the run's alpha
+
+# an interval label: "95% CI", "95% interval(s)", "95% band(s)", "95% confidence", "(95% is the aim)"
+_LABEL = r"{}%\s+(?:CI|intervals?|bands?|confidence|is the aim)"
+
+
+def test_interval_labels_follow_the_runs_alpha(small_run, small_report):
+    """The small run is at alpha = 0.10: every section that shows intervals says 90%, and no
+    interval anywhere is labelled 95% (the old hard-coded level)."""
+    assert metrics_of(small_run)["experiment"]["alpha"] == pytest.approx(0.10)
+    html = small_report.read_text(encoding="utf-8")
+    assert not re.search(_LABEL.format(95), html), re.search(_LABEL.format(95), html)
+    for anchor in ("summary", "averages", "cate", "model-choice", "subgroups", "heterogeneity",
+                   "robustness"):  # fmt: skip
+        assert re.search(_LABEL.format(90), _section(html, anchor)), anchor
+    subgroups = _section(html, "subgroups")
+    assert re.search(r"doubly robust estimate \([^)]*, 90% CI\)", subgroups)  # rule trees
+    assert re.search(r"net benefit [^<]*\(90% CI\)", subgroups)  # policy trees
+    assert "effect (90% CI)" in subgroups and "difference (90% CI)" in subgroups  # prespecified
+
+
+def test_caterpillar_legend_says_the_runs_level():
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+    from hte.report import figures as fig
+
+    effects = pd.DataFrame({"cf__crs__effect": [0.1, 0.2], "cf__crs__lower": [0.0, 0.1],
+                            "cf__crs__upper": [0.2, 0.3]})  # fmt: skip
+    ax = Figure().add_subplot()
+    fig._caterpillar(ax, effects, {"interval_estimator": "cf", "target": "crs"}, 100.0, "90%")
+    assert "90% interval" in ax.get_legend_handles_labels()[1]
+
+
+@pytest.mark.parametrize(("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.025, "97.5%"),
+                                              (None, "95%"), ("x", "95%")])  # fmt: skip
+def test_interval_level_label(alpha, label):
+    from hte.report.format import interval_level
+
+    assert interval_level(alpha) == label
+
+
+def test_level_falls_back_to_the_resolved_config(small_run, tmp_path):
+    run = _copy_run(small_run, tmp_path)
+    _edit_metrics(run, lambda m: m["experiment"].pop("alpha"))
+    assert load_run_folder(run).level == "90%"  # config.resolved.yaml has evaluation.alpha 0.1

@@ -49,6 +49,7 @@ from hte.data.columns import (
     WEEKS_PER_MONTH,
 )
 from hte.data.schema import _FIXED_RANGES, SPECS, CohortValidationError, Problem
+from hte.errors import HteError
 
 TimeUnit = Literal["months", "days", "weeks", "years"]
 MONTHS_PER_UNIT: dict[str, float] = {
@@ -74,7 +75,7 @@ UNIT_FACTORS: dict[str, dict[str, float]] = {
 Scalar = str | int | float | bool | None
 
 
-class ColumnMapError(ValueError):
+class ColumnMapError(HteError, ValueError):
     """A column map file that cannot be read or has a bad key or value."""
 
 
@@ -86,7 +87,7 @@ def code_key(value: object) -> str:
 
 
 class ColumnMap(BaseModel):
-    """How a user's cohort file maps onto the canonical schema (DESIGN.md section 5)."""
+    """How a user's cohort file maps onto the canonical schema (docs/methods.md, "Data schema")."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

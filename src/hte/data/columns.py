@@ -1,4 +1,4 @@
-"""Canonical column names of a cohort (DESIGN.md section 5), shared by every layer.
+"""Canonical column names of a cohort (docs/methods.md, "Data schema"), shared by every layer.
 
 One row per patient at time zero (the treatment decision). Treatment is coded ``"cart"`` / ``"tec"``
 in data files and 1 / 0 inside estimators (1 = CAR-T).

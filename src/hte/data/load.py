@@ -16,6 +16,7 @@ import pandas as pd
 from hte.data.column_map import ColumnMap
 from hte.data.columns import PATIENT_ID
 from hte.data.schema import validate_cohort
+from hte.errors import HteError
 
 CSV_SUFFIXES = (".csv",)
 # Files above this size are refused before reading (pandas needs several times the file size in
@@ -37,7 +38,7 @@ _MAGIC = {
 }
 
 
-class CohortFileError(ValueError):
+class CohortFileError(HteError, ValueError):
     """A cohort file that cannot be read as a table: missing, empty, binary or of another type."""
 
 

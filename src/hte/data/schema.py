@@ -1,4 +1,4 @@
-"""The cohort schema (DESIGN.md section 5): declared once, checked with pandera, every problem collected.
+"""The cohort schema (docs/methods.md, "Data schema"): declared once, checked with pandera, every problem collected.
 
 A cohort is one row per patient at time zero. ``validate_cohort`` coerces each known column to its
 canonical dtype (text booleans, numeric text, treatment codes), then checks types, ranges, allowed
@@ -44,6 +44,7 @@ from hte.data.columns import (
     TREATMENT_CODES,
     covariate_columns,
 )
+from hte.errors import HteError
 
 MAX_EXAMPLE_ROWS = 5
 TABLE = "(table)"  # the column name of problems that concern the whole table
@@ -81,7 +82,7 @@ def describe_rows(rows: list[int], n_rows: int) -> str:
     return f"{'row' if n_rows == 1 else 'rows'} {shown}{more}"
 
 
-class CohortValidationError(ValueError):
+class CohortValidationError(HteError, ValueError):
     """The cohort breaks the schema; ``problems`` lists every problem found."""
 
     def __init__(self, problems: list[Problem]):

@@ -62,7 +62,7 @@ def _add_moment(out: dict, W: np.ndarray) -> dict:
 class CausalSurvivalForest(BaseEstimator):
     """Heterogeneous effect of treatment (1) vs control (0) on RMST or survival at ``horizon``.
 
-    Parameters (defaults chosen on the Cui et al. 2023 designs, see hte.evaluation.bench_csf):
+    Parameters (defaults chosen on the Cui et al. 2023 designs, see benchmarks/bench_csf.py):
     target : "rmst" (E[min(T,h)] difference) or "survival" (P(T > h) difference).
     horizon : h, in the time unit of ``time``; must lie within follow-up.
     n_estimators, min_samples_leaf, max_samples, max_features, min_balancedness_tol, honest,

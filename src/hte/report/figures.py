@@ -96,12 +96,13 @@ def balance_figure(balances: dict[str, dict]) -> str | None:
     return data_uri(fig)
 
 
-def cate_figure(effects: pd.DataFrame, panels: list[dict]) -> str | None:
+def cate_figure(effects: pd.DataFrame, panels: list[dict], level: str) -> str | None:
     """One row per target: histograms of every estimator's per-patient effects (shared bins) and,
     beside them, one estimator's effects sorted with their intervals ("caterpillar").
 
     ``panels``: dicts with ``target``, ``horizon``, ``estimators`` (names with an effect column)
-    and ``interval_estimator`` (a name with intervals, or None).
+    and ``interval_estimator`` (a name with intervals, or None); ``level`` labels the intervals
+    (the run's level, e.g. "95%").
     """
     if not panels:
         return None
@@ -127,11 +128,11 @@ def cate_figure(effects: pd.DataFrame, panels: list[dict]) -> str | None:
         ax.set_ylabel("patients", fontsize=9)
         ax.legend(fontsize=7, frameon=False)
         _style(ax)
-        _caterpillar(row[1], effects, panel, scale)
+        _caterpillar(row[1], effects, panel, scale, level)
     return data_uri(fig)
 
 
-def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float) -> None:
+def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float, level: str) -> None:
     name = panel.get("interval_estimator")
     if name is None:
         ax.text(0.5, 0.5, "no estimator with per-patient intervals", ha="center", va="center",
@@ -143,7 +144,7 @@ def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float) -> None:
     frame = frame.sort_values(f"{key}__effect")
     x = np.arange(len(frame))
     ax.fill_between(x, scale * frame[f"{key}__lower"], scale * frame[f"{key}__upper"],
-                    color=PALETTE[0], alpha=0.25, lw=0, label="95% interval")  # fmt: skip
+                    color=PALETTE[0], alpha=0.25, lw=0, label=f"{level} interval")  # fmt: skip
     ax.plot(x, scale * frame[f"{key}__effect"], color=PALETTE[0], lw=1.2, label="estimate")
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_title(f"{name}: patients ranked by estimated effect", fontsize=10)

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from hte.report.format import interval_level
 from hte.runs import (
     ATTRIBUTIONS_DIR,
     COMPLETE_FILE,
@@ -53,6 +54,15 @@ class RunFolder:
     figures: dict[str, Path]
     targets: dict | None
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def level(self) -> str:
+        """The level of every interval in this run, as a label ("95%" for alpha = 0.05): the
+        run's ``evaluation.alpha`` (recorded in metrics.json, else in the resolved config)."""
+        alpha = (self.metrics.get("experiment") or {}).get("alpha")
+        if alpha is None:
+            alpha = ((self.config or {}).get("evaluation") or {}).get("alpha")
+        return interval_level(alpha)
 
     def analysis_labels(self) -> list[str]:
         return list(self.metrics.get("analyses", {}) or {})

@@ -14,9 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 from hte.data.omop.cdm import columns, create_table_sql
+from hte.errors import HteError
 
 
-class OmopError(ValueError):
+class OmopError(HteError, ValueError):
     """A database, table, column or row that the OMOP builder cannot use; the message names it."""
 
 

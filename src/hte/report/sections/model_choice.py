@@ -20,8 +20,7 @@ from hte.report.format import (
     target_scale,
 )
 from hte.report.loader import RunFolder
-
-TARGET_ORDER = ("survival", "rmst", "crs", "crs_g3")
+from hte.report.sections.common import TARGET_ORDER
 
 
 def _choices(run: RunFolder) -> dict[str, dict[str, dict]]:
@@ -59,7 +58,7 @@ def shown_cards(run: RunFolder) -> list[dict]:
                 items.append({
                     "label": f"{name}: average effect shown",
                     "value": f"{effect(c.get('estimate'), target)} {short_unit(target)}",
-                    "sub": f"95% CI {effect_interval(g.get('lower'), g.get('upper'), target)}",
+                    "sub": f"{run.level} CI {effect_interval(g.get('lower'), g.get('upper'), target)}",
                     "truth": "this cohort does not support individual differences; showing the "
                              "average effect",
                 })  # fmt: skip
@@ -100,14 +99,14 @@ def _loss_table(m: dict, target: str) -> dict:
     )  # fmt: skip
 
 
-def _groups_table(m: dict, target: str) -> dict:
+def _groups_table(m: dict, target: str, level: str) -> dict:
     pl = m.get("patients_like_this") or {}
     rows = [
         [str(i + 1), str(g.get("n")), f"{effect(g.get('estimate'), target)} "
          f"({effect_interval(g.get('lower'), g.get('upper'), target)})"]
         for i, g in enumerate(pl.get("groups") or [])
     ]  # fmt: skip
-    return b.table(["predicted-benefit group", "patients", "DR estimate (95% CI)"], rows,
+    return b.table(["predicted-benefit group", "patients", f"DR estimate ({level} CI)"], rows,
                    numeric_from=1, reading=str(pl.get("method", "")))  # fmt: skip
 
 
@@ -130,7 +129,7 @@ def _calibration_table(m: dict) -> dict:
 
 def calibration_figure(panels: list[dict]) -> str | None:
     """Per target: the chosen (or each) model's quintile predicted benefit against the DR-observed
-    benefit with 95% intervals, and the identity line."""
+    benefit with its intervals (the run's level), and the identity line."""
     if not panels:
         return None
     f = fig._figure(3.6 * len(panels), 3.2)
@@ -175,7 +174,7 @@ def model_choice_section(run: RunFolder) -> dict:
                 weights = ", ".join(f"{k} {num(v, 2)}" for k, v in stack["weights"].items() if v)
                 blocks.append(b.text(f"Stack: intercept {num(stack['intercept'], 3)}; weights "
                                      f"{weights or 'none'}. {stack.get('note', '')}", muted=True))  # fmt: skip
-            blocks.append(_groups_table(m, target))
+            blocks.append(_groups_table(m, target, run.level))
             if m.get("benefit_calibration"):
                 blocks.append(_calibration_table(m))
                 cal = m["benefit_calibration"]
@@ -191,7 +190,7 @@ def model_choice_section(run: RunFolder) -> dict:
         blocks.append(b.figure(
             calibration_figure(panels), "calibration for benefit",
             "Held-out predicted-benefit fifths of the shown model (every learner when the "
-            "constant is shown) against their doubly robust observed benefit, 95% intervals; "
+            f"constant is shown) against their doubly robust observed benefit, {run.level} intervals; "
             "dashed: perfect calibration.",
         ))  # fmt: skip
     lead = (

@@ -1,6 +1,6 @@
 """Benchmark of the robustness checks on the default synthetic cohort.
 
-    python -m hte.evaluation.bench_robustness [--draws 10] [--config configs/default.yaml]
+    python -m benchmarks.bench_robustness [--draws 10] [--config configs/default.yaml]
 
 1. ``robustness_checks`` once (wall and CPU seconds, every refutation and E-value);
 2. calibration of the refuters with the correct doubly robust estimators: over ``--draws`` seeds,

@@ -1,6 +1,6 @@
 """The attribution speed benchmark runs end to end on a small cohort and records what it measured."""
 
-from hte.evaluation.bench_attributions import main
+from benchmarks.bench_attributions import main
 
 
 def test_benchmark_writes_its_table(tmp_path):

@@ -1,7 +1,7 @@
 """Benchmark of the causal survival forest on the Cui et al. (2023) designs, and its scaling.
 
-    python -m hte.evaluation.bench_csf [--reps 5] [--quick] [--skip-scaling | --scaling-only]
-    python -m hte.evaluation.bench_csf --sweep "" "min_samples_leaf=10" --reps 2   (settings)
+    python -m benchmarks.bench_csf [--reps 5] [--quick] [--skip-scaling | --scaling-only]
+    python -m benchmarks.bench_csf --sweep "" "min_samples_leaf=10" --reps 2   (settings)
 
 Accuracy: designs type1-4 (p = 5, n = 2,000, RMST at the design's horizon), a fixed test set of
 2,000 uniform covariate vectors with closed-form true CATE; per method the normalized MSE
@@ -296,7 +296,7 @@ def run_scaling(sizes: list[int]) -> pd.DataFrame:
     """Each size in a fresh interpreter, so peak memory is that fit's alone."""
     rows = []
     for n in sizes:
-        cmd = [sys.executable, "-m", "hte.evaluation.bench_csf", "--scaling-point", str(n)]
+        cmd = [sys.executable, "-m", "benchmarks.bench_csf", "--scaling-point", str(n)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.sweep is not None:
         run_sweep(args.sweep, args.reps)
         return
-    command = "python -m hte.evaluation.bench_csf " + " ".join(argv or sys.argv[1:])
+    command = "python -m benchmarks.bench_csf " + " ".join(argv or sys.argv[1:])
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.scaling_only:
         reps = 1 if args.quick else args.reps

@@ -1,4 +1,4 @@
-"""Latency of the what-if endpoint on a warm app: ``python -m hte.app.bench RUN_DIR``.
+"""Latency of the what-if endpoint on a warm app: ``python -m benchmarks.app_latency RUN_DIR``.
 
 Launches the explorer (``python app.py RUN_DIR``) in its own process on a free localhost port,
 warms it (models loaded at launch, a few queries), then through ``gradio_client``: 200 sequential ``profile_effects`` queries (profiles
@@ -151,7 +151,7 @@ def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float,
         "# What-if latency of the explorer (`profile_effects` on a warm app)",
         "",
         f"Measured {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')} with "
-        f"`python -m hte.app.bench {run_dir}` on {os.cpu_count()} cores "
+        f"`python -m benchmarks.app_latency {run_dir}` on {os.cpu_count()} cores "
         f"(load average {load[0]:.1f} at the end: the machine was shared), Python "
         f"{platform.python_version()}. The app in its own process (`python app.py`), the "
         "clients in the benchmark's process, over HTTP on 127.0.0.1 through gradio_client "
@@ -179,7 +179,7 @@ def report(run_dir: Path, seq: dict, conc: dict, errors: list[str], wall: float,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hte.app.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.app_latency", description=__doc__)
     parser.add_argument("run_dir", type=Path, nargs="?", default=None,
                         help="run folder (default: newest run of configs/default.yaml, run "
                         "first if there is none)")  # fmt: skip

@@ -14,7 +14,7 @@ cohort's ``true_*`` columns:
 * which candidate the DR loss, the R-loss (where the residuals are at hand: CRS from the AIPW
   nuisances, OS from the causal survival forest's training scores) and the truth would pick.
 
-    python -m hte.evaluation.bench_selection --seeds 1 2 --n 2000 --scenarios default null_effect
+    python -m benchmarks.bench_selection --seeds 1 2 --n 2000 --scenarios default null_effect
         [--seed-study] [--out experiments/benchmarks/learner_selection]
 
 Rows go to ``<out>/rows.jsonl`` (appended per cell, so a long run can be resumed), the summary to
@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from hte.config import load_config
-from hte.evaluation.bench_synthetic import TRUTH_COLUMNS
 from hte.evaluation.selection import CONSTANT, STACK, THRESHOLD_SE, r_loss
+from hte.evaluation.truth_scoring import TRUTH_COLUMNS
 from hte.pipeline.heterogeneity import all_heldout_effects, target_scores
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.stages import (
@@ -309,7 +309,7 @@ def main(argv: list[str] | None = None) -> None:
                 fh.write(json.dumps(r, sort_keys=True) + "\n")
         print(f"  {[(r['target'], r.get('chosen'), round(r.get('shown_nmse', np.nan), 3)) for r in new]}",
               flush=True)  # fmt: skip
-    command = "python -m hte.evaluation.bench_selection " + " ".join(argv or sys.argv[1:])
+    command = "python -m benchmarks.bench_selection " + " ".join(argv or sys.argv[1:])
     (out / "summary.md").write_text(summary_markdown(rows, command.strip()), encoding="utf-8")
     print((out / "summary.md").read_text())
 

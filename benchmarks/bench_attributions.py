@@ -1,6 +1,6 @@
 """Benchmark: SHAP attributions of fitted CATE models for 1,000 patients (goal: under 10 s on 2 cores).
 
-    python -m hte.evaluation.bench_attributions [--n 2000] [--n-explain 1000] [--repeats 3]
+    python -m benchmarks.bench_attributions [--n 2000] [--n-explain 1000] [--repeats 3]
 
 Fits the causal survival forest (12-month survival) and the CRS causal forest on the default
 synthetic cohort, then times ``hte.explain.attributions.explain_cate`` on ``--n-explain`` patients
@@ -67,7 +67,7 @@ def _markdown(rows: dict, args, n_features: int) -> str:
         "# SHAP attributions: speed for 1,000 patients",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m "
-        f"hte.evaluation.bench_attributions --n {args.n} --n-explain {args.n_explain} --repeats "
+        f"benchmarks.bench_attributions --n {args.n} --n-explain {args.n_explain} --repeats "
         f"{args.repeats}` (Python {platform.python_version()}, shared 2-core machine: timings are "
         "pessimistic). Default synthetic cohort, models fitted on all patients, attributions of "
         f"{args.n_explain} patients x {n_features} features: boosted-tree surrogate of the model's "
@@ -89,7 +89,7 @@ def _markdown(rows: dict, args, n_features: int) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hte.evaluation.bench_attributions")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_attributions")
     parser.add_argument("--n", type=int, default=2000, help="cohort size the models are fitted on")
     parser.add_argument("--n-explain", type=int, default=1000, help="patients explained")
     parser.add_argument("--repeats", type=int, default=3)

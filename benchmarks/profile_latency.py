@@ -1,4 +1,4 @@
-"""Latency of the profile explorer on a run folder: ``python -m hte.pipeline.profile_bench RUN_DIR``.
+"""Latency of the profile explorer on a run folder: ``python -m benchmarks.profile_latency RUN_DIR``.
 
 Loads the explorer once (timed), warms it with one query, then times ``effects`` on ``--n``
 seeded random profiles (numbers uniform between the fields' 1st and 99th percentiles, yes/no and

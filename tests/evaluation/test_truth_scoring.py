@@ -8,8 +8,7 @@ import pytest
 from hte.data.simulate import simulate_cohort
 from hte.design.design_matrix import build_design_matrix, treatment_array
 from hte.estimators import CoxInteractionModel, LogisticInteractionModel
-from hte.evaluation.bench_synthetic import (
-    BENCH_ESTIMATORS,
+from hte.evaluation.truth_scoring import (
     markdown_table,
     score_fit,
     summarize,
@@ -89,11 +88,3 @@ def test_null_effect_has_no_normalized_mse_and_summary_averages_seeds():
     assert summary["mse"].iloc[0] == pytest.approx(np.mean([r["mse"] for r in rows[:2]]))
     assert "| scenario |" in markdown_table(summary)
     assert "Measured with `cmd`" in summary_markdown(summary, "cmd", "t")
-
-
-def test_every_bench_estimator_is_a_valid_config_entry():
-    from hte.config import EstimatorSpec
-
-    specs = [EstimatorSpec.model_validate(e) for e in BENCH_ESTIMATORS]
-    assert {s.outcome for s in specs} == {"os", "crs"}
-    assert len({s.name for s in specs}) == len(specs)

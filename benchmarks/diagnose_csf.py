@@ -11,7 +11,7 @@ sources, each by one controlled change, on the same cohorts:
   forest's prediction (the forest's own target at these settings);
 * forest settings (min_samples_leaf, max_features, ...), propensity clipping, horizon follow-up.
 
-    python -m hte.evaluation.diagnose_csf [--seeds 1 2 3] [--n 2000] [--trees 500]
+    python -m benchmarks.diagnose_csf [--seeds 1 2 3] [--n 2000] [--trees 500]
         [--target rmst] [--experiments nuisance settings ...]
 
 Prints markdown tables (means over seeds). Slow parts (the cross-fitted nuisances) are computed
@@ -37,7 +37,7 @@ from hte.estimators.nuisance import (
     cross_fit_pseudo_outcomes,
     risk_sets,
 )
-from hte.evaluation.bench_synthetic import markdown_table
+from hte.evaluation.truth_scoring import markdown_table
 
 HORIZONS = {"rmst": 24.0, "survival": 12.0}
 TRUTH = {"rmst": "true_cate_rmst24", "survival": "true_cate_surv12"}

@@ -1,6 +1,6 @@
 """Benchmark: build the cohort of a 100,000-patient synthetic EHR on DuckDB.
 
-``python -m hte.data.omop.bench [--n 100000] [--out experiments/benchmarks/omop_build.md]``
+``python -m benchmarks.omop_build [--n 100000] [--out experiments/benchmarks/omop_build.md]``
 synthesizes the EHR once (not timed against the goal), then times ``build_cohort`` end to end
 (checks, concept resolution, time zero, covariates, outcomes, schema validation) and writes the
 figures with the row counts and the machine's load average. Goal: under 60 s on 2 cores.
@@ -21,7 +21,7 @@ GOAL_SECONDS = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hte.data.omop.bench")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.omop_build")
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--spec", default="configs/cohort_omop.yaml")
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         "# OMOP cohort build on DuckDB",
         "",
-        f"Command: `python -m hte.data.omop.bench --n {args.n} --seed {args.seed}`",
+        f"Command: `python -m benchmarks.omop_build --n {args.n} --seed {args.seed}`",
         "",
         f"- synthetic EHR: {args.n:,} patients (+{sum(synthesis.n_ineligible.values()):,} "
         f"ineligible), {rows:,} rows, {size_mb:.0f} MB DuckDB file; synthesized in {synth_s:.1f} s",

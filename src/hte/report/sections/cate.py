@@ -1,0 +1,90 @@
+"""The Individual effects (CATE) section: per-patient effect distributions per estimator and
+target, with their intervals."""
+
+from __future__ import annotations
+
+from hte.report import blocks as b
+from hte.report import figures as fig
+from hte.report.format import (
+    DASH,
+    effect,
+    is_number,
+    num,
+    pct,
+    short_unit,
+    target_name,
+    target_scale,
+)
+from hte.report.loader import RunFolder
+from hte.report.sections.common import analyses_of, effects_of, fits_of, horizon_of, section
+
+
+def cate_section(run: RunFolder) -> dict:
+    analyses = analyses_of(run)
+    blocks: list[dict] = []
+    truth_on = bool(run.metrics.get("truth_metrics"))
+    for label, a in analyses.items():
+        if len(analyses) > 1:
+            blocks.append(b.h3(f"{label} time zero"))
+        headers = ["estimator", "target", "mean", "SD", "10th / 50th / 90th pct",
+                   "interval excludes 0"]  # fmt: skip
+        if truth_on:
+            headers += ["true mean", "NMSE", "corr. with truth", "coverage"]
+        rows = []
+        for est, target, s in fits_of(a):
+            name = f"{target_name(target, s.get('horizon'))} ({short_unit(target)})"
+            if "error" in s:
+                rows.append(b.failed_row(headers, [est, name], "failed: " + str(s["error"])))
+                continue
+            q = s.get("quantiles") or {}
+            row = [
+                est, name, effect(s.get("mean_effect"), target),
+                num(target_scale(target) * s["sd_effect"], 1 if target_scale(target) == 100 else 2)
+                if is_number(s.get("sd_effect")) else DASH,
+                " / ".join(effect(q.get(k), target) for k in ("q10", "q50", "q90")),
+                pct(s.get("share_excluding_zero"), 0) if s.get("share_with_interval") else "no intervals",
+            ]  # fmt: skip
+            if truth_on:
+                t = s.get("truth") or {}
+                row += [effect(t.get("ate_true"), target), num(t.get("normalized_mse")),
+                        num(t.get("correlation")), pct(t.get("coverage"), 0)]  # fmt: skip
+            rows.append(row)
+        if not rows:
+            blocks.append(b.missing(f"per-patient effects of the {label} analysis"))
+            continue
+        reading = (
+            "How much the estimated effect varies between patients. 'Interval excludes 0' "
+            f"is the share of patients whose own {run.level} interval excludes no effect."
+        )
+        if truth_on:
+            reading += (
+                " Against the known truth: NMSE is the error relative to the true spread "
+                "(below 1 beats predicting the average for everyone), coverage is the share "
+                f"of true effects inside the intervals ({run.level} is the aim)."
+            )
+        blocks.append(b.table(headers, rows, reading=reading, numeric_from=2))
+        blocks.append(b.figure(_cate_figure(run, label, a), f"per-patient effects, {label}",
+                               "Left: distribution of per-patient effects by estimator. Right: "
+                               f"one estimator's patients ranked, with {run.level} intervals."))  # fmt: skip
+    if not analyses:
+        blocks.append(b.missing("per-patient effects"))
+    return section("cate", "Individual effects (CATE)",
+                    "Distributions of the per-patient (conditional average) treatment effects per "
+                    "estimator and target, with their intervals.", blocks)  # fmt: skip
+
+
+def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
+    effects = effects_of(run, label)
+    if effects is None or effects.empty:
+        return None
+    panels = []
+    for target in dict.fromkeys(t for _, t, _ in fits_of(analysis)):
+        ests = [e for e, t, _ in fits_of(analysis) if t == target
+                and f"{e}__{target}__effect" in effects.columns]  # fmt: skip
+        if not ests:
+            continue
+        with_int = [e for e in ests if f"{e}__{target}__lower" in effects.columns
+                    and effects[f"{e}__{target}__lower"].notna().any()]  # fmt: skip
+        panels.append({"target": target, "horizon": horizon_of(run, target), "estimators": ests,
+                       "interval_estimator": with_int[0] if with_int else None})  # fmt: skip
+    return fig.cate_figure(effects, panels, run.level)
