@@ -62,7 +62,7 @@ def test_null_effect_rarely_excludes_zero():
     lo, hi = est.fit(X, time=t, event=d, treatment=W).predict_interval(X)
     # a small, fast posterior (100 draws, 20 effect trees) on a heavily censored design (treated
     # censoring hazard up to 1.1): measured 11% of intervals excluding 0; a real signal of this
-    # size excludes 0 for far more. The cohort benchmark (experiments/benchmarks/bcf_trial.py,
+    # size excludes 0 for far more. The cohort benchmark (benchmarks/bcf_trial.py,
     # null_effect, n = 2,000, default settings) measures 0%.
     assert np.mean((lo > 0) | (hi < 0)) <= 0.15
 

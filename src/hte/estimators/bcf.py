@@ -13,7 +13,7 @@ weak signal needs; the posterior draws of tau(x) give each patient an interval.
   difference; per-arm risks come from the same posterior draws, so they differ by tau (unless a
   risk is clipped at 0 or 1 for display).
 
-Measured against the synthetic truth in ``experiments/benchmarks/bcf_trial.py``. The sampler
+Measured against the synthetic truth in ``benchmarks/bcf_trial.py``. The sampler
 (C++, single-threaded) is deterministic for a given ``random_state``. A fitted model pickles
 through its JSON form (stochtree's forests are C++ objects), compressed.
 """

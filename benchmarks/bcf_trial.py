@@ -13,7 +13,7 @@ It runs the shipped estimators (``hte.estimators.bcf``, defaults unless --num-mc
 (MSE / variance of the truth), coverage of the 95% posterior interval, share of intervals
 excluding 0, wall seconds (nuisances included):
 
-    python experiments/benchmarks/bcf_trial.py --seeds 1 2 3 --n 2000 --scenario default
+    python -m benchmarks.bcf_trial --seeds 1 2 3 --n 2000 --scenario default
 
 Prints a markdown table of means over seeds and appends one JSON row per seed and target to
 ``experiments/benchmarks/bcf_trial.jsonl``.
@@ -32,7 +32,7 @@ from hte.config import load_config
 from hte.estimators.bcf import BayesianCausalForest, CRSBayesianCausalForest
 from hte.pipeline.stages import design_diagnostics, prepare_analysis, prepare_cohort
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {  # target -> (truth column, horizon)
     "crs": ("true_cate_crs", None),
     "survival": ("true_cate_surv12", 12.0),
