@@ -65,6 +65,7 @@ from hte.pipeline.profile_models import (
     fit_logistic_ensemble,
     percentile_band,
 )
+from hte.pipeline.profile_support import JointSupport, fit_joint_support, support_flags
 
 __all__ = [
     "Estimate",
@@ -149,6 +150,8 @@ class ProfileBundle:
     surrogates: dict[str, Surrogate]
     n_patients: int
     seconds: dict[str, float] = field(default_factory=dict)
+    # joint support: the arms' patients on a common scale (hte.pipeline.profile_support)
+    support: JointSupport | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -286,6 +289,9 @@ def fit_profile_bundle(
             feature_fields[name] = enc.name
     propensity_model, support = _propensity(data, seed)
     seconds["fields_and_propensity"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    joint = fit_joint_support(arr, data.treatment, list(X.columns))
+    seconds["joint_support"] = time.perf_counter() - clock
 
     sources: dict[str, EffectSource] = {}
     for target in TARGETS:
@@ -344,6 +350,7 @@ def fit_profile_bundle(
         surrogates=surrogates,
         n_patients=len(X),
         seconds=seconds,
+        support=joint,
     )
 
 
@@ -397,6 +404,9 @@ class ProfileEffects:
     rmst_tec: Estimate | None = None
     # what the per-arm prognosis model alone gave (before agreeing with the effect estimates)
     coherence: dict = field(default_factory=dict)
+    # per arm: distance to the k most similar patients, the cohort's 99% threshold, the fields
+    # that set the profile apart (hte.pipeline.profile_support)
+    joint_support: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         from hte.runs import round_floats
@@ -663,6 +673,15 @@ class ProfileExplorer:
             out.append(Estimate(float(point), float(lower), float(upper), source))
         return out[0], out[1], own
 
+    def _joint_support(self, arr: np.ndarray) -> tuple[list[str], dict]:
+        """Flags for a profile unlike the cohort's patients of either arm (all covariates at
+        once); nothing for bundles written before the check existed."""
+        support = getattr(self.bundle, "support", None)
+        if support is None:
+            return [], {}
+        labels = {f.name: f.label for f in self.bundle.fields}
+        return support_flags(support, arr[0], self.bundle.feature_fields, labels)
+
     def _overlap(self, e: float) -> list[str]:
         lo, hi = self.bundle.propensity_support
         flags = []
@@ -692,7 +711,8 @@ class ProfileExplorer:
         arr = X.to_numpy(dtype=float)
         e = self._propensity(X)
         ranges = out_of_range(b.fields, row)
-        overlap = self._overlap(e)
+        joint, joint_detail = self._joint_support(arr)
+        overlap = joint + self._overlap(e)
         h_surv = _horizon(b.sources.get("survival"))
         h_rmst = _horizon(b.sources.get("rmst"))
         surv_diff = self._effect_estimate("survival", X)
@@ -745,6 +765,7 @@ class ProfileExplorer:
             rmst_cart=r_cart,
             rmst_tec=r_tec,
             coherence=coherence,
+            joint_support=joint_detail,
         )
 
     def _notes(self) -> dict:
