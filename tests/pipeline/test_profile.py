@@ -181,8 +181,8 @@ def test_a_partial_profile_takes_the_cohort_defaults(explorer):
     [
         ({"tumour_size": 3}, "tumour_size", "unknown field"),
         ({"age": "old"}, "age", "must be a number"),
-        ({"age": float("nan")}, "age", "missing"),
-        ({"age": None}, "age", "missing"),
+        ({"age": float("nan")}, "age", "unknown (empty); every patient"),
+        ({"age": None}, "age", "no way to use an unknown value"),
         ({"sex": "unknown"}, "sex", "unknown category"),
         ({"ecog": 1.5}, "ecog", "whole number"),
         ({"ecog": 7}, "ecog", "ecog must be 0-4"),
@@ -361,7 +361,12 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     observed values, and a complete profile encodes with indicator 0 exactly as the encoder does."""
     from hte.data.simulate import simulate_cohort
     from hte.design.design_matrix import build_design_matrix
-    from hte.pipeline.profile_fields import build_fields, profile_frame, typical_profile
+    from hte.pipeline.profile_fields import (
+        build_fields,
+        coerce_profile,
+        profile_frame,
+        typical_profile,
+    )
 
     cohort = simulate_cohort(300, seed=2)
     cohort.loc[::7, "crp"] = np.nan
@@ -379,6 +384,19 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     np.testing.assert_array_equal(encoded, encoder.transform(row).to_numpy(float))
     names = list(encoder.feature_names_)
     assert encoded[0, names.index("crp_missing")] == 0
+    # "unknown" takes the design's missing-value path: the fill value with its indicator 1,
+    # exactly as the encoder treats a patient without the value; fields without one refuse it
+    assert crp.missing_allowed and not next(f for f in fields if f.name == "age").missing_allowed
+    unknown = {**profile, "crp": None, "race": None, "ldh_high": None}
+    row, _ = coerce_profile(fields, profile, {"crp": None, "race": "unknown", "ldh_high": None})
+    assert row == unknown
+    np.testing.assert_array_equal(
+        encode_row(encoder, unknown),
+        encoder.transform(profile_frame(fields, unknown)).to_numpy(float),
+    )
+    assert encode_row(encoder, unknown)[0, names.index("crp_missing")] == 1
+    with pytest.raises(ProfileError, match="age: is unknown"):
+        coerce_profile(fields, profile, {"age": None})
 
 
 def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplorer:

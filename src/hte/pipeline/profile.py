@@ -915,17 +915,18 @@ class ProfileExplorer:
 
 def encode_row(encoder, row: Mapping[str, object]) -> np.ndarray:
     """(1, p) design row of one complete profile, as ``DesignEncoder.transform`` encodes it
-    (numbers and yes/no as floats, categories one-hot without the reference level, missingness
-    indicators 0), without building DataFrames: a query spends microseconds here, not ~20 ms."""
+    (numbers and yes/no as floats, categories one-hot without the reference level; an unknown
+    value (None) as the encoder's fill with its missingness indicator 1), without building DataFrames: a query spends microseconds here, not ~20 ms."""
     values: list[float] = []
     for enc in encoder.encodings_:
         v = row[enc.name]
+        unknown = v is None  # only where the encoding has a missing-value path (checked before)
         if enc.kind == "categorical":
-            values.extend(1.0 if str(v) == level else 0.0 for level in enc.levels[1:])
+            values.extend(0.0 if unknown else float(str(v) == level) for level in enc.levels[1:])
         else:
-            values.append(float(v))
+            values.append(float(enc.fill_value) if unknown else float(v))
         if enc.indicator:
-            values.append(0.0)
+            values.append(1.0 if unknown else 0.0)
     return np.asarray([values], dtype=float)
 
 
