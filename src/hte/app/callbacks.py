@@ -4,6 +4,7 @@ and returns component values. No modelling: numbers come from ``RunView`` (files
 
 from __future__ import annotations
 
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,10 @@ def field_component(field) -> gr.components.Component:
     return wi.field_component(field)
 
 
+def field_error(field) -> gr.HTML:
+    return wi.field_error(field)
+
+
 def default_move_field(fields) -> str | None:
     return wi.default_move_field(fields)
 
@@ -62,27 +67,44 @@ def example_values(context: AppContext, run_dir: str, name: str | None) -> list:
     return wi.form_values(explorer.fields(), profile or explorer.default_profile())
 
 
-def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> tuple:
-    """warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it."""
+def _coverage(context: AppContext, run_dir: str) -> dict:
+    """How often the shown models' intervals covered in the run's own check (cached per run)."""
     explorer = context.explorer(run_dir)
-    try:
-        out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
-                                move_target)  # fmt: skip
-    except wi.InvalidProfile as exc:
-        raise gr.Error(str(exc)) from None
-    _close(out)
-    return out
+    cached = getattr(explorer, "_app_coverage", None)
+    if cached is None:
+        sources = {
+            t: ("average effect (DR)" if s.constant is not None else s.estimator)
+            for t, s in explorer.bundle.sources.items()
+        }
+        try:
+            analysis = context.view(run_dir).analysis(explorer.bundle.analysis)
+        except Exception:  # a run view without that analysis: say nothing about coverage
+            analysis = {}
+        cached = wi.interval_coverage(analysis, sources)
+        explorer._app_coverage = cached
+    return cached
 
 
-def moves_output(context, run_dir, names, values, move_field, move_target):
+def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
+    """One message per field (empty when fine), then warning, cards, curves, summary, icons, OS
+    waterfall, CRS waterfall, what-moves-it (all cleared when a field is refused)."""
+    explorer = context.explorer(run_dir)
+    errors, out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
+                                    move_target, _coverage(context, run_dir))  # fmt: skip
+    field_messages = [
+        f'<div class="hte-field-msg" role="alert">{escape(errors[n])}</div>' if n in errors else ""
+        for n in names
+    ]
+    return [*field_messages, *out]
+
+
+def moves_output(context, run_dir, names, values, move_field, move_target) -> str:
     explorer = context.explorer(run_dir)
     try:
-        fig = wi.moves_figure(explorer, dict(zip(names, values, strict=True)), move_field,
-                              move_target)  # fmt: skip
+        return wi.moves_output(explorer, dict(zip(names, values, strict=True)), move_field,
+                               move_target)  # fmt: skip
     except wi.InvalidProfile as exc:
         raise gr.Error(str(exc)) from None
-    _close([fig])
-    return fig
 
 
 def api_profile_effects(context: AppContext):

@@ -37,6 +37,12 @@ APP_CSS = (
 .hte-cart {{color: {CART_COLOUR};}}
 .hte-tec {{color: {TEC_COLOUR};}}
 .hte-summary {{font-size: 1.02em; line-height: 1.5;}}
+.hte-field-msg {{color: #b03a2e; font-size: 0.86em; margin: -4px 0 6px 2px;}}
+.hte-term {{text-decoration: underline dotted; cursor: help;}}
+.hte-extrapolated {{background: #fdecea; color: #7f1d1d; font-weight: 600; padding: 4px 10px;
+                    border-radius: 6px; margin-bottom: 6px;}}
+.hte-svg {{display: block; height: auto;}}
+@media (max-width: 700px) {{ .hte-whatif-row {{flex-direction: column;}} }}
 footer {{display: none !important;}}
 """
 )
@@ -94,40 +100,37 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         first = cb.whatif_outputs(
             context, run_dir, names, cb.default_values(context, run_dir), first_field,
             cb.MOVE_TARGETS[0][1],
-        )  # fmt: skip
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=4, min_width=320):
-                gr.Markdown("### Patient profile")
-                example = gr.Dropdown(examples, label="Start from an example", value=None,
-                                      elem_id="example-choice")  # fmt: skip
-                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
-                                  size="sm")  # fmt: skip
-                inputs = [cb.field_component(f) for f in fields]
-            with gr.Column(scale=7, min_width=480):
+        )[len(names):]  # fmt: skip
+        with gr.Row(equal_height=False, elem_classes="hte-whatif-row"):
+            with gr.Column(scale=7, min_width=340, elem_classes="hte-results"):
                 warning = gr.HTML(first[0], elem_id="support-warning")
                 cards = gr.HTML(first[1], elem_id="effect-cards")
-                curves = gr.Plot(
-                    first[2], label="Survival curves", show_label=False, elem_id="curves-plot"
-                )
                 summary = gr.HTML(first[3], elem_id="plain-summary")
+                curves = gr.HTML(first[2], elem_id="curves-plot")
                 icons = gr.HTML(first[4], elem_id="icon-array")
-                with gr.Column():
-                    wf_os = gr.Plot(first[5], label="Why: OS benefit (SHAP)", show_label=False,
-                                    elem_id="waterfall-os")  # fmt: skip
-                    wf_crs = gr.Plot(first[6], label="Why: CRS risk difference (SHAP)", show_label=False,
-                                     elem_id="waterfall-crs")  # fmt: skip
+                wf_os = gr.HTML(first[5], elem_id="waterfall-os")
+                wf_crs = gr.HTML(first[6], elem_id="waterfall-crs")
                 gr.Markdown("### What moves it")
                 with gr.Row():
                     move_field = gr.Dropdown([(f.label, f.name) for f in fields],
                                              value=first_field, label="Vary this covariate",
-                                             elem_id="move-field")  # fmt: skip
+                                             elem_id="move-field", interactive=True)  # fmt: skip
                     move_target = gr.Radio(cb.MOVE_TARGETS, value=cb.MOVE_TARGETS[0][1],
-                                           label="Effect", elem_id="move-target")  # fmt: skip
-                moves = gr.Plot(
-                    first[7], label="What moves it", show_label=False, elem_id="moves-plot"
-                )
+                                           label="Effect", elem_id="move-target",
+                                           interactive=True)  # fmt: skip
+                moves = gr.HTML(first[7], elem_id="moves-plot")
+            with gr.Column(scale=4, min_width=300, elem_classes="hte-form"):
+                gr.Markdown("### Patient profile")
+                example = gr.Dropdown(examples, label="Start from an example", value=None,
+                                      elem_id="example-choice", interactive=True)  # fmt: skip
+                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
+                                  size="sm")  # fmt: skip
+                inputs, errors = [], []
+                for f in fields:
+                    inputs.append(cb.field_component(f))
+                    errors.append(cb.field_error(f))
 
-        outputs = [warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
+        outputs = [*errors, warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
         form = [move_field, move_target, *inputs]
 
         def update(field_name, target, *values):
@@ -136,17 +139,17 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         def update_moves(field_name, target, *values):
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
-        # user edits only (typing, dragging, clicking): examples and reset update once, below;
-        # while a slider is dragged only the latest value is computed
-        gr.on([c.input for c in inputs], update, form, outputs, show_progress="minimal",
-              trigger_mode="always_last")  # fmt: skip
+        # user edits only (typing, clicking, choosing): examples and reset update once, below;
+        # while values change quickly only the latest is computed
+        gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
+              trigger_mode="always_last", queue=False)  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
-              show_progress="minimal")  # fmt: skip
+              show_progress="hidden", queue=False)  # fmt: skip
         example.input(
-            lambda name: cb.example_values(context, run_dir, name), [example], inputs
-        ).then(update, form, outputs)
-        reset.click(lambda: cb.default_values(context, run_dir), None, inputs).then(
-            update, form, outputs
+            lambda name: cb.example_values(context, run_dir, name), [example], inputs, queue=False
+        ).then(update, form, outputs, queue=False)
+        reset.click(lambda: cb.default_values(context, run_dir), None, inputs, queue=False).then(
+            update, form, outputs, queue=False
         )
 
 
