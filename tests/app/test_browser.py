@@ -37,7 +37,7 @@ def test_setting_a_profile_value_updates_outputs_and_every_tab_renders(app_url, 
         )  # fmt: skip
         assert page.inner_text("#effect-cards") != before
         assert page.inner_text("#plain-summary") != summary_before
-        assert page.locator("#icon-array svg").count() == 200  # two arrays of 100 people
+        assert page.locator("#icon-array use").count() == 200  # two arrays of 100 people
         shots = []
         for slug, title in TABS:
             open_tab(page, title)

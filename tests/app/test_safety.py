@@ -105,4 +105,5 @@ def test_icon_counts_add_up_to_100(shares):
 
 def test_icon_array_draws_100_people():
     html = icon_array([("alive", 87, "#1b6ca8"), ("died", 13, "#d1d5db")], "CAR-T")
-    assert html.count("<svg") == 100 and "87 alive" in html and "13 died" in html
+    assert html.count("<use ") == 100 and "87 alive" in html and "13 died" in html
+    assert html.count('fill="#1b6ca8"') == 87 and html.count('fill="#d1d5db"') == 13

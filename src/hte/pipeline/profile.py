@@ -894,12 +894,19 @@ class ProfileExplorer:
         if int(n_points) < 2:
             raise ProfileError("n_points", f"must be >= 2; got {n_points}")
         f = self._fields[field]
-        frame = self.validate(profile)
+        row, _ = coerce_profile(self.bundle.fields, self.bundle.default, profile)
         values = _sweep_values(f, int(n_points))
-        rows = pd.concat([frame] * len(values), ignore_index=True)
-        rows[field] = pd.Series(values, dtype=object if f.kind == "category" else None)
         with self._single_thread():
-            X = self._design(rows)
+            if self._fast_encoding:  # one encoded row per value, no DataFrame per query
+                X = pd.DataFrame(
+                    np.vstack([encode_row(self.bundle.encoder, row | {field: v}) for v in values]),
+                    columns=self._columns,
+                )
+            else:
+                rows = pd.concat([profile_frame(self.bundle.fields, row)] * len(values),
+                                 ignore_index=True)  # fmt: skip
+                rows[field] = pd.Series(values, dtype=object if f.kind == "category" else None)
+                X = self._design(rows)
             point, lower, upper = self._effect(target, X)
         return pd.DataFrame(
             {
