@@ -174,3 +174,27 @@ def test_what_moves_it_controls_are_usable(app_url):
         )
         assert "CRS risk difference" in page.locator("#moves-plot svg").get_attribute("aria-label")
         browser.close()
+
+
+def test_crs_weight_follows_the_keyboard_and_the_phone_shows_the_answer_first(app_url):
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, app_url)
+        open_tab(page, "Cohort and subgroups")
+        before = page.inner_text("#policy-text")
+        slider = page.locator("#crs-weight input[type=range]")
+        slider.focus()
+        for _ in range(6):
+            slider.press("ArrowRight")
+        page.wait_for_function(
+            "(b) => document.querySelector('#policy-text').innerText !== b", arg=before,
+            timeout=30_000,
+        )  # fmt: skip
+        phone = browser.new_page(viewport={"width": 390, "height": 844})
+        phone.goto(app_url)
+        wait_for_app(phone)
+        # the answer comes before the 19 form fields, about one screen down (was 2,560 px)
+        assert phone.locator("#support-warning").bounding_box()["y"] < 844
+        assert phone.locator("#effect-cards").bounding_box()["y"] < 1000
+        assert (phone.locator("#effect-cards").bounding_box()["y"]
+                < phone.locator("#field-age").bounding_box()["y"])  # fmt: skip
+        browser.close()

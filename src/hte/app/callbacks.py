@@ -4,6 +4,7 @@ and returns component values. No modelling: numbers come from ``RunView`` (files
 
 from __future__ import annotations
 
+import time
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -231,19 +232,31 @@ def run_upload(context: AppContext, file: str | None, config_name: str | None, p
     if not check.ok:
         raise gr.Error("the upload does not pass the cohort checks; see the problems table")
     stages: list[str] = []
+    total: list[int] = []
+    start = time.monotonic()
 
     def on_stage(name: str) -> None:
         stages.append(name)
-        progress((len(stages), None), desc=name, unit="stages")
+        done, n = len(stages), (total[0] if total else None)
+        elapsed = time.monotonic() - start
+        desc = f"{name} (stage {done}" + (f" of {n}" if n else "") + ")"
+        if n and done > 1:
+            left = elapsed / (done - 1) * max(n - done + 1, 0)
+            desc += f", about {_duration(left)} left"
+        progress((done - 1, n), desc=desc, unit="stages")
 
-    progress(0, desc="starting")
+    progress(0, desc="starting: reading the upload")
     try:
         run_dir = your_data.run_on_upload(
-            file, context.config_path(config_name), context.output_root, on_stage
+            file, context.config_path(config_name), context.output_root, on_stage, total.append
         )
     except Exception as exc:  # ConfigError and friends: say what went wrong, in the UI
         raise gr.Error(f"the run failed: {exc}") from None
     return f"Finished: new run folder `{run_dir}`. All tabs now show it.", str(run_dir)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def reload_values(context: AppContext, run_dir: str) -> list[Any]:
@@ -268,3 +281,45 @@ def reload_values(context: AppContext, run_dir: str) -> list[Any]:
 
 def as_path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Run picker (this browser's runs, kept in its local storage across reloads)
+
+
+def _known_run(context: AppContext, run_dir: str) -> Path | None:
+    """A run folder named by the browser, accepted only when it is the launch run or a finished
+    run folder under the app's output root (a client cannot point the app elsewhere)."""
+    try:
+        path = Path(run_dir).resolve()
+    except (TypeError, ValueError, OSError):
+        return None
+    if path == context.run_dir:
+        return path
+    if context.output_root not in path.parents:
+        return None
+    from hte.runs import is_complete_run
+
+    return path if path.is_dir() and is_complete_run(path) else None
+
+
+def run_choices(context: AppContext, runs: list | None) -> list[tuple[str, str]]:
+    """(label, run folder) for the launch run and this browser's upload runs that still exist."""
+    out = [(f"{context.run_dir.name} (launch run)", str(context.run_dir))]
+    for run in runs or []:
+        path = _known_run(context, str(run))
+        if path is not None and str(path) not in {v for _, v in out}:
+            out.append((f"{path.name} (your upload)", str(path)))
+    return out
+
+
+def pick_run(context: AppContext, chosen: str, runs: list | None) -> str:
+    if chosen not in {v for _, v in run_choices(context, runs)}:
+        raise gr.Error("that run folder is not available here")
+    return chosen
+
+
+def remember_run(context: AppContext, run_dir: str, runs: list | None) -> tuple:
+    """This browser's runs with the new one, and the picker showing it."""
+    runs = [r for r in (runs or []) if r != run_dir] + [run_dir]
+    return runs, gr.Dropdown(choices=run_choices(context, runs), value=run_dir)

@@ -42,7 +42,12 @@ APP_CSS = (
 .hte-extrapolated {{background: #fdecea; color: #7f1d1d; font-weight: 600; padding: 4px 10px;
                     border-radius: 6px; margin-bottom: 6px;}}
 .hte-svg {{display: block; height: auto;}}
-@media (max-width: 700px) {{ .hte-whatif-row {{flex-direction: column;}} }}
+@media (max-width: 700px) {{
+  .hte-whatif-row {{flex-direction: column;}}
+  h1 {{font-size: 1.3em !important;}}
+  #app-subtitle, #run-info {{display: none;}}
+  .hte-note {{font-size: 0.8em;}}
+}}
 footer {{display: none !important;}}
 """
 )
@@ -56,13 +61,20 @@ def build_app(context: AppContext) -> gr.Blocks:
     """The Blocks of the explorer for the context's launch run."""
     with gr.Blocks(title="hte explorer: CAR-T vs teclistamab", analytics_enabled=False) as demo:
         run_state = gr.State(str(context.run_dir))
+        gr.Markdown("# hte explorer: who gains most from CAR-T over teclistamab?")
         gr.Markdown(
-            "# hte explorer: who gains most from CAR-T over teclistamab?\n"
             "Individualized effects on overall survival and cytokine release syndrome (CRS) in "
-            "relapsed/refractory multiple myeloma."
+            "relapsed/refractory multiple myeloma.",
+            elem_id="app-subtitle",
         )
         gr.Markdown(RESEARCH_NOTE, elem_classes="hte-note", elem_id="research-note")
-        run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
+        with gr.Row(equal_height=True):
+            run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
+            picker = gr.Dropdown(cb.run_choices(context, []), value=str(context.run_dir),
+                                 label="Run shown (this browser's runs are kept across reloads)",
+                                 elem_id="run-picker", interactive=True, scale=0,
+                                 min_width=320)  # fmt: skip
+        my_runs = gr.BrowserState([], storage_key="hte-my-runs")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Patient what-if", id="whatif", elem_id="tab-whatif"):
                 _whatif_tab(context, run_state)
@@ -71,7 +83,15 @@ def build_app(context: AppContext) -> gr.Blocks:
             with gr.Tab("Attributions and diagnostics", id="diagnostics", elem_id="tab-diag"):
                 diag_outputs = _diagnostics_tab(context, run_state)
             with gr.Tab("Your data", id="data", elem_id="tab-data"):
-                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs)
+                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs,
+                          picker, my_runs)  # fmt: skip
+        demo.load(lambda runs: gr.Dropdown(choices=cb.run_choices(context, runs)), [my_runs],
+                  [picker], queue=False)  # fmt: skip
+        picker.input(lambda chosen, runs: cb.pick_run(context, chosen, runs), [picker, my_runs],
+                     [run_state], queue=False).success(
+            lambda run_dir: cb.reload_values(context, run_dir), [run_state],
+            [run_info, *cohort_outputs, *diag_outputs],
+        )  # fmt: skip
         gr.api(cb.api_profile_effects(context), api_name="profile_effects",
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
@@ -203,8 +223,9 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
         "subgroup's own interval."
     )
     outputs = [headline, dist, scatter, policy_text, policy, rules, pre_plot, pre_table, toc]
-    weight.release(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
-                   [scatter, policy_text, policy])  # fmt: skip
+    # every change: dragging (on release), arrow keys and typed values alike
+    weight.change(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
+                  [scatter, policy_text, policy], trigger_mode="always_last")  # fmt: skip
     return [weight, *outputs]
 
 
@@ -269,7 +290,8 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
 # Your data
 
 
-def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) -> None:
+def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, picker,
+              my_runs) -> None:  # fmt: skip
     gr.Markdown(
         "Upload a cohort (.csv or .parquet, at most "
         f"{MAX_UPLOAD_MB} MB) with hte's column names (one row per patient at the treatment "
@@ -302,10 +324,18 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
         [verdict, problems, run],
         api_name="check_upload",
     )
-    run.click(
+    # Run is disabled while a run is going (and given back whatever the outcome)
+    running = run.click(lambda: gr.Button(interactive=False, value="Running..."), None, [run],
+                        queue=False).then(
         lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008
-        [upload, config], [run_status, run_state], api_name="run_upload",
-    ).success(
+        [upload, config], [run_status, run_state], api_name="run_upload", concurrency_limit=1,
+    )  # fmt: skip
+    running.then(lambda: gr.Button(interactive=True, value="Run the analysis"), None, [run],
+                 queue=False)  # fmt: skip
+    running.success(
         lambda run_dir: cb.reload_values(context, run_dir), [run_state],
         [run_info, *cohort_outputs, *diag_outputs],
+    ).success(
+        lambda run_dir, runs: cb.remember_run(context, run_dir, runs), [run_state, my_runs],
+        [my_runs, picker],
     ).success(lambda: gr.Tabs(selected="whatif"), None, [tabs])  # fmt: skip
