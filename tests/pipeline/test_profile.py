@@ -181,9 +181,10 @@ def test_a_partial_profile_takes_the_cohort_defaults(explorer):
     [
         ({"tumour_size": 3}, "tumour_size", "unknown field"),
         ({"age": "old"}, "age", "must be a number"),
-        ({"age": float("nan")}, "age", "unknown (empty); every patient"),
+        ({"age": float("nan")}, "age", "is unknown .empty.; every patient"),
         ({"age": None}, "age", "no way to use an unknown value"),
-        ({"sex": "unknown"}, "sex", "unknown category"),
+        ({"sex": "unknown"}, "sex", "no way to use an unknown value"),
+        ({"sex": "other"}, "sex", "unknown category"),
         ({"ecog": 1.5}, "ecog", "whole number"),
         ({"ecog": 7}, "ecog", "ecog must be 0-4"),
         ({"extramedullary": "maybe"}, "extramedullary", "true or false"),

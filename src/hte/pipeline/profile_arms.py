@@ -29,6 +29,7 @@ import numpy as np
 EPS = 1e-12
 MAX_SCALE = 1e6  # largest cumulative-hazard scale tried when matching an area
 BISECTIONS = 80
+AREA_TOL = 1e-10  # months: a bisection stops once the area is this close
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,10 @@ def _bisect(area_of, lo: float, hi: float, target: float) -> float:
     for _ in range(BISECTIONS):
         floor = max(lo, 1e-12)
         mid = np.sqrt(floor * hi) if hi / floor > 4 else (lo + hi) / 2
-        if area_of(mid) > target:
+        value = area_of(mid)
+        if abs(value - target) <= AREA_TOL:
+            return mid
+        if value > target:
             lo = mid
         else:
             hi = mid
