@@ -198,3 +198,16 @@ def test_crs_weight_follows_the_keyboard_and_the_phone_shows_the_answer_first(ap
         assert (phone.locator("#effect-cards").bounding_box()["y"]
                 < phone.locator("#field-age").bounding_box()["y"])  # fmt: skip
         browser.close()
+
+
+def test_the_report_opens_in_a_new_tab(app_url):
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, app_url)
+        open_tab(page, "Attributions and diagnostics")
+        with page.context.expect_page(timeout=30_000) as opened:
+            page.locator("#open-report").click()
+        report = opened.value
+        report.wait_for_function("() => location.href.startsWith('blob:')", timeout=30_000)
+        report.wait_for_load_state()
+        assert "CAR-T" in report.content() and report.url.startswith("blob:")
+        browser.close()

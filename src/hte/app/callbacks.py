@@ -184,7 +184,7 @@ def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
     refutations, evalues = cohort_views.robustness_tables(view)
     report = view.report
     note = (
-        f"Report: `{report.name}` of the run folder (download it and open it in a browser)."
+        f"Report: `{report.name}` of the run folder (open it in a new tab, or download it)."
         if report
         else f"HTML report: {NOT_IN_RUN} (write it with the report command)."
     )

@@ -53,6 +53,18 @@ footer {{display: none !important;}}
 )
 
 
+OPEN_REPORT_JS = """
+async () => {
+  const link = document.querySelector('#report-file a');
+  if (!link) { return; }
+  const tab = window.open('', '_blank');
+  const response = await fetch(link.href);
+  const blob = new Blob([await response.arrayBuffer()], {type: 'text/html'});
+  tab.location = URL.createObjectURL(blob);
+}
+"""
+
+
 def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
@@ -276,6 +288,12 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
     report = gr.File(diag[7], label="The run's HTML report (from the run folder)",
                      elem_id="report-file", interactive=False, visible=diag[7] is not None)  # fmt: skip
     report_note = gr.Markdown(diag[8])
+    open_report = gr.Button("Open the report in a new tab", elem_id="open-report", size="sm",
+                            visible=diag[7] is not None)  # fmt: skip
+    # Gradio serves .html files as downloads (its rule against scripts in uploads); the run's
+    # own report is opened from the session's private copy as an HTML blob instead. The tab is
+    # opened at the click, so popup blockers let it through.
+    open_report.click(None, None, None, js=OPEN_REPORT_JS)
     fit.input(lambda run, key: cb.attribution_values(context, run, key), [run_state, fit],
               [importance, beeswarm, fidelity])  # fmt: skip
     fit.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat),
