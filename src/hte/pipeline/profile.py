@@ -83,7 +83,12 @@ PROFILE_FILE = "profile.joblib"
 TARGETS = ("survival", "rmst", "crs", "crs_g3")
 OS_PRIORITY = ("causal_survival_forest", "dr_learner", "cox_interaction", "t_learner", "s_learner")
 CRS_PRIORITY = ("crs_causal_forest", "logistic_interaction")
-TARGET_NAMES = {"survival": "survival", "rmst": "RMST", "crs": "CRS", "crs_g3": "grade >= 3 CRS"}
+TARGET_NAMES = {  # plain words for the summary sentence
+    "survival": "survival",
+    "rmst": "months of life gained",
+    "crs": "CRS",
+    "crs_g3": "severe (grade 3+) CRS",
+}
 N_BOOTSTRAP = 200  # bootstrap refits of the per-arm curve and risk models
 RIDGE_PENALTY = 1.0  # on standardized covariates, in units of the summed log-likelihood
 OVERLAP_BOUNDS = (0.05, 0.95)
