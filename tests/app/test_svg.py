@@ -55,3 +55,28 @@ def test_form_rules_use_the_runs_ranges_and_unknown():
     assert profile == {"crp": None}
     _, errors = check_form([age, crp], {"age": None, "crp": 5})
     assert "Age is empty" in errors["age"] and "from 37.2 to 90 years" in errors["age"]
+
+
+def _deuteranope_lab(hex_colour: str) -> np.ndarray:
+    """CIELAB of a colour as a deuteranope sees it (Vienot, Brettel & Mollon 1999 simulation
+    in linear RGB)."""
+    c = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)]) / 255
+    rgb = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    sim = np.array([[0.29275, 0.70725, 0], [0.29275, 0.70725, 0], [-0.02234, 0.02234, 1]])
+    rgb = np.clip(sim @ rgb, 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
+                    [0.0193, 0.1192, 0.9505]]) @ rgb / np.array([0.95047, 1, 1.08883])  # fmt: skip
+    f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_the_palette_survives_deuteranopia():
+    """Pairs that carry meaning stay far apart (CIELAB distance > 40) for a deuteranope; the
+    old red/green waterfall pair did not (about 13, the reason for the change)."""
+    far = lambda a, b: np.linalg.norm(_deuteranope_lab(a) - _deuteranope_lab(b))  # noqa: E731
+    assert far("#2e8540", "#b03a2e") < 20  # the old benefit/harm pair: confusable
+    assert far(svg.CART, svg.TEC) > 40
+    assert far(svg.UP, svg.DOWN) > 40
+    from hte.app.plots import BENEFIT_COLOUR, CART_COLOUR, HARM_COLOUR, TEC_COLOUR
+
+    assert far(CART_COLOUR, TEC_COLOUR) > 40 and far(BENEFIT_COLOUR, HARM_COLOUR) > 40
