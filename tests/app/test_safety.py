@@ -130,3 +130,25 @@ def test_the_run_picker_accepts_only_finished_runs_under_the_output_root(small_r
         assert cb.pick_run(context, str(context.run_dir), []) == str(context.run_dir)
     finally:
         unfinished.rmdir()
+
+
+def test_a_form_state_seen_before_is_answered_from_the_cache_unchanged(
+    small_run, hte_home, monkeypatch
+):
+    from hte.app import callbacks as cb
+    from hte.app.state import AppContext
+
+    monkeypatch.setenv("HTE_HOME", str(hte_home))  # the run's signing key
+
+    context = AppContext.create(small_run)
+    explorer = context.explorer()
+    names = [f.name for f in explorer.fields()]
+    values = cb.default_values(context, str(small_run))
+    first = cb.whatif_outputs(context, str(small_run), names, values, "age", "survival")
+    first[0] = "changed by a caller"  # a caller's list is its own
+    again = cb.whatif_outputs(context, str(small_run), names, values, "age", "survival")
+    assert again[0] == "" and again[1:] == first[1:]
+    other = list(values)
+    other[names.index("age")] = 60
+    changed = cb.whatif_outputs(context, str(small_run), names, other, "age", "survival")
+    assert changed[len(names) + 1] != again[len(names) + 1]  # the cards follow the profile

@@ -4,7 +4,9 @@ and returns component values. No modelling: numbers come from ``RunView`` (files
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -86,9 +88,35 @@ def _coverage(context: AppContext, run_dir: str) -> dict:
     return cached
 
 
+_ANSWERS: OrderedDict = OrderedDict()  # (run, form values, what-moves-it) -> outputs
+_ANSWERS_LOCK = threading.Lock()
+MAX_ANSWERS = 512
+
+
 def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
     """One message per field (empty when fine), then warning, cards, curves, summary, icons, OS
-    waterfall, CRS waterfall, what-moves-it (all cleared when a field is refused)."""
+    waterfall, CRS waterfall, what-moves-it (all cleared when a field is refused). Answers are
+    kept for the last ``MAX_ANSWERS`` form states (they are strings, and a run folder's models do
+    not change), so going back to a profile (reset, an example, a toggled field) is instant."""
+    try:
+        key = (str(run_dir), tuple(names), tuple(values), move_field, move_target)
+        hash(key)
+    except TypeError:  # an unhashable value from a client: compute, do not keep
+        key = None
+    with _ANSWERS_LOCK:
+        if key is not None and key in _ANSWERS:
+            _ANSWERS.move_to_end(key)
+            return list(_ANSWERS[key])
+    out = _whatif_outputs(context, run_dir, names, values, move_field, move_target)
+    if key is not None:
+        with _ANSWERS_LOCK:
+            _ANSWERS[key] = tuple(out)
+            while len(_ANSWERS) > MAX_ANSWERS:
+                _ANSWERS.popitem(last=False)
+    return out
+
+
+def _whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
     explorer = context.explorer(run_dir)
     errors, out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
                                     move_target, _coverage(context, run_dir))  # fmt: skip
