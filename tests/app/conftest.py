@@ -49,6 +49,9 @@ def small_run(tmp_path_factory, hte_home) -> Path:
     root = tmp_path_factory.mktemp("runs")
     config = load_config(ROOT / "configs" / "default.yaml", SMALL_OVERRIDES)
     result = run_experiment(config, output_root=root, progress=False)
+    from hte.report import write_report
+
+    write_report(result.run_dir)  # as `hte run` does: the diagnostics tab offers it
     mp.undo()
     return result.run_dir
 

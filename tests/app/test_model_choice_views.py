@@ -45,7 +45,7 @@ def test_whatif_lists_the_group_estimate_of_patients_like_this():
                                             "estimate": 0.1, "lower": 0.02, "upper": 0.18}},
     }  # fmt: skip
     html = effect_cards(effects)
-    assert "Patients like this" in html and "+10.0 pp" in html and "all patients" in html
+    assert "Patients like this" in html and "+10.0 points" in html and "all patients" in html
     effects["patients_like_this"]["survival"].update(group=3, n_groups=5, n=400)
     assert "group 3 of 5, n = 400" in effect_cards(effects)
 

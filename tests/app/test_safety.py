@@ -105,4 +105,50 @@ def test_icon_counts_add_up_to_100(shares):
 
 def test_icon_array_draws_100_people():
     html = icon_array([("alive", 87, "#1b6ca8"), ("died", 13, "#d1d5db")], "CAR-T")
-    assert html.count("<svg") == 100 and "87 alive" in html and "13 died" in html
+    assert html.count("<use ") == 100 and "87 alive" in html and "13 died" in html
+    assert html.count('fill="#1b6ca8"') == 87 and html.count('fill="#d1d5db"') == 13
+
+
+def test_the_run_picker_accepts_only_finished_runs_under_the_output_root(small_run, tmp_path):
+    """Run folders named by a browser's local storage: the launch run and finished runs under
+    the app's output root; anything else (another folder, an unfinished run) is left out."""
+    from hte.app import callbacks as cb
+    from hte.app.state import AppContext
+
+    context = AppContext.create(small_run)
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    unfinished = small_run.parent / "20260101T000000Z-deadbeef.partial"
+    unfinished.mkdir()
+    try:
+        choices = cb.run_choices(
+            context, [str(outside), str(unfinished), "/etc", 5, str(small_run)]
+        )
+        assert [v for _, v in choices] == [str(context.run_dir)]
+        with pytest.raises(Exception, match="not available"):
+            cb.pick_run(context, str(outside), [str(outside)])
+        assert cb.pick_run(context, str(context.run_dir), []) == str(context.run_dir)
+    finally:
+        unfinished.rmdir()
+
+
+def test_a_form_state_seen_before_is_answered_from_the_cache_unchanged(
+    small_run, hte_home, monkeypatch
+):
+    from hte.app import callbacks as cb
+    from hte.app.state import AppContext
+
+    monkeypatch.setenv("HTE_HOME", str(hte_home))  # the run's signing key
+
+    context = AppContext.create(small_run)
+    explorer = context.explorer()
+    names = [f.name for f in explorer.fields()]
+    values = cb.default_values(context, str(small_run))
+    first = cb.whatif_outputs(context, str(small_run), names, values, "age", "survival")
+    first[0] = "changed by a caller"  # a caller's list is its own
+    again = cb.whatif_outputs(context, str(small_run), names, values, "age", "survival")
+    assert again[0] == "" and again[1:] == first[1:]
+    other = list(values)
+    other[names.index("age")] = 60
+    changed = cb.whatif_outputs(context, str(small_run), names, other, "age", "survival")
+    assert changed[len(names) + 1] != again[len(names) + 1]  # the cards follow the profile

@@ -54,3 +54,39 @@ def test_upload_config_points_at_the_database(ehr):
     )  # fmt: skip
     assert config.data.source == "omop" and config.data.db.endswith("ehr.duckdb")
     assert config.name == "upload_omop"
+
+
+SMALL_UPLOAD_CONFIG = """
+name: upload_small
+data: {source: file, path: placeholder.csv}
+time_zero: [{mode: decision}]
+outcomes:
+  os: {enabled: true, survival_horizon: 12, rmst_horizon: 24}
+  crs: {enabled: true, any_grade: true, grade3: false}
+estimators:
+  - {name: cox_interaction, kind: cox_interaction}
+  - {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}}
+evaluation: {alpha: 0.05, truth_metrics: false, robustness: false}
+explanation: {shap: false, subgroup_rules: false}
+seeds: {global: 5}
+"""
+
+
+def test_an_upload_run_writes_its_report_and_reports_its_stages(tmp_path, monkeypatch):
+    """A run from "Your data" writes report.html like `hte run`, says how many stages it has
+    before it starts and names each stage as it starts it."""
+    from hte.data.simulate import simulate_cohort
+    from hte.runs import is_complete_run
+
+    monkeypatch.setenv("HTE_HOME", str(tmp_path / "home"))
+    cohort = tmp_path / "cohort.csv"
+    frame = simulate_cohort(300, seed=4)
+    frame[[c for c in frame.columns if not c.startswith("true_")]].to_csv(cohort, index=False)
+    config = tmp_path / "small.yaml"
+    config.write_text(SMALL_UPLOAD_CONFIG)
+    stages, totals = [], []
+    run_dir = your_data.run_on_upload(cohort, config, tmp_path / "runs", stages.append,
+                                      totals.append)  # fmt: skip
+    assert is_complete_run(run_dir) and (run_dir / "report.html").stat().st_size > 10_000
+    assert len(totals) == 1 and totals[0] >= 5
+    assert any("decision" in s for s in stages) and len(stages) >= totals[0] - 1

@@ -151,9 +151,11 @@ def test_arm_estimates_and_summary_agree(explorer):
     alive = round(100 * out.survival_cart.value)
     assert out.icon_counts["survival"]["cart"] == {"alive": alive, "dead": 100 - alive}
     assert f"about {alive} would be alive at 12 months with CAR-T" in out.summary
-    crs = round(100 * abs(out.crs_difference.value))
-    word = "more" if out.crs_difference.value > 0 else "fewer"
-    assert f"{crs} {word} would have CRS" in out.summary
+    a, b = round(100 * out.crs_cart.value), round(100 * out.crs_tec.value)
+    word = "more" if a > b else "fewer"
+    assert f"{abs(a - b)} {word} would have CRS with CAR-T than with teclistamab ({a} vs {b})" in (
+        out.summary
+    )
     assert out.defaults_used == () and not out.low_overlap
 
 
@@ -179,9 +181,10 @@ def test_a_partial_profile_takes_the_cohort_defaults(explorer):
     [
         ({"tumour_size": 3}, "tumour_size", "unknown field"),
         ({"age": "old"}, "age", "must be a number"),
-        ({"age": float("nan")}, "age", "missing"),
-        ({"age": None}, "age", "missing"),
-        ({"sex": "unknown"}, "sex", "unknown category"),
+        ({"age": float("nan")}, "age", "is unknown .empty.; every patient"),
+        ({"age": None}, "age", "no way to use an unknown value"),
+        ({"sex": "unknown"}, "sex", "no way to use an unknown value"),
+        ({"sex": "other"}, "sex", "unknown category"),
         ({"ecog": 1.5}, "ecog", "whole number"),
         ({"ecog": 7}, "ecog", "ecog must be 0-4"),
         ({"extramedullary": "maybe"}, "extramedullary", "true or false"),
@@ -259,6 +262,8 @@ def test_waterfall_adds_up_in_clinical_fields(explorer, target):
     w = explorer.waterfall(profile, target)
     total = w["base_value"] + sum(c["contribution"] for c in w["contributions"])
     assert total == pytest.approx(w["surrogate_prediction"], abs=1e-6)
+    # the waterfall ends at the effect the cards show: the last bar is what the surrogate misses
+    assert total + w["approximation"] == pytest.approx(w["total"], abs=1e-6)
     names = [c["field"] for c in w["contributions"]]
     assert sorted(names) == sorted(f.name for f in explorer.fields())  # one row per field
     assert w["model_effect"] == pytest.approx(
@@ -357,7 +362,12 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     observed values, and a complete profile encodes with indicator 0 exactly as the encoder does."""
     from hte.data.simulate import simulate_cohort
     from hte.design.design_matrix import build_design_matrix
-    from hte.pipeline.profile_fields import build_fields, profile_frame, typical_profile
+    from hte.pipeline.profile_fields import (
+        build_fields,
+        coerce_profile,
+        profile_frame,
+        typical_profile,
+    )
 
     cohort = simulate_cohort(300, seed=2)
     cohort.loc[::7, "crp"] = np.nan
@@ -378,6 +388,19 @@ def test_fields_and_encoding_of_a_cohort_with_missing_values():
     (shared,) = [ind for ind, cols in encoder.shared_indicators_.items() if "crp" in cols]
     assert set(encoder.shared_indicators_[shared]) == {"crp", "ferritin"}
     assert encoded[0, names.index(shared)] == 0 and "crp_missing" not in names
+    # "unknown" takes the design's missing-value path: the fill value with its indicator 1,
+    # exactly as the encoder treats a patient without the value; fields without one refuse it
+    assert crp.missing_allowed and not next(f for f in fields if f.name == "age").missing_allowed
+    unknown = {**profile, "crp": None, "race": None, "ldh_high": None}
+    row, _ = coerce_profile(fields, profile, {"crp": None, "race": "unknown", "ldh_high": None})
+    assert row == unknown
+    np.testing.assert_array_equal(
+        encode_row(encoder, unknown),
+        encoder.transform(profile_frame(fields, unknown)).to_numpy(float),
+    )
+    assert encode_row(encoder, unknown)[0, names.index(shared)] == 1
+    with pytest.raises(ProfileError, match="age: is unknown"):
+        coerce_profile(fields, profile, {"age": None})
 
 
 def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplorer:
@@ -435,3 +458,208 @@ def test_a_chosen_model_places_the_profile_in_its_benefit_group(explorer):
     assert like["group"] == k + 1 and like["estimate"] == groups[k][0]
     assert out.survival_difference.source == source.estimator
     assert "lowest held-out DR loss" in out.notes["survival_difference"]
+
+
+# --------------------------------------------------------------------------------------------------
+# One coherent answer per profile (issue 14): every number agrees with the shown effect
+
+
+def _coherence_profiles(explorer, cohort, n_random: int = 120) -> list[dict]:
+    """Random profiles over the fields' 1st-99th percentiles (implausible combinations
+    included), cohort patients, the examples and the all-extremes profile."""
+    from hte.pipeline.profile_bench import random_profile
+
+    rng = np.random.default_rng(5)
+    out = [random_profile(explorer.fields(), rng) for _ in range(n_random)]
+    out += [_profile(explorer, cohort.iloc[i]) for i in range(0, 400, 20)]
+    out += [*explorer.examples().values(), _extreme_profile(explorer)]
+    return out
+
+
+def _extreme_profile(explorer) -> dict:
+    """Oldest, ECOG 4, lowest CrCl, highest ferritin and CRP the form accepts."""
+    fields = {f.name: f for f in explorer.fields()}
+    profile = explorer.default_profile()
+    for name, end in (("age", "maximum"), ("ecog", "maximum"), ("crcl", "minimum"),
+                      ("ferritin", "maximum"), ("crp", "maximum")):  # fmt: skip
+        if name in fields:
+            f = fields[name]
+            profile[name] = 4 if name == "ecog" else getattr(f, end)
+    return profile
+
+
+def _assert_coherent(explorer, out, profile) -> None:
+    from hte.pipeline.profile_arms import restricted_mean
+
+    h, hr = out.survival_horizon, out.rmst_horizon
+    times = np.asarray(out.curves["times"])
+    cart, tec = (np.asarray(out.curves[a]["survival"]) for a in ("cart", "tec"))
+    k = int(np.argmin(np.abs(times - h)))
+    # survival at the horizon: per-arm values, curves and the headline effect agree (sign too)
+    d = out.survival_cart.value - out.survival_tec.value
+    assert d == pytest.approx(out.survival_difference.value, abs=1e-9)
+    assert np.sign(round(d, 9)) == np.sign(round(out.survival_difference.value, 9))
+    assert cart[k] == pytest.approx(out.survival_cart.value, abs=1e-9)
+    assert tec[k] == pytest.approx(out.survival_tec.value, abs=1e-9)
+    # RMST: the area between the drawn curves is the RMST effect shown
+    area = restricted_mean(times, cart, hr) - restricted_mean(times, tec, hr)
+    assert out.coherence["rmst_matched"]
+    assert area == pytest.approx(out.rmst_difference.value, abs=1e-6)
+    assert out.rmst_cart.value - out.rmst_tec.value == pytest.approx(area, abs=1e-9)
+    # CRS: per-arm risks differ by the CRS effect
+    for diff, a, b in ((out.crs_difference, out.crs_cart, out.crs_tec),
+                       (out.crs_g3_difference, out.crs_g3_cart, out.crs_g3_tec)):  # fmt: skip
+        if diff is not None and a is not None:
+            assert a.value - b.value == pytest.approx(diff.value, abs=1e-9)
+            assert 0 <= a.value <= 1 and 0 <= b.value <= 1
+    # icon arrays and sentence: the rounded per-arm numbers (so within one icon of the effect)
+    icons = out.icon_counts
+    alive = icons["survival"]["cart"]["alive"] - icons["survival"]["tec"]["alive"]
+    assert abs(alive - 100 * out.survival_difference.value) <= 1.0 + 1e-9
+    more = icons["crs"]["cart"]["crs"] - icons["crs"]["tec"]["crs"]
+    assert abs(more - 100 * out.crs_difference.value) <= 1.0 + 1e-9
+    a, b = icons["survival"]["cart"]["alive"], icons["survival"]["tec"]["alive"]
+    assert f"about {a} would be alive at {h:g} months with CAR-T and {b}" in out.summary
+    # bands hold their values, curves stay curves
+    for est in (out.survival_cart, out.survival_tec, out.crs_cart, out.crs_tec):
+        assert est.lower <= est.value <= est.upper
+    for curve in (cart, tec):
+        assert curve[0] == pytest.approx(1.0) and np.all(np.diff(curve) <= 1e-12)
+    # the waterfall of each effect ends at the card's value
+    for target, est in (("survival", out.survival_difference), ("crs", out.crs_difference)):
+        w = explorer.waterfall(profile, target)
+        total = w["base_value"] + sum(c["contribution"] for c in w["contributions"])
+        assert total + w["approximation"] == pytest.approx(est.value, abs=1e-9)
+
+
+def test_one_coherent_answer_over_many_profiles(run, explorer):
+    """>= 100 profiles: headline, per-arm numbers, curves, RMST area, icons, sentence and
+    waterfall agree in sign and value, although the prognosis model alone often disagrees."""
+    _, cohort, _ = run
+    profiles = _coherence_profiles(explorer, cohort)
+    assert len(profiles) >= 100
+    disagreed = 0
+    for profile in profiles:
+        out = explorer.effects(profile)
+        _assert_coherent(explorer, out, profile)
+        own = out.coherence["prognosis_model"]["survival"]
+        disagreed += np.sign(own["cart"] - own["tec"]) != np.sign(out.survival_difference.value)
+    # the test has teeth: without the adjustment some answers would contradict themselves
+    assert disagreed > 0
+
+
+def test_a_constant_choice_is_coherent_too(explorer, run):
+    """With the average effect shown, the per-arm numbers agree with it (and say what the
+    prognosis model alone gave); the waterfall has nothing to attribute."""
+    from hte.pipeline.model_choice import ModelChoice
+
+    ex = explorer
+    for target, value in (("survival", (0.1, 0.02, 0.18)), ("rmst", (1.5, 0.2, 2.8)),
+                          ("crs", (0.2, 0.1, 0.3))):  # fmt: skip
+        choice = ModelChoice(target, "constant", "no learner beats the constant", value, (),
+                             ((*value, 400),), 0.05)  # fmt: skip
+        ex = _with_choice(ex, target, choice)
+    _, cohort, _ = run
+    for profile in _coherence_profiles(ex, cohort, n_random=20):
+        out = ex.effects(profile)
+        assert out.survival_difference.value == 0.1 and out.crs_difference.value == 0.2
+        _assert_coherent(ex, out, profile)
+        w = ex.waterfall(profile, "survival")
+        assert w["contributions"] == [] and w["base_value"] == w["total"] == 0.1
+
+
+def test_split_difference_is_the_closest_pair_with_that_difference():
+    from hte.pipeline.profile_arms import split_difference
+
+    s = split_difference(0.6, 0.5, 0.3)  # move each by 0.1: the least-squares answer
+    assert (s.cart, s.tec, s.feasible) == (pytest.approx(0.7), pytest.approx(0.4), True)
+    s = split_difference(0.0, 0.0, 0.105)  # both arms dead: the bound holds teclistamab at 0
+    assert (s.cart, s.tec) == (pytest.approx(0.105), 0.0)
+    s = split_difference(0.2, 0.9, 0.0)
+    assert s.cart == s.tec == pytest.approx(0.55)
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # against brute force over the feasible segment
+        p1, p0, d = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(-0.9, 0.9)
+        q0 = np.linspace(max(0, -d), min(1, 1 - d), 20001)
+        best = q0[np.argmin((q0 + d - p1) ** 2 + (q0 - p0) ** 2)]
+        s = split_difference(p1, p0, d)
+        assert s.tec == pytest.approx(best, abs=1e-4) and s.cart - s.tec == pytest.approx(d)
+    assert not split_difference(0.5, 0.5, 0.3, (0.0, 0.6), (0.4, 1.0)).feasible
+
+
+def test_matched_exponential_curves_reach_both_targets():
+    """Exponential prognosis curves (hazards 0.05 and 0.08 per month): the scaled curves pass
+    through the adjusted 12-month survival and their RMST difference to 24 months is the target;
+    a target the curves already meet leaves them unchanged."""
+    from hte.pipeline.profile_arms import match_curves, restricted_mean
+
+    grid = np.arange(0, 36.01, 0.5)
+    cart, tec = np.exp(-0.05 * grid), np.exp(-0.08 * grid)
+    k = list(grid).index(12.0)
+    same = match_curves(grid, cart, tec, 12.0, cart[k] - tec[k], 24.0,
+                        restricted_mean(grid, cart, 24) - restricted_mean(grid, tec, 24))  # fmt: skip
+    for arm, curve in (("cart", cart), ("tec", tec)):
+        np.testing.assert_allclose(same.scales[arm].apply(grid, curve), curve, atol=1e-9)
+    for d_surv, d_rmst in ((-0.05, -0.5), (0.2, 1.0), (0.0, 2.5), (0.3, -1.0)):
+        m = match_curves(grid, cart, tec, 12.0, d_surv, 24.0, d_rmst)
+        c1 = m.scales["cart"].apply(grid, cart)
+        c0 = m.scales["tec"].apply(grid, tec)
+        assert c1[k] - c0[k] == pytest.approx(d_surv, abs=1e-9)
+        assert m.rmst_matched
+        area = restricted_mean(grid, c1, 24) - restricted_mean(grid, c0, 24)
+        assert area == pytest.approx(d_rmst, abs=1e-6)
+        for c in (c1, c0):
+            assert c[0] == pytest.approx(1.0) and np.all(np.diff(c) <= 1e-12)
+
+
+# --------------------------------------------------------------------------------------------------
+# Support on the joint profile (issue 14)
+
+
+def test_the_all_extremes_profile_is_unlike_either_arm(explorer):
+    out = explorer.effects(_extreme_profile(explorer))
+    text = " ".join(out.warnings)
+    assert "No patient treated with CAR-T or teclistamab in the cohort had this combination" in text
+    assert out.low_overlap
+    for arm in ("cart", "tec"):
+        detail = out.joint_support[arm]
+        assert detail["distance"] > detail["threshold"] and not detail["supported"]
+    # the reason names fields among the ones made extreme
+    extreme = {"Age", "ECOG performance status", "Creatinine clearance", "Ferritin",
+               "C-reactive protein"}  # fmt: skip
+    assert set(out.joint_support["cart"]["differs_most_in"]) & extreme
+
+
+def test_typical_profiles_and_most_cohort_patients_are_supported(run, explorer):
+    _, cohort, _ = run
+    for profile in [explorer.default_profile(), *explorer.examples().values()]:
+        out = explorer.effects(profile)
+        assert all(d["supported"] for d in out.joint_support.values()), out.joint_support
+        assert not any("combination" in w for w in out.warnings)
+    flagged = [
+        not all(d["supported"] for d in explorer.effects(_profile(explorer, row)).joint_support.values())
+        for _, row in cohort.iloc[::4].iterrows()
+    ]  # fmt: skip
+    # thresholds are the cohort's own 99th percentiles (leave-one-out), per arm
+    assert np.mean(flagged) <= 0.04
+
+
+def test_joint_support_flags_a_combination_seen_in_one_arm_only():
+    """Two covariates, each value seen in both arms, but the combination (high, high) only under
+    teclistamab: flagged for CAR-T alone, with the reason; (low, low) is supported."""
+    from hte.pipeline.profile_support import fit_joint_support, support_flags
+
+    rng = np.random.default_rng(1)
+    n = 600
+    w = rng.integers(0, 2, n)
+    a = rng.normal(0, 1, n)
+    b = np.where(w == 1, -np.abs(rng.normal(0, 1, n)) * np.sign(a), rng.normal(0, 1, n))
+    X = np.column_stack([a, b, rng.integers(0, 2, n)])
+    support = fit_joint_support(X, w, ["a", "b", "flag"])
+    hi_hi = np.array([2.0, 2.0, 0.0])
+    flags, detail = support_flags(support, hi_hi, {}, {"a": "Alpha", "b": "Beta"})
+    assert not detail["cart"]["supported"] and detail["tec"]["supported"]
+    assert flags and "treated with CAR-T in the cohort" in flags[0]
+    assert set(detail["cart"]["differs_most_in"][:2]) == {"Alpha", "Beta"}
+    flags, detail = support_flags(support, np.array([0.1, -0.1, 1.0]), {}, {})
+    assert not flags and all(d["supported"] for d in detail.values())

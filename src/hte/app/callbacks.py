@@ -4,6 +4,10 @@ and returns component values. No modelling: numbers come from ``RunView`` (files
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +50,10 @@ def field_component(field) -> gr.components.Component:
     return wi.field_component(field)
 
 
+def field_error(field) -> gr.HTML:
+    return wi.field_error(field)
+
+
 def default_move_field(fields) -> str | None:
     return wi.default_move_field(fields)
 
@@ -62,27 +70,70 @@ def example_values(context: AppContext, run_dir: str, name: str | None) -> list:
     return wi.form_values(explorer.fields(), profile or explorer.default_profile())
 
 
-def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> tuple:
-    """warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it."""
+def _coverage(context: AppContext, run_dir: str) -> dict:
+    """How often the shown models' intervals covered in the run's own check (cached per run)."""
     explorer = context.explorer(run_dir)
+    cached = getattr(explorer, "_app_coverage", None)
+    if cached is None:
+        sources = {
+            t: ("average effect (DR)" if s.constant is not None else s.estimator)
+            for t, s in explorer.bundle.sources.items()
+        }
+        try:
+            analysis = context.view(run_dir).analysis(explorer.bundle.analysis)
+        except Exception:  # a run view without that analysis: say nothing about coverage
+            analysis = {}
+        cached = wi.interval_coverage(analysis, sources)
+        explorer._app_coverage = cached
+    return cached
+
+
+_ANSWERS: OrderedDict = OrderedDict()  # (run, form values, what-moves-it) -> outputs
+_ANSWERS_LOCK = threading.Lock()
+MAX_ANSWERS = 512
+
+
+def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
+    """One message per field (empty when fine), then warning, cards, curves, summary, icons, OS
+    waterfall, CRS waterfall, what-moves-it (all cleared when a field is refused). Answers are
+    kept for the last ``MAX_ANSWERS`` form states (they are strings, and a run folder's models do
+    not change), so going back to a profile (reset, an example, a toggled field) is instant."""
     try:
-        out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
-                                move_target)  # fmt: skip
-    except wi.InvalidProfile as exc:
-        raise gr.Error(str(exc)) from None
-    _close(out)
+        key = (str(run_dir), tuple(names), tuple(values), move_field, move_target)
+        hash(key)
+    except TypeError:  # an unhashable value from a client: compute, do not keep
+        key = None
+    with _ANSWERS_LOCK:
+        if key is not None and key in _ANSWERS:
+            _ANSWERS.move_to_end(key)
+            return list(_ANSWERS[key])
+    out = _whatif_outputs(context, run_dir, names, values, move_field, move_target)
+    if key is not None:
+        with _ANSWERS_LOCK:
+            _ANSWERS[key] = tuple(out)
+            while len(_ANSWERS) > MAX_ANSWERS:
+                _ANSWERS.popitem(last=False)
     return out
 
 
-def moves_output(context, run_dir, names, values, move_field, move_target):
+def _whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
+    explorer = context.explorer(run_dir)
+    errors, out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
+                                    move_target, _coverage(context, run_dir))  # fmt: skip
+    field_messages = [
+        f'<div class="hte-field-msg" role="alert">{escape(errors[n])}</div>' if n in errors else ""
+        for n in names
+    ]
+    return [*field_messages, *out]
+
+
+def moves_output(context, run_dir, names, values, move_field, move_target) -> str:
     explorer = context.explorer(run_dir)
     try:
-        fig = wi.moves_figure(explorer, dict(zip(names, values, strict=True)), move_field,
-                              move_target)  # fmt: skip
+        return wi.moves_output(explorer, dict(zip(names, values, strict=True)), move_field,
+                               move_target)  # fmt: skip
     except wi.InvalidProfile as exc:
         raise gr.Error(str(exc)) from None
-    _close([fig])
-    return fig
 
 
 def api_profile_effects(context: AppContext):
@@ -161,7 +212,7 @@ def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
     refutations, evalues = cohort_views.robustness_tables(view)
     report = view.report
     note = (
-        f"Report: `{report.name}` of the run folder (download it and open it in a browser)."
+        f"Report: `{report.name}` of the run folder (open it in a new tab, or download it)."
         if report
         else f"HTML report: {NOT_IN_RUN} (write it with the report command)."
     )
@@ -209,19 +260,31 @@ def run_upload(context: AppContext, file: str | None, config_name: str | None, p
     if not check.ok:
         raise gr.Error("the upload does not pass the cohort checks; see the problems table")
     stages: list[str] = []
+    total: list[int] = []
+    start = time.monotonic()
 
     def on_stage(name: str) -> None:
         stages.append(name)
-        progress((len(stages), None), desc=name, unit="stages")
+        done, n = len(stages), (total[0] if total else None)
+        elapsed = time.monotonic() - start
+        desc = f"{name} (stage {done}" + (f" of {n}" if n else "") + ")"
+        if n and done > 1:
+            left = elapsed / (done - 1) * max(n - done + 1, 0)
+            desc += f", about {_duration(left)} left"
+        progress((done - 1, n), desc=desc, unit="stages")
 
-    progress(0, desc="starting")
+    progress(0, desc="starting: reading the upload")
     try:
         run_dir = your_data.run_on_upload(
-            file, context.config_path(config_name), context.output_root, on_stage
+            file, context.config_path(config_name), context.output_root, on_stage, total.append
         )
     except Exception as exc:  # ConfigError and friends: say what went wrong, in the UI
         raise gr.Error(f"the run failed: {exc}") from None
     return f"Finished: new run folder `{run_dir}`. All tabs now show it.", str(run_dir)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 def reload_values(context: AppContext, run_dir: str) -> list[Any]:
@@ -246,3 +309,45 @@ def reload_values(context: AppContext, run_dir: str) -> list[Any]:
 
 def as_path(value: str | None) -> Path | None:
     return Path(value) if value else None
+
+
+# --------------------------------------------------------------------------------------------------
+# Run picker (this browser's runs, kept in its local storage across reloads)
+
+
+def _known_run(context: AppContext, run_dir: str) -> Path | None:
+    """A run folder named by the browser, accepted only when it is the launch run or a finished
+    run folder under the app's output root (a client cannot point the app elsewhere)."""
+    try:
+        path = Path(run_dir).resolve()
+    except (TypeError, ValueError, OSError):
+        return None
+    if path == context.run_dir:
+        return path
+    if context.output_root not in path.parents:
+        return None
+    from hte.runs import is_complete_run
+
+    return path if path.is_dir() and is_complete_run(path) else None
+
+
+def run_choices(context: AppContext, runs: list | None) -> list[tuple[str, str]]:
+    """(label, run folder) for the launch run and this browser's upload runs that still exist."""
+    out = [(f"{context.run_dir.name} (launch run)", str(context.run_dir))]
+    for run in runs or []:
+        path = _known_run(context, str(run))
+        if path is not None and str(path) not in {v for _, v in out}:
+            out.append((f"{path.name} (your upload)", str(path)))
+    return out
+
+
+def pick_run(context: AppContext, chosen: str, runs: list | None) -> str:
+    if chosen not in {v for _, v in run_choices(context, runs)}:
+        raise gr.Error("that run folder is not available here")
+    return chosen
+
+
+def remember_run(context: AppContext, run_dir: str, runs: list | None) -> tuple:
+    """This browser's runs with the new one, and the picker showing it."""
+    runs = [r for r in (runs or []) if r != run_dir] + [run_dir]
+    return runs, gr.Dropdown(choices=run_choices(context, runs), value=run_dir)

@@ -37,9 +37,32 @@ APP_CSS = (
 .hte-cart {{color: {CART_COLOUR};}}
 .hte-tec {{color: {TEC_COLOUR};}}
 .hte-summary {{font-size: 1.02em; line-height: 1.5;}}
+.hte-field-msg {{color: #b03a2e; font-size: 0.86em; margin: -4px 0 6px 2px;}}
+.hte-term {{text-decoration: underline dotted; cursor: help;}}
+.hte-extrapolated {{background: #fdecea; color: #7f1d1d; font-weight: 600; padding: 4px 10px;
+                    border-radius: 6px; margin-bottom: 6px;}}
+.hte-svg {{display: block; height: auto;}}
+@media (max-width: 700px) {{
+  .hte-whatif-row {{flex-direction: column;}}
+  h1 {{font-size: 1.3em !important;}}
+  #app-subtitle, #run-info {{display: none;}}
+  .hte-note {{font-size: 0.8em;}}
+}}
 footer {{display: none !important;}}
 """
 )
+
+
+OPEN_REPORT_JS = """
+async () => {
+  const link = document.querySelector('#report-file a');
+  if (!link) { return; }
+  const tab = window.open('', '_blank');
+  const response = await fetch(link.href);
+  const blob = new Blob([await response.arrayBuffer()], {type: 'text/html'});
+  tab.location = URL.createObjectURL(blob);
+}
+"""
 
 
 def theme() -> gr.themes.Base:
@@ -50,13 +73,20 @@ def build_app(context: AppContext) -> gr.Blocks:
     """The Blocks of the explorer for the context's launch run."""
     with gr.Blocks(title="hte explorer: CAR-T vs teclistamab", analytics_enabled=False) as demo:
         run_state = gr.State(str(context.run_dir))
+        gr.Markdown("# hte explorer: who gains most from CAR-T over teclistamab?")
         gr.Markdown(
-            "# hte explorer: who gains most from CAR-T over teclistamab?\n"
             "Individualized effects on overall survival and cytokine release syndrome (CRS) in "
-            "relapsed/refractory multiple myeloma."
+            "relapsed/refractory multiple myeloma.",
+            elem_id="app-subtitle",
         )
         gr.Markdown(RESEARCH_NOTE, elem_classes="hte-note", elem_id="research-note")
-        run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
+        with gr.Row(equal_height=True):
+            run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
+            picker = gr.Dropdown(cb.run_choices(context, []), value=str(context.run_dir),
+                                 label="Run shown (this browser's runs are kept across reloads)",
+                                 elem_id="run-picker", interactive=True, scale=0,
+                                 min_width=320)  # fmt: skip
+        my_runs = gr.BrowserState([], storage_key="hte-my-runs")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Patient what-if", id="whatif", elem_id="tab-whatif"):
                 _whatif_tab(context, run_state)
@@ -65,7 +95,15 @@ def build_app(context: AppContext) -> gr.Blocks:
             with gr.Tab("Attributions and diagnostics", id="diagnostics", elem_id="tab-diag"):
                 diag_outputs = _diagnostics_tab(context, run_state)
             with gr.Tab("Your data", id="data", elem_id="tab-data"):
-                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs)
+                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs,
+                          picker, my_runs)  # fmt: skip
+        demo.load(lambda runs: gr.Dropdown(choices=cb.run_choices(context, runs)), [my_runs],
+                  [picker], queue=False)  # fmt: skip
+        picker.input(lambda chosen, runs: cb.pick_run(context, chosen, runs), [picker, my_runs],
+                     [run_state], queue=False).success(
+            lambda run_dir: cb.reload_values(context, run_dir), [run_state],
+            [run_info, *cohort_outputs, *diag_outputs],
+        )  # fmt: skip
         gr.api(cb.api_profile_effects(context), api_name="profile_effects",
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
@@ -94,40 +132,37 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         first = cb.whatif_outputs(
             context, run_dir, names, cb.default_values(context, run_dir), first_field,
             cb.MOVE_TARGETS[0][1],
-        )  # fmt: skip
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=4, min_width=320):
-                gr.Markdown("### Patient profile")
-                example = gr.Dropdown(examples, label="Start from an example", value=None,
-                                      elem_id="example-choice")  # fmt: skip
-                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
-                                  size="sm")  # fmt: skip
-                inputs = [cb.field_component(f) for f in fields]
-            with gr.Column(scale=7, min_width=480):
+        )[len(names):]  # fmt: skip
+        with gr.Row(equal_height=False, elem_classes="hte-whatif-row"):
+            with gr.Column(scale=7, min_width=340, elem_classes="hte-results"):
                 warning = gr.HTML(first[0], elem_id="support-warning")
                 cards = gr.HTML(first[1], elem_id="effect-cards")
-                curves = gr.Plot(
-                    first[2], label="Survival curves", show_label=False, elem_id="curves-plot"
-                )
                 summary = gr.HTML(first[3], elem_id="plain-summary")
+                curves = gr.HTML(first[2], elem_id="curves-plot")
                 icons = gr.HTML(first[4], elem_id="icon-array")
-                with gr.Column():
-                    wf_os = gr.Plot(first[5], label="Why: OS benefit (SHAP)", show_label=False,
-                                    elem_id="waterfall-os")  # fmt: skip
-                    wf_crs = gr.Plot(first[6], label="Why: CRS risk difference (SHAP)", show_label=False,
-                                     elem_id="waterfall-crs")  # fmt: skip
+                wf_os = gr.HTML(first[5], elem_id="waterfall-os")
+                wf_crs = gr.HTML(first[6], elem_id="waterfall-crs")
                 gr.Markdown("### What moves it")
                 with gr.Row():
                     move_field = gr.Dropdown([(f.label, f.name) for f in fields],
                                              value=first_field, label="Vary this covariate",
-                                             elem_id="move-field")  # fmt: skip
+                                             elem_id="move-field", interactive=True)  # fmt: skip
                     move_target = gr.Radio(cb.MOVE_TARGETS, value=cb.MOVE_TARGETS[0][1],
-                                           label="Effect", elem_id="move-target")  # fmt: skip
-                moves = gr.Plot(
-                    first[7], label="What moves it", show_label=False, elem_id="moves-plot"
-                )
+                                           label="Effect", elem_id="move-target",
+                                           interactive=True)  # fmt: skip
+                moves = gr.HTML(first[7], elem_id="moves-plot")
+            with gr.Column(scale=4, min_width=300, elem_classes="hte-form"):
+                gr.Markdown("### Patient profile")
+                example = gr.Dropdown(examples, label="Start from an example", value=None,
+                                      elem_id="example-choice", interactive=True)  # fmt: skip
+                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
+                                  size="sm")  # fmt: skip
+                inputs, errors = [], []
+                for f in fields:
+                    inputs.append(cb.field_component(f))
+                    errors.append(cb.field_error(f))
 
-        outputs = [warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
+        outputs = [*errors, warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
         form = [move_field, move_target, *inputs]
 
         def update(field_name, target, *values):
@@ -136,17 +171,17 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         def update_moves(field_name, target, *values):
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
-        # user edits only (typing, dragging, clicking): examples and reset update once, below;
-        # while a slider is dragged only the latest value is computed
-        gr.on([c.input for c in inputs], update, form, outputs, show_progress="minimal",
-              trigger_mode="always_last")  # fmt: skip
+        # user edits only (typing, clicking, choosing): examples and reset update once, below;
+        # while values change quickly only the latest is computed
+        gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
+              trigger_mode="always_last", queue=False)  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
-              show_progress="minimal")  # fmt: skip
+              show_progress="hidden", queue=False)  # fmt: skip
         example.input(
-            lambda name: cb.example_values(context, run_dir, name), [example], inputs
-        ).then(update, form, outputs)
-        reset.click(lambda: cb.default_values(context, run_dir), None, inputs).then(
-            update, form, outputs
+            lambda name: cb.example_values(context, run_dir, name), [example], inputs, queue=False
+        ).then(update, form, outputs, queue=False)
+        reset.click(lambda: cb.default_values(context, run_dir), None, inputs, queue=False).then(
+            update, form, outputs, queue=False
         )
 
 
@@ -200,8 +235,9 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
         "subgroup's own interval."
     )
     outputs = [headline, dist, scatter, policy_text, policy, rules, pre_plot, pre_table, toc]
-    weight.release(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
-                   [scatter, policy_text, policy])  # fmt: skip
+    # every change: dragging (on release), arrow keys and typed values alike
+    weight.change(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
+                  [scatter, policy_text, policy], trigger_mode="always_last")  # fmt: skip
     return [weight, *outputs]
 
 
@@ -252,6 +288,12 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
     report = gr.File(diag[7], label="The run's HTML report (from the run folder)",
                      elem_id="report-file", interactive=False, visible=diag[7] is not None)  # fmt: skip
     report_note = gr.Markdown(diag[8])
+    open_report = gr.Button("Open the report in a new tab", elem_id="open-report", size="sm",
+                            visible=diag[7] is not None)  # fmt: skip
+    # Gradio serves .html files as downloads (its rule against scripts in uploads); the run's
+    # own report is opened from the session's private copy as an HTML blob instead. The tab is
+    # opened at the click, so popup blockers let it through.
+    open_report.click(None, None, None, js=OPEN_REPORT_JS)
     fit.input(lambda run, key: cb.attribution_values(context, run, key), [run_state, fit],
               [importance, beeswarm, fidelity])  # fmt: skip
     fit.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat),
@@ -266,7 +308,8 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
 # Your data
 
 
-def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) -> None:
+def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, picker,
+              my_runs) -> None:  # fmt: skip
     gr.Markdown(
         "Upload a cohort (.csv or .parquet, at most "
         f"{MAX_UPLOAD_MB} MB) with hte's column names (one row per patient at the treatment "
@@ -299,10 +342,18 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs) 
         [verdict, problems, run],
         api_name="check_upload",
     )
-    run.click(
+    # Run is disabled while a run is going (and given back whatever the outcome)
+    running = run.click(lambda: gr.Button(interactive=False, value="Running..."), None, [run],
+                        queue=False).then(
         lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008
-        [upload, config], [run_status, run_state], api_name="run_upload",
-    ).success(
+        [upload, config], [run_status, run_state], api_name="run_upload", concurrency_limit=1,
+    )  # fmt: skip
+    running.then(lambda: gr.Button(interactive=True, value="Run the analysis"), None, [run],
+                 queue=False)  # fmt: skip
+    running.success(
         lambda run_dir: cb.reload_values(context, run_dir), [run_state],
         [run_info, *cohort_outputs, *diag_outputs],
+    ).success(
+        lambda run_dir, runs: cb.remember_run(context, run_dir, runs), [run_state, my_runs],
+        [my_runs, picker],
     ).success(lambda: gr.Tabs(selected="whatif"), None, [tabs])  # fmt: skip

@@ -19,10 +19,10 @@ from hte.runs import SHAP_PREFIX
 
 plain_text()  # data text in labels, never mathtext
 
-CART_COLOUR = "#1b6ca8"  # CAR-T: blue
-TEC_COLOUR = "#d1721b"  # teclistamab: orange
-BENEFIT_COLOUR = "#2e8540"  # OS gain with CAR-T
-HARM_COLOUR = "#b03a2e"  # extra CRS with CAR-T
+CART_COLOUR = "#0072B2"  # CAR-T: Okabe-Ito blue (colour-blind safe palette)
+TEC_COLOUR = "#E69F00"  # teclistamab: Okabe-Ito orange
+BENEFIT_COLOUR = "#009E73"  # OS gain with CAR-T: bluish green
+HARM_COLOUR = "#D55E00"  # extra CRS with CAR-T: vermillion
 NEUTRAL = "#6b7280"
 ARM_COLOURS = {"cart": CART_COLOUR, "tec": TEC_COLOUR}
 ARM_NAMES = {"cart": "CAR-T", "tec": "teclistamab"}

@@ -10,13 +10,13 @@ from typing import Any
 
 import gradio as gr
 
-from hte.app import plots
+from hte.app import svg
 from hte.app.icons import icon_array
-from hte.app.plots import ARM_COLOURS
+from hte.app.svg import ARM_COLOURS
 
 MOVE_TARGETS = [
-    ("OS: survival difference at the horizon", "survival"),
-    ("OS: RMST difference", "rmst"),
+    ("Survival difference at the horizon", "survival"),
+    ("Months of life gained", "rmst"),
     ("CRS risk difference", "crs"),
 ]
 
@@ -49,28 +49,44 @@ def _checked(call, *args):
 # --------------------------------------------------------------------------------------------------
 # The form
 
+UNKNOWN = "unknown"
+
+
+def _range_words(field) -> str:
+    unit = f" {field.unit}" if getattr(field, "unit", None) else ""
+    return f"{field.minimum:g} to {field.maximum:g}{unit}"
+
 
 def field_component(field) -> gr.components.Component:
-    """A dropdown for categories and booleans, a slider over the observed range for numbers."""
+    """A number box (the run's observed range in its label; empty = unknown), a yes/no radio
+    or a dropdown; "unknown" is offered where the run has a missing-value path for the field."""
     label = field.label + (f" ({field.unit})" if getattr(field, "unit", None) else "")
     elem_id = f"field-{field.name}"
+    allowed = bool(getattr(field, "missing_allowed", False))
     if field.kind == "boolean":
-        return gr.Radio(["no", "yes"], value=_bool_word(field.default), label=label, interactive=True,
+        choices = ["no", "yes", *([UNKNOWN] if allowed else [])]
+        return gr.Radio(choices, value=_bool_word(field.default), label=label, interactive=True,
                         elem_id=elem_id)  # fmt: skip
     if field.kind == "category":
-        return gr.Dropdown(
-            list(field.choices), value=field.default, label=label, elem_id=elem_id, interactive=True
-        )
-    step = field.step or (1 if field.kind == "integer" else None)
-    lo, hi = field.minimum, field.maximum
-    if lo is None or hi is None or not lo < hi:  # a constant covariate: a number box
-        return gr.Number(value=field.default, label=label, elem_id=elem_id, interactive=True)
-    return gr.Slider(
-        lo, hi, value=field.default, step=step, label=label, elem_id=elem_id, interactive=True
+        choices = [*field.choices, *([UNKNOWN] if allowed else [])]
+        return gr.Dropdown(choices, value=field.default, label=label, elem_id=elem_id,
+                           interactive=True)  # fmt: skip
+    info = f"this run's patients: {_range_words(field)}" + (
+        "; leave empty if unknown" if allowed else "; required"
     )
+    return gr.Number(value=field.default, label=label, info=info, elem_id=elem_id,
+                     interactive=True, step=field.step or 1)  # fmt: skip
+
+
+def field_error(field) -> gr.HTML:
+    """Where a refused value of this field is explained (empty when the value is fine)."""
+    return gr.HTML("", elem_id=f"error-{field.name}", elem_classes="hte-field-error",
+                   padding=False)  # fmt: skip
 
 
 def _bool_word(value: Any) -> str:
+    if value is None:
+        return UNKNOWN
     return "yes" if bool(value) and str(value).lower() not in ("false", "no", "0") else "no"
 
 
@@ -87,22 +103,101 @@ def form_values(fields: Sequence, profile: Mapping[str, Any]) -> list:
     out = []
     for f in fields:
         v = profile.get(f.name, f.default)
-        out.append(_bool_word(v) if f.kind == "boolean" else v)
+        if f.kind == "boolean":
+            out.append(_bool_word(v))
+        elif f.kind == "category" and v is None:
+            out.append(UNKNOWN)
+        else:
+            out.append(v)
     return out
 
 
+def _empty(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and v.strip() in ("", UNKNOWN))
+
+
+def check_form(fields: Sequence, values: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
+    """The form's values as a profile, and per field the reason a value is refused.
+
+    Numbers must lie within the run's observed range (its cohort; the what-if does not
+    extrapolate past it) and integers be whole; an empty field or "unknown" is the model's
+    missing-value path where the run has one, else refused with the reason."""
+    profile: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for f in fields:
+        v = values.get(f.name)
+        if _empty(v):
+            if getattr(f, "missing_allowed", False):
+                profile[f.name] = None
+            else:
+                need = f" from {_range_words(f)}" if f.kind in ("number", "integer") else ""
+                errors[f.name] = (f"{f.label} is empty. Every patient in this run's cohort had it "
+                                  f"recorded, so the models cannot use \"unknown\" here: enter a "
+                                  f"value{need}.")  # fmt: skip
+            continue
+        if f.kind == "boolean":
+            profile[f.name] = v == "yes" if isinstance(v, str) else bool(v)
+        elif f.kind == "category":
+            profile[f.name] = v
+        else:
+            try:
+                x = float(v)
+            except (TypeError, ValueError):
+                errors[f.name] = f"{f.label}: {v!r} is not a number."
+                continue
+            if not (f.minimum <= x <= f.maximum):
+                errors[f.name] = (f"{f.label}: {x:g} is outside the range of this run's patients "
+                                  f"({_range_words(f)}); enter a value in that range.")  # fmt: skip
+            elif f.kind == "integer" and x != round(x):
+                errors[f.name] = f"{f.label}: must be a whole number; got {x:g}."
+            else:
+                profile[f.name] = round(x) if f.kind == "integer" else x
+    return profile, errors
+
+
 def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
-    """The form's values as a profile (booleans as True/False, integers as int)."""
+    """The form's values as a profile (booleans as True/False, integers as int, empty or
+    "unknown" as None), without the range rule of ``check_form``."""
     kinds = {f.name: f.kind for f in fields}
     out: dict[str, Any] = {}
     for name, v in values.items():
         kind = kinds.get(name)
-        if kind == "boolean" and isinstance(v, str):
+        if _empty(v):
+            v = None
+        elif kind == "boolean" and isinstance(v, str):
             v = v == "yes"
-        elif kind == "integer" and v is not None:
+        elif kind == "integer":
             v = round(float(v))
         out[name] = v
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Words
+
+GLOSSARY = {
+    "percentage points": "The difference between two percentages: 60% against 50% is 10 "
+    "percentage points.",
+    "95% interval": "The range of effects compatible with the data at the 95% level, if the "
+    "model is right. Below it: how often such intervals held the true effect when the run "
+    "checked them against known effects.",
+    "prognosis model": "A simpler model of each treatment's outcome for patients like this; "
+    "its numbers are moved to agree with the effect shown above them.",
+    "support": "Whether the cohort had patients like this under each treatment; without them "
+    "the numbers are extrapolated.",
+    "months of life gained": "Of the next 24 months, how many more months a patient like this "
+    "would live on average with CAR-T than with teclistamab (the restricted mean survival "
+    "time difference).",
+}
+
+
+def term(word: str, shown: str | None = None) -> str:
+    """A glossary term: dotted underline, its definition on hover (and to screen readers)."""
+    return (f'<abbr class="hte-term" title="{escape(GLOSSARY[word])}" tabindex="0">'
+            f"{escape(shown or word)}</abbr>")  # fmt: skip
+
+
+ARM_WORDS = {"cart": "CAR-T", "tec": "teclistamab"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -116,10 +211,11 @@ def _est(e: Mapping | None) -> tuple:
 
 
 def _card(key: str, value: str, detail: str = "", cls: str = "") -> str:
+    """A card; ``detail`` is HTML (already escaped)."""
     return (
         f'<div class="hte-card"><div class="hte-k">{escape(key)}</div>'
         f'<div class="hte-v {cls}">{escape(value)}</div>'
-        f'<div class="hte-i">{escape(detail)}</div></div>'
+        f'<div class="hte-i">{detail}</div></div>'
     )
 
 
@@ -127,57 +223,109 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.0f}%"
 
 
-def _ci(lo: float | None, hi: float | None, pct: bool) -> str:
+def _points(x: float) -> str:
+    return f"{100 * x:+.1f}"
+
+
+def _coverage_words(coverage: Mapping | None) -> str:
+    if not coverage:
+        return ""
+    if coverage.get("kind") == "average":
+        return ("<br>This is an interval for the cohort's average effect, not for one "
+                "patient's.")  # fmt: skip
+    if coverage.get("coverage") is None:
+        return "<br>Its coverage cannot be measured on real data (no known true effects)."
+    return (f"<br>In this run's check against known effects, such intervals held the true "
+            f"effect for {100 * coverage['coverage']:.0f}% of patients.")  # fmt: skip
+
+
+def _interval(lo, hi, pct: bool, coverage: Mapping | None) -> str:
     if lo is None or hi is None:
-        return "no interval from this estimator"
+        return "no interval for this number"
     if pct:
-        return f"95% CI {100 * lo:+.1f} to {100 * hi:+.1f} pp"
-    return f"95% CI {lo:+.2f} to {hi:+.2f} months"
+        text = f"{term('95% interval')} {_points(lo)} to {_points(hi)} points"
+    else:
+        text = f"{term('95% interval')} {lo:+.1f} to {hi:+.1f} months"
+    return text + _coverage_words(coverage)
 
 
-def effect_cards(effects: Mapping) -> str:
-    """The headline numbers: OS differences with intervals, per-arm survival and CRS risks."""
+def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
+    """The headline numbers, in plain words: the differences with their intervals (and how
+    often such intervals covered), each treatment's numbers, how they fit together."""
+    coverage = coverage or {}
     level = f"{100 * (1 - float(effects.get('alpha') or 0.05)):g}%"
     cards = []
     h = effects.get("survival_horizon")
     v, lo, hi = _est(effects.get("survival_difference"))
     if v is not None:
-        cards.append(_card(f"{h:g}-month survival, CAR-T minus tec", f"{100 * v:+.1f} pp",
-                           _ci(lo, hi, True).replace("95%", level)))  # fmt: skip
-    v, lo, hi = _est(effects.get("rmst_difference"))
-    if v is not None:
-        hr = effects.get("rmst_horizon")
-        cards.append(_card(f"Months alive in {hr:g} (RMST), difference", f"{v:+.1f} mo",
-                           _ci(lo, hi, False).replace("95%", level)))  # fmt: skip
+        cards.append(_card(f"Alive at {h:g} months: CAR-T minus teclistamab",
+                           f"{_points(v)} percentage points",
+                           _interval(lo, hi, True, coverage.get("survival"))))  # fmt: skip
     for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
         v, lo, hi = _est(effects.get(f"survival_{arm}"))
         if v is not None:
-            cards.append(_card(f"Alive at {h:g} months, {ARM_WORDS[arm]}", _pct(v),
-                               f"band {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
+            cards.append(_card(f"Alive at {h:g} months with {ARM_WORDS[arm]}", _pct(v),
+                               f"band {_pct(lo)} to {_pct(hi)}", cls))  # fmt: skip
+    v, lo, hi = _est(effects.get("rmst_difference"))
+    if v is not None:
+        hr = effects.get("rmst_horizon")
+        cards.append(_card(f"Months of life gained over {hr:g} months with CAR-T",
+                           f"{v:+.1f} months",
+                           _interval(lo, hi, False, coverage.get("rmst"))))  # fmt: skip
     v, lo, hi = _est(effects.get("crs_difference"))
     if v is not None:
-        cards.append(_card("CRS risk, CAR-T minus tec", f"{100 * v:+.1f} pp",
-                           _ci(lo, hi, True).replace("95%", level)))  # fmt: skip
-    for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
-        v, lo, hi = _est(effects.get(f"crs_{arm}"))
-        if v is not None:
-            cards.append(_card(f"CRS risk, {ARM_WORDS[arm]}", _pct(v),
-                               f"interval {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
-    for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
-        v, lo, hi = _est(effects.get(f"crs_g3_{arm}"))
-        if v is not None:
-            cards.append(_card(f"Grade >= 3 CRS, {ARM_WORDS[arm]}", _pct(v),
-                               f"interval {_pct(lo)}-{_pct(hi)}", cls))  # fmt: skip
-    sources = sorted({e["source"] for k, e in effects.items()
-                      if k.endswith("_difference") and isinstance(e, Mapping) and e.get("source")})  # fmt: skip
-    foot = (f'<div class="hte-i" style="margin-top:6px">Differences from '
-            f'{escape(", ".join(sources))}; per-arm numbers from per-arm models with bootstrap '
-            "bands (they need not add up exactly to the differences).</div>")  # fmt: skip
-    return f'<div class="hte-cards">{"".join(cards)}</div>{foot}{_like_this(effects, level)}'
+        cards.append(_card("CRS risk: CAR-T minus teclistamab", f"{_points(v)} percentage points",
+                           _interval(lo, hi, True, coverage.get("crs"))))  # fmt: skip
+    for prefix, words in (("crs", "CRS risk"), ("crs_g3", "Severe (grade 3+) CRS risk")):
+        for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
+            v, lo, hi = _est(effects.get(f"{prefix}_{arm}"))
+            if v is not None:
+                cards.append(_card(f"{words} with {ARM_WORDS[arm]}", _pct(v),
+                                   f"band {_pct(lo)} to {_pct(hi)}", cls))  # fmt: skip
+    unsupported = any(not d.get("supported", True)
+                      for d in (effects.get("joint_support") or {}).values())  # fmt: skip
+    banner = ('<div class="hte-extrapolated">Extrapolated: the cohort had no patients like this '
+              "under both treatments (see the red box).</div>" if unsupported else "")  # fmt: skip
+    return (f'{banner}<div class="hte-cards">{"".join(cards)}</div>'
+            f"{fit_together(effects)}{_like_this(effects, level)}")  # fmt: skip
 
 
-LIKE_THIS_WORDS = {"survival": ("survival", True), "rmst": ("RMST", False),
-                   "crs": ("CRS", True), "crs_g3": ("grade >= 3 CRS", True)}  # fmt: skip
+def fit_together(effects: Mapping) -> str:
+    """How the cards agree: differences from the model the run chose, each treatment's numbers
+    from a prognosis model moved to agree, and how far it was moved."""
+    own = (effects.get("coherence") or {}).get("prognosis_model") or {}
+    bits = []
+    s = own.get("survival")
+    if s and effects.get("survival_cart"):
+        bits.append(f"alive at {effects['survival_horizon']:g} months {_pct(s['cart'])} with "
+                    f"CAR-T and {_pct(s['tec'])} with teclistamab (shown: "
+                    f"{_pct(effects['survival_cart']['value'])} and "
+                    f"{_pct(effects['survival_tec']['value'])})")  # fmt: skip
+    c = own.get("crs")
+    if c and effects.get("crs_cart"):
+        bits.append(f"CRS {_pct(c['cart'])} and {_pct(c['tec'])} (shown: "
+                    f"{_pct(effects['crs_cart']['value'])} and "
+                    f"{_pct(effects['crs_tec']['value'])})")  # fmt: skip
+    if not bits:
+        return ""
+    constant = [k for k, e in effects.items() if k.endswith("_difference") and isinstance(e, Mapping)
+                and e.get("source") == "average effect (DR)"]  # fmt: skip
+    source = ("the cohort's average effect (this cohort does not support individual differences "
+              "for " + ", ".join(CONSTANT_NAMES.get(k.removesuffix("_difference"), k)
+                                 for k in constant) + ")"
+              if constant else "the model this run chose by held-out accuracy")  # fmt: skip
+    return (
+        '<div class="hte-i hte-fit" style="margin-top:6px">How these numbers fit together: each '
+        f"difference comes from {escape(source)}; each treatment's numbers come from a "
+        f"{term('prognosis model')} moved as little as possible to agree with it, so they add "
+        f"up. On its own the prognosis model gave {escape('; '.join(bits))}.</div>"
+    )
+
+
+CONSTANT_NAMES = {"survival": "survival", "rmst": "months of life", "crs": "CRS",
+                  "crs_g3": "severe CRS"}  # fmt: skip
+LIKE_THIS_WORDS = {"survival": ("survival", True), "rmst": ("months of life gained", False),
+                   "crs": ("CRS", True), "crs_g3": ("severe CRS", True)}  # fmt: skip
 
 
 def _like_this(effects: Mapping, level: str) -> str:
@@ -187,39 +335,48 @@ def _like_this(effects: Mapping, level: str) -> str:
     items = []
     for target, g in groups.items():
         name, pct = LIKE_THIS_WORDS.get(target, (target, True))
-        value = f"{100 * g['estimate']:+.1f} pp" if pct else f"{g['estimate']:+.2f} mo"
-        ci = _ci(g["lower"], g["upper"], pct).replace("95%", level)
+        value = f"{_points(g['estimate'])} points" if pct else f"{g['estimate']:+.1f} months"
+        ci = (f"{level} interval {_points(g['lower'])} to {_points(g['upper'])} points" if pct
+              else f"{level} interval {g['lower']:+.1f} to {g['upper']:+.1f} months")  # fmt: skip
         where = ("all patients" if g["n_groups"] == 1
                  else f"group {g['group']} of {g['n_groups']}, n = {g['n']}")  # fmt: skip
         items.append(f"<li>{escape(name)}: {escape(value)} ({escape(ci)}; {escape(where)})</li>")
     if not items:
         return ""
-    return ('<div class="hte-i" style="margin-top:6px">Patients like this (DR estimate of the '
-            "group of patients with similar held-out predicted benefit; its interval is for the "
+    return ('<div class="hte-i" style="margin-top:6px">Patients like this (the observed effect '
+            "in the group of patients with similar predicted benefit; its interval is for the "
             f"group's mean effect):<ul>{''.join(items)}</ul></div>")  # fmt: skip
 
 
-ARM_WORDS = {"cart": "CAR-T", "tec": "teclistamab"}
-
-
 def warning_html(effects: Mapping) -> str:
-    """A red box listing out-of-support flags; a quiet green line when the profile is supported."""
+    """A red box listing out-of-support flags; a quiet line when the profile is supported."""
     warnings = list(effects.get("warnings") or [])
     if not warnings:
-        e = effects.get("propensity")
-        return ('<div class="hte-ok">Inside the cohort\'s support: values within the observed '
-                f"ranges, propensity of CAR-T {e:.2f}.</div>")  # fmt: skip
+        return (
+            '<div class="hte-ok">Inside the cohort\'s ' + term("support") + ": values within "
+            "the observed ranges, and similar patients received each treatment.</div>"
+        )
     items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
     return (
-        '<div class="hte-warning"><strong>Outside the cohort\'s support: read these numbers as '
-        f"extrapolation.</strong><ul>{items}</ul></div>"
+        '<div class="hte-warning" role="alert"><strong>Outside the cohort\'s support: read '
+        f"these numbers as extrapolation.</strong><ul>{items}</ul></div>"
     )
+
+
+def form_error_html(errors: Mapping[str, str]) -> str:
+    items = "".join(f"<li>{escape(m)}</li>" for m in errors.values())
+    return ('<div class="hte-warning" role="alert"><strong>Results cleared: '
+            f"{len(errors)} field{'s' if len(errors) > 1 else ''} to fix.</strong>"
+            f"<ul>{items}</ul></div>")  # fmt: skip
 
 
 def summary_html(effects: Mapping) -> str:
     defaults = effects.get("defaults_used") or []
     extra = (f" Fields not given took the cohort's typical value: {', '.join(defaults)}."
              if defaults and len(defaults) < 6 else "")  # fmt: skip
+    unknown = [k for k, v in (effects.get("profile") or {}).items() if v is None]
+    if unknown:
+        extra += f" Unknown: {', '.join(unknown)} (treated as the model treats missing values)."
     return (
         f'<div class="hte-summary">{escape(str(effects.get("summary", "")))}{escape(extra)}</div>'
     )
@@ -240,6 +397,8 @@ def icons_html(effects: Mapping) -> str:
         if not groups:
             continue
         caption = f"{ARM_WORDS[arm]}: out of 100 patients like this"
+        if surv:
+            caption += f", {surv[arm]['alive']} alive at {surv['horizon_months']:g} months"
         if crs:
             caption += f"; {crs[arm]['crs']} would have CRS"
         blocks.append(
@@ -251,42 +410,66 @@ def icons_html(effects: Mapping) -> str:
     return '<div style="display:flex;flex-wrap:wrap;gap:28px">' + "".join(blocks) + "</div>"
 
 
-def waterfall_figure(explorer, profile: Mapping, target: str, max_display: int = 8):
+def curves_html(effects: Mapping) -> str:
+    curves = effects.get("curves")
+    if not curves:
+        return svg.message("No survival curves in this run (no overall-survival outcome).")
+    h = effects.get("survival_horizon")
+    alt = "Predicted survival curves for this profile under CAR-T (solid) and teclistamab (dashed)"
+    if effects.get("survival_cart") and h is not None:
+        c, t = effects["survival_cart"], effects["survival_tec"]
+        alt += (f": at {h:g} months {_pct(c['value'])} alive with CAR-T (band {_pct(c['lower'])}"
+                f" to {_pct(c['upper'])}) and {_pct(t['value'])} with teclistamab (band "
+                f"{_pct(t['lower'])} to {_pct(t['upper'])})")  # fmt: skip
+    return svg.survival_curves(curves["times"], curves, h, alt + ".")
+
+
+def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7) -> str:
     if target not in explorer.targets():
-        return plots.message_figure(f"no {target} effect in this run")
+        return svg.message(f"No {TARGET_PLAIN.get(target, target)} effect in this run.")
     wf = _checked(explorer.waterfall, profile, target)
+    pct = target in ("survival", "crs", "crs_g3")
+    scale, unit = (100.0, "points") if pct else (1.0, "months")
+    what = TARGET_PLAIN.get(target, target)
+    if not wf["contributions"]:
+        return svg.message(
+            f"Why this {what}: the run shows the cohort's average effect for every patient "
+            f"({scale * wf['total']:+.1f} {unit}; this cohort does not support individual "
+            "differences), so no covariate moves it."
+        )
     contributions = wf["contributions"]
-    shown = contributions[:max_display]
+    rows = [(c["text"], scale * c["contribution"]) for c in contributions[:max_display]]
     rest = sum(c["contribution"] for c in contributions[max_display:])
-    names = [c["text"] for c in shown]
-    values = [c["contribution"] for c in shown]
     if len(contributions) > max_display:
-        names.append(f"{len(contributions) - max_display} other fields")
-        values.append(rest)
-    scale, unit = (100.0, "pp") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
-    title = (f"Why this {'OS benefit' if target in ('survival', 'rmst') else 'CRS difference'}: "
-             f"{wf['estimator']}")  # fmt: skip
-    fig = plots.waterfall(
-        names, [scale * v for v in values], scale * wf["base_value"],
-        scale * wf["surrogate_prediction"], title, unit=unit,
-        positive_is_good=target in ("survival", "rmst"),
-    )  # fmt: skip
-    ax = fig.axes[0]
-    ax.set_xlabel(f"{ax.get_xlabel()}\n{wf['fidelity']}", fontsize=8)
-    return fig
+        rows.append((f"{len(contributions) - max_display} other fields", scale * rest))
+    rows.append(("not captured by the explanation", scale * wf["approximation"]))
+    base, total = scale * wf["base_value"], scale * wf["total"]
+    title = f"Why this {what} differs from the cohort average"
+    alt = (f"Waterfall chart. {title}: cohort average {base:+.1f} {unit}; "
+           + "; ".join(f"{label} {'raises' if v >= 0 else 'lowers'} it by {abs(v):.1f}"
+                       for label, v in rows)
+           + f"; this profile {total:+.1f} {unit}.")  # fmt: skip
+    return svg.waterfall(rows, base, total, unit, title, alt)
 
 
-def moves_figure(explorer, profile_values: Mapping, field: str | None, target: str | None):
+TARGET_PLAIN = {
+    "survival": "survival difference",
+    "rmst": "gain in months of life",
+    "crs": "CRS risk difference",
+    "crs_g3": "severe CRS risk difference",
+}
+
+
+def moves_html(explorer, profile: Mapping, field: str | None, target: str | None) -> str:
     fields = explorer.fields()
-    profile = profile_from_form(fields, profile_values)
     target = target or "survival"
     if target not in explorer.targets():
-        return plots.message_figure(f"no {target} effect in this run")
+        return svg.message(f"No {TARGET_PLAIN.get(target, target)} effect in this run.")
     if not field:
-        return plots.message_figure("choose a covariate to vary")
+        return svg.message("Choose a covariate to vary.")
     frame = _checked(explorer.what_moves_it, profile, field, target)
     f = next(x for x in fields if x.name == field)
-    scale, unit = (100.0, "pp") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
+    scale, unit = (100.0, "points") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
     words = dict((v, k) for k, v in MOVE_TARGETS).get(target, target)
     x = frame[field].tolist()
     categorical = f.kind in ("boolean", "category")
@@ -296,35 +479,63 @@ def moves_figure(explorer, profile_values: Mapping, field: str | None, target: s
     if f.kind == "boolean":
         current = "yes" if current in (True, "yes") else "no"
     label = f.label + (f" ({f.unit})" if f.unit else "")
-    return plots.what_moves_it(
-        x, scale * frame["effect"].to_numpy(float), scale * frame["lower"].to_numpy(float),
-        scale * frame["upper"].to_numpy(float), current, label, f"{words} ({unit})",
-        categorical=categorical,
+    effect = scale * frame["effect"].to_numpy(float)
+    alt = (f"{words} ({unit}) as {label} varies from {x[0]} to {x[-1]}, other fields held: "
+           f"from {effect[0]:+.1f} to {effect[-1]:+.1f}.")  # fmt: skip
+    return svg.what_moves_it(
+        x, effect, scale * frame["lower"].to_numpy(float), scale * frame["upper"].to_numpy(float),
+        current, label, f"{words} ({unit})", categorical, alt,
     )  # fmt: skip
 
 
-def whatif_outputs(explorer, profile_values: Mapping, move_field, move_target) -> tuple:
-    """warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, what moves it."""
+N_OUTPUTS = 8  # warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, moves
+
+
+def whatif_outputs(explorer, values: Mapping, move_field, move_target,
+                   coverage: Mapping | None = None) -> tuple[dict[str, str], tuple]:  # fmt: skip
+    """(refused fields -> reason, the eight outputs). A refused field clears every output (the
+    warning box lists what to fix): nothing stale stays on screen."""
     fields = explorer.fields()
-    profile = profile_from_form(fields, profile_values)
-    effects = _checked(explorer.effects, profile).to_json()
-    curves = effects.get("curves")
-    if curves:
-        curve_fig = plots.survival_curves(curves["times"], curves,
-                                          effects.get("survival_horizon"))  # fmt: skip
-    else:
-        curve_fig = plots.message_figure("no survival curves in this run")
+    profile, errors = check_form(fields, values)
+    if not errors:
+        try:
+            effects = _checked(explorer.effects, profile).to_json()
+        except InvalidProfile as exc:
+            errors = {exc.field: str(exc).removeprefix("invalid profile: ")}
+    if errors:
+        return errors, (form_error_html(errors), *[""] * (N_OUTPUTS - 1))
     os_target = "survival" if "survival" in explorer.targets() else "rmst"
-    return (
+    return {}, (
         warning_html(effects),
-        effect_cards(effects),
-        curve_fig,
+        effect_cards(effects, coverage),
+        curves_html(effects),
         summary_html(effects),
         icons_html(effects),
-        waterfall_figure(explorer, profile, os_target),
-        waterfall_figure(explorer, profile, "crs"),
-        moves_figure(explorer, profile_values, move_field, move_target),
+        waterfall_html(explorer, profile, os_target),
+        waterfall_html(explorer, profile, "crs"),
+        moves_html(explorer, profile, move_field, move_target),
     )
+
+
+def moves_output(explorer, values: Mapping, move_field, move_target) -> str:
+    profile, errors = check_form(explorer.fields(), values)
+    if errors:
+        return ""
+    return moves_html(explorer, profile, move_field, move_target)
+
+
+def interval_coverage(analysis: Mapping, effects_sources: Mapping[str, str]) -> dict:
+    """Per target, how often the shown model's intervals held the true effect in the run's own
+    check (synthetic cohorts), or that it is an average-effect interval, or not measurable."""
+    out = {}
+    estimators = analysis.get("estimators") or {}
+    for target, source in effects_sources.items():
+        if source == "average effect (DR)":
+            out[target] = {"kind": "average"}
+            continue
+        truth = ((estimators.get(source) or {}).get(target) or {}).get("truth") or {}
+        out[target] = {"kind": "patient", "coverage": truth.get("coverage")}
+    return out
 
 
 def api_effects(explorer, profile: Any) -> dict:

@@ -240,10 +240,13 @@ def run_on_upload(
     config_path: Path,
     output_root: Path,
     on_stage: Callable[[str], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
 ) -> Path:
-    """Run ``config_path`` on an accepted upload into ``output_root``; returns the run folder.
+    """Run ``config_path`` on an accepted upload into ``output_root`` and write its HTML report
+    (as ``hte run`` does); returns the run folder.
 
-    ``on_stage`` receives each stage's name as the pipeline starts it (for a progress display).
+    ``on_stage`` receives each stage's name as the pipeline starts it, ``on_total`` the number
+    of stages first (for a progress display with the total and the time left).
     """
     from hte.pipeline import run_experiment
 
@@ -263,9 +266,19 @@ def run_on_upload(
     handler = _StageReporter(on_stage) if on_stage is not None else None
     if handler is not None:
         logger.addHandler(handler)
+    if on_total is not None:
+        from hte.pipeline.run import _n_stages  # the pipeline's own count of its stages
+
+        on_total(_n_stages(config, columns))
     try:
         result = run_experiment(config, output_root=output_root, progress=False)
     finally:
         if handler is not None:
             logger.removeHandler(handler)
+    try:  # every run writes its report, as `hte run` does; a report failure keeps the run
+        from hte.report import write_report
+
+        write_report(result.run_dir)
+    except Exception as exc:
+        logging.getLogger("hte.app").warning("no report for %s: %s", result.run_dir, exc)
     return result.run_dir

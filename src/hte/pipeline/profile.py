@@ -40,6 +40,12 @@ import numpy as np
 import pandas as pd
 
 from hte.data.columns import CRS, CRS_GRADE
+from hte.pipeline.profile_arms import (
+    match_curves,
+    restricted_mean,
+    shift_risks,
+    split_difference,
+)
 from hte.pipeline.profile_fields import (
     ProfileError,
     ProfileField,
@@ -59,6 +65,7 @@ from hte.pipeline.profile_models import (
     fit_logistic_ensemble,
     percentile_band,
 )
+from hte.pipeline.profile_support import JointSupport, fit_joint_support, support_flags
 
 __all__ = [
     "Estimate",
@@ -76,7 +83,12 @@ PROFILE_FILE = "profile.joblib"
 TARGETS = ("survival", "rmst", "crs", "crs_g3")
 OS_PRIORITY = ("causal_survival_forest", "dr_learner", "cox_interaction", "t_learner", "s_learner")
 CRS_PRIORITY = ("crs_causal_forest", "logistic_interaction")
-TARGET_NAMES = {"survival": "survival", "rmst": "RMST", "crs": "CRS", "crs_g3": "grade >= 3 CRS"}
+TARGET_NAMES = {  # plain words for the summary sentence
+    "survival": "survival",
+    "rmst": "months of life gained",
+    "crs": "CRS",
+    "crs_g3": "severe (grade 3+) CRS",
+}
 N_BOOTSTRAP = 200  # bootstrap refits of the per-arm curve and risk models
 RIDGE_PENALTY = 1.0  # on standardized covariates, in units of the summed log-likelihood
 OVERLAP_BOUNDS = (0.05, 0.95)
@@ -143,6 +155,8 @@ class ProfileBundle:
     surrogates: dict[str, Surrogate]
     n_patients: int
     seconds: dict[str, float] = field(default_factory=dict)
+    # joint support: the arms' patients on a common scale (hte.pipeline.profile_support)
+    support: JointSupport | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,6 +294,9 @@ def fit_profile_bundle(
             feature_fields[name] = enc.name
     propensity_model, support = _propensity(data, seed)
     seconds["fields_and_propensity"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    joint = fit_joint_support(arr, data.treatment, list(X.columns))
+    seconds["joint_support"] = time.perf_counter() - clock
 
     sources: dict[str, EffectSource] = {}
     for target in TARGETS:
@@ -338,6 +355,7 @@ def fit_profile_bundle(
         surrogates=surrogates,
         n_patients=len(X),
         seconds=seconds,
+        support=joint,
     )
 
 
@@ -387,6 +405,13 @@ class ProfileEffects:
     notes: dict
     # target -> the DR estimate of the chosen model's predicted-benefit group the profile falls in
     patients_like_this: dict = field(default_factory=dict)
+    rmst_cart: Estimate | None = None  # months alive up to the RMST horizon, from the curves
+    rmst_tec: Estimate | None = None
+    # what the per-arm prognosis model alone gave (before agreeing with the effect estimates)
+    coherence: dict = field(default_factory=dict)
+    # per arm: distance to the k most similar patients, the cohort's 99% threshold, the fields
+    # that set the profile apart (hte.pipeline.profile_support)
+    joint_support: dict = field(default_factory=dict)
 
     def to_json(self) -> dict:
         from hte.runs import round_floats
@@ -561,45 +586,106 @@ class ProfileExplorer:
             }
         return out
 
-    def _curves(self, arr: np.ndarray) -> dict | None:
+    def _arm_members(self, arr: np.ndarray) -> dict | None:
+        """The prognosis model's per-arm survival curves, every bootstrap member (row 0 the
+        full fit): arm -> (B + 1, len(grid))."""
         ens = self.bundle.curves
         if ens is None:
             return None
-        out: dict[str, Any] = {"times": ens.grid}
+        return {arm: ens.survival(arr, arm)[:, 0, :] for arm in ("cart", "tec")}
+
+    def _coherent_survival(self, arr, h_surv, h_rmst, surv_diff, rmst_diff) -> tuple:
+        """Curves, per-arm survival at the horizon and per-arm RMST that agree with the effect
+        estimates by construction (``hte.pipeline.profile_arms.match_curves``), and what the
+        prognosis model alone said."""
+        members = self._arm_members(arr)
+        if members is None:
+            return None, (None, None), (None, None), {}
+        ens = self.bundle.curves
+        grid = ens.grid
+        match = match_curves(
+            grid, members["cart"][0], members["tec"][0], h_surv,
+            None if surv_diff is None else surv_diff.value, h_rmst,
+            None if rmst_diff is None else rmst_diff.value,
+        )  # fmt: skip
+        curves: dict[str, Any] = {"times": grid}
+        scaled = {}
         for arm in ("cart", "tec"):
-            point, lower, upper = percentile_band(
-                ens.survival(arr, arm)[:, 0, :], self.bundle.alpha
-            )
-            out[arm] = {"survival": point, "lower": lower, "upper": upper}
-        out["band"] = (
+            scaled[arm] = match.scales[arm].apply(grid, members[arm])
+            point, lower, upper = percentile_band(scaled[arm], self.bundle.alpha)
+            curves[arm] = {"survival": point, "lower": lower, "upper": upper}
+        curves["band"] = (
             f"{100 * (1 - self.bundle.alpha):g}% pointwise bootstrap percentile band "
-            f"({ens.n_bootstrap} refits) of a ridge Cox model per arm: the sampling uncertainty "
-            "of this model's curve for the profile, not a prediction interval for one patient"
+            f"({ens.n_bootstrap} refits) of the per-arm prognosis model (ridge Cox), scaled to "
+            "agree with the effect estimates: the sampling uncertainty of each arm's level, not "
+            "a prediction interval for one patient"
         )
-        return out
+        source = "per-arm prognosis model (ridge Cox), adjusted to the effect estimate"
+        at_h = self._grid_index(grid, h_surv)
+        survival: tuple = (None, None)
+        if at_h is not None:
+            values = (
+                (match.survival.cart, match.survival.tec)
+                if match.survival is not None
+                else (scaled["cart"][0, at_h], scaled["tec"][0, at_h])
+            )
+            survival = tuple(
+                _banded(value, scaled[arm][1:, at_h], self.bundle.alpha, source)
+                for value, arm in zip(values, ("cart", "tec"), strict=True)
+            )
+        rmst: tuple = (None, None)
+        if self._grid_index(grid, h_rmst) is not None:
+            areas = {a: restricted_mean(grid, scaled[a], h_rmst) for a in scaled}
+            rmst = tuple(
+                _banded(float(areas[a][0]), areas[a][1:], self.bundle.alpha, source)
+                for a in ("cart", "tec")
+            )
+        own = {}
+        if at_h is not None:
+            own["survival"] = {a: float(members[a][0, at_h]) for a in members}
+        if self._grid_index(grid, h_rmst) is not None:
+            own["rmst"] = {a: float(restricted_mean(grid, members[a][0], h_rmst)) for a in members}
+        coherence = {"prognosis_model": own, "rmst_matched": match.rmst_matched}
+        return curves, survival, rmst, coherence
 
-    def _arm_survival(self, curves: dict | None, horizon: float | None) -> tuple:
-        if curves is None or horizon is None:
-            return None, None
-        k = int(np.argmin(np.abs(curves["times"] - horizon)))
-        if abs(curves["times"][k] - horizon) > 1e-9:
-            return None, None  # horizon beyond the curves' follow-up
-        source = "per-arm ridge Cox (bootstrap band)"
-        return tuple(
-            Estimate(float(c["survival"][k]), float(c["lower"][k]), float(c["upper"][k]), source)
-            for c in (curves["cart"], curves["tec"])
-        )
+    @staticmethod
+    def _grid_index(grid: np.ndarray, horizon: float | None) -> int | None:
+        if horizon is None:
+            return None
+        k = int(np.argmin(np.abs(grid - horizon)))
+        return k if abs(grid[k] - horizon) <= 1e-9 else None
 
-    def _arm_risks(self, outcome: str, arr: np.ndarray) -> tuple:
+    def _arm_risks(self, outcome: str, arr: np.ndarray, difference) -> tuple:
+        """Per-arm CRS risks agreeing with the effect estimate (the closest pair to the prognosis
+        model's with that difference), their bands shifted on the logit scale, and the
+        prognosis model's own pair."""
         ens = self.bundle.crs_risk.get(outcome)
         if ens is None:
-            return None, None
-        source = "per-arm ridge logistic (bootstrap interval)"
+            return None, None, None
+        members = {arm: ens.risk(arr, arm)[:, 0] for arm in ("cart", "tec")}
+        own = {arm: float(members[arm][0]) for arm in members}
+        source = "per-arm prognosis model (ridge logistic)"
+        if difference is not None:
+            split = split_difference(own["cart"], own["tec"], difference.value)
+            members = {
+                "cart": shift_risks(members["cart"], split.cart),
+                "tec": shift_risks(members["tec"], split.tec),
+            }
+            source += ", adjusted to the effect estimate"
         out = []
         for arm in ("cart", "tec"):
-            point, lower, upper = percentile_band(ens.risk(arr, arm)[:, 0], self.bundle.alpha)
+            point, lower, upper = percentile_band(members[arm], self.bundle.alpha)
             out.append(Estimate(float(point), float(lower), float(upper), source))
-        return tuple(out)
+        return out[0], out[1], own
+
+    def _joint_support(self, arr: np.ndarray) -> tuple[list[str], dict]:
+        """Flags for a profile unlike the cohort's patients of either arm (all covariates at
+        once); nothing for bundles written before the check existed."""
+        support = getattr(self.bundle, "support", None)
+        if support is None:
+            return [], {}
+        labels = {f.name: f.label for f in self.bundle.fields}
+        return support_flags(support, arr[0], self.bundle.feature_fields, labels)
 
     def _overlap(self, e: float) -> list[str]:
         lo, hi = self.bundle.propensity_support
@@ -630,16 +716,24 @@ class ProfileExplorer:
         arr = X.to_numpy(dtype=float)
         e = self._propensity(X)
         ranges = out_of_range(b.fields, row)
-        overlap = self._overlap(e)
+        joint, joint_detail = self._joint_support(arr)
+        overlap = joint + self._overlap(e)
         h_surv = _horizon(b.sources.get("survival"))
         h_rmst = _horizon(b.sources.get("rmst"))
-        curves = self._curves(arr)
-        s_cart, s_tec = self._arm_survival(curves, h_surv)
-        crs_cart, crs_tec = self._arm_risks("crs", arr)
-        g3_cart, g3_tec = self._arm_risks("crs_g3", arr)
         surv_diff = self._effect_estimate("survival", X)
+        rmst_diff = self._effect_estimate("rmst", X)
         crs_diff = self._effect_estimate("crs", X)
-        summary, icons = _summary(h_surv, s_cart, s_tec, crs_cart, crs_tec, crs_diff, overlap)
+        g3_diff = self._effect_estimate("crs_g3", X)
+        curves, (s_cart, s_tec), (r_cart, r_tec), coherence = self._coherent_survival(
+            arr, h_surv, h_rmst, surv_diff, rmst_diff
+        )
+        crs_cart, crs_tec, own_crs = self._arm_risks("crs", arr, crs_diff)
+        g3_cart, g3_tec, own_g3 = self._arm_risks("crs_g3", arr, g3_diff)
+        if coherence:
+            coherence["prognosis_model"].update(
+                {k: v for k, v in (("crs", own_crs), ("crs_g3", own_g3)) if v is not None}
+            )
+        summary, icons = _summary(h_surv, s_cart, s_tec, crs_cart, crs_tec, overlap)
         constant = [t for t, s in b.sources.items() if s.constant is not None]
         if constant:
             summary += (
@@ -654,7 +748,7 @@ class ProfileExplorer:
             survival_horizon=h_surv,
             rmst_horizon=h_rmst,
             survival_difference=surv_diff,
-            rmst_difference=self._effect_estimate("rmst", X),
+            rmst_difference=rmst_diff,
             survival_cart=s_cart,
             survival_tec=s_tec,
             crs_cart=crs_cart,
@@ -662,7 +756,7 @@ class ProfileExplorer:
             crs_difference=crs_diff,
             crs_g3_cart=g3_cart,
             crs_g3_tec=g3_tec,
-            crs_g3_difference=self._effect_estimate("crs_g3", X),
+            crs_g3_difference=g3_diff,
             curves=curves,
             propensity=e,
             propensity_support=b.propensity_support,
@@ -673,6 +767,10 @@ class ProfileExplorer:
             icon_counts=icons,
             notes=self._notes(),
             patients_like_this=self._patients_like_this(X),
+            rmst_cart=r_cart,
+            rmst_tec=r_tec,
+            coherence=coherence,
+            joint_support=joint_detail,
         )
 
     def _notes(self) -> dict:
@@ -683,8 +781,15 @@ class ProfileExplorer:
             else f"average effect: {s.choice}"
             for t, s in b.sources.items()
         }
-        notes["arm_survival"] = "per-arm ridge Cox models, bootstrap percentile band"
-        notes["arm_crs"] = "per-arm ridge logistic models, bootstrap percentile interval"
+        notes["arm_survival"] = (
+            "per-arm prognosis model (ridge Cox per arm, bootstrap percentile band), each arm's "
+            "cumulative hazard scaled so that the curves agree with the survival and RMST "
+            "differences shown (the pair closest to the prognosis model's)"
+        )
+        notes["arm_crs"] = (
+            "per-arm prognosis model (ridge logistic per arm, bootstrap percentile interval), "
+            "moved to the closest pair whose difference is the CRS difference shown"
+        )
         notes["propensity"] = (
             "boosted-tree propensity model fitted on the analysed cohort; support = range of "
             "in-sample scores where both arms have patients"
@@ -699,19 +804,63 @@ class ProfileExplorer:
             )
 
     def waterfall(self, profile: Mapping[str, object], target: str) -> dict:
-        """SHAP waterfall of the target's effect for one profile: exact TreeSHAP of the bundle's
-        surrogate, contributions summed per clinical field; ``base_value + sum(contributions) ==
-        surrogate_prediction``. ``model_effect`` is the estimator's own CATE beside it."""
+        """SHAP waterfall of the target's shown effect for one profile, ending exactly at the
+        effect the cards show (``base_value + sum(contributions) == total == model_effect``).
+
+        Contributions are exact TreeSHAP values of the bundle's surrogate (boosted trees fitted
+        to the chosen model's CATE), summed per clinical field, plus one ``approximation`` entry:
+        the chosen model's effect minus the surrogate's prediction (what the surrogate does not
+        explain). When the run chose the constant (average) effect, nothing moves it: no
+        contributions, base = total = the average effect."""
         self._target(target)
         row, _ = coerce_profile(self.bundle.fields, self.bundle.default, profile)
         with self._single_thread():
             return self._waterfall(row, target)
 
     def _waterfall(self, row: dict, target: str) -> dict:
+        b = self.bundle
+        X = self._encode(row)
+        source = b.sources[target]
+        effect = float(self._effect(target, X)[0][0])
+        out = {
+            "target": target,
+            "description": TARGET_WORDS[target].format(h=source.horizon or 0),
+            "estimator": "average effect (DR)" if source.constant is not None else source.estimator,
+            "model_effect": effect,
+            "total": effect,
+        }
+        if source.constant is not None:
+            return out | {
+                "base_value": effect,
+                "contributions": [],
+                "approximation": 0.0,
+                "surrogate_prediction": effect,
+                "fidelity_r2": None,
+                "fidelity_r2_in_sample": None,
+                "fidelity": "the run shows the average effect for every patient: no covariate "
+                "moves it",
+            }
+        surrogate = b.surrogates[target]
+        base, contributions, prediction = self._shap(row, X, target)
+        return out | {
+            "base_value": base,
+            "contributions": contributions,
+            "approximation": effect - prediction,
+            "surrogate_prediction": prediction,
+            "fidelity_r2": surrogate.r2_cv,
+            "fidelity_r2_in_sample": surrogate.r2_in_sample,
+            "fidelity": (
+                f"surrogate fidelity R^2 = {surrogate.r2_cv:.3f} ({SURROGATE_FOLDS}-fold "
+                f"cross-validated on {surrogate.n} patients); the last bar is what it leaves "
+                "unexplained"
+            ),
+        }
+
+    def _shap(self, row: dict, X: pd.DataFrame, target: str) -> tuple[float, list, float]:
+        """(base value, per-field TreeSHAP contributions sorted by size, surrogate prediction)."""
         import shap
 
         b = self.bundle
-        X = self._encode(row)
         arr = X.to_numpy(dtype=float)
         surrogate = b.surrogates[target]
         if target not in self._explainers:
@@ -736,22 +885,7 @@ class ProfileExplorer:
             for name, c in by_field.items()
         ]
         contributions.sort(key=lambda c: -abs(c["contribution"]))
-        source = b.sources[target]
-        return {
-            "target": target,
-            "description": TARGET_WORDS[target].format(h=source.horizon or 0),
-            "estimator": source.estimator,
-            "base_value": base,
-            "contributions": contributions,
-            "surrogate_prediction": float(surrogate.model.predict(arr)[0]),
-            "model_effect": float(self._effect(target, X)[0][0]),
-            "fidelity_r2": surrogate.r2_cv,
-            "fidelity_r2_in_sample": surrogate.r2_in_sample,
-            "fidelity": (
-                f"surrogate fidelity R^2 = {surrogate.r2_cv:.3f} ({SURROGATE_FOLDS}-fold "
-                f"cross-validated on {surrogate.n} patients)"
-            ),
-        }
+        return base, contributions, float(surrogate.model.predict(arr)[0])
 
     def what_moves_it(
         self, profile: Mapping[str, object], field: str, target: str, n_points: int = 25
@@ -765,12 +899,19 @@ class ProfileExplorer:
         if int(n_points) < 2:
             raise ProfileError("n_points", f"must be >= 2; got {n_points}")
         f = self._fields[field]
-        frame = self.validate(profile)
+        row, _ = coerce_profile(self.bundle.fields, self.bundle.default, profile)
         values = _sweep_values(f, int(n_points))
-        rows = pd.concat([frame] * len(values), ignore_index=True)
-        rows[field] = pd.Series(values, dtype=object if f.kind == "category" else None)
         with self._single_thread():
-            X = self._design(rows)
+            if self._fast_encoding:  # one encoded row per value, no DataFrame per query
+                X = pd.DataFrame(
+                    np.vstack([encode_row(self.bundle.encoder, row | {field: v}) for v in values]),
+                    columns=self._columns,
+                )
+            else:
+                rows = pd.concat([profile_frame(self.bundle.fields, row)] * len(values),
+                                 ignore_index=True)  # fmt: skip
+                rows[field] = pd.Series(values, dtype=object if f.kind == "category" else None)
+                X = self._design(rows)
             point, lower, upper = self._effect(target, X)
         return pd.DataFrame(
             {
@@ -786,19 +927,24 @@ class ProfileExplorer:
 
 def encode_row(encoder, row: Mapping[str, object]) -> np.ndarray:
     """(1, p) design row of one complete profile, as ``DesignEncoder.transform`` encodes it
-    (numbers and yes/no as floats, categories one-hot without the reference level, missingness
-    indicators 0), without building DataFrames: a query spends microseconds here, not ~20 ms."""
+    (numbers and yes/no as floats, categories one-hot without the reference level; an unknown
+    value (None) as the encoder's fill with its missingness indicator 1), without building
+    DataFrames: a query spends microseconds here, not ~20 ms."""
     values: list[float] = []
-    indicators: set[str] = set()  # columns missing together at fit share one indicator
+    indicator_at: dict[str, int] = {}
     for enc in encoder.encodings_:
         v = row[enc.name]
+        unknown = v is None  # only where the encoding has a missing-value path (checked before)
         if enc.kind == "categorical":
-            values.extend(1.0 if str(v) == level else 0.0 for level in enc.levels[1:])
+            values.extend(0.0 if unknown else float(str(v) == level) for level in enc.levels[1:])
         else:
-            values.append(float(v))
-        if enc.indicator and enc.indicator not in indicators:
-            indicators.add(enc.indicator)
-            values.append(0.0)
+            values.append(float(enc.fill_value) if unknown else float(v))
+        if enc.indicator:  # columns missing together at fit share one indicator
+            if enc.indicator not in indicator_at:
+                indicator_at[enc.indicator] = len(values)
+                values.append(0.0)
+            if unknown:
+                values[indicator_at[enc.indicator]] = 1.0
     return np.asarray([values], dtype=float)
 
 
@@ -825,6 +971,13 @@ def _horizon(source: EffectSource | None) -> float | None:
     return None if source is None or source.horizon is None else float(source.horizon)
 
 
+def _banded(value: float, members: np.ndarray, alpha: float, source: str) -> Estimate:
+    """An adjusted value with the percentile band of its bootstrap members (widened to hold
+    the value)."""
+    lower, upper = np.quantile(np.asarray(members, float), [alpha / 2, 1 - alpha / 2])
+    return Estimate(float(value), float(min(lower, value)), float(max(upper, value)), source)
+
+
 def _finite(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
@@ -843,8 +996,9 @@ def _count(p: float) -> int:
     return int(np.clip(round(100 * p), 0, 100))
 
 
-def _summary(h, s_cart, s_tec, crs_cart, crs_tec, crs_diff, overlap) -> tuple[str, dict]:
-    """The plain-language summary and the icon-array counts (out of 100)."""
+def _summary(h, s_cart, s_tec, crs_cart, crs_tec, overlap) -> tuple[str, dict]:
+    """The plain-language summary and the icon-array counts (out of 100), both from the per-arm
+    numbers (which agree with the effect estimates by construction)."""
     parts, icons = [], {}
     if s_cart is not None and s_tec is not None:
         a, b = _count(s_cart.value), _count(s_tec.value)
@@ -857,18 +1011,17 @@ def _summary(h, s_cart, s_tec, crs_cart, crs_tec, crs_diff, overlap) -> tuple[st
             "cart": {"alive": a, "dead": 100 - a},
             "tec": {"alive": b, "dead": 100 - b},
         }
-    if crs_diff is not None:
-        z = _count(abs(crs_diff.value))
-        more = "more" if crs_diff.value > 0 else "fewer"
-        crs_text = (
-            f"about {z} {more} would have CRS with CAR-T than with teclistamab"
-            if z
-            else "about as many would have CRS with either treatment"
-        )
-        parts.append(crs_text if parts else crs_text[0].upper() + crs_text[1:])
     if crs_cart is not None and crs_tec is not None:
         a, b = _count(crs_cart.value), _count(crs_tec.value)
         icons["crs"] = {"cart": {"crs": a, "no_crs": 100 - a}, "tec": {"crs": b, "no_crs": 100 - b}}
+        z = abs(a - b)
+        more = "more" if a > b else "fewer"
+        crs_text = (
+            f"about {z} {more} would have CRS with CAR-T than with teclistamab ({a} vs {b})"
+            if z
+            else f"about as many would have CRS with either treatment ({a} vs {b})"
+        )
+        parts.append(crs_text if parts else crs_text[0].upper() + crs_text[1:])
     text = "; ".join(parts) + "." if parts else "No outcome model is available for this analysis."
     if overlap:
         text += " Caution: few patients like this received both treatments in the cohort."

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -74,6 +74,9 @@ class ProfileField:
     choices: tuple[str, ...] = ()
     hard_minimum: float | None = None
     hard_maximum: float | None = None
+    # the run's design has a missing-value path for it (median / reference fill plus a 0/1
+    # indicator, learned from patients without the value): "unknown" is a valid entry
+    missing_allowed: bool = False
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -82,6 +85,8 @@ class ProfileField:
 
     def describe(self, value: object) -> str:
         """The value in words, e.g. "Age = 72 years", "Extramedullary disease: yes"."""
+        if _missing(value):
+            return f"{self.label}: unknown"
         if self.kind == "boolean":
             return f"{self.label}: {'yes' if value else 'no'}"
         if self.kind == "number":
@@ -127,16 +132,20 @@ def build_fields(cohort: pd.DataFrame, encoder) -> list[ProfileField]:
         label, unit = _label(enc.name)
         spec = SPECS.get(enc.name)
         hard = (spec.minimum, spec.maximum) if spec is not None else (None, None)
-        if enc.kind == "categorical":
-            choices = tuple(sorted(enc.levels))
-            default = str(_mode(s.map(lambda v: v if pd.isna(v) else str(v))))
-            fields.append(ProfileField(enc.name, label, "category", unit, default, choices=choices))
-        elif enc.kind == "boolean":
-            default = bool(s.dropna().astype(bool).mean() >= 0.5)
-            fields.append(ProfileField(enc.name, label, "boolean", unit, default))
-        else:
-            fields.append(_numeric_field(enc.name, s, label, unit, hard))
+        f = _field(enc, s, label, unit, hard)
+        fields.append(replace(f, missing_allowed=bool(enc.indicator)))
     return fields
+
+
+def _field(enc, s: pd.Series, label, unit, hard) -> ProfileField:
+    if enc.kind == "categorical":
+        choices = tuple(sorted(enc.levels))
+        default = str(_mode(s.map(lambda v: v if pd.isna(v) else str(v))))
+        return ProfileField(enc.name, label, "category", unit, default, choices=choices)
+    if enc.kind == "boolean":
+        default = bool(s.dropna().astype(bool).mean() >= 0.5)
+        return ProfileField(enc.name, label, "boolean", unit, default)
+    return _numeric_field(enc.name, s, label, unit, hard)
 
 
 def _numeric_field(name, s: pd.Series, label, unit, hard) -> ProfileField:
@@ -183,8 +192,14 @@ def _number(field: ProfileField, value: object) -> float:
 def coerce_value(field: ProfileField, value: object) -> object:
     """The value as the cohort stores it (bool, str, int or float), or ``ProfileError`` naming the
     field and the rule."""
-    if _missing(value):
-        raise ProfileError(field.name, "is missing (None or NaN); enter a value")
+    if _missing(value) or (isinstance(value, str) and value.strip().lower() == "unknown"):
+        if getattr(field, "missing_allowed", False):
+            return None  # the design's missing-value path (fill plus indicator)
+        raise ProfileError(
+            field.name,
+            "is unknown (empty); every patient in this run's cohort had it recorded, so the "
+            "models have no way to use an unknown value: enter a value",
+        )
     if field.kind == "boolean":
         if isinstance(value, bool | np.bool_):
             return bool(value)
@@ -254,7 +269,7 @@ def out_of_range(fields: list[ProfileField], row: Mapping[str, object]) -> list[
     """Plain-language flags for numeric values outside the cohort's observed range."""
     flags = []
     for f in fields:
-        if f.kind not in ("number", "integer"):
+        if f.kind not in ("number", "integer") or _missing(row[f.name]):
             continue
         x = float(row[f.name])
         if x < f.minimum or x > f.maximum:
