@@ -38,6 +38,7 @@ from hte.pipeline.stages import (
     baseline_averages,
     data_rules,
     design_diagnostics,
+    fit_analysis_nuisances,
     fit_estimators,
     prepare_analysis,
     prepare_cohort,
@@ -50,6 +51,7 @@ from hte.runs import (
     FINGERPRINT_FILE,
     LOG_FILE,
     METRICS_FILE,
+    NUISANCES_DIR,
     SEEDS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
@@ -250,6 +252,8 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         all_fits[data.label] = fits
         if config.explanation.shap:
             _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
+        if data.nuisances is not None:
+            data.nuisances.save(run_dir / NUISANCES_DIR / f"{data.label}.npz")
         if store is not None:
             _save_models(store, data, fits)
             _save_profile(store, data, fits, config, stages, timings, choices)
@@ -288,11 +292,18 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     stages.step(f"{label}: time zero and design")
     clock = time.perf_counter()
     data = prepare_analysis(cohort, analysis)
-    stages.step(f"{label}: propensity, overlap, balance")
+    stages.step(f"{label}: cross-fitted nuisances, overlap, balance")
+    timings[f"{label}/design"] = time.perf_counter() - clock
+    clock_nuisances = time.perf_counter()
+    fit_analysis_nuisances(data, config)
+    timings[f"{label}/nuisances"] = time.perf_counter() - clock_nuisances
+    clock = time.perf_counter()
     diagnostics = design_diagnostics(data, config.seed)
     stages.step(f"{label}: IPTW baselines")
     baselines = baseline_averages(data, config)
-    timings[f"{label}/design_and_baselines"] = time.perf_counter() - clock
+    timings[f"{label}/design_and_baselines"] = (
+        time.perf_counter() - clock + timings.pop(f"{label}/design")
+    )
     fits = fit_estimators(data, config, on_fit=stages.step)
     estimators: dict[str, dict] = {}
     for fit in fits:
