@@ -85,7 +85,8 @@ def test_run_folder_holds_every_artefact(tiny_runs):
                  "metrics.json", "timings.json", "effects.parquet", "run.log",
                  "models/manifest.json", "models/decision/encoder.joblib",
                  "models/decision/csf__rmst.joblib", "figures/cate_decision.png",
-                 "figures/overlap_decision.png", "complete.json"):  # fmt: skip
+                 "figures/overlap_decision.png", "nuisances/decision.npz",
+                 "complete.json"):  # fmt: skip
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.parent.glob("*.partial*"))  # renamed into place
     fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
