@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 
 from hte.design.effect_data import EffectData
-from hte.estimators import CausalSurvivalForest, CoxInteractionModel, SurvivalDRLearner
+from hte.estimators import (
+    CausalSurvivalForest,
+    CoxInteractionModel,
+    LogisticInteractionModel,
+    SurvivalDRLearner,
+)
 from hte.estimators.nuisance import make_grid
 from hte.estimators.shared_nuisances import Nuisances, fit_nuisances, shared_grid
 
@@ -140,9 +145,9 @@ def test_effect_data_checks_roles_once_and_names_the_problem():
     part = data.subset(np.array([False, True, True]))
     assert part.row_ids.tolist() == [1, 2] and part.feature_names == ("age", "ldh")
     with pytest.raises(ValueError, match="no crs column"):
-        CoxInteractionModel().fit(data, 1.0)  # arrays and an EffectData: refused
+        LogisticInteractionModel().fit(data)  # a CRS estimator on an analysis without CRS
     with pytest.raises(ValueError, match="either an EffectData or the arrays"):
-        CoxInteractionModel().fit(data, time=[1.0, 2.0, 3.0])
+        CoxInteractionModel().fit(data, time=[1.0, 2.0, 3.0])  # both: refused
 
 
 def test_every_kind_fits_an_effect_data_as_its_arrays_and_checks_names_at_predict():
