@@ -415,20 +415,35 @@ def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int, folds=No
         return f"{type(exc).__name__}: {exc}"
 
 
-def all_heldout_effects(fits: list[FittedEffect], data: AnalysisData, seed: int) -> dict:
+def heldout_fold_nuisances(
+    fits: list[FittedEffect], data: AnalysisData, seed: int
+) -> list[FoldNuisances] | None:
+    """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
+    fitted once per fold, for all of them. A failure is logged and returns None (each such fit
+    then cross-fits its own in its refit, and records what fails)."""
+    usable = [f for f in fits if f.estimate is not None and f.error is None]
+    if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
+        return None
+    try:
+        return fold_nuisances(data, seed, data.nuisances.horizons)
+    except Exception as exc:
+        log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
+        return None
+
+
+def all_heldout_effects(
+    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None
+) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
-    stopped the refit). Nuisances of the held-out folds are fitted once per fold here and shared
+    stopped the refit). Nuisances of the held-out folds (``folds``, from
+    ``heldout_fold_nuisances``; fitted here when not given) are fitted once per fold and shared
     by the estimators that take them; the refits run in ``N_JOBS`` processes, each sent only an
     unfitted copy of its estimator (same seeds, same numbers)."""
     fits = [f for f in fits if f.estimate is not None and f.error is None]
     light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
              for f in fits]  # fmt: skip
-    folds = None
-    if any(f.outcome == "os" and _uses_shared(f.model, data) for f in light):
-        try:
-            folds = fold_nuisances(data, seed, data.nuisances.horizons)
-        except Exception as exc:  # each such fit then fits its own (and records what fails)
-            log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
+    if folds is None:
+        folds = heldout_fold_nuisances(fits, data, seed)
     if N_JOBS > 1 and len(light) > 1:
         from joblib import Parallel, delayed
 

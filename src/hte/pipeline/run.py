@@ -21,7 +21,12 @@ from hte.config import ExperimentConfig, check_output_root, preflight, resolved_
 from hte.data.columns import CRS_GRADE
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
-from hte.pipeline.heterogeneity import all_heldout_effects, heterogeneity_tests, target_scores
+from hte.pipeline.heterogeneity import (
+    all_heldout_effects,
+    heldout_fold_nuisances,
+    heterogeneity_tests,
+    target_scores,
+)
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.results import (
     decision_truth,
@@ -316,7 +321,11 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
     scores = target_scores(data, fits, config.seed)  # once: tests, subgroups, model choice
-    refits = all_heldout_effects([f for f in fits if f.target in scores], data, config.seed)
+    tested = [f for f in fits if f.target in scores]
+    clock_folds = time.perf_counter()
+    folds = heldout_fold_nuisances(tested, data, config.seed)  # once per fold, shared
+    timings[f"{label}/heldout_nuisances"] = time.perf_counter() - clock_folds
+    refits = all_heldout_effects(tested, data, config.seed, folds=folds)
     tests, score_sources = heterogeneity_tests(
         data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
     )
