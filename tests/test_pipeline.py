@@ -85,7 +85,8 @@ def test_run_folder_holds_every_artefact(tiny_runs):
                  "metrics.json", "timings.json", "effects.parquet", "run.log",
                  "models/manifest.json", "models/decision/encoder.joblib",
                  "models/decision/csf__rmst.joblib", "figures/cate_decision.png",
-                 "figures/overlap_decision.png", "complete.json"):  # fmt: skip
+                 "figures/overlap_decision.png", "nuisances/decision.npz",
+                 "complete.json"):  # fmt: skip
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.parent.glob("*.partial*"))  # renamed into place
     fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
@@ -273,8 +274,8 @@ def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
     analysis = tiny_runs[0].metrics["analyses"]["decision"]
     sources = analysis["heterogeneity_scores"]
     assert set(sources) == {"survival", "rmst", "crs"}
-    # the forest fitted with default nuisance settings and the run's seed holds the same scores
-    assert "causal survival forest 'csf'" in sources["survival"] and "AIPW" in sources["crs"]
+    # OS scores come from the analysis's shared nuisances, the ones the forest was fitted with
+    assert "shared nuisances" in sources["survival"] and "AIPW" in sources["crs"]
     for by_target in analysis["estimators"].values():
         for summary in by_target.values():
             if "error" in summary:

@@ -112,8 +112,31 @@ def check_new_covariates(
     name = type(estimator).__name__
     if not hasattr(estimator, fitted_attribute):
         raise RuntimeError(f"{name} is not fitted; call fit first")
-    arr, _ = check_covariates(X, allow_nan=allow_nan)
+    arr, names = check_covariates(X, allow_nan=allow_nan)
     expected = estimator.n_features_in_
     if arr.shape[1] != expected:
         raise ValueError(f"X has {arr.shape[1]} columns; {name} was fitted with {expected}")
+    if isinstance(X, pd.DataFrame):
+        check_feature_names(names, getattr(estimator, "feature_names_in_", None), name)
     return arr
+
+
+def check_feature_names(names, fitted, estimator_name: str) -> None:
+    """A frame's columns must be the fitted feature names, in order (a model fitted on a plain
+    array, with names x0, x1, ..., accepts any names)."""
+    if fitted is None:
+        return
+    fitted = [str(c) for c in fitted]
+    if fitted == [f"x{j}" for j in range(len(fitted))] or list(names) == fitted:
+        return
+    missing = [c for c in fitted if c not in names]
+    extra = [c for c in names if c not in fitted]
+    detail = (
+        f"missing {missing[:5]}, unexpected {extra[:5]}"
+        if missing or extra
+        else "same columns in another order"
+    )
+    raise ValueError(
+        f"X columns differ from the features {estimator_name} was fitted with ({detail}); "
+        "pass the columns of the fitted design matrix, in its order"
+    )

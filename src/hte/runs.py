@@ -90,6 +90,7 @@ FIGURES_DIR = "figures"
 MANIFEST_FILE = "manifest.json"
 REPORT_FILE = "report.html"
 ATTRIBUTIONS_DIR = "attributions"
+NUISANCES_DIR = "nuisances"  # <analysis>.npz: the shared cross-fitted nuisances (no pickle)
 SHAP_PREFIX = "shap__"  # attribution tables: one ``shap__<feature>`` column per feature
 COMPLETE_FILE = "complete.json"  # written last: the run finished (see ``run_state``)
 # the run's files that drive prediction with its models; their sha256 is in the signed manifest

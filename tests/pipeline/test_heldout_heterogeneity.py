@@ -14,6 +14,7 @@ from sklearn.base import BaseEstimator
 
 from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
+from hte.estimators.shared_nuisances import fit_nuisances
 from hte.evaluation.rate import rate
 from hte.pipeline.heterogeneity import (
     TOC_GRID,
@@ -226,11 +227,15 @@ def test_survival_scores_centre_on_the_true_average_effect_and_reuse_the_forest(
     assert abs(gamma.mean() - truth) < 3 * se, (gamma.mean(), truth, se)
     assert 3 * se < truth / 2  # an informative check: the interval excludes 0 by a margin
 
-    # a causal survival forest with the default nuisance settings and the run's seed holds the
-    # very same scores: they are reused, and identical to computing them afresh
+    # with the analysis's shared nuisances (cross-fitted once with the default settings and the
+    # run's seed), the scores are read from them, identical to computing them afresh, and a
+    # causal survival forest fitted on them hands back the very same scores (get_scores)
+    data.nuisances = fit_nuisances(data.effect_data, horizons=[12.0], random_state=seed)
     csf = "  - {name: csf, kind: causal_survival_forest, params: {n_estimators: 8}}\n"
     fits = fit_estimators(data, _config(tmp_path, csf, seed))
     assert fits[0].error is None, fits[0].error
+    assert fits[0].model.shared_nuisances_used_
     _, reused, reused_source = aipcw_scores(data, fits, "survival", 12.0, seed)
-    assert "causal survival forest 'csf'" in reused_source
+    assert "shared nuisances" in reused_source
     np.testing.assert_allclose(reused, gamma, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fits[0].model.get_scores(), gamma, rtol=0, atol=1e-12)

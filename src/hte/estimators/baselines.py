@@ -35,6 +35,7 @@ from hte.array_checks import (
     check_survival_outcome,
     check_treatment,
 )
+from hte.design.effect_data import unpack_crs_fit
 from hte.estimators.crs_forest import crs_fit_inputs
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.survival_curves import (
@@ -203,8 +204,8 @@ class CoxInteractionModel(CounterfactualSurvivalEstimator):
             "params.penalizer higher"
         )
 
-    def fit(self, X, time, event, treatment, sample_weight=None):
-        """Fit the interaction Cox model (see class docstring)."""
+    def fit(self, X, time=None, event=None, treatment=None, sample_weight=None):
+        """Fit the interaction Cox model (see class docstring); X may be an ``EffectData``."""
         super().fit(X, time, event, treatment, sample_weight)
         self.model_ = self.state_
         self.summary_ = self.state_.summary
@@ -280,7 +281,11 @@ class LogisticInteractionModel(IntervalEstimateMixin, BaseEstimator):
         return np.hstack([np.ones((X.shape[0], 1)), Xs, w, w * Xs])
 
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None, sample_weight=None):
-        """Fit by (penalized) maximum likelihood; see class docstring."""
+        """Fit by (penalized) maximum likelihood; see class docstring. X may be an
+        ``EffectData`` (its weights as ``sample_weight``)."""
+        X, crs, treatment, crs_grade, sample_weight = unpack_crs_fit(
+            X, crs, treatment, crs_grade, sample_weight
+        )
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
         sw = _check_weights(sample_weight, keep.shape[0], "sample_weight")[keep]

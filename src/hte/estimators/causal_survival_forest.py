@@ -24,14 +24,17 @@ from hte.array_checks import (
     check_survival_outcome,
     check_treatment,
 )
+from hte.design.effect_data import EffectData, unpack_survival_fit
 from hte.estimators.nuisance import (
     TARGETS,
     SurvivalNuisances,
     cross_fit_pseudo_outcomes,
+    dr_scores,
     nuisance_params,
     pseudo_outcomes_from_nuisances,
 )
 from hte.estimators.result import EffectEstimate
+from hte.estimators.shared_nuisances import Nuisances
 
 
 class _MomentForest(BaseGRF):
@@ -131,19 +134,27 @@ class CausalSurvivalForest(BaseEstimator):
         self,
         X,
         *,
-        time,
-        event,
-        treatment,
+        time=None,
+        event=None,
+        treatment=None,
         propensity: np.ndarray | None = None,
         survival_nuisances: SurvivalNuisances | None = None,
+        nuisances: Nuisances | None = None,
     ) -> CausalSurvivalForest:
-        """Fit nuisances (cross-fitted) and the forest. X: array or DataFrame, treatment 0/1.
+        """Fit nuisances (cross-fitted) and the forest. X: an ``EffectData`` (then no arrays),
+        or an array / DataFrame with ``time``, ``event`` and ``treatment`` (0/1).
 
-        ``propensity`` (n,) and ``survival_nuisances`` (curves on a grid ending at ``horizon``)
-        may be supplied together instead of being cross-fitted: a diagnostic hook (oracle
-        nuisances from a simulator), not for real data.
+        ``nuisances``: the analysis's shared cross-fitted nuisances (``fit_nuisances`` on the
+        same patients, with this forest's nuisance settings and seed): read instead of
+        cross-fitting again, with identical maths. ``propensity`` (n,) and
+        ``survival_nuisances`` (curves on a grid ending at ``horizon``) may be supplied together
+        instead: a diagnostic hook (oracle nuisances from a simulator), not for real data.
         """
         self._check_params()
+        row_ids = X.row_ids if isinstance(X, EffectData) else None
+        X, time, event, treatment, weights = unpack_survival_fit(X, time, event, treatment)
+        if weights is not None:
+            raise ValueError("CausalSurvivalForest does not take weights")
         arr, names = check_covariates(X)
         n = arr.shape[0]
         W = check_treatment(treatment, n)
@@ -151,10 +162,15 @@ class CausalSurvivalForest(BaseEstimator):
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_features_in_ = arr.shape[1]
         supplied = (propensity is not None, survival_nuisances is not None)
-        if any(supplied):
+        if nuisances is not None:
+            if any(supplied):
+                raise ValueError("give nuisances or propensity/survival_nuisances, not both")
+            scores = self._shared_scores(nuisances, t, d, W, row_ids)
+        elif any(supplied):
             scores = self._supplied_scores(t, d, W, propensity, survival_nuisances, supplied)
         else:
             scores = self._cross_fit_scores(arr, W, t, d)
+        self.shared_nuisances_used_ = nuisances is not None
         self.grid_ = scores["grid"]
         self.nuisance_diagnostics_ = scores["diagnostics"]
         self.propensity_ = scores["e"]
@@ -163,6 +179,26 @@ class CausalSurvivalForest(BaseEstimator):
         self.training_scores_["W"] = W
         self.forest_ = self._make_forest(n).fit(arr, scores["J"], scores["A"])
         return self
+
+    def _shared_scores(self, nuisances: Nuisances, t, d, W, row_ids) -> dict:
+        if not nuisances.serves(self):
+            raise ValueError(
+                "these nuisances were cross-fitted with other settings, seed or horizons than "
+                f"this forest's ({nuisances.settings}); fit without them"
+            )
+        nuisances.check_rows(W, row_ids)
+        out = nuisances.pseudo_outcomes(
+            t, d, target=self.target, horizon=float(self.horizon),
+            censoring_floor=self.censoring_floor, propensity_clip=self.propensity_clip,
+        )  # fmt: skip
+        return _add_moment(out, W)
+
+    def get_scores(self) -> np.ndarray:
+        """The doubly robust scores of the training patients the forest was fitted with (as
+        grf's get_scores): Gamma_i = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W)."""
+        if not hasattr(self, "forest_"):
+            raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
+        return dr_scores(self.training_scores_)
 
     def _supplied_scores(self, t, d, W, propensity, nuis, supplied) -> dict:
         if not all(supplied):
@@ -245,9 +281,7 @@ class CausalSurvivalForest(BaseEstimator):
 
         if not hasattr(self, "forest_"):
             raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
-        s = self.training_scores_
-        w, e, y = s["W"], s["e"], s["pseudo_outcome"]
-        gamma = s["mu1"] - s["mu0"] + w * (y - s["mu1"]) / e - (1 - w) * (y - s["mu0"]) / (1 - e)
+        gamma = dr_scores(self.training_scores_)
         est, se = float(gamma.mean()), float(gamma.std(ddof=1) / np.sqrt(gamma.size))
         z = stats.norm.ppf(1 - alpha / 2)
         return est, est - z * se, est + z * se

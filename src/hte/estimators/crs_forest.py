@@ -23,6 +23,7 @@ from hte.array_checks import (
     check_new_covariates,
     check_treatment,
 )
+from hte.design.effect_data import unpack_crs_fit
 from hte.estimators.result import IntervalEstimateMixin
 
 CRS_OUTCOMES = ("crs", "crs_g3")
@@ -152,7 +153,10 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
 
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None):
         """Fit on covariates X, any-grade ``crs`` (0/1), ``treatment`` (1 = CAR-T) and, for
-        ``outcome="crs_g3"``, ``crs_grade``."""
+        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X."""
+        X, crs, treatment, crs_grade, weights = unpack_crs_fit(X, crs, treatment, crs_grade)
+        if weights is not None:
+            raise ValueError("CRSCausalForest does not take weights")
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
         if self.n_estimators % 4:

@@ -525,3 +525,11 @@ def pseudo_outcomes_from_nuisances(
         "nuisances": nuis,
         "diagnostics": diag,
     }
+
+
+def dr_scores(scores: dict) -> np.ndarray:
+    """Doubly robust effect scores from a pseudo-outcome dict with ``W`` added:
+    Gamma = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W) (hte.evaluation.rate's formula)."""
+    w, e, y = scores["W"], scores["e"], scores["pseudo_outcome"]
+    mu1, mu0 = scores["mu1"], scores["mu0"]
+    return mu1 - mu0 + (w - e) / (e * (1.0 - e)) * (y - np.where(w == 1, mu1, mu0))

@@ -20,6 +20,7 @@ from hte.array_checks import (
     check_survival_outcome,
     check_treatment,
 )
+from hte.design.effect_data import unpack_survival_fit
 from hte.estimators.result import EffectEstimate, SurvivalCurves
 
 SURVIVAL_TARGETS = ("rmst", "survival")
@@ -131,8 +132,12 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
             raise ValueError(f"horizon must be > 0; got {self.horizon}")
         return horizon
 
-    def fit(self, X, time, event, treatment, sample_weight=None):
-        """Fit on covariates X, follow-up ``time`` (months), ``event`` (1 = death), ``treatment``."""
+    def fit(self, X, time=None, event=None, treatment=None, sample_weight=None):
+        """Fit on covariates X, follow-up ``time`` (months), ``event`` (1 = death), ``treatment``
+        (or an ``EffectData`` as X, its weights as ``sample_weight``)."""
+        X, time, event, treatment, sample_weight = unpack_survival_fit(
+            X, time, event, treatment, sample_weight
+        )
         horizon = self._resolved_horizon()
         if int(self.n_bootstrap) < 0:
             raise ValueError(f"n_bootstrap must be >= 0; got {self.n_bootstrap}")

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from hte.array_checks import (
     check_binary_outcome,
@@ -30,6 +28,10 @@ from hte.array_checks import (
 )
 from hte.design.propensity import cross_fit_propensity
 from hte.estimators.nuisance import cross_fit_pseudo_outcomes
+from hte.estimators.shared_nuisances import cross_fit_arm_risks
+
+__all__ = ["DRAverage", "aipcw_survival_difference", "aipw_from_nuisances", "aipw_risk_difference",
+           "cross_fit_arm_risks", "log_ratio_se"]  # fmt: skip
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields
@@ -81,35 +83,6 @@ def log_ratio_se(result: DRAverage, *, complement: bool = False) -> float:
     return float(infl.std(ddof=1) / np.sqrt(result.n))
 
 
-def _outcome_model() -> HistGradientBoostingClassifier:
-    """The CRS outcome learner of the pipeline's AIPW baseline (depth 2, 100 rounds)."""
-    return HistGradientBoostingClassifier(
-        max_depth=2, max_iter=100, min_samples_leaf=30, l2_regularization=1.0,
-        early_stopping=False,
-    )  # fmt: skip
-
-
-def cross_fit_arm_risks(
-    X: np.ndarray, w: np.ndarray, y: np.ndarray, seed: int, *, n_folds: int = 5
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold P(y = 1 | x, CAR-T) and P(y = 1 | x, teclistamab) from one boosted model on
-    (x, arm) per fold (folds stratified by arm x outcome when every cell is big enough): the
-    outcome nuisances of every AIPW estimate of a binary outcome in hte."""
-    n = X.shape[0]
-    mu1, mu0 = np.empty(n), np.empty(n)
-    strata = 2 * w + y  # both arms and outcomes in every fold, when each cell is big enough
-    if np.bincount(strata, minlength=4).min() < n_folds:
-        strata = w
-    folds = StratifiedKFold(n_folds, shuffle=True, random_state=seed)
-    for train, test in folds.split(X, strata):
-        with threadpool_limits(limits=1, user_api="openmp"):
-            model = _outcome_model().fit(np.column_stack([X[train], w[train]]), y[train])
-            ones = np.ones(test.size)
-            mu1[test] = model.predict_proba(np.column_stack([X[test], ones]))[:, 1]
-            mu0[test] = model.predict_proba(np.column_stack([X[test], 0 * ones]))[:, 1]
-    return mu1, mu0
-
-
 def aipw_risk_difference(X, W, y, seed: int, *, n_folds: int = 5) -> DRAverage:
     """AIPW risk difference of a binary outcome with every nuisance cross-fitted on (X, W, y)."""
     Xa, _ = check_covariates(X, allow_nan=True)
@@ -118,8 +91,15 @@ def aipw_risk_difference(X, W, y, seed: int, *, n_folds: int = 5) -> DRAverage:
     yv = check_binary_outcome(y, n, name="y").astype(int)
     e = cross_fit_propensity(Xa, w, n_folds=n_folds, random_state=seed)
     mu1, mu0 = cross_fit_arm_risks(Xa, w, yv, seed, n_folds=n_folds)
-    phi1 = mu1 + w * (yv - mu1) / e
-    phi0 = mu0 + (1 - w) * (yv - mu0) / (1 - e)
+    return aipw_from_nuisances(yv, w, e, mu1, mu0)
+
+
+def aipw_from_nuisances(y, w, e, mu1, mu0) -> DRAverage:
+    """The AIPW risk difference from cross-fitted nuisances already in hand (the analysis's
+    shared ones): what ``aipw_risk_difference`` computes after fitting them."""
+    y, w, e = np.asarray(y, dtype=float), np.asarray(w), np.asarray(e, dtype=float)
+    phi1 = mu1 + w * (y - mu1) / e
+    phi0 = mu0 + (1 - w) * (y - mu0) / (1 - e)
     return _from_scores(phi1, phi0, "AIPW, cross-fitted propensity and boosted outcome models")
 
 

@@ -5,11 +5,14 @@ Is the heterogeneity an estimator found real? Two ingredients, both out of sampl
 * Doubly robust scores per target (``target_scores``), computed once and independent of which
   estimators the run fitted. OS targets: AIPCW scores
   ``Gamma = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W)`` from 5-fold cross-fitted nuisances
-  (propensity, event and censoring survival; ``hte.estimators.nuisance``). CRS: AIPW scores with
-  the design's cross-fitted propensity and cross-fitted boosted outcome models.
+  (propensity, event and censoring survival): the analysis's shared nuisances
+  (``hte.estimators.shared_nuisances``, the ones the estimators were fitted with). CRS: AIPW
+  scores with the shared cross-fitted propensity and boosted arm risks.
 * Held-out priorities per fit (``heldout_effects``): the fitted estimator is cloned and refitted
   on one half of the patients to predict the other half (2 folds, stratified by arm x outcome,
-  seeded), so no patient is ranked by a model that saw its outcome.
+  seeded), so no patient is ranked by a model that saw its outcome. Estimators that take shared
+  nuisances (causal survival forest, DR-learner) read nuisances cross-fitted on the training
+  half only, fitted once per fold and shared by all of them (``fold_nuisances``).
 
 Each fit's priorities are then tested against its target's scores: AUTOC and Qini with bootstrap
 intervals, the TOC curve with a pointwise band, and the BLP calibration test (mean and
@@ -25,10 +28,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
 
 from hte.array_checks import check_survival_outcome
 from hte.data.columns import CRS, CRS_GRADE
-from hte.estimators.nuisance import cross_fit_pseudo_outcomes, nuisance_params
+from hte.estimators.nuisance import cross_fit_pseudo_outcomes
+from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.blp_calibration import blp_calibration_test
 from hte.evaluation.rate import (
     aipw_scores_binary,
@@ -37,7 +42,12 @@ from hte.evaluation.rate import (
     rate,
     toc_band,
 )
-from hte.pipeline.stages import AnalysisData, FittedEffect, crs_nuisances
+from hte.pipeline.stages import (
+    AnalysisData,
+    FittedEffect,
+    crs_nuisances,
+    shared_nuisance_kwargs,
+)
 
 log = logging.getLogger("hte.pipeline")
 
@@ -47,7 +57,6 @@ N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on 
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2
 TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
-CSF_KIND = "causal_survival_forest"
 CRS_TARGETS = ("crs", "crs_g3")
 # Survival nuisances of the OS scores: the causal survival forest's defaults, so a forest fitted
 # with its defaults and the run's seed holds exactly these scores (and they are reused).
@@ -118,8 +127,10 @@ def aipcw_scores(
 ) -> Scores:
     """AIPCW scores of an OS target ("survival" or "rmst" at ``horizon``), every patient kept.
 
-    Cross-fitted here with ``SURVIVAL_NUISANCE``; a causal survival forest of the run fitted with
-    the same nuisance settings and seed already holds the identical scores, which are reused.
+    Read from the analysis's shared nuisances (``data.nuisances``, cross-fitted once with
+    ``SURVIVAL_NUISANCE`` and the seed: the ones the causal survival forest and DR-learner were
+    fitted with); cross-fitted here with the same settings when the analysis has none. ``fits``
+    is kept for the signature (the scores do not depend on which estimators ran).
     """
     if horizon is None:
         raise ValueError(f"target {target!r} needs a horizon")
@@ -128,13 +139,16 @@ def aipcw_scores(
     check_survival_outcome(t, d, len(t), horizon)
     what = (
         f"AIPCW: 5-fold cross-fitted propensity, event and censoring survival (discrete-time "
-        f"hazard boosting on a 25-point grid to {horizon:g} months, censoring survival floored "
-        f"at 0.05)"
+        f"hazard boosting on a grid of up to 25 points per horizon to {horizon:g} months, "
+        f"censoring survival floored at 0.05)"
     )
-    forest = _matching_forest(fits, target, horizon, seed, W)
-    if forest is not None:
-        s = forest.model.training_scores_
-        what += f"; identical to, and taken from, the causal survival forest {forest.estimator!r}"
+    floor, clip = SURVIVAL_NUISANCE["censoring_floor"], SURVIVAL_NUISANCE["propensity_clip"]
+    shared = data.nuisances
+    if shared is not None and _serves_default(shared, horizon, seed):
+        shared.check_rows(W)
+        s = shared.pseudo_outcomes(t, d, target=target, horizon=horizon, censoring_floor=floor,
+                                   propensity_clip=clip)  # fmt: skip
+        what += "; the analysis's shared nuisances, the ones its estimators were fitted with"
     else:
         X = data.X.to_numpy(dtype=float)
         s = cross_fit_pseudo_outcomes(
@@ -145,20 +159,12 @@ def aipcw_scores(
     return np.ones(len(t), dtype=bool), gamma, what
 
 
-def _matching_forest(fits, target: str, horizon: float, seed: int, W: np.ndarray):
-    """A causal survival forest whose training scores are exactly the ones this module would
-    compute (same target, horizon, nuisance settings, seed and patients), or None."""
-    wanted = SURVIVAL_NUISANCE | {"target": target, "horizon": horizon, "random_state": seed}
-    for fit in fits:
-        scores = getattr(fit.model, "training_scores_", None)
-        if fit.kind != CSF_KIND or fit.error is not None or scores is None:
-            continue
-        params = nuisance_params(fit.model)
-        params.pop("n_jobs")  # threads do not change the results
-        same_rows = scores["W"].shape == W.shape and np.array_equal(scores["W"], W)
-        if params == wanted and fit.model.propensity_learner is None and same_rows:
-            return fit
-    return None
+def _serves_default(nuisances: Nuisances, horizon: float, seed: int) -> bool:
+    """Shared nuisances fitted with ``SURVIVAL_NUISANCE``'s settings and ``seed``, reaching
+    ``horizon``."""
+    wanted = {k: SURVIVAL_NUISANCE[k] for k in DEFAULT_SURVIVAL} | {"random_state": seed}
+    same = all(nuisances.settings.get(k) == v for k, v in wanted.items())
+    return same and any(np.isclose(horizon, h) for h in nuisances.horizons)
 
 
 # --------------------------------------------------------------------------------------------
@@ -219,16 +225,86 @@ def _usable_strata(strata: np.ndarray, treatment: np.ndarray, n_folds: int) -> n
     return strata if counts.min() >= n_folds else treatment
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
+class FoldNuisances:
+    """One held-out fold: its training and test rows, and nuisances cross-fitted on the
+    training rows only (inside them, ``fit_nuisances``'s folds)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    nuisances: Nuisances
+
+
+def heldout_splits(strata: np.ndarray, n_folds: int, seed: int) -> list[tuple[np.ndarray, ...]]:
+    """The (train, test) rows of the held-out folds: the splits ``cross_fitted_priorities``
+    makes with these strata and seed."""
+    folds = StratifiedKFold(n_splits=int(n_folds), shuffle=True, random_state=seed)
+    return list(folds.split(np.zeros((len(strata), 1)), strata))
+
+
+def _os_strata(data: AnalysisData, n_folds: int) -> np.ndarray:
+    _, d = data.survival_outcome()
+    return _usable_strata(2 * data.treatment + d.astype(int), data.treatment, n_folds)
+
+
+def fold_nuisances(
+    data: AnalysisData, seed: int, horizons, n_folds: int = N_FOLDS
+) -> list[FoldNuisances]:
+    """Per held-out fold of the OS fits, the shared nuisances fitted on its training half only:
+    once per fold, read by every estimator refitted on that half (none of the test half's
+    outcomes enters them)."""
+    out = []
+    for train, test in heldout_splits(_os_strata(data, n_folds), n_folds, seed):
+        nuis = fit_nuisances(
+            data.effect_data.subset(train), horizons=horizons, random_state=seed,
+            **DEFAULT_SURVIVAL,
+        )  # fmt: skip
+        out.append(FoldNuisances(train, test, nuis))
+    return out
+
+
+def _uses_shared(model, data: AnalysisData) -> bool:
+    return bool(shared_nuisance_kwargs(model, data.nuisances))
+
+
 def heldout_effects(
-    fit: FittedEffect, data: AnalysisData, seed: int, n_folds: int = N_FOLDS
+    fit: FittedEffect,
+    data: AnalysisData,
+    seed: int,
+    n_folds: int = N_FOLDS,
+    folds: list[FoldNuisances] | None = None,
 ) -> np.ndarray:
     """``n_folds``-fold cross-fitted effects of one fit's estimator over ``data.cohort`` rows
-    (folds stratified by arm x outcome and seeded)."""
+    (folds stratified by arm x outcome and seeded).
+
+    An estimator that takes the analysis's shared nuisances is refitted on each training half
+    with nuisances cross-fitted on that half only: ``folds`` (from ``fold_nuisances``, shared by
+    the run's estimators), or fitted here for this one fit."""
     fit_kwargs, strata = _fit_arguments(fit, data)
     strata = _usable_strata(strata, data.treatment, n_folds)
+    if fit.outcome == "os" and _uses_shared(fit.model, data):
+        if folds is None:
+            folds = fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
+        return _shared_heldout(fit.model, data, strata, n_folds, seed, folds)
     return cross_fitted_effects(
         fit.model, data.X, fit_kwargs, strata=strata, n_folds=n_folds, random_state=seed
     )
+
+
+def _shared_heldout(model, data, strata, n_folds, seed, folds) -> np.ndarray:
+    template = _point_only(model)
+    out = np.full(len(data.cohort), np.nan)
+    splits = heldout_splits(strata, n_folds, seed)
+    if len(splits) != len(folds):
+        raise ValueError(f"{len(folds)} fold nuisances for {len(splits)} held-out folds")
+    for (train, test), fold in zip(splits, folds, strict=True):
+        if not (np.array_equal(fold.train, train) and np.array_equal(fold.test, test)):
+            raise ValueError("fold nuisances were fitted on other held-out folds")
+        refit = clone(template).fit(
+            data.effect_data.subset(train), **shared_nuisance_kwargs(template, fold.nuisances)
+        )
+        out[test] = refit.predict(data.X.iloc[test])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,32 +404,54 @@ def heterogeneity_tests(
     return results, sources
 
 
-def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int) -> np.ndarray | str:
+def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int, folds=None):
     """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
     from threadpoolctl import threadpool_limits
 
     try:
         with threadpool_limits(limits=1):
-            return heldout_effects(fit, data, seed)
+            return heldout_effects(fit, data, seed, folds=folds)
     except Exception as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
 
-def all_heldout_effects(fits: list[FittedEffect], data: AnalysisData, seed: int) -> dict:
+def heldout_fold_nuisances(
+    fits: list[FittedEffect], data: AnalysisData, seed: int
+) -> list[FoldNuisances] | None:
+    """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
+    fitted once per fold, for all of them. A failure is logged and returns None (each such fit
+    then cross-fits its own in its refit, and records what fails)."""
+    usable = [f for f in fits if f.estimate is not None and f.error is None]
+    if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
+        return None
+    try:
+        return fold_nuisances(data, seed, data.nuisances.horizons)
+    except Exception as exc:
+        log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
+        return None
+
+
+def all_heldout_effects(
+    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None
+) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
-    stopped the refit); the refits run in ``N_JOBS`` processes, each sent only an unfitted copy
-    of its estimator (same seeds, same numbers)."""
+    stopped the refit). Nuisances of the held-out folds (``folds``, from
+    ``heldout_fold_nuisances``; fitted here when not given) are fitted once per fold and shared
+    by the estimators that take them; the refits run in ``N_JOBS`` processes, each sent only an
+    unfitted copy of its estimator (same seeds, same numbers)."""
     fits = [f for f in fits if f.estimate is not None and f.error is None]
     light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
              for f in fits]  # fmt: skip
+    if folds is None:
+        folds = heldout_fold_nuisances(fits, data, seed)
     if N_JOBS > 1 and len(light) > 1:
         from joblib import Parallel, delayed
 
         out = Parallel(n_jobs=N_JOBS, backend="loky")(
-            delayed(_heldout_or_error)(f, data, seed) for f in light
+            delayed(_heldout_or_error)(f, data, seed, folds) for f in light
         )
     else:
-        out = [_heldout_or_error(f, data, seed) for f in light]
+        out = [_heldout_or_error(f, data, seed, folds) for f in light]
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 

@@ -6,7 +6,11 @@
 * ``refutations``: placebo treatment, random common cause and data subsets
   (``hte.evaluation.refutation``) of the doubly robust averages: the survival difference at the
   survival horizon (AIPCW, target ``"survival"``) and the CRS risk differences (AIPW, ``"crs"`` and
-  ``"crs_g3"``), every nuisance refitted at each re-run.
+  ``"crs_g3"``), every nuisance refitted at each re-run. The CRS originals are read from the
+  analysis's shared nuisances (the same cross-fit); the survival original keeps its own cheaper
+  cross-fit (10-point grid, 32-bin hazard learner), so that it is the same estimator as its
+  re-runs: the refuters compare re-runs with it, and a change of nuisance settings between
+  the two would move the estimate by itself.
 * ``evalues``: E-values (``hte.evaluation.evalues``) of the risk ratio of death by the survival
   horizon and of CRS (from the same doubly robust arm means, delta-method intervals), and of the
   IPTW Cox hazard ratio in ``baselines`` (target ``"os"``; the common-outcome conversion unless
@@ -32,6 +36,7 @@ from hte.estimators.crs_forest import crs_binary_outcome
 from hte.evaluation.average_effects import (
     DRAverage,
     aipcw_survival_difference,
+    aipw_from_nuisances,
     aipw_risk_difference,
     log_ratio_se,
 )
@@ -119,10 +124,12 @@ def _ratio_evalue(result: DRAverage, *, complement: bool, alpha: float) -> EValu
     return evalue_rr(rr, lo, hi)
 
 
-def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, what):
-    """Refutations and the E-value entry of one doubly robust target."""
+def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, what,
+                original=None):  # fmt: skip
+    """Refutations and the E-value entry of one doubly robust target; ``original``: the
+    estimate ``estimate_fn`` would give on the data as it is, when already in hand."""
     try:
-        result = estimate_fn(X, W, *outcome, seed=seed)
+        result = original if original is not None else estimate_fn(X, W, *outcome, seed=seed)
     except Exception as exc:  # recorded, the other targets go on
         log.warning("robustness: %s estimate failed: %s", target, exc)
         error = f"{type(exc).__name__}: {exc}"
@@ -177,6 +184,19 @@ def _hazard_ratio_evalue(data: AnalysisData, baselines: dict) -> dict | None:
     return _evalue_entry("os", ev, note)
 
 
+def _shared_crs_original(data: AnalysisData, outcome: str, seed: int) -> DRAverage | None:
+    """The AIPW original of a CRS target from the analysis's shared nuisances, when they are
+    exactly what ``aipw_risk_difference`` would fit (same seed, every patient carries the
+    outcome: the propensity is then the same cross-fit); None otherwise (it is refitted)."""
+    shared = data.nuisances
+    if shared is None or shared.settings.get("random_state") != seed or outcome not in shared.crs:
+        return None
+    risks = shared.crs[outcome]
+    if not risks.keep.all() or data.propensity is None:
+        return None
+    return aipw_from_nuisances(risks.y, data.treatment, data.propensity, risks.mu1, risks.mu0)
+
+
 def robustness_checks(
     data: AnalysisData, baselines: dict, config: ExperimentConfig, seed: int
 ) -> dict:
@@ -204,7 +224,7 @@ def robustness_checks(
             what += f" ({int((~keep).sum())} patients without a recorded grade left out)"
         entries, ev = _one_target(
             outcome, aipw_risk_difference, X[keep], data.treatment[keep], (y[keep],), seed,
-            alpha, complement=False, what=what,
+            alpha, complement=False, what=what, original=_shared_crs_original(data, outcome, seed),
         )  # fmt: skip
         refutations += entries
         evalues.append(ev)

@@ -21,7 +21,12 @@ from hte.config import ExperimentConfig, check_output_root, preflight, resolved_
 from hte.data.columns import CRS_GRADE
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
-from hte.pipeline.heterogeneity import all_heldout_effects, heterogeneity_tests, target_scores
+from hte.pipeline.heterogeneity import (
+    all_heldout_effects,
+    heldout_fold_nuisances,
+    heterogeneity_tests,
+    target_scores,
+)
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.results import (
     decision_truth,
@@ -38,6 +43,7 @@ from hte.pipeline.stages import (
     baseline_averages,
     data_rules,
     design_diagnostics,
+    fit_analysis_nuisances,
     fit_estimators,
     prepare_analysis,
     prepare_cohort,
@@ -50,6 +56,7 @@ from hte.runs import (
     FINGERPRINT_FILE,
     LOG_FILE,
     METRICS_FILE,
+    NUISANCES_DIR,
     SEEDS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
@@ -250,6 +257,8 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         all_fits[data.label] = fits
         if config.explanation.shap:
             _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
+        if data.nuisances is not None:
+            data.nuisances.save(run_dir / NUISANCES_DIR / f"{data.label}.npz")
         if store is not None:
             _save_models(store, data, fits)
             _save_profile(store, data, fits, config, stages, timings, choices)
@@ -288,11 +297,18 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     stages.step(f"{label}: time zero and design")
     clock = time.perf_counter()
     data = prepare_analysis(cohort, analysis)
-    stages.step(f"{label}: propensity, overlap, balance")
+    stages.step(f"{label}: cross-fitted nuisances, overlap, balance")
+    timings[f"{label}/design"] = time.perf_counter() - clock
+    clock_nuisances = time.perf_counter()
+    fit_analysis_nuisances(data, config)
+    timings[f"{label}/nuisances"] = time.perf_counter() - clock_nuisances
+    clock = time.perf_counter()
     diagnostics = design_diagnostics(data, config.seed)
     stages.step(f"{label}: IPTW baselines")
     baselines = baseline_averages(data, config)
-    timings[f"{label}/design_and_baselines"] = time.perf_counter() - clock
+    timings[f"{label}/design_and_baselines"] = (
+        time.perf_counter() - clock + timings.pop(f"{label}/design")
+    )
     fits = fit_estimators(data, config, on_fit=stages.step)
     estimators: dict[str, dict] = {}
     for fit in fits:
@@ -305,7 +321,11 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
     scores = target_scores(data, fits, config.seed)  # once: tests, subgroups, model choice
-    refits = all_heldout_effects([f for f in fits if f.target in scores], data, config.seed)
+    tested = [f for f in fits if f.target in scores]
+    clock_folds = time.perf_counter()
+    folds = heldout_fold_nuisances(tested, data, config.seed)  # once per fold, shared
+    timings[f"{label}/heldout_nuisances"] = time.perf_counter() - clock_folds
+    refits = all_heldout_effects(tested, data, config.seed, folds=folds)
     tests, score_sources = heterogeneity_tests(
         data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
     )

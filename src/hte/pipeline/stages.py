@@ -16,6 +16,8 @@ import pandas as pd
 from hte.config import DataFacts, ExperimentConfig, FileData, OmopData, TimeZeroAnalysis
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
+from hte.design.effect_data import EffectData
+from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.runs import fingerprint_file, fingerprint_frame
 
@@ -39,10 +41,27 @@ class AnalysisData:
     design: DesignMatrix
     treatment: np.ndarray  # 0/1, 1 = CAR-T
     propensity: np.ndarray | None = None  # cross-fitted, set by design_diagnostics
+    nuisances: Nuisances | None = None  # shared cross-fitted nuisances (fit_analysis_nuisances)
+    _effect_data: EffectData | None = field(default=None, repr=False)
 
     @property
     def X(self) -> pd.DataFrame:
         return self.design.X
+
+    @property
+    def effect_data(self) -> EffectData:
+        """The analysis's roles (covariates, arm, OS, CRS and grade) as one checked object,
+        built once: what every estimator's ``fit`` takes."""
+        if self._effect_data is None:
+            t, d = self.survival_outcome() if self.has_os else (None, None)
+            cohort = self.cohort
+            self._effect_data = EffectData.from_arrays(
+                self.X, self.treatment, time=t, event=d,
+                crs=cohort[CRS].to_numpy(dtype=int) if CRS in cohort.columns else None,
+                crs_grade=cohort[CRS_GRADE].to_numpy() if CRS_GRADE in cohort.columns else None,
+                allow_nan=True,
+            )  # fmt: skip
+        return self._effect_data
 
     @property
     def has_os(self) -> bool:
@@ -175,13 +194,32 @@ def prepare_analysis(cohort: pd.DataFrame, analysis: TimeZeroAnalysis) -> Analys
     )
 
 
+def fit_analysis_nuisances(data: AnalysisData, config: ExperimentConfig) -> Nuisances:
+    """Cross-fit the analysis's nuisances once (``hte.estimators.shared_nuisances``): the
+    propensity, event and censoring survival on one grid reaching the largest OS horizon (the
+    causal survival forest's default settings, the run's seed) and the CRS arm risks; stored on
+    ``data`` and read by the design diagnostics, baselines, estimator fits, DR scores and
+    refutation originals."""
+    os_cfg = config.outcomes.os
+    horizons = [h for _, h in os_cfg.targets()] if os_cfg.enabled and data.has_os else []
+    crs = crs_outcomes(config, data.cohort) if CRS in data.cohort.columns else []
+    data.nuisances = fit_nuisances(
+        data.effect_data, horizons=horizons, crs_outcomes=crs, random_state=config.seed,
+        **DEFAULT_SURVIVAL,
+    )  # fmt: skip
+    return data.nuisances
+
+
 def design_diagnostics(data: AnalysisData, seed: int) -> dict:
-    """Cross-fitted propensity (stored on ``data``), overlap summary and covariate balance before
-    and after stabilized IPTW."""
+    """Cross-fitted propensity (stored on ``data``; the shared nuisances' when fitted), overlap
+    summary and covariate balance before and after stabilized IPTW."""
     from hte.design.overlap import ate_weights, balance_table, overlap_summary
     from hte.design.propensity import cross_fit_propensity
 
-    e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
+    if data.nuisances is not None and data.nuisances.settings["random_state"] == seed:
+        e = data.nuisances.propensity
+    else:
+        e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
     data.propensity = e
     overlap = overlap_summary(e, data.treatment).as_dict()
     weights = ate_weights(e, data.treatment, kind="ipw")
@@ -314,6 +352,12 @@ def crs_nuisances(data: AnalysisData, outcome: str, seed: int):
     from hte.estimators.crs_forest import crs_binary_outcome
     from hte.evaluation.average_effects import cross_fit_arm_risks
 
+    shared = data.nuisances
+    if shared is not None and shared.settings["random_state"] == seed and outcome in shared.crs:
+        risks = shared.crs[outcome]
+        e_all = data.propensity if data.propensity is not None else shared.propensity
+        w, e = data.treatment[risks.keep], e_all[risks.keep]
+        return risks.keep, risks.y, w, e, risks.mu1, risks.mu0
     grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
     y, keep = crs_binary_outcome(
         data.cohort[CRS].to_numpy(dtype=int), grade, outcome, len(data.cohort)
@@ -357,13 +401,9 @@ def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEf
     try:
         if spec.outcome == "os":
             model = spec.build(target=target, horizon=horizon, random_state=config.seed)
-            t, d = data.survival_outcome()
-            model.fit(data.X, time=t, event=d, treatment=data.treatment)
         else:
             model = spec.build(crs_outcome=target, random_state=config.seed)
-            grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort else None
-            crs = data.cohort[CRS].to_numpy(dtype=int)
-            model.fit(data.X, crs=crs, treatment=data.treatment, crs_grade=grade)
+        model.fit(data.effect_data, **shared_nuisance_kwargs(model, data.nuisances))
         fit.model = model
         fit.estimate = model.estimate(data.X, alpha=config.evaluation.alpha)
         fit.arms = arm_predictions(model, data.X, target, horizon)
@@ -373,6 +413,17 @@ def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEf
         log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, traceback.format_exc())
     fit.seconds = time.perf_counter() - started
     return fit
+
+
+def shared_nuisance_kwargs(model, nuisances: Nuisances | None) -> dict:
+    """``{"nuisances": nuisances}`` when ``model.fit`` takes shared nuisances and these are the
+    ones it would cross-fit itself (same settings, seed, horizon); else nothing (it fits its
+    own)."""
+    import inspect
+
+    if nuisances is None or "nuisances" not in inspect.signature(model.fit).parameters:
+        return {}
+    return {"nuisances": nuisances} if nuisances.serves(model) else {}
 
 
 # (words in the error, the fix): the first match wins
