@@ -10,6 +10,7 @@ import pytest
 
 from hte.design.effect_data import EffectData
 from hte.estimators import (
+    BayesianCausalForest,
     CausalSurvivalForest,
     CoxInteractionModel,
     LogisticInteractionModel,
@@ -19,6 +20,7 @@ from hte.estimators.nuisance import make_grid
 from hte.estimators.shared_nuisances import Nuisances, fit_nuisances, shared_grid
 
 FAST = dict(n_estimators=40, grid_size=15, n_folds=3, n_jobs=1)
+FAST_BCF = dict(num_mcmc=40, mu_trees=20, tau_trees=10, grid_size=15, n_folds=3, n_jobs=1)
 
 
 def _exponential(n: int, seed: int):
@@ -40,8 +42,12 @@ def test_one_horizon_shared_nuisances_give_the_estimators_their_own_cross_fit_ex
     data, _, _ = _exponential(600, 0)
     t, d = data.survival()
     nuis = fit_nuisances(data, horizons=[12.0], random_state=0, grid_size=15, n_folds=3, n_jobs=1)
-    for cls in (CausalSurvivalForest, SurvivalDRLearner):
-        kw = dict(target="survival", horizon=12.0, random_state=0, **FAST)
+    for cls, fast in (
+        (CausalSurvivalForest, FAST),
+        (SurvivalDRLearner, FAST),
+        (BayesianCausalForest, FAST_BCF),
+    ):
+        kw = dict(target="survival", horizon=12.0, random_state=0, **fast)
         own = cls(**kw).fit(data.frame(), time=t, event=d, treatment=data.treatment)
         shared = cls(**kw).fit(data, nuisances=nuis)
         assert shared.shared_nuisances_used_ and not own.shared_nuisances_used_

@@ -25,16 +25,17 @@ import zlib
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from hte.array_checks import (
-    check_covariates,
-    check_new_covariates,
-    check_survival_outcome,
-    check_treatment,
-)
+from hte.array_checks import check_new_covariates
+from hte.design.effect_data import unpack_crs_fit
 from hte.design.propensity import PropensityModel, cross_fit_propensity
 from hte.estimators.crs_forest import crs_fit_inputs
-from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes, nuisance_params
+from hte.estimators.nuisance import TARGETS
 from hte.estimators.result import IntervalEstimateMixin
+from hte.estimators.shared_nuisances import (
+    Nuisances,
+    PseudoOutcomeScoresMixin,
+    pseudo_outcome_fit_inputs,
+)
 
 
 def _sample(X, W, y, e, *, num_gfr: int, num_burnin: int, num_mcmc: int, mu_trees: int,
@@ -112,7 +113,7 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
         self.__dict__.update(state)
 
 
-class BayesianCausalForest(_BCFBase):
+class BayesianCausalForest(PseudoOutcomeScoresMixin, _BCFBase):
     """BCF of the RMST / survival-probability effect at ``horizon`` on AIPCW pseudo-outcomes.
 
     target : "rmst" or "survival". horizon : h (time unit of ``time``).
@@ -157,23 +158,19 @@ class BayesianCausalForest(_BCFBase):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    def fit(self, X, *, time, event, treatment) -> BayesianCausalForest:
-        """Cross-fit the survival nuisances, build Y*, and sample the BCF posterior on it."""
+    def fit(
+        self, X, *, time=None, event=None, treatment=None, nuisances: Nuisances | None = None
+    ) -> BayesianCausalForest:
+        """Cross-fit the survival nuisances (or read the analysis's shared ``nuisances``), build
+        Y*, and sample the BCF posterior on it. X: an ``EffectData`` or covariates with
+        ``time``, ``event`` and ``treatment``."""
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}; got {self.target!r}")
         if self.horizon is None:
             raise ValueError("horizon is required (e.g. horizon=24.0 for 24 months)")
         self._check_sampler()
-        arr, names = check_covariates(X)
-        n = arr.shape[0]
-        W = check_treatment(treatment, n)
-        t, d = check_survival_outcome(time, event, n, float(self.horizon))
-        self.feature_names_in_ = np.asarray(names, dtype=object)
-        self.n_features_in_ = arr.shape[1]
-        out = cross_fit_pseudo_outcomes(arr, W, t, d, **nuisance_params(self))
-        self.pseudo_outcome_ = out["pseudo_outcome"]
-        self.grid_ = out["grid"]
-        self.nuisance_diagnostics_ = out["diagnostics"]
+        arr, _, W, out = pseudo_outcome_fit_inputs(self, X, time, event, treatment, nuisances)
+        self._keep_pseudo_outcomes(out, W, shared=nuisances is not None)
         self._fit_sampler(arr, W, self.pseudo_outcome_, out["e"])
         return self
 
@@ -213,8 +210,11 @@ class CRSBayesianCausalForest(_BCFBase):
 
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None) -> CRSBayesianCausalForest:
         """Fit on covariates X, any-grade ``crs`` (0/1), ``treatment`` (1 = CAR-T) and, for
-        ``outcome="crs_g3"``, ``crs_grade``."""
+        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X."""
         self._check_sampler()
+        X, crs, treatment, crs_grade, weights = unpack_crs_fit(X, crs, treatment, crs_grade)
+        if weights is not None:
+            raise ValueError("CRSBayesianCausalForest does not take weights")
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
         self.n_features_in_ = Xa.shape[1]

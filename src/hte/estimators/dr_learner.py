@@ -20,16 +20,16 @@ from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegr
 from threadpoolctl import threadpool_limits
 
 from hte.array_checks import (
-    check_covariates,
     check_new_covariates,
-    check_survival_outcome,
-    check_treatment,
 )
-from hte.design.effect_data import EffectData, unpack_survival_fit
 from hte.design.propensity import default_propensity_learner
-from hte.estimators.nuisance import TARGETS, cross_fit_pseudo_outcomes, dr_scores, nuisance_params
+from hte.estimators.nuisance import TARGETS
 from hte.estimators.result import IntervalEstimateMixin
-from hte.estimators.shared_nuisances import Nuisances
+from hte.estimators.shared_nuisances import (
+    Nuisances,
+    PseudoOutcomeScoresMixin,
+    pseudo_outcome_fit_inputs,
+)
 
 FINALS = ("forest", "linear", "boosted")
 
@@ -50,7 +50,7 @@ def boosted_final(random_state: int | None) -> GradientBoostingRegressor:
     )  # fmt: skip
 
 
-class SurvivalDRLearner(IntervalEstimateMixin, BaseEstimator):
+class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEstimator):
     """DR-learner of the RMST / survival-probability effect at ``horizon`` under censoring.
 
     target : "rmst" or "survival". horizon : h (time unit of ``time``).
@@ -131,46 +131,11 @@ class SurvivalDRLearner(IntervalEstimateMixin, BaseEstimator):
         DR-learner on it. X: an ``EffectData`` (then no arrays) or covariates with ``time``,
         ``event`` and ``treatment``."""
         self._check_params()
-        row_ids = X.row_ids if isinstance(X, EffectData) else None
-        X, time, event, treatment, weights = unpack_survival_fit(X, time, event, treatment)
-        if weights is not None:
-            raise ValueError("SurvivalDRLearner does not take weights")
-        arr, names = check_covariates(X)
-        n = arr.shape[0]
-        W = check_treatment(treatment, n)
-        t, d = check_survival_outcome(time, event, n, float(self.horizon))
-        self.feature_names_in_ = np.asarray(names, dtype=object)
-        self.n_features_in_ = arr.shape[1]
-        if nuisances is not None:
-            if not nuisances.serves(self):
-                raise ValueError(
-                    "these nuisances were cross-fitted with other settings, seed or horizons "
-                    f"than this learner's ({nuisances.settings}); fit without them"
-                )
-            nuisances.check_rows(W, row_ids)
-            out = nuisances.pseudo_outcomes(
-                t, d, target=self.target, horizon=float(self.horizon),
-                censoring_floor=self.censoring_floor, propensity_clip=self.propensity_clip,
-            )  # fmt: skip
-        else:
-            out = cross_fit_pseudo_outcomes(arr, W, t, d, **nuisance_params(self))
-        self.shared_nuisances_used_ = nuisances is not None
-        self.pseudo_outcome_ = out["pseudo_outcome"]
-        self.grid_ = out["grid"]
-        self.nuisance_diagnostics_ = out["diagnostics"]
-        self.training_scores_ = {k: out[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
-        self.training_scores_["W"] = W
+        arr, _, W, out = pseudo_outcome_fit_inputs(self, X, time, event, treatment, nuisances)
+        self._keep_pseudo_outcomes(out, W, shared=nuisances is not None)
         with threadpool_limits(limits=1):  # small OpenMP fits: one thread each is faster
             self.model_ = self._make_learner().fit(self.pseudo_outcome_, W, X=arr)
         return self
-
-    def get_scores(self) -> np.ndarray:
-        """The doubly robust scores of the training patients from the survival nuisances this
-        learner built Y* with (as grf's get_scores; econml's own second-stage nuisances on Y*
-        are not in them)."""
-        if not hasattr(self, "model_"):
-            raise RuntimeError("SurvivalDRLearner is not fitted; call fit first")
-        return dr_scores(self.training_scores_)
 
     def _check_X(self, X) -> np.ndarray:
         return check_new_covariates(self, X, fitted_attribute="model_")

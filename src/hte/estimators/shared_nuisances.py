@@ -35,13 +35,16 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
-from hte.array_checks import check_survival_outcome
-from hte.design.effect_data import EffectData
+from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
+from hte.design.effect_data import EffectData, unpack_survival_fit
 from hte.design.propensity import cross_fit_propensity
 from hte.estimators.nuisance import (
     SurvivalNuisances,
+    cross_fit_pseudo_outcomes,
     cross_fit_survival,
+    dr_scores,
     make_grid,
+    nuisance_params,
     pseudo_outcomes_from_nuisances,
 )
 
@@ -342,3 +345,54 @@ def fit_nuisances(
                 "censoring_learner": censoring_learner, "n_folds": n_folds,
                 "random_state": random_state}  # fmt: skip
     return Nuisances(data.row_ids.copy(), W.copy(), e, survival, tuple(ok), crs, settings, errors)
+
+
+def pseudo_outcome_fit_inputs(estimator, X, time, event, treatment, nuisances: Nuisances | None):
+    """Checked inputs and the AIPCW pseudo-outcomes of a learner fitted on Y* (the DR-learner,
+    the Bayesian causal forest): ``(arr, names, W, out)`` with ``out`` as from
+    ``cross_fit_pseudo_outcomes``. ``X`` is an ``EffectData`` or covariates with the arrays;
+    ``nuisances``, when given, must be the ones the learner would cross-fit itself (same
+    settings, seed and patients), else an error. Sets ``feature_names_in_``/``n_features_in_``."""
+    name = type(estimator).__name__
+    row_ids = X.row_ids if isinstance(X, EffectData) else None
+    X, time, event, treatment, weights = unpack_survival_fit(X, time, event, treatment)
+    if weights is not None:
+        raise ValueError(f"{name} does not take weights")
+    arr, names = check_covariates(X)
+    W = check_treatment(treatment, arr.shape[0])
+    t, d = check_survival_outcome(time, event, arr.shape[0], float(estimator.horizon))
+    estimator.feature_names_in_ = np.asarray(names, dtype=object)
+    estimator.n_features_in_ = arr.shape[1]
+    if nuisances is None:
+        return arr, names, W, cross_fit_pseudo_outcomes(arr, W, t, d, **nuisance_params(estimator))
+    if not nuisances.serves(estimator):
+        raise ValueError(
+            "these nuisances were cross-fitted with other settings, seed or horizons "
+            f"than this learner's ({nuisances.settings}); fit without them"
+        )
+    nuisances.check_rows(W, row_ids)
+    out = nuisances.pseudo_outcomes(
+        t, d, target=estimator.target, horizon=float(estimator.horizon),
+        censoring_floor=estimator.censoring_floor, propensity_clip=estimator.propensity_clip,
+    )  # fmt: skip
+    return arr, names, W, out
+
+
+class PseudoOutcomeScoresMixin:
+    """What a learner fitted on Y* keeps of its nuisances, and ``get_scores`` from them."""
+
+    def _keep_pseudo_outcomes(self, out: dict, W: np.ndarray, shared: bool) -> None:
+        self.shared_nuisances_used_ = shared
+        self.pseudo_outcome_ = out["pseudo_outcome"]
+        self.grid_ = out["grid"]
+        self.nuisance_diagnostics_ = out["diagnostics"]
+        self.training_scores_ = {k: out[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
+        self.training_scores_["W"] = W
+
+    def get_scores(self) -> np.ndarray:
+        """The doubly robust scores of the training patients from the survival nuisances this
+        learner built Y* with (as grf's get_scores; a learner's own second-stage nuisances on
+        Y* are not in them)."""
+        if not hasattr(self, "training_scores_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        return dr_scores(self.training_scores_)
