@@ -54,9 +54,10 @@ ESTIMATORS = (
     " {name: dr_boosted, kind: dr_learner, params: {final: boosted}},"
     " {name: t_learner_rsf, kind: t_learner, params: {base_learner: rsf}},"
     " {name: s_learner_gbsa, kind: s_learner, params: {base_learner: gbsa}},"
-    " {name: cox_interaction, kind: cox_interaction},"
+    " {name: cox_interaction, kind: cox_interaction}, {name: bcf, kind: bcf},"
     " {name: crs_causal_forest, kind: crs_causal_forest, params: {n_estimators: 500}},"
-    " {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}}]"
+    " {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}},"
+    " {name: crs_bcf, kind: crs_bcf}]"
 )
 
 

@@ -28,8 +28,10 @@ BENCH_ESTIMATORS: tuple[dict[str, Any], ...] = (
     {"name": "t_learner_rsf", "kind": "t_learner", "params": {"base_learner": "rsf"}},
     {"name": "s_learner_gbsa", "kind": "s_learner", "params": {"base_learner": "gbsa"}},
     {"name": "cox_interaction", "kind": "cox_interaction"},
+    {"name": "bcf", "kind": "bcf"},
     {"name": "crs_causal_forest", "kind": "crs_causal_forest"},
     {"name": "logistic_interaction", "kind": "logistic_interaction"},
+    {"name": "crs_bcf", "kind": "crs_bcf"},
 )
 BENCH_SCENARIOS = ("default", "null_effect")
 
