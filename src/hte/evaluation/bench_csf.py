@@ -160,8 +160,15 @@ def _fit(method, data):
     return method.fit(data.X, data.time, data.event, data.treatment)
 
 
-def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = False) -> pd.DataFrame:
-    """One row per (design, rep, method): normalized MSE, coverage, fit seconds."""
+def run_accuracy(
+    reps: int,
+    n: int = 2000,
+    n_test: int = 2000,
+    quick: bool = False,
+    methods: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per (design, rep, method): normalized MSE, coverage, fit seconds (all methods, or
+    only those named in ``methods``)."""
     X_test = np.random.default_rng(2023).uniform(size=(n_test, 5))
     rows = []
     for dgp in DGPS:
@@ -171,6 +178,8 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
                 n, 5, dgp, seed=1000 * (DGPS.index(dgp) + 1) + rep
             ).with_day_zero()
             for name, method in _methods(data.horizon, rep, quick).items():
+                if methods is not None and name not in methods:
+                    continue
                 start, cpu = time.perf_counter(), time.process_time()
                 _fit(method, data)
                 seconds = time.perf_counter() - start
@@ -196,6 +205,10 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
                 )
                 print(json.dumps(rows[-1]), flush=True)
     return pd.DataFrame(rows)
+
+
+def _number(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.1f}"
 
 
 def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
@@ -226,7 +239,7 @@ def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
         cells = " | ".join(f"{r[d]:.2f}" for d in DGPS)
         lines.append(
             f"| {method} | {cells} | {r['mean']:.2f} | {cov} | {r['fit_seconds']:.1f} "
-            f"| {r['fit_cpu_seconds']:.1f} |"
+            f"| {_number(r['fit_cpu_seconds'])} |"
         )
     ref = REFERENCE["grf causal_survival_forest"]
     lines.append(
@@ -235,6 +248,12 @@ def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
         + f" | {np.mean(list(ref.values())):.2f} | 0.87 | 3-6 | - |"
     )
     lines += ["", REFERENCE_NOTES, ""]
+    if df["fit_cpu_seconds"].isna().any() if "fit_cpu_seconds" in df else False:
+        lines += [
+            "Methods without a CPU figure were kept from an earlier run (``--methods`` re-measures "
+            "only the methods it names).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -379,6 +398,11 @@ def main(argv: list[str] | None = None) -> None:
         metavar="CONFIG",
         help='compare forest settings, e.g. --sweep "" "min_samples_leaf=10" (prints only)',
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="re-measure only these methods; the other methods' rows are kept from the CSV",
+    )
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
     if args.scaling_point:
@@ -391,7 +415,13 @@ def main(argv: list[str] | None = None) -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.scaling_only:
         reps = 1 if args.quick else args.reps
-        df = run_accuracy(reps, n_test=500 if args.quick else 2000, quick=args.quick)
+        df = run_accuracy(
+            reps, n_test=500 if args.quick else 2000, quick=args.quick, methods=args.methods
+        )
+        previous = args.out_dir / "csf_cui2023.csv"
+        if args.methods and previous.exists():
+            kept = pd.read_csv(previous)
+            df = pd.concat([kept[~kept["method"].isin(args.methods)], df], ignore_index=True)
         df.to_csv(args.out_dir / "csf_cui2023.csv", index=False)
         (args.out_dir / "csf_cui2023.md").write_text(accuracy_markdown(df, command))
     if not args.skip_scaling:
