@@ -66,8 +66,9 @@ class _MomentForest(BaseGRF):
 def grf_max_features(n_features: int) -> int:
     """grf's default number of candidate split variables: min(ceil(sqrt(p) + 20), p).
 
-    All features up to p = 25 (every Cui design and the synthetic cohort); fewer for wide
-    cohorts, where the split search over every feature dominates a tree's cost.
+    All features up to p = 25; fewer for wide cohorts, where the split search over every feature
+    dominates a tree's cost (``max_features="grf"``; not the default: with 38 noise covariates
+    of 43 it was a little less accurate, docs/learner_speed.md).
     """
     return min(math.ceil(math.sqrt(n_features) + 20), n_features)
 
@@ -95,8 +96,9 @@ class CausalSurvivalForest(BaseEstimator):
     horizon : h, in the time unit of ``time``; must lie within follow-up.
     n_estimators, min_samples_leaf, max_samples, max_features, min_balancedness_tol, honest,
     subforest_size, criterion : econml GRF tree settings (``subforest_size`` trees per little bag).
-        ``max_features="grf"`` (default) tries grf's min(ceil(sqrt(p) + 20), p) features per split
-        (all of them up to p = 25); None tries all, an int that many.
+        ``max_features``: None (default) tries every feature at each split, an int that many,
+        ``"grf"`` grf's min(ceil(sqrt(p) + 20), p) (all up to p = 25): 30% less forest CPU at
+        p = 43 but a little less accurate with many noise covariates (docs/learner_speed.md).
     grid_size : time-grid points for the survival nuisances (None = every distinct time).
     event_learner, censoring_learner : "hazard_gbm" (boosted discrete-time hazard), "rsf"
         (scikit-survival forest), "km" (per-arm Kaplan-Meier) or a classifier for the hazard.
@@ -114,7 +116,7 @@ class CausalSurvivalForest(BaseEstimator):
         n_estimators: int = 2000,
         min_samples_leaf: int = 15,
         max_samples: float = 0.5,
-        max_features="grf",
+        max_features=None,
         min_balancedness_tol: float = 0.45,
         honest: bool = True,
         subforest_size: int = 4,
