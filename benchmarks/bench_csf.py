@@ -10,8 +10,9 @@ CausalSurvivalForest (package defaults), SurvivalDRLearner (forest final), a T-l
 scikit-survival random survival forests, and an IPCW-weighted econml causal forest (complete cases
 weighted by 1 / C(Y- | X, W) from the same cross-fitted censoring model).
 
-Scaling: fit time and peak resident memory of the forest (defaults) at n = 2,000 / 10,000 /
-100,000 on design type1, each point in a fresh subprocess (ru_maxrss of the child).
+Scaling: fit time (wall and CPU), peak resident memory and accuracy of the forest (defaults) at
+n = 2,000 / 10,000 / 100,000 on design type1 (p = 5) and at n = 6,000 with p = 43 (38 noise
+covariates), each point in a fresh subprocess (ru_maxrss of the child).
 
 Writes experiments/benchmarks/csf_cui2023.{csv,md} and csf_scaling.{csv,md}.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -158,8 +160,15 @@ def _fit(method, data):
     return method.fit(data.X, data.time, data.event, data.treatment)
 
 
-def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = False) -> pd.DataFrame:
-    """One row per (design, rep, method): normalized MSE, coverage, fit seconds."""
+def run_accuracy(
+    reps: int,
+    n: int = 2000,
+    n_test: int = 2000,
+    quick: bool = False,
+    methods: list[str] | None = None,
+) -> pd.DataFrame:
+    """One row per (design, rep, method): normalized MSE, coverage, fit seconds (all methods, or
+    only those named in ``methods``)."""
     X_test = np.random.default_rng(2023).uniform(size=(n_test, 5))
     rows = []
     for dgp in DGPS:
@@ -169,9 +178,12 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
                 n, 5, dgp, seed=1000 * (DGPS.index(dgp) + 1) + rep
             ).with_day_zero()
             for name, method in _methods(data.horizon, rep, quick).items():
-                start = time.perf_counter()
+                if methods is not None and name not in methods:
+                    continue
+                start, cpu = time.perf_counter(), time.process_time()
                 _fit(method, data)
                 seconds = time.perf_counter() - start
+                cpu_seconds = time.process_time() - cpu
                 pred = method.predict(X_test)
                 coverage = np.nan
                 if hasattr(method, "predict_interval"):
@@ -186,6 +198,8 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
                         "nmse": float(np.mean((pred - tau) ** 2) / np.var(tau)),
                         "coverage": coverage,
                         "fit_seconds": seconds,
+                        "fit_cpu_seconds": cpu_seconds,
+                        "load_1min": os.getloadavg()[0],
                         "censored_share": float(1 - data.event.mean()),
                     }
                 )
@@ -193,12 +207,18 @@ def run_accuracy(reps: int, n: int = 2000, n_test: int = 2000, quick: bool = Fal
     return pd.DataFrame(rows)
 
 
+def _number(value: float) -> str:
+    return "-" if pd.isna(value) else f"{value:.1f}"
+
+
 def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
     """Summary table: mean normalized MSE by design and method, coverage, fit time."""
     nmse = df.pivot_table(index="method", columns="dgp", values="nmse", aggfunc="mean")
     nmse["mean"] = nmse[list(DGPS)].mean(axis=1)
     extra = df.groupby("method").agg(
-        coverage=("coverage", "mean"), fit_seconds=("fit_seconds", "mean")
+        coverage=("coverage", "mean"),
+        fit_seconds=("fit_seconds", "mean"),
+        fit_cpu_seconds=("fit_cpu_seconds", "mean"),
     )
     table = nmse.join(extra).sort_values("mean")
     lines = [
@@ -206,22 +226,34 @@ def accuracy_markdown(df: pd.DataFrame, command: str) -> str:
         "",
         f"Command: `{command}`; p = 5, n = {int(df['n'].iloc[0])}, "
         f"{df['rep'].nunique()} replications per design, 2,000 test points, true RMST CATE in "
-        "closed form. Normalized MSE = MSE / Var(true CATE); coverage of 95% intervals.",
+        "closed form. Normalized MSE = MSE / Var(true CATE); coverage of 95% intervals. "
+        "Fit s: wall time; CPU s: CPU time of the process (all its threads); 1-minute load "
+        f"average {df['load_1min'].min():.1f}-{df['load_1min'].max():.1f} during the fits "
+        "(a shared 2-core machine: wall times above the CPU time / 2 mean other jobs were running).",
         "",
-        "| method | " + " | ".join(DGPS) + " | mean NMSE | coverage | fit s |",
-        "|---|" + "---|" * (len(DGPS) + 3),
+        "| method | " + " | ".join(DGPS) + " | mean NMSE | coverage | fit s | CPU s |",
+        "|---|" + "---|" * (len(DGPS) + 4),
     ]
     for method, r in table.iterrows():
         cov = "-" if np.isnan(r["coverage"]) else f"{r['coverage']:.2f}"
         cells = " | ".join(f"{r[d]:.2f}" for d in DGPS)
-        lines.append(f"| {method} | {cells} | {r['mean']:.2f} | {cov} | {r['fit_seconds']:.1f} |")
+        lines.append(
+            f"| {method} | {cells} | {r['mean']:.2f} | {cov} | {r['fit_seconds']:.1f} "
+            f"| {_number(r['fit_cpu_seconds'])} |"
+        )
     ref = REFERENCE["grf causal_survival_forest"]
     lines.append(
         "| grf causal_survival_forest (reference) | "
         + " | ".join(f"{ref[d]:.2f}" for d in DGPS)
-        + f" | {np.mean(list(ref.values())):.2f} | 0.87 | 3-6 |"
+        + f" | {np.mean(list(ref.values())):.2f} | 0.87 | 3-6 | - |"
     )
     lines += ["", REFERENCE_NOTES, ""]
+    if df["fit_cpu_seconds"].isna().any() if "fit_cpu_seconds" in df else False:
+        lines += [
+            "Methods without a CPU figure were kept from an earlier run (``--methods`` re-measures "
+            "only the methods it names).",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -280,23 +312,44 @@ def run_sweep(configs: list[str], reps: int, n_test: int = 2000) -> pd.DataFrame
 # ------------------------------------------------------------------------------------------
 
 
-def scaling_point(n: int) -> dict:
-    """Fit the default forest on n patients of design type1; time and peak memory (this process)."""
-    data = generate_cui2023(n, 5, "type1", seed=n).with_day_zero()
-    start = time.perf_counter()
+def parse_point(text: str) -> tuple[int, int]:
+    """``"100000"`` -> (100000, 5); ``"6000x43"`` -> (6000, 43) (patients x covariates)."""
+    n, _, p = str(text).partition("x")
+    return int(n), int(p or 5)
+
+
+def scaling_point(n: int, p: int = 5) -> dict:
+    """Fit the default forest on n patients x p covariates of design type1 (covariates beyond the
+    design's five are noise); wall and CPU time, peak memory (this process), accuracy on 2,000
+    test points."""
+    data = generate_cui2023(n, p, "type1", seed=n).with_day_zero()
+    start, cpu = time.perf_counter(), time.process_time()
     est = CausalSurvivalForest(target="rmst", horizon=data.horizon, random_state=0)
     est.fit(data.X, time=data.time, event=data.event, treatment=data.treatment)
-    seconds = time.perf_counter() - start
-    est.predict(data.X[:1000])
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
+    load = os.getloadavg()[0]
+    X_test = np.random.default_rng(2023).uniform(size=(2000, p))
+    tau = true_cate(X_test, "type1", "rmst")
+    lo, hi = est.predict_interval(X_test)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"n": n, "fit_seconds": seconds, "peak_rss_mb": peak_mb, "dgp": "type1"}
+    return {
+        "n": n,
+        "p": p,
+        "fit_seconds": seconds,
+        "fit_cpu_seconds": cpu_seconds,
+        "load_1min": load,
+        "peak_rss_mb": peak_mb,
+        "nmse": float(np.mean((est.predict(X_test) - tau) ** 2) / np.var(tau)),
+        "coverage": float(np.mean((lo <= tau) & (tau <= hi))),
+        "dgp": "type1",
+    }
 
 
-def run_scaling(sizes: list[int]) -> pd.DataFrame:
-    """Each size in a fresh interpreter, so peak memory is that fit's alone."""
+def run_scaling(points: list[str]) -> pd.DataFrame:
+    """Each point in a fresh interpreter, so peak memory is that fit's alone."""
     rows = []
-    for n in sizes:
-        cmd = [sys.executable, "-m", "benchmarks.bench_csf", "--scaling-point", str(n)]
+    for point in points:
+        cmd = [sys.executable, "-m", "benchmarks.bench_csf", "--scaling-point", str(point)]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
         rows.append(json.loads(out.strip().splitlines()[-1]))
         print(json.dumps(rows[-1]), flush=True)
@@ -307,16 +360,22 @@ def scaling_markdown(df: pd.DataFrame, command: str) -> str:
     lines = [
         "# Causal survival forest: fit time and peak memory",
         "",
-        f"Command: `{command}`; design type1, p = 5, package defaults, 2 threads for the forest, "
-        "nuisance folds in 2 threads of one OpenMP thread each; peak resident memory of a fresh "
-        "process (includes the interpreter). Timed on a shared 2-core machine with other jobs "
-        "running: pessimistic.",
+        f"Command: `{command}`; design type1 (covariates beyond the first five are noise), "
+        "package defaults, 2 threads for the forest, nuisance folds in 2 threads of one thread "
+        "each; peak resident memory of a fresh process (includes the interpreter); NMSE and "
+        "coverage on 2,000 test points. CPU s: CPU time of all the process's threads; load: "
+        "1-minute load average at the end of the fit. Timed on a shared 2-core machine with "
+        "other jobs running: wall times above CPU s / 2 mean the fit waited for a core.",
         "",
-        "| n | fit s | peak RSS MB |",
-        "|---|---|---|",
+        "| n | p | fit s | CPU s | load | peak RSS MB | NMSE | coverage |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for _, r in df.iterrows():
-        lines.append(f"| {int(r['n']):,} | {r['fit_seconds']:.1f} | {r['peak_rss_mb']:.0f} |")
+        lines.append(
+            f"| {int(r['n']):,} | {int(r['p'])} | {r['fit_seconds']:.1f} "
+            f"| {r['fit_cpu_seconds']:.1f} | {r['load_1min']:.1f} | {r['peak_rss_mb']:.0f} "
+            f"| {r['nmse']:.2f} | {r['coverage']:.2f} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -326,18 +385,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="1 rep, 500 trees, no 100k point")
     parser.add_argument("--skip-scaling", action="store_true")
     parser.add_argument("--scaling-only", action="store_true")
-    parser.add_argument("--scaling-sizes", type=int, nargs="+", default=[2000, 10_000, 100_000])
-    parser.add_argument("--scaling-point", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--scaling-sizes",
+        nargs="+",
+        default=["2000", "10000", "100000", "6000x43"],
+        help="patients, or patients x covariates as NxP (default p = 5)",
+    )
+    parser.add_argument("--scaling-point", help=argparse.SUPPRESS)
     parser.add_argument(
         "--sweep",
         nargs="+",
         metavar="CONFIG",
         help='compare forest settings, e.g. --sweep "" "min_samples_leaf=10" (prints only)',
     )
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        help="re-measure only these methods; the other methods' rows are kept from the CSV",
+    )
     parser.add_argument("--out-dir", type=Path, default=OUT_DIR)
     args = parser.parse_args(argv)
     if args.scaling_point:
-        print(json.dumps(scaling_point(args.scaling_point)))
+        print(json.dumps(scaling_point(*parse_point(args.scaling_point))))
         return
     if args.sweep is not None:
         run_sweep(args.sweep, args.reps)
@@ -346,11 +415,17 @@ def main(argv: list[str] | None = None) -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     if not args.scaling_only:
         reps = 1 if args.quick else args.reps
-        df = run_accuracy(reps, n_test=500 if args.quick else 2000, quick=args.quick)
+        df = run_accuracy(
+            reps, n_test=500 if args.quick else 2000, quick=args.quick, methods=args.methods
+        )
+        previous = args.out_dir / "csf_cui2023.csv"
+        if args.methods and previous.exists():
+            kept = pd.read_csv(previous)
+            df = pd.concat([kept[~kept["method"].isin(args.methods)], df], ignore_index=True)
         df.to_csv(args.out_dir / "csf_cui2023.csv", index=False)
         (args.out_dir / "csf_cui2023.md").write_text(accuracy_markdown(df, command))
     if not args.skip_scaling:
-        sizes = [s for s in args.scaling_sizes if not (args.quick and s > 10_000)]
+        sizes = [s for s in args.scaling_sizes if not (args.quick and parse_point(s)[0] > 10_000)]
         sc = run_scaling(sizes)
         sc.to_csv(args.out_dir / "csf_scaling.csv", index=False)
         (args.out_dir / "csf_scaling.md").write_text(scaling_markdown(sc, command))

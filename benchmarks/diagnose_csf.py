@@ -127,7 +127,7 @@ def noise_free_forest(data: dict, e, seed: int, **params) -> np.ndarray:
         target=data["target"], horizon=data["horizon"], random_state=seed, n_jobs=2, **params
     )
     J = (data["W"] - e) ** 2
-    forest = est._make_forest(data["X"].shape[0]).fit(data["X"], J, J * data["truth"])
+    forest = est._make_forest(*data["X"].shape).fit(data["X"], J, J * data["truth"])
     return forest.predict(data["X"]).ravel()
 
 

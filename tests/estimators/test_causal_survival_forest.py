@@ -171,3 +171,16 @@ def test_predict_before_fit_and_wrong_width():
     est.fit(X, time=t, event=d, treatment=W)
     with pytest.raises(ValueError, match="columns"):
         est.predict(np.zeros((2, 4)))
+
+
+def test_split_candidates_follow_grfs_rule_when_asked():
+    """max_features="grf": min(ceil(sqrt(p) + 20), p) candidates per split, so all of them for
+    p <= 25 and 27 of 43; the default (None) tries every feature."""
+    from hte.estimators.causal_survival_forest import grf_max_features
+
+    assert [grf_max_features(p) for p in (1, 5, 21, 25, 26, 43, 100)] == [1, 5, 21, 25, 26, 27, 30]
+    est = CausalSurvivalForest(horizon=1.0, max_features="grf")
+    assert est._make_forest(1000, 43).max_features == 27
+    assert est._make_forest(1000, 5).max_features == 5
+    assert est.set_params(max_features=None)._make_forest(1000, 43).max_features is None
+    assert CausalSurvivalForest(horizon=1.0)._make_forest(1000, 43).max_features is None

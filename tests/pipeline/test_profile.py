@@ -467,7 +467,7 @@ def test_a_chosen_model_places_the_profile_in_its_benefit_group(explorer):
 def _coherence_profiles(explorer, cohort, n_random: int = 120) -> list[dict]:
     """Random profiles over the fields' 1st-99th percentiles (implausible combinations
     included), cohort patients, the examples and the all-extremes profile."""
-    from hte.pipeline.profile_bench import random_profile
+    from benchmarks.profile_latency import random_profile
 
     rng = np.random.default_rng(5)
     out = [random_profile(explorer.fields(), rng) for _ in range(n_random)]

@@ -14,8 +14,11 @@ subsampling and the bootstrap of little bags give the confidence intervals.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from econml.grf._base_grf import BaseGRF
+from econml.grf._base_grftree import GRFTree
 from sklearn.base import BaseEstimator
 
 from hte.array_checks import (
@@ -46,6 +49,32 @@ class _MomentForest(BaseGRF):
     def _get_n_outputs_decomposition(self, X, T, y):
         return 1, 1
 
+    def _make_estimator(self, append=True, random_state=None):
+        """One unfitted tree, built directly instead of through ``sklearn.clone``.
+
+        econml clones the template tree and sets its seed through ``get_params`` /
+        ``set_params``, which inspects signatures: about a sixth of a 2,000-tree fit's CPU time at
+        n = 2,000. This draws the same single seed from ``random_state`` (the tree's only
+        ``random_state`` parameter), so the trees and predictions are identical.
+        """
+        params = {name: getattr(self, name) for name in self.estimator_params}
+        if random_state is not None:
+            params["random_state"] = random_state.randint(np.iinfo(np.int32).max)
+        tree = GRFTree(**params)
+        if append:
+            self.estimators_.append(tree)
+        return tree
+
+
+def grf_max_features(n_features: int) -> int:
+    """grf's default number of candidate split variables: min(ceil(sqrt(p) + 20), p).
+
+    All features up to p = 25; fewer for wide cohorts, where the split search over every feature
+    dominates a tree's cost (``max_features="grf"``; not the default: with 38 noise covariates
+    of 43 it was a little less accurate, docs/learner_speed.md).
+    """
+    return min(math.ceil(math.sqrt(n_features) + 20), n_features)
+
 
 def csf_scores(X: np.ndarray, W: np.ndarray, time: np.ndarray, event: np.ndarray, **kw) -> dict:
     """Per-sample score pieces A = (W - e)(Y* - m) and J = (W - e)^2 (plus the nuisances).
@@ -70,6 +99,9 @@ class CausalSurvivalForest(BaseEstimator):
     horizon : h, in the time unit of ``time``; must lie within follow-up.
     n_estimators, min_samples_leaf, max_samples, max_features, min_balancedness_tol, honest,
     subforest_size, criterion : econml GRF tree settings (``subforest_size`` trees per little bag).
+        ``max_features``: None (default) tries every feature at each split, an int that many,
+        ``"grf"`` grf's min(ceil(sqrt(p) + 20), p) (all up to p = 25): 30% less forest CPU at
+        p = 43 but a little less accurate with many noise covariates (docs/learner_speed.md).
     grid_size : time-grid points for the survival nuisances (None = every distinct time).
     event_learner, censoring_learner : "hazard_gbm" (boosted discrete-time hazard), "rsf"
         (scikit-survival forest), "km" (per-arm Kaplan-Meier) or a classifier for the hazard.
@@ -177,7 +209,7 @@ class CausalSurvivalForest(BaseEstimator):
         self.pseudo_outcome_ = scores["pseudo_outcome"]
         self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
         self.training_scores_["W"] = W
-        self.forest_ = self._make_forest(n).fit(arr, scores["J"], scores["A"])
+        self.forest_ = self._make_forest(n, arr.shape[1]).fit(arr, scores["J"], scores["A"])
         return self
 
     def _shared_scores(self, nuisances: Nuisances, t, d, W, row_ids) -> dict:
@@ -218,17 +250,20 @@ class CausalSurvivalForest(BaseEstimator):
             arr, W, t, d, propensity_learner=self.propensity_learner, **nuisance_params(self)
         )
 
-    def _make_forest(self, n: int) -> _MomentForest:
+    def _make_forest(self, n: int, n_features: int) -> _MomentForest:
         # econml needs each tree's subsample to fit in a half-sample (little bags); as a count
         # this also works for odd n
         max_samples = self.max_samples
         if isinstance(max_samples, float):
             max_samples = max(1, min(int(max_samples * n), n // 2))
+        max_features = self.max_features
+        if max_features == "grf":
+            max_features = grf_max_features(n_features)
         return _MomentForest(
             n_estimators=self.n_estimators,
             criterion=self.criterion,
             min_samples_leaf=self.min_samples_leaf,
-            max_features=self.max_features,
+            max_features=max_features,
             max_samples=max_samples,
             min_balancedness_tol=self.min_balancedness_tol,
             honest=self.honest,

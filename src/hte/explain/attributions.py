@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMRegressor
 from sklearn.base import clone
 from sklearn.ensemble import (
     ExtraTreesRegressor,
@@ -39,6 +40,7 @@ EXACT_TREE_MODELS = (
     RandomForestRegressor,
     ExtraTreesRegressor,
     GradientBoostingRegressor,
+    LGBMRegressor,
 )
 ARMS = ("cart", "tec")
 MAX_ROWS_SHOWN = 5
@@ -80,14 +82,28 @@ class CateAttributions:
         return pd.DataFrame(self.values, index=self.X.index, columns=self.feature_names)
 
 
-def default_surrogate(random_state: int | None = None) -> GradientBoostingRegressor:
-    """Boosted trees TreeSHAP reads exactly; shallow enough to fit 1,000 patients in about a second."""
-    return GradientBoostingRegressor(
+def default_surrogate(random_state: int | None = None) -> LGBMRegressor:
+    """Boosted trees TreeSHAP reads exactly: 200 rounds at 0.1, depth 4, leaves >= 5, 80% rows.
+
+    LightGBM on one thread (deterministic for a given seed). It replaced scikit-learn's
+    GradientBoostingRegressor with the same settings: the same cross-validated fidelity on the
+    default cohort's true and fitted CATEs (within +-0.05 R^2 at 200 patients, +-0.02 at 1,000)
+    for a fifth of the CPU time (docs/learner_speed.md).
+    """
+    return LGBMRegressor(
         n_estimators=200,
         max_depth=4,
+        num_leaves=16,
         learning_rate=0.1,
         subsample=0.8,
-        min_samples_leaf=5,
+        subsample_freq=1,
+        min_child_samples=5,
+        min_child_weight=0.0,
+        reg_lambda=0.0,
+        n_jobs=1,
+        deterministic=True,
+        force_row_wise=True,
+        verbose=-1,
         random_state=random_state,
     )
 
