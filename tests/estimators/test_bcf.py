@@ -6,24 +6,10 @@ import numpy as np
 import pytest
 
 from hte.estimators import BayesianCausalForest, CRSBayesianCausalForest
+from tests.estimators.known_effects import exponential_rmst_design
 
 FAST = dict(num_mcmc=100, mu_trees=50, tau_trees=20)
 FAST_OS = dict(FAST, grid_size=15, n_folds=3, n_jobs=1)
-
-
-def _survival_design(n, seed, slope):
-    """Exponential T; the treated hazard falls with X1 (RMST effect 0 .. 0.17 at h = 1);
-    censoring depends on x and w."""
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(size=(n, 3))
-    W = rng.binomial(1, 0.3 + 0.4 * X[:, 2])
-    rate0 = np.full(n, 1.0)
-    rate1 = np.exp(-slope * X[:, 0])
-    T = rng.exponential(1 / np.where(W == 1, rate1, rate0))
-    C = rng.exponential(1 / (0.1 + 1.0 * X[:, 1] * W))
-    h = 1.0
-    rmst = lambda r: (1 - np.exp(-r * h)) / r  # noqa: E731
-    return X, W, np.minimum(T, C), (T <= C).astype(int), rmst(rate1) - rmst(rate0), h
 
 
 def _crs_design(n, seed):
@@ -38,7 +24,7 @@ def _crs_design(n, seed):
 
 @pytest.fixture(scope="module")
 def os_fit():
-    X, W, t, d, tau, h = _survival_design(1500, 0, slope=1.5)
+    X, W, t, d, tau, h = exponential_rmst_design(1500, 0, slope=1.5)
     est = BayesianCausalForest(target="rmst", horizon=h, random_state=0, **FAST_OS)
     return est.fit(X, time=t, event=d, treatment=W), X, tau
 
@@ -56,7 +42,7 @@ def test_os_effect_tracks_the_truth_and_intervals_cover(os_fit):
 
 
 def test_null_effect_rarely_excludes_zero():
-    X, W, t, d, tau, h = _survival_design(1000, 1, slope=0.0)
+    X, W, t, d, tau, h = exponential_rmst_design(1000, 1, slope=0.0)
     assert np.allclose(tau, 0)
     est = BayesianCausalForest(target="survival", horizon=h, random_state=1, **FAST_OS)
     lo, hi = est.fit(X, time=t, event=d, treatment=W).predict_interval(X)
@@ -71,7 +57,7 @@ def test_pickles_through_json_and_is_deterministic(os_fit):
     est, X, _ = os_fit
     again = pickle.loads(pickle.dumps(est))
     np.testing.assert_allclose(again.predict(X[:20]), est.predict(X[:20]))
-    X2, W2, t2, d2, _, h = _survival_design(300, 5, slope=1.0)
+    X2, W2, t2, d2, _, h = exponential_rmst_design(300, 5, slope=1.0)
     fits = [
         BayesianCausalForest(horizon=h, random_state=3, **FAST_OS)
         .fit(X2, time=t2, event=d2, treatment=W2)
@@ -104,7 +90,7 @@ def test_crs_risk_difference_and_arm_risks_agree():
     ],
 )
 def test_bad_parameters(kwargs, message):
-    X, W, t, d, _, _ = _survival_design(100, 2, slope=1.0)
+    X, W, t, d, _, _ = exponential_rmst_design(100, 2, slope=1.0)
     est = BayesianCausalForest(**{"target": "rmst", "horizon": 1.0, **FAST_OS, **kwargs})
     with pytest.raises(ValueError, match=message):
         est.fit(X, time=t, event=d, treatment=W)

@@ -5,27 +5,13 @@ import pytest
 
 from hte.estimators import SurvivalDRLearner
 from hte.estimators.result import EffectEstimate
+from tests.estimators.known_effects import exponential_rmst_design
 
 FAST = dict(n_estimators=200, grid_size=15, n_folds=3, cv=3, n_jobs=1)
 
 
-def _design(n, seed, slope):
-    """Exponential T, RMST effect varying linearly-ish with X1 through the treated hazard;
-    censoring heavier for treated patients with large X2 (depends on x and w)."""
-    rng = np.random.default_rng(seed)
-    X = rng.uniform(size=(n, 3))
-    W = rng.binomial(1, 0.3 + 0.4 * X[:, 2])
-    rate0 = np.full(n, 1.0)
-    rate1 = np.exp(-slope * X[:, 0])
-    T = rng.exponential(1 / np.where(W == 1, rate1, rate0))
-    C = rng.exponential(1 / (0.1 + 1.0 * X[:, 1] * W))
-    h = 1.0
-    rmst = lambda r: (1 - np.exp(-r * h)) / r  # noqa: E731
-    return X, W, np.minimum(T, C), (T <= C).astype(int), rmst(rate1) - rmst(rate0), h
-
-
 def test_forest_final_tracks_heterogeneous_effect_under_censoring():
-    X, W, t, d, tau, h = _design(2000, 0, slope=1.5)
+    X, W, t, d, tau, h = exponential_rmst_design(2000, 0, slope=1.5)
     est = SurvivalDRLearner(target="rmst", horizon=h, random_state=0, **FAST)
     est.fit(X, time=t, event=d, treatment=W)
     pred = est.predict(X[:500])
@@ -36,7 +22,7 @@ def test_forest_final_tracks_heterogeneous_effect_under_censoring():
 
 
 def test_linear_final_recovers_zero_effect_and_covers_it():
-    X, W, t, d, tau, h = _design(1500, 1, slope=0.0)
+    X, W, t, d, tau, h = exponential_rmst_design(1500, 1, slope=0.0)
     assert np.allclose(tau, 0)
     est = SurvivalDRLearner(target="survival", horizon=h, final="linear", random_state=0, **FAST)
     est.fit(X, time=t, event=d, treatment=W)
@@ -59,20 +45,20 @@ def test_linear_final_recovers_zero_effect_and_covers_it():
     ],
 )
 def test_bad_parameters(kwargs, message):
-    X, W, t, d, _, _ = _design(100, 2, slope=1.0)
+    X, W, t, d, _, _ = exponential_rmst_design(100, 2, slope=1.0)
     est = SurvivalDRLearner(**{"target": "rmst", "horizon": 1.0, **FAST, **kwargs})
     with pytest.raises(ValueError, match=message):
         est.fit(X, time=t, event=d, treatment=W)
 
 
 def test_one_arm_is_rejected():
-    X, _, t, d, _, _ = _design(100, 3, slope=1.0)
+    X, _, t, d, _, _ = exponential_rmst_design(100, 3, slope=1.0)
     with pytest.raises(ValueError, match="only one arm"):
         SurvivalDRLearner(horizon=1.0, **FAST).fit(X, time=t, event=d, treatment=np.zeros(100))
 
 
 def test_boosted_final_tracks_the_effect_and_gives_no_interval():
-    X, W, t, d, tau, h = _design(2000, 0, slope=1.5)
+    X, W, t, d, tau, h = exponential_rmst_design(2000, 0, slope=1.5)
     est = SurvivalDRLearner(target="rmst", horizon=h, final="boosted", random_state=0, **FAST)
     res = est.fit(X, time=t, event=d, treatment=W).estimate(X[:500])
     assert res.estimator == "dr_learner_boosted"
