@@ -78,7 +78,7 @@ def _file_problem(rule: str) -> pd.DataFrame:
 
 def _validation_check(exc: CohortValidationError) -> UploadCheck:
     rows = [
-        {"column": p.column, "rule": p.rule,
+        {"column": p.column, "rule": f"{p.rule}; {p.hint}" if p.hint else p.rule,
          "rows": describe_rows(p.rows, p.n_rows) if p.n_rows else "", "n_rows": p.n_rows}
         for p in exc.problems
     ]  # fmt: skip
