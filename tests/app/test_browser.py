@@ -4,6 +4,7 @@ and a screenshot of every tab."""
 from __future__ import annotations
 
 import struct
+import time
 
 import pytest
 
@@ -72,13 +73,27 @@ def _set_number(page, name: str, value) -> None:
 
 
 def _card_numbers(page) -> dict[str, float]:
-    """Card title -> its number (percent or points) as shown."""
-    out = {}
-    for card in page.locator("#effect-cards .hte-card").all():
-        key = card.locator(".hte-k").inner_text().strip().lower()
-        value = card.locator(".hte-v").inner_text().split()[0].replace("%", "")
-        out[key] = float(value)
-    return out
+    """Card title -> its number (percent or points) as shown, read in one go from cards that
+    have stopped changing (card by card, a redraw in between could mix two answers)."""
+    _wait_cards_settle(page)
+    pairs = page.evaluate(
+        """() => [...document.querySelectorAll('#effect-cards .hte-card')].map(
+            c => [c.querySelector('.hte-k').innerText, c.querySelector('.hte-v').innerText])"""
+    )
+    return {k.strip().lower(): float(v.split()[0].replace("%", "")) for k, v in pairs}
+
+
+def _wait_cards_settle(page, quiet_ms: int = 600, timeout_s: float = 30.0) -> None:
+    """Until the cards' text is the same over ``quiet_ms`` (the app may redraw them twice)."""
+    deadline = time.monotonic() + timeout_s
+    text = page.inner_text("#effect-cards")
+    while time.monotonic() < deadline:
+        page.wait_for_timeout(quiet_ms)
+        again = page.inner_text("#effect-cards")
+        if again == text:
+            return
+        text = again
+    raise AssertionError("the effect cards kept changing")
 
 
 def _wait_cards_change(page, before: str) -> None:
