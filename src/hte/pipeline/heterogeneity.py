@@ -42,6 +42,7 @@ from hte.evaluation.rate import (
     rate,
     toc_band,
 )
+from hte.evaluation.selection import Residuals
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
@@ -109,17 +110,22 @@ def _targets(fits: list[FittedEffect]) -> dict[str, float | None]:
 
 def crs_scores(data: AnalysisData, target: str, seed: int) -> Scores:
     """AIPW scores of a CRS target over the rows that carry it."""
-    if data.propensity is None:
-        from hte.design.propensity import cross_fit_propensity
-
-        e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
-        data = dataclasses.replace(data, propensity=e)
-    keep, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
+    keep, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
     source = (
         "AIPW: the design's 5-fold cross-fitted propensity and 5-fold cross-fitted boosted "
         f"outcome models (covariates + arm), {int(keep.sum())} patients with the outcome"
     )
     return keep, aipw_scores_binary(y, w, e, mu1, mu0), source
+
+
+def _with_propensity(data: AnalysisData, seed: int) -> AnalysisData:
+    """``data`` with a cross-fitted propensity (fitted here when the analysis has none)."""
+    if data.propensity is not None:
+        return data
+    from hte.design.propensity import cross_fit_propensity
+
+    e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
+    return dataclasses.replace(data, propensity=e)
 
 
 def aipcw_scores(
@@ -132,6 +138,16 @@ def aipcw_scores(
     fitted with); cross-fitted here with the same settings when the analysis has none. ``fits``
     is kept for the signature (the scores do not depend on which estimators ran).
     """
+    s, what = _aipcw_pseudo_outcomes(data, target, horizon, seed)
+    W = data.treatment
+    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
+    return np.ones(len(W), dtype=bool), gamma, what
+
+
+def _aipcw_pseudo_outcomes(
+    data: AnalysisData, target: str, horizon: float | None, seed: int
+) -> tuple[dict, str]:
+    """The AIPCW pseudo-outcomes and nuisances of an OS target, and where they come from."""
     if horizon is None:
         raise ValueError(f"target {target!r} needs a horizon")
     t, d = data.survival_outcome()
@@ -155,8 +171,25 @@ def aipcw_scores(
             X, W, t, d, target=target, horizon=horizon, random_state=seed, n_jobs=2,
             **SURVIVAL_NUISANCE,
         )  # fmt: skip
-    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
-    return np.ones(len(t), dtype=bool), gamma, what
+    return s, what
+
+
+def r_loss_residuals(
+    data: AnalysisData, fits: list[FittedEffect], targets, seed: int
+) -> dict[str, Residuals]:
+    """Per target of ``targets``: the cross-fitted residuals of the R-loss over the same rows and
+    from the same nuisances as its DR scores. OS: ``Y* - (e mu1 + (1 - e) mu0)`` and ``W - e``
+    with the AIPCW pseudo-outcome Y*; CRS: ``Y - (e mu1 + (1 - e) mu0)`` and ``W - e``."""
+    horizons = _targets(fits)
+    out: dict[str, Residuals] = {}
+    for target in targets:
+        if target in CRS_TARGETS:
+            _, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
+        else:
+            s, _ = _aipcw_pseudo_outcomes(data, target, horizons[target], seed)
+            y, w, e, mu1, mu0 = s["pseudo_outcome"], data.treatment, s["e"], s["mu1"], s["mu0"]
+        out[target] = Residuals(y - (e * mu1 + (1 - e) * mu0), w - e)
+    return out
 
 
 def _serves_default(nuisances: Nuisances, horizon: float, seed: int) -> bool:
