@@ -37,6 +37,7 @@ from hte.config import load_config
 from hte.evaluation.selection import CONSTANT, LOSSES, STACK, THRESHOLD_SE
 from hte.evaluation.truth_scoring import TRUTH_COLUMNS
 from hte.pipeline.heterogeneity import (
+    N_FOLDS,
     all_heldout_effects,
     heldout_fold_nuisances,
     r_loss_residuals,
@@ -125,7 +126,9 @@ def _z(losses: list[dict]) -> dict[str, float]:
     }  # fmt: skip
 
 
-def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list[dict]:
+def run_cell(
+    scenario: str, n: int, seed: int, seed_study: bool = False, n_folds: int = N_FOLDS
+) -> list[dict]:
     """Fit, choose (by DR loss and by R-loss) and score one cohort; one row per target."""
     started = time.perf_counter()
     config = _config(scenario, n, seed, seed_study)
@@ -136,8 +139,8 @@ def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list
     fits = fit_estimators(data, config)
     scores = target_scores(data, fits, seed)
     tested = [f for f in fits if f.target in scores]
-    folds = heldout_fold_nuisances(tested, data, seed)
-    refits = all_heldout_effects(tested, data, seed, folds=folds)
+    folds = heldout_fold_nuisances(tested, data, seed, n_folds)
+    refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=n_folds)
     residuals = r_loss_residuals(data, fits, scores, seed)
     alpha = config.evaluation.alpha
     by_loss = {
@@ -167,7 +170,7 @@ def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list
         r_metrics = by_loss["r"][0][target]
         row = {
             "scenario": scenario, "n": n, "seed": seed, "seed_study": seed_study,
-            "target": target, "threshold_se": THRESHOLD_SE,
+            "target": target, "threshold_se": THRESHOLD_SE, "n_folds": n_folds,
             "lowest_dr_loss": m["losses"][0]["candidate"],
             "r_loss_pick": r_metrics["losses"][0]["candidate"],
             "oracle_best": min(sorted(learners), key=lambda k: nmse[k]),
@@ -222,7 +225,7 @@ def _rule_pick(row, threshold: float, loss: str = "dr") -> str:
 
 
 def _scenario(key) -> str:
-    return key[0] + (" (seed_study-like)" if key[2] else "")
+    return key[0] + (" (seed_study-like)" if key[2] else "") + f", {key[4]}-fold"
 
 
 def _shown_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
@@ -276,7 +279,9 @@ def summary_markdown(rows: list[dict], command: str) -> str:
     frame = pd.DataFrame([r for r in rows if "error" not in r])
     out = ["# Learner selection by held-out DR loss and R-loss against the synthetic truth", "",
            f"Measured with `{command}`.", ""]  # fmt: skip
-    keys = ["scenario", "n", "seed_study", "target"]
+    frame["n_folds"] = frame.get("n_folds", N_FOLDS)
+    frame["n_folds"] = frame["n_folds"].fillna(N_FOLDS).astype(int)
+    keys = ["scenario", "n", "seed_study", "target", "n_folds"]
     for loss in LOSSES:
         out += _shown_table(frame, keys, loss)
     for loss in LOSSES:
@@ -305,6 +310,13 @@ def summary_markdown(rows: list[dict], command: str) -> str:
     return "\n".join(out) + "\n"
 
 
+CELL_FIELDS = ("scenario", "n", "seed", "seed_study", "n_folds")
+
+
+def _cell_key(row: dict) -> tuple:
+    return tuple(row.get(k, N_FOLDS if k == "n_folds" else None) for k in CELL_FIELDS)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
@@ -313,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-study", action="store_true",
                         help="also n = 850, short_follow_up, survival at 12 months only")  # fmt: skip
     parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
+    parser.add_argument("--folds", type=int, default=N_FOLDS,
+                        help="held-out folds of the refits the losses score")  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -321,17 +335,18 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     if rows_file.exists():
         rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line]
-        done = {(r["scenario"], r["n"], r["seed"], r["seed_study"]) for r in rows if "seed" in r}
-    cells = [(s, n, seed, False) for s in args.scenarios for n in args.n for seed in args.seeds]
+        done = {_cell_key(r) for r in rows if "seed" in r}
+    cells = [(s, n, seed, False, args.folds)
+             for s in args.scenarios for n in args.n for seed in args.seeds]  # fmt: skip
     if args.seed_study:
-        cells += [("short_follow_up", 850, seed, True) for seed in args.seeds]
+        cells += [("short_follow_up", 850, seed, True, args.folds) for seed in args.seeds]
     for cell in cells:
         if cell in done:
             continue
         print(f"cell {cell} ...", flush=True)
         new = run_cell(*cell)
         for r in new:
-            r.update(dict(zip(("scenario", "n", "seed", "seed_study"), cell, strict=True)))
+            r.update(dict(zip(CELL_FIELDS, cell, strict=True)))
         rows += new
         with rows_file.open("a", encoding="utf-8") as fh:
             for r in new:

@@ -437,19 +437,21 @@ def heterogeneity_tests(
     return results, sources
 
 
-def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int, folds=None):
+def _heldout_or_error(
+    fit: FittedEffect, data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
+):
     """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
     from threadpoolctl import threadpool_limits
 
     try:
         with threadpool_limits(limits=1):
-            return heldout_effects(fit, data, seed, folds=folds)
+            return heldout_effects(fit, data, seed, n_folds=n_folds, folds=folds)
     except Exception as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
 
 def heldout_fold_nuisances(
-    fits: list[FittedEffect], data: AnalysisData, seed: int
+    fits: list[FittedEffect], data: AnalysisData, seed: int, n_folds: int = N_FOLDS
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
     fitted once per fold, for all of them. A failure is logged and returns None (each such fit
@@ -458,14 +460,14 @@ def heldout_fold_nuisances(
     if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
         return None
     try:
-        return fold_nuisances(data, seed, data.nuisances.horizons)
+        return fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
     except Exception as exc:
         log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
         return None
 
 
 def all_heldout_effects(
-    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None
+    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
 ) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
     stopped the refit). Nuisances of the held-out folds (``folds``, from
@@ -476,15 +478,15 @@ def all_heldout_effects(
     light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
              for f in fits]  # fmt: skip
     if folds is None:
-        folds = heldout_fold_nuisances(fits, data, seed)
+        folds = heldout_fold_nuisances(fits, data, seed, n_folds)
     if N_JOBS > 1 and len(light) > 1:
         from joblib import Parallel, delayed
 
         out = Parallel(n_jobs=N_JOBS, backend="loky")(
-            delayed(_heldout_or_error)(f, data, seed, folds) for f in light
+            delayed(_heldout_or_error)(f, data, seed, folds, n_folds) for f in light
         )
     else:
-        out = [_heldout_or_error(f, data, seed, folds) for f in light]
+        out = [_heldout_or_error(f, data, seed, folds, n_folds) for f in light]
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 
