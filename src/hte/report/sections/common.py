@@ -10,6 +10,7 @@ import pandas as pd
 
 from hte.report.format import DASH, effect, effect_interval, interval, is_number, target_name
 from hte.report.loader import RunFolder
+from hte.vocabulary import TARGET_NAMES
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
 ANALYSIS = "analysis"
@@ -25,7 +26,7 @@ def analyses_of(run: RunFolder) -> dict[str, dict]:
     return run.metrics.get("analyses") or {}
 
 
-TARGET_ORDER = ("survival", "rmst", "crs", "crs_g3")
+TARGET_ORDER = TARGET_NAMES  # hte.vocabulary: survival, RMST, CRS, grade >= 3 CRS
 
 
 def fits_of(analysis: dict) -> Iterator[tuple[str, str, dict]]:
