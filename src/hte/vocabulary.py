@@ -94,7 +94,9 @@ class EstimatorKind:
     ``outcome``: what it estimates effects on (``"os"``: the survival and RMST targets, ``"crs"``:
     the CRS targets); ``rank``: preference within its outcome (0 first) where no held-out model
     choice decides which fit to show; ``path``: ``module:Class`` of its implementation under
-    ``hte.estimators`` (imported by ``hte.estimators.registry``); ``label``: its name in words.
+    ``hte.estimators`` (imported by ``hte.estimators.registry``); ``label``: its name in words;
+    ``quick``: constructor parameters for a small, fast fit (the estimator contract test,
+    tests/estimators/test_contract.py, fits every kind with them), as (name, value) pairs.
     """
 
     name: str
@@ -102,6 +104,11 @@ class EstimatorKind:
     rank: int
     path: str
     label: str
+    quick: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def quick_params(self) -> dict[str, object]:
+        return dict(self.quick)
 
     @property
     def class_name(self) -> str:
@@ -112,24 +119,32 @@ class EstimatorKind:
 ESTIMATOR_KINDS: tuple[EstimatorKind, ...] = (
     EstimatorKind("causal_survival_forest", OS, 0,
                   "hte.estimators.causal_survival_forest:CausalSurvivalForest",
-                  "causal survival forest"),
+                  "causal survival forest",
+                  (("n_estimators", 40), ("min_samples_leaf", 10), ("n_folds", 2),
+                   ("grid_size", 10), ("n_jobs", 1))),
     EstimatorKind("dr_learner", OS, 1, "hte.estimators.dr_learner:SurvivalDRLearner",
-                  "DR-learner (AIPCW)"),
+                  "DR-learner (AIPCW)",
+                  (("n_estimators", 40), ("n_folds", 2), ("cv", 2), ("grid_size", 10),
+                   ("n_jobs", 1))),
     EstimatorKind("t_learner", OS, 3, "hte.estimators.meta_learners:TLearnerSurvival",
-                  "T-learner"),
+                  "T-learner", (("n_jobs", 1),)),
     EstimatorKind("s_learner", OS, 4, "hte.estimators.meta_learners:SLearnerSurvival",
-                  "S-learner"),
+                  "S-learner", (("n_jobs", 1),)),
     EstimatorKind("cox_interaction", OS, 2, "hte.estimators.baselines:CoxInteractionModel",
                   "Cox with interactions"),
     EstimatorKind("bcf", OS, 5, "hte.estimators.bcf:BayesianCausalForest",
-                  "Bayesian causal forest (AIPCW)"),
+                  "Bayesian causal forest (AIPCW)",
+                  (("num_gfr", 5), ("num_mcmc", 20), ("mu_trees", 20), ("tau_trees", 10),
+                   ("n_folds", 2), ("grid_size", 10), ("n_jobs", 1))),
     EstimatorKind("crs_causal_forest", CRS, 0, "hte.estimators.crs_forest:CRSCausalForest",
-                  "CRS causal forest"),
+                  "CRS causal forest", (("n_estimators", 40), ("cv", 2), ("n_jobs", 1))),
     EstimatorKind("logistic_interaction", CRS, 1,
                   "hte.estimators.baselines:LogisticInteractionModel",
-                  "logistic with interactions"),
+                  "logistic with interactions", (("penalty", 0.1),)),
     EstimatorKind("crs_bcf", CRS, 2, "hte.estimators.bcf:CRSBayesianCausalForest",
-                  "CRS Bayesian causal forest"),
+                  "CRS Bayesian causal forest",
+                  (("num_gfr", 5), ("num_mcmc", 20), ("mu_trees", 20), ("tau_trees", 10),
+                   ("n_folds", 2))),
 )  # fmt: skip
 KIND_NAMES: tuple[str, ...] = tuple(k.name for k in ESTIMATOR_KINDS)
 _KINDS_BY_NAME = {k.name: k for k in ESTIMATOR_KINDS}
