@@ -29,8 +29,9 @@ class Target:
 
     ``outcome``: the outcome it is an effect on (``"os"`` or ``"crs"``); ``horizon_key``: the
     ``outcomes.os`` config key holding its horizon in months (None: no horizon); ``scale`` turns a
-    raw value (a probability difference, or months) into ``unit``; ``label`` names it in words
-    (``{h}`` is the horizon); ``plain`` is the short name used in running text.
+    raw value (a probability difference, or months) into ``unit`` (``short_unit`` on a chart
+    axis); ``label`` names it in words (``{h}`` is the horizon); ``plain`` is the short name used
+    in running text.
     """
 
     name: str
@@ -41,15 +42,6 @@ class Target:
     scale: float
     label: str
     plain: str
-
-    @property
-    def is_probability(self) -> bool:
-        """True for a difference of probabilities (shown in percentage points)."""
-        return self.scale == 100.0
-
-    def describe(self, horizon: float | None = None) -> str:
-        """The label with the horizon filled in, e.g. "overall survival at 12 months"."""
-        return self.label.format(h=f"{horizon:g}" if horizon is not None else "h")
 
 
 # In display order: survival, RMST, CRS, grade >= 3 CRS.
