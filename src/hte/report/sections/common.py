@@ -11,6 +11,7 @@ import pandas as pd
 from hte.report.format import DASH, effect, effect_interval, interval, is_number, target_name
 from hte.report.loader import RunFolder
 from hte.vocabulary import TARGET_NAMES
+from hte.vocabulary import target as target_info
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
 ANALYSIS = "analysis"
@@ -62,7 +63,8 @@ def horizon_of(run: RunFolder, target: str) -> Any:
             if t == target and is_number(s.get("horizon")):
                 return s["horizon"]
     os_cfg = ((run.config or {}).get("outcomes") or {}).get("os") or {}
-    return os_cfg.get({"survival": "survival_horizon", "rmst": "rmst_horizon"}.get(target, ""))
+    key = target_info(target).horizon_key if target in TARGET_NAMES else None
+    return os_cfg.get(key) if key else None
 
 
 def truth_of(run: RunFolder) -> dict:
