@@ -30,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hte import vocabulary
 from hte.data.column_map import ColumnMap, ColumnMapError
 from hte.data.columns import DAYS_PER_MONTH
 from hte.data.day_zero import DAY_ZERO_DAYS
@@ -172,7 +173,9 @@ class OSOutcome(_Strict):
         """(target, horizon) pairs the OS estimators fit: ("survival", 12.0), ("rmst", 24.0)."""
         if not self.enabled:
             return []
-        pairs = [("survival", self.survival_horizon), ("rmst", self.rmst_horizon)]
+        pairs = [
+            (t, getattr(self, vocabulary.target(t).horizon_key)) for t in vocabulary.OS_TARGETS
+        ]
         return [(target, float(h)) for target, h in pairs if h is not None]
 
 
@@ -213,29 +216,11 @@ class Outcomes(_Strict):
 # --------------------------------------------------------------------------------------------------
 # Estimators
 
-# kind -> (class name in hte.estimators, outcome it estimates)
+# kind -> (class name in hte.estimators, outcome it estimates), from the registry (hte.vocabulary)
 ESTIMATOR_KINDS: dict[str, tuple[str, str]] = {
-    "causal_survival_forest": ("CausalSurvivalForest", "os"),
-    "dr_learner": ("SurvivalDRLearner", "os"),
-    "t_learner": ("TLearnerSurvival", "os"),
-    "s_learner": ("SLearnerSurvival", "os"),
-    "cox_interaction": ("CoxInteractionModel", "os"),
-    "bcf": ("BayesianCausalForest", "os"),
-    "crs_causal_forest": ("CRSCausalForest", "crs"),
-    "logistic_interaction": ("LogisticInteractionModel", "crs"),
-    "crs_bcf": ("CRSBayesianCausalForest", "crs"),
+    k.name: (k.class_name, k.outcome) for k in vocabulary.ESTIMATOR_KINDS
 }
-EstimatorKind = Literal[
-    "causal_survival_forest",
-    "dr_learner",
-    "t_learner",
-    "s_learner",
-    "cox_interaction",
-    "bcf",
-    "crs_causal_forest",
-    "logistic_interaction",
-    "crs_bcf",
-]
+EstimatorKind = Literal[vocabulary.KIND_NAMES]
 # Parameters the pipeline sets from other sections, never from params.
 _MANAGED_PARAMS = {
     "target": "outcomes.os (each OS estimator is fitted for every horizon)",
@@ -247,9 +232,9 @@ _MANAGED_PARAMS = {
 
 def estimator_class(kind: str) -> type:
     """The estimator class of a config ``kind`` (imports hte.estimators on first use)."""
-    import hte.estimators
+    from hte.estimators.registry import estimator_class as registered
 
-    return getattr(hte.estimators, ESTIMATOR_KINDS[kind][0])
+    return registered(kind)
 
 
 @cache

@@ -22,8 +22,9 @@ from hte.array_checks import (
 )
 from hte.design.effect_data import unpack_survival_fit
 from hte.estimators.result import EffectEstimate, SurvivalCurves
+from hte.vocabulary import OS_TARGETS
 
-SURVIVAL_TARGETS = ("rmst", "survival")
+SURVIVAL_TARGETS = OS_TARGETS  # the survival targets of hte.vocabulary
 DEFAULT_HORIZON = {"survival": 12.0, "rmst": 24.0}  # months, DESIGN.md section 3
 
 

@@ -49,6 +49,7 @@ from hte.pipeline.stages import (
     crs_nuisances,
     shared_nuisance_kwargs,
 )
+from hte.vocabulary import CRS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
 
@@ -58,7 +59,6 @@ N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on 
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2
 TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
-CRS_TARGETS = ("crs", "crs_g3")
 # Survival nuisances of the OS scores: the causal survival forest's defaults, so a forest fitted
 # with its defaults and the run's seed holds exactly these scores (and they are reused).
 SURVIVAL_NUISANCE = {
