@@ -186,6 +186,7 @@ def run_cell(
                 for k, f in by_name.items()
             },
             "stack_weights": None if stack is None else stack["weights"],
+            "excluded": m.get("excluded", {}),
             "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
             "c_for_benefit": {k: c["c_for_benefit"] for k, c in m["benefit_calibration"].items()},
             "seconds": time.perf_counter() - started,
