@@ -76,7 +76,7 @@ def full_view(small_run, tmp_path_factory) -> RunView:
 
 def test_policy_tree_follows_the_crs_weight_slider(full_view):
     for slider, expected in ((0.0, 0.0), (0.3, 0.25), (0.4, 0.5), (0.9, 1.0)):
-        text, leaves = views.policy_for_weight(full_view.subgroups(), slider)
+        text, leaves = views.policy_for_weight(full_view.subgroups(), slider, full_view.level)
         assert f"CRS weight {expected:g}" in text
         assert f"CAR-T for {1 - expected / 2:.0%}" in text
         assert list(leaves["rule"]) == ["ferritin <= 500"]

@@ -139,12 +139,14 @@ def test_write_report_defaults_to_the_run_folder(small_run, tmp_path):
 
 
 def test_build_refuses_a_folder_without_metrics(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"not a finished run \(state: incomplete"):
+    from hte.runs import RunFolderError
+
+    with pytest.raises(RunFolderError, match=r"not a finished run \(state: incomplete"):
         build_report(tmp_path)  # not a finished run: no completion marker
     (tmp_path / "complete.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"metrics\.json"):
+    with pytest.raises(RunFolderError, match=r"metrics\.json"):
         build_report(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(RunFolderError, match="not a folder"):
         build_report(tmp_path / "absent")
 
 
@@ -337,12 +339,18 @@ def test_caterpillar_legend_says_the_runs_level():
 @pytest.mark.parametrize(("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.025, "97.5%"),
                                               (None, "95%"), ("x", "95%")])  # fmt: skip
 def test_interval_level_label(alpha, label):
-    from hte.report.format import interval_level
+    from hte.runs import interval_level
 
     assert interval_level(alpha) == label
 
 
-def test_level_falls_back_to_the_resolved_config(small_run, tmp_path):
+def test_the_level_is_the_recorded_alpha(small_run, tmp_path):
+    """Every run summary records its alpha (the level has no other source): a summary without
+    it is refused, naming the key."""
+    from hte.runs import RunFolderError
+
+    assert load_run_folder(small_run).level == "90%"
     run = _copy_run(small_run, tmp_path)
     _edit_metrics(run, lambda m: m["experiment"].pop("alpha"))
-    assert load_run_folder(run).level == "90%"  # config.resolved.yaml has evaluation.alpha 0.1
+    with pytest.raises(RunFolderError, match=r"experiment\.alpha"):
+        load_run_folder(run)

@@ -13,6 +13,7 @@ import gradio as gr
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
+from hte.runs import interval_level
 
 MOVE_TARGETS = [
     ("Survival difference at the horizon", "survival"),
@@ -178,8 +179,8 @@ def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
 GLOSSARY = {
     "percentage points": "The difference between two percentages: 60% against 50% is 10 "
     "percentage points.",
-    "95% interval": "The range of effects compatible with the data at the 95% level, if the "
-    "model is right. Below it: how often such intervals held the true effect when the run "
+    "interval": "The range of effects compatible with the data at the level shown (the run's "
+    "evaluation.alpha: 95% at 0.05), if the model is right. Below it: how often such intervals held the true effect when the run "
     "checked them against known effects.",
     "prognosis model": "A simpler model of each treatment's outcome for patients like this; "
     "its numbers are moved to agree with the effect shown above them.",
@@ -239,13 +240,13 @@ def _coverage_words(coverage: Mapping | None) -> str:
             f"effect for {100 * coverage['coverage']:.0f}% of patients.")  # fmt: skip
 
 
-def _interval(lo, hi, pct: bool, coverage: Mapping | None) -> str:
+def _interval(lo, hi, pct: bool, coverage: Mapping | None, level: str) -> str:
     if lo is None or hi is None:
         return "no interval for this number"
     if pct:
-        text = f"{term('95% interval')} {_points(lo)} to {_points(hi)} points"
+        text = f"{term('interval', f'{level} interval')} {_points(lo)} to {_points(hi)} points"
     else:
-        text = f"{term('95% interval')} {lo:+.1f} to {hi:+.1f} months"
+        text = f"{term('interval', f'{level} interval')} {lo:+.1f} to {hi:+.1f} months"
     return text + _coverage_words(coverage)
 
 
@@ -253,14 +254,14 @@ def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
     """The headline numbers, in plain words: the differences with their intervals (and how
     often such intervals covered), each treatment's numbers, how they fit together."""
     coverage = coverage or {}
-    level = f"{100 * (1 - float(effects.get('alpha') or 0.05)):g}%"
+    level = interval_level(effects.get("alpha"))
     cards = []
     h = effects.get("survival_horizon")
     v, lo, hi = _est(effects.get("survival_difference"))
     if v is not None:
         cards.append(_card(f"Alive at {h:g} months: CAR-T minus teclistamab",
                            f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("survival"))))  # fmt: skip
+                           _interval(lo, hi, True, coverage.get("survival"), level)))  # fmt: skip
     for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
         v, lo, hi = _est(effects.get(f"survival_{arm}"))
         if v is not None:
@@ -271,11 +272,11 @@ def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
         hr = effects.get("rmst_horizon")
         cards.append(_card(f"Months of life gained over {hr:g} months with CAR-T",
                            f"{v:+.1f} months",
-                           _interval(lo, hi, False, coverage.get("rmst"))))  # fmt: skip
+                           _interval(lo, hi, False, coverage.get("rmst"), level)))  # fmt: skip
     v, lo, hi = _est(effects.get("crs_difference"))
     if v is not None:
         cards.append(_card("CRS risk: CAR-T minus teclistamab", f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("crs"))))  # fmt: skip
+                           _interval(lo, hi, True, coverage.get("crs"), level)))  # fmt: skip
     for prefix, words in (("crs", "CRS risk"), ("crs_g3", "Severe (grade 3+) CRS risk")):
         for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
             v, lo, hi = _est(effects.get(f"{prefix}_{arm}"))
