@@ -100,11 +100,11 @@ def test_rules_prespecified_toc_and_robustness_are_shown(full_view):
 def test_absent_sections_say_not_in_this_run_folder(small_run):
     view = RunView.open(small_run)
     tab = views.cohort_tab(view, 0.25)
-    metrics = view.analysis()
-    if "subgroups" not in metrics:
+    analysis = view.analysis()
+    if analysis.subgroups is None:
         assert NOT_IN_RUN in tab.policy_text
         assert tab.rules.iloc[0, 0] == NOT_IN_RUN
-    if "robustness" not in metrics:
+    if analysis.robustness is None:
         assert all(t.iloc[0, 0] == NOT_IN_RUN for t in views.robustness_tables(view))
     # the effects plots come from effects.parquet, always present
     assert len(tab.distributions.axes) == 2

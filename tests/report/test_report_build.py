@@ -321,6 +321,35 @@ def test_interval_labels_follow_the_runs_alpha(small_run, small_report):
     assert re.search(r"doubly robust estimate \([^)]*, 90% CI\)", subgroups)  # rule trees
     assert re.search(r"net benefit [^<]*\(90% CI\)", subgroups)  # policy trees
     assert "effect (90% CI)" in subgroups and "difference (90% CI)" in subgroups  # prespecified
+    # the explorer's tables, its what-if cards and the console summary follow the same alpha
+    _app_and_console_labels_follow_the_runs_alpha(small_run)
+
+
+def _app_and_console_labels_follow_the_runs_alpha(run_dir: Path) -> None:
+    from rich.console import Console
+
+    from hte.app import cohort as views
+    from hte.app.run_view import RunView
+    from hte.app.whatif import effect_cards
+    from hte.pipeline.summary import render_summary
+
+    view = RunView.open(run_dir)
+    assert view.level == "90%"
+    tab = views.cohort_tab(view, 0.5)
+    refutations, evalues = views.robustness_tables(view)
+    tables = (tab.rules, tab.policy_leaves, views.averages_table(view), refutations, evalues)
+    headers = [str(c) for table in tables for c in table.columns]
+    assert not [h for h in headers if "95%" in h], headers
+    for label in ("effect in the leaf (90% CI)", "net benefit (90% CI)", "90% interval",
+                  "refuted estimate (90% CI)", "estimate (90% CI)"):  # fmt: skip
+        assert label in headers, (label, headers)
+    cards = effect_cards({"alpha": 0.1, "survival_horizon": 12.0,
+                          "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18}})  # fmt: skip
+    assert "90% interval" in cards and "95%" not in cards
+    console = Console(record=True, width=200)
+    console.print(render_summary(metrics_of(run_dir)))
+    text = console.export_text()
+    assert "90% CI of mean" in text and "95%" not in text
 
 
 def test_caterpillar_legend_says_the_runs_level():

@@ -179,8 +179,8 @@ def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
 GLOSSARY = {
     "percentage points": "The difference between two percentages: 60% against 50% is 10 "
     "percentage points.",
-    "interval": "The range of effects compatible with the data at the level shown (the run's "
-    "evaluation.alpha: 95% at 0.05), if the model is right. Below it: how often such intervals held the true effect when the run "
+    "interval": "The range of effects compatible with the data at the level shown (one minus "
+    "the run's evaluation.alpha), if the model is right. Below it: how often such intervals held the true effect when the run "
     "checked them against known effects.",
     "prognosis model": "A simpler model of each treatment's outcome for patients like this; "
     "its numbers are moved to agree with the effect shown above them.",

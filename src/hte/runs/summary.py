@@ -199,7 +199,7 @@ class RunSummary(_Model):
 
     @property
     def labels(self) -> list[str]:
-        """The analyses' labels, in the order of the run's config."""
+        """The analyses' labels, in metrics.json's (sorted) order."""
         return list(self.analyses)
 
     def analysis(self, label: str | None = None) -> AnalysisSummary:
