@@ -422,7 +422,8 @@ def curves_html(effects: Mapping) -> str:
         alt += (f": at {h:g} months {_pct(c['value'])} alive with CAR-T (band {_pct(c['lower'])}"
                 f" to {_pct(c['upper'])}) and {_pct(t['value'])} with teclistamab (band "
                 f"{_pct(t['lower'])} to {_pct(t['upper'])})")  # fmt: skip
-    return svg.survival_curves(curves["times"], curves, h, alt + ".")
+    level = interval_level(effects.get("alpha"))
+    return svg.survival_curves(curves["times"], curves, h, alt + ".", level)
 
 
 def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7) -> str:
