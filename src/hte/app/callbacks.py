@@ -82,7 +82,7 @@ def _coverage(context: AppContext, run_dir: str) -> dict:
         try:
             analysis = context.view(run_dir).analysis(explorer.bundle.analysis)
         except Exception:  # a run view without that analysis: say nothing about coverage
-            analysis = {}
+            analysis = None
         cached = wi.interval_coverage(analysis, sources)
         explorer._app_coverage = cached
     return cached

@@ -13,7 +13,7 @@ import gradio as gr
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
-from hte.runs import interval_level
+from hte.runs import AnalysisSummary, interval_level
 
 MOVE_TARGETS = [
     ("Survival difference at the horizon", "survival"),
@@ -526,16 +526,17 @@ def moves_output(explorer, values: Mapping, move_field, move_target) -> str:
     return moves_html(explorer, profile, move_field, move_target)
 
 
-def interval_coverage(analysis: Mapping, effects_sources: Mapping[str, str]) -> dict:
+def interval_coverage(analysis: AnalysisSummary | None, effects_sources: Mapping[str, str]) -> dict:
     """Per target, how often the shown model's intervals held the true effect in the run's own
     check (synthetic cohorts), or that it is an average-effect interval, or not measurable."""
     out = {}
-    estimators = analysis.get("estimators") or {}
+    estimators = analysis.estimators if analysis is not None else {}
     for target, source in effects_sources.items():
         if source == "average effect (DR)":
             out[target] = {"kind": "average"}
             continue
-        truth = ((estimators.get(source) or {}).get(target) or {}).get("truth") or {}
+        fit = (estimators.get(source) or {}).get(target)
+        truth = (fit.truth if fit is not None else None) or {}
         out[target] = {"kind": "patient", "coverage": truth.get("coverage")}
     return out
 
