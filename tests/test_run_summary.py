@@ -138,7 +138,7 @@ def test_summary_refuses_unknown_or_missing_keys():
         RunSummary.model_validate(missing)
 
 
-def test_summary_writes_the_schema_version_first_set_or_not():
+def test_summary_writes_the_schema_version_set_or_not():
     fields = {k: v for k, v in SUMMARY.items() if k != "schema_version"}
     built = RunSummary(**copy.deepcopy(fields))  # as the pipeline builds it
     assert json.loads(built.to_json())["schema_version"] == SCHEMA_VERSION
