@@ -174,7 +174,7 @@ def test_malformed_manifests_are_refused_plainly(tmp_path, text):
 
 
 def test_manifest_of_an_older_hte_is_refused_with_a_rerun_hint(tmp_path):
-    from hte.runs import _signature, _signing_key
+    from hte.runs.store import _signature, _signing_key
 
     run_dir = _store(tmp_path)
     path = run_dir / "models" / "manifest.json"

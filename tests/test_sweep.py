@@ -9,6 +9,7 @@ rerun needs no cluster at all.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -24,6 +25,7 @@ from typer.testing import CliRunner
 
 from hte.cli import app
 from hte.config import load_config
+from hte.runs import interval_level
 from hte.sweep import SweepError, cell_key, read_done, run_sweep, run_sweep_cell, sweep_cells
 
 # dask workers cannot import this test module: ship its cell functions by value
@@ -148,6 +150,8 @@ def test_sweep_folder_holds_results_summary_and_done_cells(first_run):
     summary = pd.read_csv(out / "summary.csv")
     assert set(summary["runs"]) == {2, 1, 0}  # 2 seeds; the broken cell's scenario has 1 crs run
     assert "| scenario | size |" in (out / "summary.md").read_text()
+    alpha = json.loads((out / "config.json").read_text())["evaluation"]["alpha"]
+    assert f"whose {interval_level(alpha)} interval holds" in (out / "summary.md").read_text()
     done = read_done(out)
     assert len(done) == N_CELLS and sum(r["failed"] for r in done.values()) == 1
 

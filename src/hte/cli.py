@@ -172,10 +172,11 @@ def report(
 ) -> None:
     """Write the self-contained HTML report of a run folder (opens offline)."""
     from hte.report import write_report
+    from hte.runs import RunFolderError
 
     try:
         path = write_report(run_dir, out)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RunFolderError) as exc:
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
         raise typer.Exit(1) from None
     console.print(str(path), highlight=False, soft_wrap=True)
@@ -247,18 +248,18 @@ def predict(
 
     from hte.pipeline import PredictError, predict_run
     from hte.pipeline.predict import write_effects
-    from hte.runs import ModelIntegrityError
+    from hte.runs import ModelIntegrityError, RunFolderError, effect_keys
 
     if out.suffix.lower() not in (".csv", ".parquet", ".pq"):
         err_console.print(f"cannot write {escape(str(out))}: use a .csv or .parquet file name")
         raise typer.Exit(2)
     try:
         effects = predict_run(run_dir, data, analysis=analysis)
-    except (PredictError, ModelIntegrityError) as exc:
+    except (PredictError, ModelIntegrityError, RunFolderError) as exc:
         err_console.print(f"[red]cannot predict[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     write_effects(effects, out)  # CSV cells that a spreadsheet would run as formulas are quoted
-    n_models = sum(c.endswith("__effect") for c in effects.columns)
+    n_models = len(effect_keys(effects.columns))
     console.print(f"wrote effects of {n_models} model(s) for {len(effects)} patients to {out}")
 
 

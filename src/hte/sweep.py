@@ -37,6 +37,7 @@ import pandas as pd
 
 from hte.config import ExperimentConfig, resolved_config_dict
 from hte.errors import HteError
+from hte.runs import interval_level
 
 __all__ = [
     "SweepCell",
@@ -392,7 +393,10 @@ def _write_outputs(
     summary.to_csv(out / "summary.csv", index=False)
     command = command or f"run_sweep(load_config(...)) on config {config.name!r}"
     title = f"Sweep {config.name}: estimators against the synthetic truth"
-    (out / "summary.md").write_text(summary_markdown(summary, command, title), encoding="utf-8")
+    level = interval_level(config.evaluation.alpha)
+    (out / "summary.md").write_text(
+        summary_markdown(summary, command, title, level), encoding="utf-8"
+    )
 
 
 def render_sweep_summary(result: SweepResult):

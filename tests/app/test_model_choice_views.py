@@ -6,6 +6,20 @@ from __future__ import annotations
 from hte.app.cohort import _choice_columns
 from hte.app.run_view import EstimatorTarget
 from hte.app.whatif import effect_cards
+from hte.runs import AnalysisSummary
+
+
+def _analysis(estimators: dict, model_choice: dict) -> AnalysisSummary:
+    """An analysis of a run summary with these fits and model choice (the rest minimal)."""
+    fits = {
+        name: {t: {"kind": kind, "target": t, "horizon": None} for t in targets}
+        for name, (kind, targets) in estimators.items()
+    }
+    return AnalysisSummary.model_validate(
+        {"mode": "decision", "description": "", "n_analysed": 0, "n_by_arm": {},
+         "n_excluded_by_reason": {}, "design": {"features": [], "missing": {}},
+         "estimators": fits, "model_choice": model_choice}
+    )  # fmt: skip
 
 
 class _View:
@@ -13,7 +27,7 @@ class _View:
         self._choice = choice
 
     def analysis(self, label=None):
-        return {"model_choice": self._choice}
+        return _analysis({}, self._choice)
 
 
 CHOICE = {
@@ -55,13 +69,11 @@ def test_the_cohort_views_put_the_chosen_estimator_first():
 
     class _Run(RunView):
         def __init__(self, choice):
-            self._a = {
-                "estimators": {
-                    "csf": {"survival": {"kind": "causal_survival_forest"}},
-                    "cox": {"survival": {"kind": "cox_interaction"}},
-                },
-                "model_choice": {"survival": {"chosen": choice}},
-            }
+            self._a = _analysis(
+                {"csf": ("causal_survival_forest", ["survival"]),
+                 "cox": ("cox_interaction", ["survival"])},
+                {"survival": {"chosen": choice}},
+            )  # fmt: skip
 
         def analysis(self, label=None):
             return self._a

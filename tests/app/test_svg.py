@@ -15,10 +15,11 @@ def test_figures_carry_alt_text_and_escape_data_text():
     times = np.arange(0, 24.5, 0.5)
     arms = {arm: {"survival": np.exp(-r * times), "lower": np.exp(-1.2 * r * times),
                   "upper": np.exp(-0.8 * r * times)} for arm, r in (("cart", 0.03), ("tec", 0.05))}  # fmt: skip
-    out = svg.survival_curves(times, arms, 12.0, "curves <b>& alt</b>")
+    out = svg.survival_curves(times, arms, 12.0, "curves <b>& alt</b>", "90%")
     assert 'role="img"' in out and 'aria-label="curves &lt;b&gt;&amp; alt&lt;/b&gt;"' in out
     assert "<title>curves &lt;b&gt;" in out and "<b>" not in out
     assert svg.CART in out and svg.TEC in out and "nan" not in out.lower()
+    assert "shaded: 90% band" in out  # the run's level, not a fixed 95%
     wf = svg.waterfall([("<script>x</script> = 3", 2.0)], 1.0, 3.0, "points", "t", "alt")
     assert "<script>" not in wf and "&lt;script&gt;" in wf
 

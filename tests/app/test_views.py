@@ -76,7 +76,7 @@ def full_view(small_run, tmp_path_factory) -> RunView:
 
 def test_policy_tree_follows_the_crs_weight_slider(full_view):
     for slider, expected in ((0.0, 0.0), (0.3, 0.25), (0.4, 0.5), (0.9, 1.0)):
-        text, leaves = views.policy_for_weight(full_view.subgroups(), slider)
+        text, leaves = views.policy_for_weight(full_view.subgroups(), slider, full_view.level)
         assert f"CRS weight {expected:g}" in text
         assert f"CAR-T for {1 - expected / 2:.0%}" in text
         assert list(leaves["rule"]) == ["ferritin <= 500"]
@@ -100,11 +100,11 @@ def test_rules_prespecified_toc_and_robustness_are_shown(full_view):
 def test_absent_sections_say_not_in_this_run_folder(small_run):
     view = RunView.open(small_run)
     tab = views.cohort_tab(view, 0.25)
-    metrics = view.analysis()
-    if "subgroups" not in metrics:
+    analysis = view.analysis()
+    if analysis.subgroups is None:
         assert NOT_IN_RUN in tab.policy_text
         assert tab.rules.iloc[0, 0] == NOT_IN_RUN
-    if "robustness" not in metrics:
+    if analysis.robustness is None:
         assert all(t.iloc[0, 0] == NOT_IN_RUN for t in views.robustness_tables(view))
     # the effects plots come from effects.parquet, always present
     assert len(tab.distributions.axes) == 2

@@ -87,4 +87,5 @@ def test_null_effect_has_no_normalized_mse_and_summary_averages_seeds():
     assert summary["normalized_mse"].isna().all()  # Var(true CATE) = 0 under the null
     assert summary["mse"].iloc[0] == pytest.approx(np.mean([r["mse"] for r in rows[:2]]))
     assert "| scenario |" in markdown_table(summary)
-    assert "Measured with `cmd`" in summary_markdown(summary, "cmd", "t")
+    assert "Measured with `cmd`" in summary_markdown(summary, "cmd", "t", "95%")
+    assert "whose 90% interval holds" in summary_markdown(summary, "cmd", "t", "90%")

@@ -235,7 +235,7 @@ def test_out_of_range_and_low_propensity_profiles_are_flagged(run, explorer):
 def test_run_without_a_bundle_asks_for_a_rerun(run, tmp_path):
     result, _, _ = run
     (tmp_path / "models").mkdir()
-    for name in (CONFIG_FILE, "fingerprint.json", "complete.json"):
+    for name in (CONFIG_FILE, "fingerprint.json", "metrics.json", "complete.json"):
         (tmp_path / name).write_bytes((result.run_dir / name).read_bytes())
     ModelStore(tmp_path, "old-run").write_manifest()
     with pytest.raises(ProfileError, match="rerun") as info:

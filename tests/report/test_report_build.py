@@ -139,12 +139,14 @@ def test_write_report_defaults_to_the_run_folder(small_run, tmp_path):
 
 
 def test_build_refuses_a_folder_without_metrics(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"not a finished run \(state: incomplete"):
+    from hte.runs import RunFolderError
+
+    with pytest.raises(RunFolderError, match=r"not a finished run \(state: incomplete"):
         build_report(tmp_path)  # not a finished run: no completion marker
     (tmp_path / "complete.json").write_text("{}")
-    with pytest.raises(FileNotFoundError, match=r"metrics\.json"):
+    with pytest.raises(RunFolderError, match=r"metrics\.json"):
         build_report(tmp_path)
-    with pytest.raises(FileNotFoundError, match="not a folder"):
+    with pytest.raises(RunFolderError, match="not a folder"):
         build_report(tmp_path / "absent")
 
 
@@ -319,6 +321,35 @@ def test_interval_labels_follow_the_runs_alpha(small_run, small_report):
     assert re.search(r"doubly robust estimate \([^)]*, 90% CI\)", subgroups)  # rule trees
     assert re.search(r"net benefit [^<]*\(90% CI\)", subgroups)  # policy trees
     assert "effect (90% CI)" in subgroups and "difference (90% CI)" in subgroups  # prespecified
+    # the explorer's tables, its what-if cards and the console summary follow the same alpha
+    _app_and_console_labels_follow_the_runs_alpha(small_run)
+
+
+def _app_and_console_labels_follow_the_runs_alpha(run_dir: Path) -> None:
+    from rich.console import Console
+
+    from hte.app import cohort as views
+    from hte.app.run_view import RunView
+    from hte.app.whatif import effect_cards
+    from hte.pipeline.summary import render_summary
+
+    view = RunView.open(run_dir)
+    assert view.level == "90%"
+    tab = views.cohort_tab(view, 0.5)
+    refutations, evalues = views.robustness_tables(view)
+    tables = (tab.rules, tab.policy_leaves, views.averages_table(view), refutations, evalues)
+    headers = [str(c) for table in tables for c in table.columns]
+    assert not [h for h in headers if "95%" in h], headers
+    for label in ("effect in the leaf (90% CI)", "net benefit (90% CI)", "90% interval",
+                  "refuted estimate (90% CI)", "estimate (90% CI)"):  # fmt: skip
+        assert label in headers, (label, headers)
+    cards = effect_cards({"alpha": 0.1, "survival_horizon": 12.0,
+                          "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18}})  # fmt: skip
+    assert "90% interval" in cards and "95%" not in cards
+    console = Console(record=True, width=200)
+    console.print(render_summary(metrics_of(run_dir)))
+    text = console.export_text()
+    assert "90% CI of mean" in text and "95%" not in text
 
 
 def test_caterpillar_legend_says_the_runs_level():
@@ -337,12 +368,18 @@ def test_caterpillar_legend_says_the_runs_level():
 @pytest.mark.parametrize(("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.025, "97.5%"),
                                               (None, "95%"), ("x", "95%")])  # fmt: skip
 def test_interval_level_label(alpha, label):
-    from hte.report.format import interval_level
+    from hte.runs import interval_level
 
     assert interval_level(alpha) == label
 
 
-def test_level_falls_back_to_the_resolved_config(small_run, tmp_path):
+def test_the_level_is_the_recorded_alpha(small_run, tmp_path):
+    """Every run summary records its alpha (the level has no other source): a summary without
+    it is refused, naming the key."""
+    from hte.runs import RunFolderError
+
+    assert load_run_folder(small_run).level == "90%"
     run = _copy_run(small_run, tmp_path)
     _edit_metrics(run, lambda m: m["experiment"].pop("alpha"))
-    assert load_run_folder(run).level == "90%"  # config.resolved.yaml has evaluation.alpha 0.1
+    with pytest.raises(RunFolderError, match=r"experiment\.alpha"):
+        load_run_folder(run)

@@ -32,13 +32,13 @@ def _close(figures) -> None:
 
 def run_info(context: AppContext, run_dir: str) -> str:
     view = context.view(run_dir)
-    m = view.metrics
-    data = m.get("data", {})
-    source = "synthetic cohort (true effects known)" if m.get("truth_metrics") else "cohort file"
+    summary = view.run_summary
+    data = summary.data
+    source = "synthetic cohort (true effects known)" if summary.truth_metrics else "cohort file"
     return (
         f"Run folder `{view.run_dir.parent.name}/{view.run_dir.name}` · {source}, "
-        f"{data.get('n', '?'):,} patients · analyses: {', '.join(view.labels)} · "
-        f"data sha256 {str(data.get('sha256', ''))[:12]}"
+        f"{data.n:,} patients · analyses: {', '.join(view.labels)} · "
+        f"data sha256 {data.sha256[:12]}"
     )
 
 
@@ -82,7 +82,7 @@ def _coverage(context: AppContext, run_dir: str) -> dict:
         try:
             analysis = context.view(run_dir).analysis(explorer.bundle.analysis)
         except Exception:  # a run view without that analysis: say nothing about coverage
-            analysis = {}
+            analysis = None
         cached = wi.interval_coverage(analysis, sources)
         explorer._app_coverage = cached
     return cached
@@ -207,8 +207,8 @@ def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
     report file, report note."""
     view = context.view(run_dir)
     analysis = view.analysis()
-    overlap = plots.overlap(analysis.get("overlap") or {})
-    balance = plots.balance((analysis.get("balance") or {}).get("smd") or {})
+    overlap = plots.overlap(analysis.overlap or {})
+    balance = plots.balance(analysis.balance.smd if analysis.balance is not None else {})
     refutations, evalues = cohort_views.robustness_tables(view)
     report = view.report
     note = (

@@ -25,7 +25,7 @@ TARGET_WORDS = {
 
 
 def target_words(view: RunView, fit: EstimatorTarget) -> str:
-    horizon = view.summary(fit).get("horizon")
+    horizon = view.summary(fit).horizon
     if fit.target == "survival" and horizon:
         return f"{horizon:g}-month survival difference"
     if fit.target == "rmst" and horizon:
@@ -68,11 +68,11 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
     else:
         scatter = plots.message_figure("benefit against harm needs both OS and CRS effects")
     sub = view.subgroups()
-    policy_text, leaves = policy_for_weight(sub, crs_weight)
+    policy_text, leaves = policy_for_weight(sub, crs_weight, view.level)
     failed = view.section_error("subgroups")
     if failed:
         policy_text = f"Subgroup rules and policy trees failed in this run: {failed}"
-    rules = rules_table(sub.get("rules") if sub else None)
+    rules = rules_table(sub.get("rules") if sub else None, view.level)
     pre = sub.get("prespecified") if sub else None
     pre_plot = _prespecified_plot(view, pre)
     pre_table = records_frame(pre) if pre is not None else _absent()
@@ -93,8 +93,9 @@ def _ci_text(row: dict, key: str = "estimate") -> str:
     return f"{fmt(est)} ({fmt(lo)} to {fmt(hi)})" if lo is not None and hi is not None else fmt(est)
 
 
-def rules_table(rules: dict | None) -> pd.DataFrame:
-    """One row per leaf of each target's rule tree (who benefits, in words), OS targets first."""
+def rules_table(rules: dict | None, level: str) -> pd.DataFrame:
+    """One row per leaf of each target's rule tree (who benefits, in words), OS targets first;
+    ``level``: the run's interval level (``RunView.level``)."""
     if not rules:
         return _absent()
     rows = []
@@ -107,7 +108,7 @@ def rules_table(rules: dict | None) -> pd.DataFrame:
                 "target": target,
                 "rule": leaf.get("rule"),
                 "n": leaf.get("n"),
-                "effect in the leaf (95% CI)": _ci_text(leaf),
+                f"effect in the leaf ({level} CI)": _ci_text(leaf),
                 "mean predicted effect": leaf.get("mean_cate"),
                 "estimator (fidelity R²)": f"{tree.get('estimator')} ({fmt(tree.get('fidelity_r2'))})",
             })  # fmt: skip
@@ -144,8 +145,9 @@ def policy_weights(sub: dict | None) -> list[float]:
     return [float(t.get("crs_weight", 0.0)) for t in trees]
 
 
-def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.DataFrame]:
-    """The precomputed policy tree whose CRS weight is nearest the slider's."""
+def policy_for_weight(sub: dict | None, crs_weight: float, level: str) -> tuple[str, pd.DataFrame]:
+    """The precomputed policy tree whose CRS weight is nearest the slider's (``level``: the run's
+    interval level)."""
     trees = ((sub or {}).get("policy") or {}).get("trees") or []
     if not trees:
         return f"Policy tree: {NOT_IN_RUN}.", _absent()
@@ -176,7 +178,7 @@ def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.Data
     leaves = [
         {"rule": leaf.get("rule"), "treat with": {"cart": "CAR-T", "tec": "teclistamab"}.get(
             leaf.get("action"), leaf.get("action")), "n": leaf.get("n"),
-         "net benefit (95% CI)": _ci_text(leaf, "net_benefit")}
+         f"net benefit ({level} CI)": _ci_text(leaf, "net_benefit")}
         for leaf in tree.get("leaves") or []
     ]  # fmt: skip
     return text, records_frame(leaves)
@@ -184,7 +186,7 @@ def policy_for_weight(sub: dict | None, crs_weight: float) -> tuple[str, pd.Data
 
 def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
     parts = [f"**{view.name}**, analysis `{view.labels[0]}`: "
-             f"{view.analysis().get('n_analysed', '?'):,} patients."]  # fmt: skip
+             f"{view.analysis().n_analysed:,} patients."]  # fmt: skip
     if os_eff is not None:
         parts.append(
             f"OS ({os_fit.estimator}): mean {fmt(np.mean(os_eff))}, "
@@ -226,7 +228,7 @@ def attribution_view(view: RunView, key: str | None) -> AttributionView:
             plots.message_figure(f"SHAP attributions: {NOT_IN_RUN}"), None, NOT_IN_RUN
         )
     fig = plots.importance(shap, f"Global importance\n{fit.estimator} · {target_words(view, fit)}")
-    summary = view.summary(fit).get("attributions") or {}
+    summary = view.summary(fit).attributions or {}
     beeswarm = view.beeswarm(fit)
     return AttributionView(fig, str(beeswarm) if beeswarm else None, fidelity_text(summary))
 
@@ -277,7 +279,7 @@ def rate_table(view: RunView) -> pd.DataFrame:
     """RATE (AUTOC, Qini) and BLP calibration per estimator/target."""
     rows = []
     for fit in view.fits():
-        het = view.summary(fit).get("heterogeneity") or {}
+        het = view.summary(fit).heterogeneity or {}
         if not het:
             continue
         row: dict[str, Any] = {"estimator": fit.estimator, "target": fit.target}
@@ -300,7 +302,7 @@ def rate_table(view: RunView) -> pd.DataFrame:
 def _choice_columns(view: RunView, fit) -> dict[str, Any]:
     """Held-out DR loss against the constant, calibration for benefit and whether the app shows
     this estimator (analyses.<label>.model_choice in metrics.json; empty for older runs)."""
-    choice = (view.analysis().get("model_choice") or {}).get(fit.target) or {}
+    choice = (view.analysis().model_choice or {}).get(fit.target) or {}
     if not choice or "error" in choice:
         return {}
     loss = next((r for r in choice.get("losses") or [] if r.get("candidate") == fit.estimator), {})
@@ -319,11 +321,11 @@ def _choice_columns(view: RunView, fit) -> dict[str, Any]:
 
 def averages_table(view: RunView) -> pd.DataFrame:
     """IPTW / AIPW averages and the hazard ratio, to set beside published numbers."""
-    base = view.analysis().get("baselines") or {}
+    base = view.analysis().baselines or {}
     rows = []
     for name, b in base.items():
         est = b.get("estimate", b.get("hr"))
-        rows.append({"average": name, "estimate": fmt(est), "95% interval":
+        rows.append({"average": name, "estimate": fmt(est), f"{view.level} interval":
                      f"{fmt(b.get('lower'))} to {fmt(b.get('upper'))}",
                      "method": b.get("method", "")})  # fmt: skip
     return pd.DataFrame(rows) if rows else _absent()
@@ -339,14 +341,15 @@ def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
         return _absent(), _absent()
     ref = [
         {"target": r.get("target"), "refuter": r.get("refuter"),
-         "original estimate": r.get("original"), "refuted estimate (95% CI)": _ci_text(r),
+         "original estimate": r.get("original"),
+         f"refuted estimate ({view.level} CI)": _ci_text(r),
          "expected": r.get("expected"), "passed": r.get("passed"),
          "what was done": r.get("description")}
         for r in rob.get("refutations") or []
     ]  # fmt: skip
     ev = [
         {"target": e.get("target"), "measure": e.get("measure"),
-         "estimate (95% CI)": _ci_text(e), "E-value": e.get("evalue"),
+         f"estimate ({view.level} CI)": _ci_text(e), "E-value": e.get("evalue"),
          "E-value of the CI bound": e.get("evalue_ci"), "note": e.get("note")}
         for e in rob.get("evalues") or []
     ]  # fmt: skip
@@ -354,10 +357,10 @@ def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def overlap_text(view: RunView) -> str:
-    ov = view.analysis().get("overlap") or {}
+    ov = view.analysis().overlap or {}
     share = (ov.get("share_outside_05_95") or {}).get("all")
     ess = ov.get("ess_ipw") or {}
-    bal = view.analysis().get("balance") or {}
+    bal = view.analysis().balance
     parts = []
     if share is not None:
         parts.append(f"{share:.1%} of patients have a propensity outside 0.05-0.95.")
@@ -366,10 +369,10 @@ def overlap_text(view: RunView) -> str:
             f"Effective sample size under IPW: CAR-T {fmt(ess.get('cart'))}, "
             f"teclistamab {fmt(ess.get('tec'))}."
         )
-    if bal.get("max_abs_smd") is not None:
+    if bal is not None and bal.max_abs_smd is not None:
         parts.append(
-            f"Largest |SMD|: {fmt(bal['max_abs_smd'])} unweighted, "
-            f"{fmt(bal.get('max_abs_smd_iptw'))} after IPTW."
+            f"Largest |SMD|: {fmt(bal.max_abs_smd)} unweighted, "
+            f"{fmt(bal.max_abs_smd_iptw)} after IPTW."
         )
     for note in ov.get("notes") or []:
         parts.append(f"⚠ {note}")

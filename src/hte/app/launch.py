@@ -129,7 +129,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: port {args.port} on {args.host} is in use (another explorer or program?); "
               "choose another with --port", file=sys.stderr)  # fmt: skip
         return 1
-    launch(args.run_dir, host=args.host, port=args.port, share=args.share)
+    try:
+        launch(args.run_dir, host=args.host, port=args.port, share=args.share)
+    except RunFolderError as exc:  # the default run folder, written by an older hte
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

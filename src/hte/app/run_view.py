@@ -1,4 +1,5 @@
-"""A read-only view of one run folder for the app: config, metrics, effects, attributions, figures.
+"""A read-only view of one run folder for the app: config, the typed run summary, effects,
+attributions, figures, all read through ``hte.runs.RunReader``.
 
 Everything here reads files that ``hte run`` wrote (JSON, YAML, Parquet, PNG); nothing is fitted
 and no model file is opened (the what-if tab goes through ``hte.pipeline.profile``, which loads
@@ -7,7 +8,6 @@ models only through the signed manifest).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -16,21 +16,19 @@ from typing import Any
 import pandas as pd
 
 from hte.runs import (
-    COMPLETE_FILE,
     CONFIG_FILE,
-    EFFECTS_FILE,
-    FIGURES_DIR,
     METRICS_FILE,
-    REPORT_FILE,
-    attribution_path,
+    AnalysisSummary,
+    EstimatorSummary,
+    RunFolderError,
+    RunReader,
+    RunSummary,
+    fit_key,
     is_complete_run,
-    run_state,
 )
 from hte.vocabulary import preference_rank
 
-
-class RunFolderError(ValueError):
-    """A folder that is not a run folder written by ``hte run``."""
+__all__ = ["EstimatorTarget", "RunFolderError", "RunView", "is_run_folder", "newest_run"]
 
 
 def is_run_folder(path: Path) -> bool:
@@ -69,33 +67,36 @@ class EstimatorTarget:
 
     @property
     def key(self) -> str:
-        return f"{self.estimator}__{self.target}"
+        return fit_key(self.estimator, self.target)
 
 
 @dataclass
 class RunView:
-    """The contents of one run folder, read lazily."""
+    """The contents of one run folder, read lazily through ``hte.runs.RunReader``."""
 
     run_dir: Path
+    reader: RunReader
     _cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
     def open(cls, run_dir: str | Path) -> RunView:
+        """``RunFolderError`` (``OlderRunFolderError`` for a folder of an older hte) unless
+        ``run_dir`` is a finished run folder this hte reads."""
         path = Path(run_dir).resolve()
-        if not is_run_folder(path):
+        reader = RunReader.open(path)
+        if reader.file(CONFIG_FILE) is None:
             raise RunFolderError(
-                f"{path} is not a finished run folder of `hte run` (needs {COMPLETE_FILE}, "
-                f"{CONFIG_FILE} and {METRICS_FILE}; state: {run_state(path)}); `hte runs` lists "
-                "run folders with their state"
+                f"{path} has no {CONFIG_FILE}: it is not a run folder of `hte run`"
             )
-        return cls(path)
+        return cls(path, reader)
 
     # ---------------------------------------------------------------------------------------------
     # Files
 
-    @cached_property
-    def metrics(self) -> dict:
-        return json.loads((self.run_dir / METRICS_FILE).read_text(encoding="utf-8"))
+    @property
+    def run_summary(self) -> RunSummary:
+        """metrics.json, typed."""
+        return self.reader.summary
 
     @cached_property
     def config(self):
@@ -103,41 +104,41 @@ class RunView:
 
         return load_run_config(self.run_dir)
 
-    @cached_property
+    @property
     def effects(self) -> pd.DataFrame | None:
-        path = self.run_dir / EFFECTS_FILE
-        return pd.read_parquet(path) if path.is_file() else None
+        return self.reader.effects
 
     @property
     def name(self) -> str:
-        return str(self.metrics.get("experiment", {}).get("name", self.run_dir.parent.name))
+        return self.reader.name
+
+    @property
+    def level(self) -> str:
+        """The run's interval level as a label ("90%" at evaluation.alpha 0.10)."""
+        return self.reader.level
 
     @property
     def report(self) -> Path | None:
-        path = self.run_dir / REPORT_FILE
-        return path if path.is_file() else None
+        return self.reader.report
 
     def figure(self, name: str) -> Path | None:
-        path = self.run_dir / FIGURES_DIR / name
-        return path if path.is_file() else None
+        return self.reader.figure(name)
 
     # ---------------------------------------------------------------------------------------------
     # Analyses and fits
 
     @property
     def labels(self) -> list[str]:
-        return list(self.metrics.get("analyses", {}))
+        return self.reader.labels
 
-    def analysis(self, label: str | None = None) -> dict:
-        label = label or self.labels[0]
-        return self.metrics["analyses"][label]
+    def analysis(self, label: str | None = None) -> AnalysisSummary:
+        return self.reader.summary.analysis(label)
 
     def fits(self, label: str | None = None) -> list[EstimatorTarget]:
-        out = []
-        for est, by_target in self.analysis(label).get("estimators", {}).items():
-            for target, summary in by_target.items():
-                out.append(EstimatorTarget(est, target, str(summary.get("kind", est))))
-        return out
+        return [
+            EstimatorTarget(est, target, summary.kind)
+            for est, target, summary in self.analysis(label).fits()
+        ]
 
     def primary(self, target: str, label: str | None = None) -> EstimatorTarget | None:
         """The estimator shown first for ``target``: the run's held-out model choice when it
@@ -145,50 +146,36 @@ class RunView:
         candidates = [f for f in self.fits(label) if f.target == target]
         if not candidates:
             return None
-        choice = (self.analysis(label).get("model_choice") or {}).get(target) or {}
+        choice = (self.analysis(label).model_choice or {}).get(target) or {}
         chosen = [f for f in candidates if f.estimator == choice.get("chosen")]
         if chosen:
             return chosen[0]
         # no recorded choice: the registry's preference (hte.vocabulary.preference)
         return sorted(candidates, key=lambda f: preference_rank(f.kind, target))[0]
 
-    def summary(self, fit: EstimatorTarget, label: str | None = None) -> dict:
-        return self.analysis(label)["estimators"][fit.estimator][fit.target]
+    def summary(self, fit: EstimatorTarget, label: str | None = None) -> EstimatorSummary:
+        return self.analysis(label).estimators[fit.estimator][fit.target]
 
     def effects_of(self, fit: EstimatorTarget, label: str | None = None) -> pd.DataFrame | None:
         """effect/lower/upper (and per-arm columns where present) of one fit, one row a patient."""
-        effects = self.effects
-        if effects is None:
-            return None
-        label = label or self.labels[0]
-        rows = effects[effects["analysis"] == label] if "analysis" in effects else effects
-        prefix = f"{fit.key}__"
-        cols = [c for c in rows.columns if c.startswith(prefix)]
-        if not cols:
-            return None
-        out = rows[cols].rename(columns=lambda c: c[len(prefix) :])
-        out.insert(0, "treatment", rows["treatment"].to_numpy() if "treatment" in rows else None)
-        return out.reset_index(drop=True)
+        return self.reader.effects_of(fit.key, label)
 
     # ---------------------------------------------------------------------------------------------
     # Optional sections (added by later stages of the pipeline; absent in older run folders)
 
     def subgroups(self, label: str | None = None) -> dict | None:
         """The subgroups section; None when absent or when it failed (see ``section_error``)."""
-        section = self.analysis(label).get("subgroups")
-        return section if isinstance(section, dict) and "error" not in section else None
+        return self.analysis(label).section("subgroups")
 
     def robustness(self, label: str | None = None) -> dict | None:
-        section = self.analysis(label).get("robustness")
-        return section if isinstance(section, dict) and "error" not in section else None
+        return self.analysis(label).section("robustness")
 
     def section_error(self, name: str, label: str | None = None) -> str | None:
         """The pipeline's error message when an optional section failed in this run."""
-        section = self.analysis(label).get(name)
-        return str(section["error"]) if isinstance(section, dict) and "error" in section else None
+        return self.analysis(label).section_error(name)
 
     def toc(self, fit: EstimatorTarget, label: str | None = None) -> dict | None:
-        het = self.summary(fit, label).get("heterogeneity") or {}
+        het = self.summary(fit, label).heterogeneity or {}
         toc = het.get("toc")
         return toc if isinstance(toc, dict) and toc.get("q") else None
 
@@ -200,18 +187,10 @@ class RunView:
         return [f for f in self.fits(label) if self.attribution_path(f, label) is not None]
 
     def attribution_path(self, fit: EstimatorTarget, label: str | None = None) -> Path | None:
-        label = label or self.labels[0]
-        path = self.run_dir / attribution_path(label, fit.key)
-        return path if path.is_file() else None
+        return self.reader.attribution_file(fit.key, label)
 
     def attributions(self, fit: EstimatorTarget, label: str | None = None) -> pd.DataFrame | None:
-        path = self.attribution_path(fit, label)
-        if path is None:
-            return None
-        key = f"attr:{path}"
-        if key not in self._cache:
-            self._cache[key] = pd.read_parquet(path)
-        return self._cache[key]
+        return self.reader.attributions(fit.key, label)
 
     def design_matrix(self, label: str | None = None) -> pd.DataFrame | None:
         """The analysed cohort's design matrix, rebuilt by the pipeline from the run's config
@@ -230,5 +209,4 @@ class RunView:
         return self._cache[key]
 
     def beeswarm(self, fit: EstimatorTarget, label: str | None = None) -> Path | None:
-        label = label or self.labels[0]
-        return self.figure(f"shap_{label}__{fit.key}.png")
+        return self.reader.beeswarm(fit.key, label)

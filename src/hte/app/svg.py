@@ -59,9 +59,14 @@ def message(text: str) -> str:
 
 
 def survival_curves(
-    times: Sequence[float], arms: Mapping[str, Mapping], horizon: float | None, alt: str
+    times: Sequence[float],
+    arms: Mapping[str, Mapping],
+    horizon: float | None,
+    alt: str,
+    level: str,
 ) -> str:
-    """Step curves per arm with their bands (``arms[arm] = {survival, lower, upper}``)."""
+    """Step curves per arm with their bands (``arms[arm] = {survival, lower, upper}``) at
+    ``level`` (the run's, "90%" at evaluation.alpha 0.10)."""
     W, H, left, right, top, bottom = 640, 300, 52, 16, 28, 44
     t = np.asarray(times, dtype=float)
     t_max = float(t.max()) if t.size else 1.0
@@ -107,7 +112,7 @@ def survival_curves(
         parts.append(f'<line x1="{x}" x2="{x + 22}" y1="14" y2="14" stroke="{ARM_COLOURS[arm]}" '
                      f'stroke-width="2.4"{dash}/>')  # fmt: skip
         parts.append(_text(x + 28, 18, ARM_NAMES[arm], 11))
-    parts.append(_text(W - right, 18, "shaded: 95% band", 10, "end", GREY))
+    parts.append(_text(W - right, 18, f"shaded: {level} band", 10, "end", GREY))
     return _svg(W, H, alt, "".join(parts))
 
 

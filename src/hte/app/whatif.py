@@ -14,6 +14,7 @@ from hte import vocabulary
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
+from hte.runs import AnalysisSummary, interval_level
 
 MOVE_TARGETS = [
     ("Survival difference at the horizon", "survival"),
@@ -179,8 +180,8 @@ def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
 GLOSSARY = {
     "percentage points": "The difference between two percentages: 60% against 50% is 10 "
     "percentage points.",
-    "95% interval": "The range of effects compatible with the data at the 95% level, if the "
-    "model is right. Below it: how often such intervals held the true effect when the run "
+    "interval": "The range of effects compatible with the data at the level shown (one minus "
+    "the run's evaluation.alpha), if the model is right. Below it: how often such intervals held the true effect when the run "
     "checked them against known effects.",
     "prognosis model": "A simpler model of each treatment's outcome for patients like this; "
     "its numbers are moved to agree with the effect shown above them.",
@@ -240,13 +241,13 @@ def _coverage_words(coverage: Mapping | None) -> str:
             f"effect for {100 * coverage['coverage']:.0f}% of patients.")  # fmt: skip
 
 
-def _interval(lo, hi, pct: bool, coverage: Mapping | None) -> str:
+def _interval(lo, hi, pct: bool, coverage: Mapping | None, level: str) -> str:
     if lo is None or hi is None:
         return "no interval for this number"
     if pct:
-        text = f"{term('95% interval')} {_points(lo)} to {_points(hi)} points"
+        text = f"{term('interval', f'{level} interval')} {_points(lo)} to {_points(hi)} points"
     else:
-        text = f"{term('95% interval')} {lo:+.1f} to {hi:+.1f} months"
+        text = f"{term('interval', f'{level} interval')} {lo:+.1f} to {hi:+.1f} months"
     return text + _coverage_words(coverage)
 
 
@@ -254,14 +255,14 @@ def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
     """The headline numbers, in plain words: the differences with their intervals (and how
     often such intervals covered), each treatment's numbers, how they fit together."""
     coverage = coverage or {}
-    level = f"{100 * (1 - float(effects.get('alpha') or 0.05)):g}%"
+    level = interval_level(effects.get("alpha"))
     cards = []
     h = effects.get("survival_horizon")
     v, lo, hi = _est(effects.get("survival_difference"))
     if v is not None:
         cards.append(_card(f"Alive at {h:g} months: CAR-T minus teclistamab",
                            f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("survival"))))  # fmt: skip
+                           _interval(lo, hi, True, coverage.get("survival"), level)))  # fmt: skip
     for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
         v, lo, hi = _est(effects.get(f"survival_{arm}"))
         if v is not None:
@@ -272,11 +273,11 @@ def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
         hr = effects.get("rmst_horizon")
         cards.append(_card(f"Months of life gained over {hr:g} months with CAR-T",
                            f"{v:+.1f} months",
-                           _interval(lo, hi, False, coverage.get("rmst"))))  # fmt: skip
+                           _interval(lo, hi, False, coverage.get("rmst"), level)))  # fmt: skip
     v, lo, hi = _est(effects.get("crs_difference"))
     if v is not None:
         cards.append(_card("CRS risk: CAR-T minus teclistamab", f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("crs"))))  # fmt: skip
+                           _interval(lo, hi, True, coverage.get("crs"), level)))  # fmt: skip
     for prefix, words in (("crs", "CRS risk"), ("crs_g3", "Severe (grade 3+) CRS risk")):
         for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
             v, lo, hi = _est(effects.get(f"{prefix}_{arm}"))
@@ -422,7 +423,8 @@ def curves_html(effects: Mapping) -> str:
         alt += (f": at {h:g} months {_pct(c['value'])} alive with CAR-T (band {_pct(c['lower'])}"
                 f" to {_pct(c['upper'])}) and {_pct(t['value'])} with teclistamab (band "
                 f"{_pct(t['lower'])} to {_pct(t['upper'])})")  # fmt: skip
-    return svg.survival_curves(curves["times"], curves, h, alt + ".")
+    level = interval_level(effects.get("alpha"))
+    return svg.survival_curves(curves["times"], curves, h, alt + ".", level)
 
 
 def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7) -> str:
@@ -524,16 +526,17 @@ def moves_output(explorer, values: Mapping, move_field, move_target) -> str:
     return moves_html(explorer, profile, move_field, move_target)
 
 
-def interval_coverage(analysis: Mapping, effects_sources: Mapping[str, str]) -> dict:
+def interval_coverage(analysis: AnalysisSummary | None, effects_sources: Mapping[str, str]) -> dict:
     """Per target, how often the shown model's intervals held the true effect in the run's own
     check (synthetic cohorts), or that it is an average-effect interval, or not measurable."""
     out = {}
-    estimators = analysis.get("estimators") or {}
+    estimators = analysis.estimators if analysis is not None else {}
     for target, source in effects_sources.items():
         if source == "average effect (DR)":
             out[target] = {"kind": "average"}
             continue
-        truth = ((estimators.get(source) or {}).get(target) or {}).get("truth") or {}
+        fit = (estimators.get(source) or {}).get(target)
+        truth = (fit.truth if fit is not None else None) or {}
         out[target] = {"kind": "patient", "coverage": truth.get("coverage")}
     return out
 

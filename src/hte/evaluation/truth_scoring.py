@@ -124,14 +124,16 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body])
 
 
-def summary_markdown(summary: pd.DataFrame, command: str, title: str) -> str:
-    """The summary as a markdown page: title, the exact command, what the columns mean, table."""
+def summary_markdown(summary: pd.DataFrame, command: str, title: str, level: str) -> str:
+    """The summary as a markdown page: title, the exact command, what the columns mean, table;
+    ``level`` labels the intervals (``hte.runs.interval_level`` of the sweep's alpha)."""
     lines = [
         f"# {title}",
         "",
         f"Measured with `{command}` (mean over seeds).",
         "normalized_mse = MSE(CATE) / Var(true CATE) (NaN on null_effect, where Var = 0: see mse);",
-        "coverage = share of patients whose 95% interval holds the true CATE (NaN: no intervals);",
+        f"coverage = share of patients whose {level} interval holds the true CATE (NaN: no "
+        "intervals);",
         "share_excluding_zero = share of intervals that exclude 0 (on null_effect, false positives);",
         "runs = seeds scored; failed = seeds whose fit failed (see the error column of results.csv).",
         "",

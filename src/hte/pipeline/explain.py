@@ -25,7 +25,7 @@ from hte.explain.attributions import (
     global_importance,
 )
 from hte.pipeline.stages import AnalysisData, FittedEffect
-from hte.runs import FIGURES_DIR, SHAP_PREFIX, attribution_path
+from hte.runs import FIGURES_DIR, SHAP_PREFIX, attribution_path, shap_figure_name
 
 log = logging.getLogger("hte.pipeline")
 
@@ -134,7 +134,6 @@ def explain_fits(
             }
         out.setdefault(fit.estimator, {})[fit.target] = summary
         if run_dir is not None:
-            name = f"{data.label}__{fit.key}"
             path = Path(run_dir) / attribution_path(data.label, fit.key)
             path.parent.mkdir(exist_ok=True)
             attribution_frame(attr).to_parquet(path, index=False)
@@ -142,5 +141,7 @@ def explain_fits(
                 arm_path = Path(run_dir) / attribution_path(data.label, fit.key, arm)
                 attribution_frame(a).to_parquet(arm_path, index=False)
             fig = plot_beeswarm(attr, max_display=10)
-            fig.savefig(Path(run_dir) / FIGURES_DIR / f"shap_{name}.png", dpi=100)
+            fig.savefig(
+                Path(run_dir) / FIGURES_DIR / shap_figure_name(data.label, fit.key), dpi=100
+            )
     return out

@@ -12,7 +12,7 @@ import numpy as np
 
 from hte.figure_text import plain_text
 from hte.pipeline.stages import AnalysisData, FittedEffect
-from hte.runs import FIGURES_DIR
+from hte.runs import FIGURES_DIR, cate_figure_name, overlap_figure_name
 
 plain_text()  # data text in labels, never mathtext
 
@@ -67,9 +67,9 @@ def write_figures(
     for data in analyses:
         figures = {}
         if any(f.estimate is not None for f in fits[data.label]):
-            figures[f"cate_{data.label}.png"] = cate_figure(data.label, fits[data.label])
+            figures[cate_figure_name(data.label)] = cate_figure(data.label, fits[data.label])
         if data.propensity is not None:
-            figures[f"overlap_{data.label}.png"] = overlap_figure(data)
+            figures[overlap_figure_name(data.label)] = overlap_figure(data)
         for name, fig in figures.items():
             fig.savefig(Path(run_dir) / FIGURES_DIR / name, dpi=DPI)
             written.append(name)

@@ -11,7 +11,18 @@ import pandas as pd
 from hte.config import ExperimentConfig, FileData
 from hte.data.columns import CRS, CRS_GRADE, DEATH, INFUSION_DAY, OS_MONTHS, PATIENT_ID, TREATMENT
 from hte.pipeline.stages import ANALYSIS, arm_predictions
-from hte.runs import COMPLETE_FILE, CONFIG_FILE, is_complete_run, run_state
+from hte.runs import (
+    CONFIG_FILE,
+    EFFECT,
+    LOWER,
+    UPPER,
+    OlderRunFolderError,
+    RunFolderError,
+    check_schema,
+    effects_column,
+    fit_key,
+    model_path,
+)
 
 # --------------------------------------------------------------------------------------------------
 # Scoring new patients with a run's models
@@ -22,16 +33,17 @@ class PredictError(ValueError):
 
 
 def check_finished_run(run_dir: Path) -> None:
-    """``PredictError`` unless ``run_dir`` is a finished run folder (``hte.runs.run_state``)."""
+    """``PredictError`` unless ``run_dir`` is a finished run folder of this hte's run summary
+    schema (``hte.runs.check_schema``; ``OlderRunFolderError`` says how to rerun an older one)."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise PredictError(f"{run_dir} is not a run folder written by `hte run` (no {CONFIG_FILE})")
-    if not is_complete_run(Path(run_dir)):
-        raise PredictError(
-            f"{run_dir} is not a finished run (state: {run_state(Path(run_dir))}; no "
-            f"{COMPLETE_FILE}: interrupted, still running or failed); use a finished run "
-            "(`hte runs` lists run folders with their state)"
-        )
+    try:
+        check_schema(Path(run_dir))
+    except OlderRunFolderError:
+        raise  # its own message: rerun the folder with this hte
+    except RunFolderError as exc:
+        raise PredictError(str(exc)) from exc
 
 
 def load_run_config(run_dir: Path) -> ExperimentConfig:
@@ -113,7 +125,7 @@ def predict_run(
     if label not in labels:
         raise PredictError(f"the run has no analysis {label!r}; choose one of {', '.join(labels)}")
     entries = {p: e for p, e in manifest["files"].items() if e.get("analysis") == label}
-    encoder_path = f"{label}/encoder.joblib"
+    encoder_path = model_path(label, "encoder")
     if encoder_path not in entries:
         raise PredictError(f"the run folder has no saved encoding for analysis {label!r}")
     cohort = read_new_patients(Path(data_path), config)
@@ -134,13 +146,13 @@ def predict_run(
         if entry.get("role") != "estimator":
             continue
         model = load_model(run_dir, path, manifest)
-        key = f"{entry['estimator']}__{entry['target']}"
+        key = fit_key(entry["estimator"], entry["target"])
         est = model.estimate(X, alpha=alpha)
-        out[f"{key}__effect"] = np.asarray(est.effect, dtype=float)
-        out[f"{key}__lower"] = np.asarray(est.lower, dtype=float)
-        out[f"{key}__upper"] = np.asarray(est.upper, dtype=float)
+        out[effects_column(key, EFFECT)] = np.asarray(est.effect, dtype=float)
+        out[effects_column(key, LOWER)] = np.asarray(est.lower, dtype=float)
+        out[effects_column(key, UPPER)] = np.asarray(est.upper, dtype=float)
         for name, values in arm_predictions(model, X, entry["target"], entry["horizon"]).items():
-            out[f"{key}__{name}"] = np.asarray(values, dtype=float)
+            out[effects_column(key, name)] = np.asarray(values, dtype=float)
     return pd.DataFrame(out)
 
 

@@ -13,6 +13,15 @@ from hte.config import ExperimentConfig
 from hte.data.columns import PATIENT_ID, TREATMENT, TRUE_CATE_COLUMNS, TRUTH_PREFIX
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.pipeline.stages import ANALYSIS, AnalysisData, FittedEffect, crs_outcomes
+from hte.runs import (
+    EFFECT,
+    LOWER,
+    UPPER,
+    AnalysisSummary,
+    AverageEffect,
+    EstimatorSummary,
+    effects_column,
+)
 from hte.vocabulary import OS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
@@ -33,25 +42,23 @@ def effects_frame(data: AnalysisData, fits: list[FittedEffect]) -> pd.DataFrame:
     for fit in fits:
         if fit.estimate is None:
             continue
-        cols[f"{fit.key}__effect"] = np.asarray(fit.estimate.effect, dtype=float)
-        cols[f"{fit.key}__lower"] = np.asarray(fit.estimate.lower, dtype=float)
-        cols[f"{fit.key}__upper"] = np.asarray(fit.estimate.upper, dtype=float)
+        cols[effects_column(fit.key, EFFECT)] = np.asarray(fit.estimate.effect, dtype=float)
+        cols[effects_column(fit.key, LOWER)] = np.asarray(fit.estimate.lower, dtype=float)
+        cols[effects_column(fit.key, UPPER)] = np.asarray(fit.estimate.upper, dtype=float)
         for name, values in fit.arms.items():
-            cols[f"{fit.key}__{name}"] = np.asarray(values, dtype=float)
+            cols[effects_column(fit.key, name)] = np.asarray(values, dtype=float)
     return pd.DataFrame(cols)
 
 
-def estimator_summary(fit: FittedEffect, alpha: float, X: pd.DataFrame | None = None) -> dict:
+def estimator_summary(
+    fit: FittedEffect, alpha: float, X: pd.DataFrame | None = None
+) -> EstimatorSummary:
     """Average of the per-patient effects, with an interval for the average where the estimator
     offers one (causal survival forest: AIPW over its cross-fitted scores; CRS forest: econml's
     average-effect inference)."""
-    out: dict[str, Any] = {
-        "kind": fit.kind,
-        "target": fit.target,
-        "horizon": fit.horizon,
-    }
+    out: dict[str, Any] = {"kind": fit.kind, "target": fit.target, "horizon": fit.horizon}
     if fit.error is not None:
-        return out | {"error": fit.error, "fix": fit.fix}
+        return EstimatorSummary(**out, error=fit.error, fix=fit.fix)
     fit_info = getattr(fit.model, "fit_info_", None)
     if fit_info:  # e.g. Cox with interactions: the penalizer used, and why it was raised
         out["fit"] = dict(fit_info)
@@ -70,25 +77,27 @@ def estimator_summary(fit: FittedEffect, alpha: float, X: pd.DataFrame | None = 
     average = _average_interval(fit, X, alpha)
     if average is not None:
         out["average"] = average
-    return out
+    return EstimatorSummary(**out)
 
 
-def _average_interval(fit: FittedEffect, X: pd.DataFrame | None, alpha: float) -> dict | None:
+def _average_interval(
+    fit: FittedEffect, X: pd.DataFrame | None, alpha: float
+) -> AverageEffect | None:
     model = fit.model
     try:
         if hasattr(model, "average_effect"):
             est, lo, hi = model.average_effect(alpha=alpha)
-            return {"estimate": est, "lower": lo, "upper": hi, "method": "AIPW on forest scores"}
+            return AverageEffect(estimate=est, lower=lo, upper=hi, method="AIPW on forest scores")
         inner = getattr(model, "model_", None)
         if X is not None and inner is not None and hasattr(inner, "ate_interval"):
             arr = X.to_numpy(dtype=float)
             lo, hi = inner.ate_interval(arr, alpha=alpha)
-            return {
-                "estimate": float(np.ravel(inner.ate(arr))[0]),
-                "lower": float(np.ravel(lo)[0]),
-                "upper": float(np.ravel(hi)[0]),
-                "method": "econml average-effect inference over the analysed patients",
-            }
+            return AverageEffect(
+                estimate=float(np.ravel(inner.ate(arr))[0]),
+                lower=float(np.ravel(lo)[0]),
+                upper=float(np.ravel(hi)[0]),
+                method="econml average-effect inference over the analysed patients",
+            )
     except Exception as exc:  # an optional extra: say why it is absent
         log.warning("no average interval for %s: %s", fit.key, exc)
     return None
@@ -147,17 +156,17 @@ def decision_truth(cohort: pd.DataFrame, config: ExperimentConfig) -> dict:
     return out
 
 
-def time_zero_comparison(analyses: dict[str, dict], truth: dict) -> list[dict]:
+def time_zero_comparison(analyses: dict[str, AnalysisSummary], truth: dict) -> list[dict]:
     """Per analysis: hazard ratio and average effects (IPTW baselines and each estimator's mean
     CATE) beside the decision-time truth of the whole cohort, with the bias."""
     rows = []
-    for label, metrics in analyses.items():
-        base = metrics.get("baselines", {})
+    for label, analysis in analyses.items():
+        base = analysis.baselines or {}
         row: dict[str, Any] = {
             ANALYSIS: label,
-            "mode": metrics["mode"],
-            "n_analysed": metrics["n_analysed"],
-            "n_excluded": sum(metrics["n_excluded_by_reason"].values()),
+            "mode": analysis.mode,
+            "n_analysed": analysis.n_analysed,
+            "n_excluded": analysis.n_excluded,
         }
         hr = base.get("hazard_ratio_iptw")
         if hr is not None:
@@ -174,11 +183,11 @@ def time_zero_comparison(analyses: dict[str, dict], truth: dict) -> list[dict]:
                     row[f"ate_{target}_iptw_km_bias"] = ate["estimate"] - true
             if true is not None:
                 row[f"ate_{target}_true"] = true
-            for name, by_target in metrics.get("estimators", {}).items():
+            for name, by_target in analysis.estimators.items():
                 summary = by_target.get(target)
-                if summary and "mean_effect" in summary:
-                    row[f"{name}__{target}__mean"] = summary["mean_effect"]
+                if summary is not None and summary.mean_effect is not None:
+                    row[f"{name}__{target}__mean"] = summary.mean_effect
                     if true is not None:
-                        row[f"{name}__{target}__bias"] = summary["mean_effect"] - true
+                        row[f"{name}__{target}__bias"] = summary.mean_effect - true
         rows.append(row)
     return rows

@@ -57,16 +57,20 @@ from hte.runs import (
     FINGERPRINT_FILE,
     LOG_FILE,
     METRICS_FILE,
-    NUISANCES_DIR,
     SEEDS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
+    AnalysisSummary,
+    EstimatorSummary,
     ModelStore,
+    RunSummary,
     config_hash,
     create_partial_run_dir,
     finish_run_dir,
     make_run_id,
     mark_run_failed,
+    model_path,
+    nuisances_path,
     package_versions,
     write_json,
 )
@@ -77,11 +81,13 @@ log = logging.getLogger("hte.pipeline")
 @dataclass(frozen=True)
 class RunResult:
     """What ``run_experiment`` returns: the run folder (None when nothing was written), the
-    metrics (JSON-ready, as in metrics.json) and the per-patient effects table."""
+    metrics (JSON-ready, as in metrics.json), the per-patient effects table and the typed run
+    summary metrics.json was written from."""
 
     run_dir: Path | None
     metrics: dict
     effects: pd.DataFrame
+    summary: RunSummary | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -247,7 +253,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         shutil.copyfile(config.data.spec, run_dir / COHORT_SPEC_FILE)
     with_truth = truth_enabled(config, cohort)
     store = ModelStore(run_dir, run_id) if write_models else None
-    analyses: dict[str, dict] = {}
+    analyses: dict[str, AnalysisSummary] = {}
     prepared: list[AnalysisData] = []
     all_fits: dict[str, list[FittedEffect]] = {}
     for analysis in config.time_zero:
@@ -259,15 +265,16 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         if config.explanation.shap:
             _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
         if data.nuisances is not None:
-            data.nuisances.save(run_dir / NUISANCES_DIR / f"{data.label}.npz")
+            data.nuisances.save(run_dir / nuisances_path(data.label))
         if store is not None:
             _save_models(store, data, fits)
             _save_profile(store, data, fits, config, stages, timings, choices)
     stages.step("run folder: metrics, effects, figures")
-    metrics = _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
+    summary = _summary(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
     if facts.extraction is not None:  # cohort built from an OMOP database: its attrition
-        metrics["cohort_extraction"] = facts.extraction
-    metrics_text = write_json(run_dir / METRICS_FILE, metrics).read_text(encoding="utf-8")
+        summary.cohort_extraction = facts.extraction
+    metrics_text = summary.to_json()
+    (run_dir / METRICS_FILE).write_text(metrics_text, encoding="utf-8")
     effects = pd.concat(
         [effects_frame(data, all_fits[data.label]) for data in prepared], ignore_index=True
     )
@@ -275,7 +282,9 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
     write_figures(run_dir, prepared, all_fits)
     if store is not None:
         store.write_manifest()
-    return RunResult(run_dir=run_dir, metrics=json.loads(metrics_text), effects=effects)
+    return RunResult(
+        run_dir=run_dir, metrics=json.loads(metrics_text), effects=effects, summary=summary
+    )
 
 
 def _write_provenance(run_dir: Path, config, resolved: dict, fingerprint: dict) -> None:
@@ -311,13 +320,13 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         time.perf_counter() - clock + timings.pop(f"{label}/design")
     )
     fits = fit_estimators(data, config, on_fit=stages.step)
-    estimators: dict[str, dict] = {}
+    estimators: dict[str, dict[str, EstimatorSummary]] = {}
     for fit in fits:
         timings[f"{label}/{fit.key}"] = fit.seconds
         summary = estimator_summary(fit, config.evaluation.alpha, data.X)
         truth = truth_summary(fit, data.cohort) if with_truth else None
         if truth is not None:
-            summary["truth"] = truth
+            summary.truth = truth
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
@@ -337,26 +346,23 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():
         for target, result in by_target.items():
-            estimators[estimator][target]["heterogeneity"] = result
+            estimators[estimator][target].heterogeneity = result
     extras = _evidence(data, fits, scores, baselines, config, stages, timings)
-    metrics = {
-        "mode": data.mode,
-        "description": data.description,
-        "n_analysed": len(data.cohort),
-        "n_by_arm": {"cart": int(data.treatment.sum()), "tec": int((1 - data.treatment).sum())},
-        "n_excluded_by_reason": data.n_excluded_by_reason,
-        "design": {
-            "features": data.design.feature_names,
-            "missing": data.design.describe_missing(),
-        },
+    summary = AnalysisSummary(
+        mode=data.mode,
+        description=data.description,
+        n_analysed=len(data.cohort),
+        n_by_arm={"cart": int(data.treatment.sum()), "tec": int((1 - data.treatment).sum())},
+        n_excluded_by_reason=data.n_excluded_by_reason,
+        design={"features": data.design.feature_names, "missing": data.design.describe_missing()},
         **diagnostics,
-        "baselines": baselines,
-        "heterogeneity_scores": score_sources,
-        "model_choice": choice_metrics,
-        "estimators": estimators,
+        baselines=baselines,
+        heterogeneity_scores=score_sources,
+        model_choice=choice_metrics,
+        estimators=estimators,
         **extras,
-    }
-    return data, fits, metrics, choices
+    )
+    return data, fits, summary, choices
 
 
 def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
@@ -388,8 +394,9 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
     return out
 
 
-def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth) -> dict:
-    """metrics.json: deterministic content only (no timings, no paths of this run)."""
+def _summary(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth) -> RunSummary:
+    """The run summary written as metrics.json: deterministic content only (no timings, no paths
+    of this run)."""
     metrics: dict[str, Any] = {
         "experiment": {
             "name": config.name,
@@ -428,7 +435,7 @@ def _metrics(config, resolved, fingerprint, cohort, analyses, all_fits, with_tru
                 else "not run: explanation.subgroup_rules is false"
             ),
         }
-    return metrics
+    return RunSummary(**metrics)
 
 
 def _attach_attributions(run_dir, data, fits, config, analyses, stages, timings) -> None:
@@ -438,15 +445,15 @@ def _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
     clock = time.perf_counter()
     summaries = explain_fits(run_dir, data, fits, config.explanation.n_patients_shap, config.seed)
     timings[f"{data.label}/attributions"] = time.perf_counter() - clock
-    estimators = analyses[data.label]["estimators"]
+    estimators = analyses[data.label].estimators
     for estimator, by_target in summaries.items():
         for target, summary in by_target.items():
-            estimators[estimator][target]["attributions"] = summary
+            estimators[estimator][target].attributions = summary
 
 
 def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]) -> None:
     store.save(
-        f"{data.label}/encoder.joblib",
+        model_path(data.label, "encoder"),
         data.design.encoder,
         role="encoder",
         analysis=data.label,
@@ -456,7 +463,7 @@ def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]
         if fit.model is None:
             continue
         store.save(
-            f"{data.label}/{fit.key}.joblib",
+            model_path(data.label, fit.key),
             fit.model,
             role="estimator",
             analysis=data.label,
@@ -480,5 +487,5 @@ def _save_profile(store, data, fits, config, stages, timings, choices=None) -> N
     except Exception:
         log.exception("no profile explorer bundle for %s", data.label)
         return
-    store.save(f"{data.label}/profile.joblib", bundle, role="profile", analysis=data.label)
+    store.save(model_path(data.label, "profile"), bundle, role="profile", analysis=data.label)
     timings[f"{data.label}/profile"] = time.perf_counter() - clock

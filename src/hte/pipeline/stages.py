@@ -19,13 +19,13 @@ from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatmen
 from hte.design.effect_data import EffectData
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
-from hte.runs import fingerprint_file, fingerprint_frame
+from hte.runs import ANALYSIS_COLUMN, fingerprint_file, fingerprint_frame, fit_key
 from hte.vocabulary import CRS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
 
 
-ANALYSIS = "analysis"
+ANALYSIS = ANALYSIS_COLUMN  # the effects table's analysis column (hte.runs.layout)
 DAY_ZERO_ATTR = "hte_day_zero"  # cohort.attrs key: what the day-zero rule did
 KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
 
@@ -94,7 +94,7 @@ class FittedEffect:
 
     @property
     def key(self) -> str:
-        return f"{self.estimator}__{self.target}"
+        return fit_key(self.estimator, self.target)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from hte.runs import interval_level
+
 # --------------------------------------------------------------------------------------------------
 # Console summary
 
@@ -55,7 +57,8 @@ def render_summary(metrics: dict):
         table = _table(title)
         table.add_column("estimator", overflow="fold")
         table.add_column("target", no_wrap=True)
-        for col in ("mean", "95% CI of mean", "truth", "nMSE", "cover"):
+        level = interval_level(metrics["experiment"]["alpha"])
+        for col in ("mean", f"{level} CI of mean", "truth", "nMSE", "cover"):
             table.add_column(col, justify="right", no_wrap=True)
         for name, by_target in a["estimators"].items():
             for target, s in by_target.items():

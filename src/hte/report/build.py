@@ -40,10 +40,10 @@ def build_report(run_dir: Path) -> str:
     sections = [make(run) for make in SECTIONS]
     env = _environment()
     css = env.loader.get_source(env, "report.css")[0]
-    exp = run.metrics.get("experiment") or {}
+    name = run.summary.experiment.name
     return env.get_template(_TEMPLATE).render(
-        title=f"hte report: {exp.get('name', 'run')} · {run.run_id}",
-        experiment=exp.get("name", "run"),
+        title=f"hte report: {name} · {run.run_id}",
+        experiment=name,
         run_id=run.run_id,
         generated=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         sections=sections,

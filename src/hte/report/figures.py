@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 
 from hte.figure_text import plain_text
 from hte.report.format import short_unit, target_name, target_scale
-from hte.runs import SHAP_PREFIX
+from hte.runs import EFFECT, LOWER, SHAP_PREFIX, UPPER, effects_column, fit_key
 
 plain_text()  # data text in labels, never mathtext
 
@@ -110,7 +110,7 @@ def cate_figure(effects: pd.DataFrame, panels: list[dict], level: str) -> str | 
     axes = fig.subplots(len(panels), 2, squeeze=False)
     for row, panel in zip(axes, panels, strict=True):
         target, scale = panel["target"], target_scale(panel["target"])
-        cols = [f"{e}__{target}__effect" for e in panel["estimators"]]
+        cols = [effects_column(fit_key(e, target), EFFECT) for e in panel["estimators"]]
         values = np.concatenate([scale * effects[c].to_numpy(dtype=float) for c in cols])
         values = values[np.isfinite(values)]
         # shared bins over the central 99% of all estimators' effects: a few extreme
@@ -139,13 +139,14 @@ def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float, level: st
                 transform=ax.transAxes, fontsize=9, color="0.4")  # fmt: skip
         ax.set_axis_off()
         return
-    key = f"{name}__{panel['target']}"
-    frame = effects[[f"{key}__effect", f"{key}__lower", f"{key}__upper"]].dropna()
-    frame = frame.sort_values(f"{key}__effect")
+    est, lo, hi = (
+        effects_column(fit_key(name, panel["target"]), p) for p in (EFFECT, LOWER, UPPER)
+    )
+    frame = effects[[est, lo, hi]].dropna().sort_values(est)
     x = np.arange(len(frame))
-    ax.fill_between(x, scale * frame[f"{key}__lower"], scale * frame[f"{key}__upper"],
+    ax.fill_between(x, scale * frame[lo], scale * frame[hi],
                     color=PALETTE[0], alpha=0.25, lw=0, label=f"{level} interval")  # fmt: skip
-    ax.plot(x, scale * frame[f"{key}__effect"], color=PALETTE[0], lw=1.2, label="estimate")
+    ax.plot(x, scale * frame[est], color=PALETTE[0], lw=1.2, label="estimate")
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_title(f"{name}: patients ranked by estimated effect", fontsize=10)
     ax.set_xlabel("patients, ranked", fontsize=9)

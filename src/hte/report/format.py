@@ -14,17 +14,6 @@ DASH = "–"
 _TARGETS = {t.name: (t.label, t.unit, t.scale) for t in TARGETS}
 
 
-DEFAULT_ALPHA = (
-    0.05  # the config's default (evaluation.alpha), for run folders that do not record it
-)
-
-
-def interval_level(alpha: Any) -> str:
-    """The (1 - alpha) level of a run's intervals as a label: 0.05 -> "95%", 0.1 -> "90%"."""
-    a = float(alpha) if is_number(alpha) and 0 < float(alpha) < 1 else DEFAULT_ALPHA
-    return f"{100 * (1 - a):g}%"
-
-
 def is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(float(x))
 

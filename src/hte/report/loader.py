@@ -1,8 +1,10 @@
-"""Read a run folder for the report: every file optional, nothing refitted.
+"""Read a run folder for the report: the typed run summary through ``hte.runs.RunReader``, every
+other file optional, nothing refitted.
 
-A missing or unreadable file is not an error here: the report says "not run in this run folder"
-(or names the unreadable file) where the content would have gone, so a partial run folder still
-gives a report.
+The folder must be a finished run with a metrics.json of this hte's schema (``RunFolderError``,
+``OlderRunFolderError`` otherwise). Any other missing or unreadable file is not an error here:
+the report says "not run in this run folder" (or names the unreadable file) where the content
+would have gone, so a partial run folder still gives a report.
 """
 
 from __future__ import annotations
@@ -16,20 +18,17 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from hte.report.format import interval_level
 from hte.runs import (
     ATTRIBUTIONS_DIR,
-    COMPLETE_FILE,
     CONFIG_FILE,
     EFFECTS_FILE,
-    FIGURES_DIR,
     FINGERPRINT_FILE,
     LOG_FILE,
-    METRICS_FILE,
     SEEDS_FILE,
     TIMINGS_FILE,
     VERSIONS_FILE,
-    run_state,
+    RunReader,
+    RunSummary,
 )
 
 LOG_TAIL_LINES = 400  # the log is shown whole up to this many lines, then its last lines
@@ -41,7 +40,8 @@ class RunFolder:
 
     path: Path
     run_id: str
-    metrics: dict
+    summary: RunSummary  # metrics.json, typed
+    metrics: dict  # the same as JSON: the sections read its evidence objects
     config: dict | None
     config_text: str | None
     fingerprint: dict | None
@@ -53,19 +53,11 @@ class RunFolder:
     attributions: dict[tuple[str, str, str], pd.DataFrame]
     figures: dict[str, Path]
     targets: dict | None
+    level: str  # every interval's level as a label, "90%" at evaluation.alpha 0.10
     problems: list[str] = field(default_factory=list)
 
-    @property
-    def level(self) -> str:
-        """The level of every interval in this run, as a label ("95%" for alpha = 0.05): the
-        run's ``evaluation.alpha`` (recorded in metrics.json, else in the resolved config)."""
-        alpha = (self.metrics.get("experiment") or {}).get("alpha")
-        if alpha is None:
-            alpha = ((self.config or {}).get("evaluation") or {}).get("alpha")
-        return interval_level(alpha)
-
     def analysis_labels(self) -> list[str]:
-        return list(self.metrics.get("analyses", {}) or {})
+        return self.summary.labels
 
 
 def _read_text(path: Path, problems: list[str]) -> str | None:
@@ -127,26 +119,12 @@ def calibration_targets() -> dict | None:
 
 
 def load_run_folder(run_dir: Path) -> RunFolder:
-    """Read ``run_dir``; raises ``FileNotFoundError`` only when it is not a folder, not a
-    finished run (``hte.runs.run_state``) or has no metrics.json (nothing to report)."""
+    """Read ``run_dir``; raises ``hte.runs.RunFolderError`` only when it is not a finished run
+    folder with a metrics.json of this hte's schema (``OlderRunFolderError`` says how to rerun an
+    older one)."""
     run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise FileNotFoundError(
-            f"{run_dir} is not a folder: give a run folder written by `hte run`"
-        )
-    state = run_state(run_dir)
-    if state != "complete":
-        raise FileNotFoundError(
-            f"{run_dir} is not a finished run (state: {state}; no {COMPLETE_FILE}: interrupted, "
-            "still running or failed); `hte runs` lists run folders with their state"
-        )
+    reader = RunReader.open(run_dir)
     problems: list[str] = []
-    metrics = _read_json(run_dir / METRICS_FILE, problems)
-    if not isinstance(metrics, dict):
-        raise FileNotFoundError(
-            f"{run_dir} has no readable {METRICS_FILE}: it is not a finished run folder of `hte run`"
-            + (f" ({problems[-1]})" if problems else "")
-        )
     config_text = _read_text(run_dir / CONFIG_FILE, problems)
     config = None
     if config_text is not None:
@@ -164,12 +142,11 @@ def load_run_folder(run_dir: Path) -> RunFolder:
                     *lines[-LOG_TAIL_LINES:],
                 ]
             )
-    figures_dir = run_dir / FIGURES_DIR
-    figures = {p.name: p for p in sorted(figures_dir.glob("*.png"))} if figures_dir.is_dir() else {}
     return RunFolder(
         path=run_dir,
-        run_id=run_dir.name,
-        metrics=metrics,
+        run_id=reader.run_id,
+        summary=reader.summary,
+        metrics=reader.summary.as_json_dict(),
         config=config if isinstance(config, dict) else None,
         config_text=config_text,
         fingerprint=_read_json(run_dir / FINGERPRINT_FILE, problems),
@@ -179,7 +156,8 @@ def load_run_folder(run_dir: Path) -> RunFolder:
         log_text=log_text,
         effects=_read_parquet(run_dir / EFFECTS_FILE, problems),
         attributions=_attributions(run_dir / ATTRIBUTIONS_DIR, problems),
-        figures=figures,
+        figures=reader.figures(),
         targets=calibration_targets(),
         problems=problems,
+        level=reader.level,
     )

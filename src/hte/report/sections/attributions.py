@@ -7,7 +7,7 @@ from hte.report import figures as fig
 from hte.report.format import is_number, num, short_unit, target_name, target_scale
 from hte.report.loader import RunFolder
 from hte.report.sections.common import FIDELITY_WARN, analyses_of, fits_of, section
-from hte.runs import SHAP_PREFIX
+from hte.runs import SHAP_PREFIX, fit_key, shap_figure_name
 
 
 def attributions_section(run: RunFolder) -> dict:
@@ -63,7 +63,7 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
                 caption=f"mean |SHAP| ({short_unit(target)}), {n_pat} patients",
             )
         )
-    png = run.figures.get(f"shap_{label}__{est}__{target}.png")
+    png = run.figures.get(shap_figure_name(label, fit_key(est, target)))
     if png is not None:
         blocks.append(b.figure(fig.file_uri(png), f"beeswarm {est} {target}", None, wide=False))
     elif shap is not None and top:

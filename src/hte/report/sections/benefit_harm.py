@@ -15,7 +15,13 @@ from hte.report.format import (
 )
 from hte.report.loader import RunFolder
 from hte.report.sections.common import analyses_of, effects_of, fits_of, horizon_of, section
+from hte.runs import EFFECT, LOWER, TREATMENT_COLUMN, effects_column, fit_key
 from hte.vocabulary import CRS, CRS_TARGETS, OS, OS_TARGETS, preference
+
+
+def _col(estimator: str, target: str, part: str) -> str:
+    """A fit's column in effects.parquet (hte.runs.layout)."""
+    return effects_column(fit_key(estimator, target), part)
 
 
 def _pick(
@@ -23,7 +29,7 @@ def _pick(
 ) -> tuple | None:
     """The (estimator, target) to plot: preferred kinds first, then any fit with effects."""
     fits = [(e, t, s) for e, t, s in fits_of(analysis) if t in targets and "error" not in s
-            and f"{e}__{t}__effect" in effects.columns]  # fmt: skip
+            and _col(e, t, EFFECT) in effects.columns]  # fmt: skip
     for target in targets:
         for kind in kinds:
             for e, t, s in fits:
@@ -46,11 +52,11 @@ def benefit_harm_section(run: RunFolder) -> dict:
         if os_pick is None or crs_pick is None:
             continue
         (oe, ot), (ce, ct) = os_pick, crs_pick
-        x = target_scale(ot) * effects[f"{oe}__{ot}__effect"].to_numpy(dtype=float)
-        y = target_scale(ct) * effects[f"{ce}__{ct}__effect"].to_numpy(dtype=float)
+        x = target_scale(ot) * effects[_col(oe, ot, EFFECT)].to_numpy(dtype=float)
+        y = target_scale(ct) * effects[_col(ce, ct, EFFECT)].to_numpy(dtype=float)
         arm = (
-            effects["treatment"].to_numpy()
-            if "treatment" in effects.columns
+            effects[TREATMENT_COLUMN].to_numpy()
+            if TREATMENT_COLUMN in effects.columns
             else np.full(len(x), "")
         )
         panels.append({
@@ -103,7 +109,7 @@ def benefit_harm_section(run: RunFolder) -> dict:
 
 
 def _both_intervals(effects, oe, ot, ce, ct) -> np.ndarray | None:
-    cols = [f"{oe}__{ot}__lower", f"{ce}__{ct}__lower"]
+    cols = [_col(oe, ot, LOWER), _col(ce, ct, LOWER)]
     if not all(c in effects.columns for c in cols) or effects[cols].isna().all().any():
         return None
     return (effects[cols[0]].to_numpy() > 0) & (effects[cols[1]].to_numpy() > 0)

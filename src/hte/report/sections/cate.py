@@ -17,6 +17,7 @@ from hte.report.format import (
 )
 from hte.report.loader import RunFolder
 from hte.report.sections.common import analyses_of, effects_of, fits_of, horizon_of, section
+from hte.runs import EFFECT, LOWER, effects_column, fit_key
 
 
 def cate_section(run: RunFolder) -> dict:
@@ -80,11 +81,12 @@ def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
     panels = []
     for target in dict.fromkeys(t for _, t, _ in fits_of(analysis)):
         ests = [e for e, t, _ in fits_of(analysis) if t == target
-                and f"{e}__{target}__effect" in effects.columns]  # fmt: skip
+                and effects_column(fit_key(e, target), EFFECT) in effects.columns]  # fmt: skip
         if not ests:
             continue
-        with_int = [e for e in ests if f"{e}__{target}__lower" in effects.columns
-                    and effects[f"{e}__{target}__lower"].notna().any()]  # fmt: skip
+        lower = {e: effects_column(fit_key(e, target), LOWER) for e in ests}
+        with_int = [e for e in ests if lower[e] in effects.columns
+                    and effects[lower[e]].notna().any()]  # fmt: skip
         panels.append({"target": target, "horizon": horizon_of(run, target), "estimators": ests,
                        "interval_estimator": with_int[0] if with_int else None})  # fmt: skip
     return fig.cate_figure(effects, panels, run.level)

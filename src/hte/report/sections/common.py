@@ -10,11 +10,12 @@ import pandas as pd
 
 from hte.report.format import DASH, effect, effect_interval, interval, is_number, target_name
 from hte.report.loader import RunFolder
+from hte.runs import ANALYSIS_COLUMN
 from hte.vocabulary import TARGET_NAMES
 from hte.vocabulary import target as target_info
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
-ANALYSIS = "analysis"
+ANALYSIS = ANALYSIS_COLUMN
 
 
 def section(anchor: str, title: str, lead: str, blocks: list[dict]) -> dict:

@@ -9,15 +9,14 @@ from hte.report.sections.common import section
 
 
 def provenance_section(run: RunFolder) -> dict:
-    m = run.metrics
-    exp = m.get("experiment") or {}
-    fp = run.fingerprint or m.get("data") or {}
+    exp = run.summary.experiment
+    fp = run.fingerprint or run.summary.data.model_dump(exclude_unset=True)
     blocks: list[dict] = []
     rows = [
         ["run id", run.run_id],
         ["run folder", str(run.path)],
-        ["experiment", str(exp.get("name", DASH))],
-        ["config sha256", str(exp.get("config_sha256", DASH))],
+        ["experiment", exp.name],
+        ["config sha256", exp.config_sha256],
         ["data sha256", str(fp.get("sha256", DASH))],
         ["what was hashed", str(fp.get("hashed", DASH))],
         ["patients in the data", str(fp.get("n", DASH))],

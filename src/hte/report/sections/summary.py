@@ -22,7 +22,6 @@ from hte.report.sections.model_choice import shown_cards
 
 def summary_section(run: RunFolder) -> dict:
     cfg, m = run.config or {}, run.metrics
-    exp = m.get("experiment") or {}
     blocks: list[dict] = []
     if cfg.get("description"):
         blocks.append(b.text(str(cfg["description"])))
@@ -38,7 +37,7 @@ def summary_section(run: RunFolder) -> dict:
         source = "not recorded (config.resolved.yaml absent)"
     estimators = cfg.get("estimators") or []
     rows = [
-        ["experiment", exp.get("name", DASH)],
+        ["experiment", run.summary.experiment.name],
         ["run id", run.run_id],
         ["data", source],
         ["analyses (time zero)", "; ".join(
