@@ -31,7 +31,7 @@ import numpy as np
 
 from hte.config import ExperimentConfig
 from hte.data.columns import CRS, CRS_GRADE
-from hte.estimators.baselines import weighted_kaplan_meier
+from hte.estimators.average_effects import weighted_kaplan_meier
 from hte.estimators.crs_forest import crs_binary_outcome
 from hte.evaluation.average_effects import (
     DRAverage,
