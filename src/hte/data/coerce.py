@@ -4,8 +4,6 @@ would read them."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import pandas as pd
 
@@ -15,9 +13,7 @@ from hte.data.column_rules import (
     quoted_examples,
     recode_hint,
 )
-
-if TYPE_CHECKING:
-    from hte.data.schema import ColumnSpec
+from hte.data.column_spec import ColumnSpec
 
 _TRUE_TEXT = frozenset({"true", "yes", "1", "1.0"})
 _FALSE_TEXT = frozenset({"false", "no", "0", "0.0"})

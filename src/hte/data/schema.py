@@ -14,8 +14,7 @@ the rules beyond dtypes (``hte.data.schema_rules``); this module declares the co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -28,6 +27,7 @@ from hte.data.column_rules import (
     nested_issue,
     unsafe_text_issue,
 )
+from hte.data.column_spec import ColumnSpec
 from hte.data.columns import (
     BOOLEAN_COVARIATES,
     CRS,
@@ -63,39 +63,6 @@ __all__ = [
     "specs_with_ranges",
     "validate_cohort",
 ]
-
-
-Kind = Literal["id", "treatment", "float", "int", "bool", "category"]
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """What one known column must look like. Bounds are inclusive unless ``min_exclusive``."""
-
-    name: str
-    kind: Kind
-    nullable: bool = True
-    minimum: float | None = None
-    maximum: float | None = None
-    min_exclusive: bool = False
-    allowed: tuple[str, ...] | None = None
-    unique: bool = False
-    unit: str | None = None  # the unit values must be in (a column map converts others)
-
-    def range_rule(self) -> str | None:
-        """The range rule in words, e.g. "ecog must be 0-4", or None without bounds."""
-        lo, hi = _fmt(self.minimum), _fmt(self.maximum)
-        if self.minimum is not None and self.maximum is not None:
-            return f"{self.name} must be {lo}-{hi}"
-        if self.minimum is not None:
-            return f"{self.name} must be {'>' if self.min_exclusive else '>='} {lo}"
-        if self.maximum is not None:
-            return f"{self.name} must be <= {hi}"
-        return None
-
-
-def _fmt(x: float | None) -> str:
-    return "" if x is None else (str(int(x)) if float(x).is_integer() else str(x))
 
 
 def _specs() -> dict[str, ColumnSpec]:

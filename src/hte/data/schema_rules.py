@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
 from hte.data.column_rules import quoted_examples, recode_hint, rename_hint
+from hte.data.column_spec import ColumnSpec
 from hte.data.columns import (
     CART,
     CRS,
@@ -26,9 +26,6 @@ from hte.data.columns import (
     TREATMENT_CODES,
 )
 from hte.data.problems import TABLE, Found
-
-if TYPE_CHECKING:
-    from hte.data.schema import ColumnSpec
 
 # Relative slack for "infusion day <= follow-up in days": months -> days is a float product.
 _DAYS_TOLERANCE = 1e-9
