@@ -13,6 +13,7 @@ import gradio as gr
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
+from hte.errors import HteError
 
 MOVE_TARGETS = [
     ("Survival difference at the horizon", "survival"),
@@ -21,7 +22,7 @@ MOVE_TARGETS = [
 ]
 
 
-class InvalidProfile(ValueError):
+class InvalidProfile(HteError, ValueError):
     """A profile the explorer refuses; the message names the field."""
 
     def __init__(self, field: str, message: str):

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator
 
 from hte.array_checks import check_new_covariates, check_weights, interval_z
 from hte.design.effect_data import unpack_crs_fit
+from hte.errors import FitError
 from hte.estimators.crs_forest import crs_fit_inputs
 from hte.estimators.result import IntervalEstimateMixin
 
@@ -32,7 +33,7 @@ def _newton_logistic(
             return beta
         if np.max(np.abs(beta)) > 30:
             break
-    raise RuntimeError(
+    raise FitError(
         "logistic regression did not converge (likely separation: some covariate pattern has "
         "only CRS or only no CRS in one arm); set penalty > 0 or drop sparse covariates"
     )

@@ -13,6 +13,7 @@ import pandas as pd
 
 from hte.data.columns import CONTINUOUS_COVARIATES, INTEGER_COVARIATES
 from hte.data.schema import SPECS
+from hte.errors import HteError
 
 # label, unit for the named covariates (DESIGN.md section 5); others get their column name in words
 CLINICAL = {
@@ -42,7 +43,7 @@ _FALSE = frozenset({"false", "no", "0"})
 MIN_SUBGROUP = 10  # patients an example profile's subgroup needs before its medians are used
 
 
-class ProfileError(ValueError):
+class ProfileError(HteError, ValueError):
     """A profile the models cannot score, or a run without what the explorer needs: ``field``
     names the field (or "run" / "analysis" / "target"), ``message`` the rule it broke."""
 

@@ -19,6 +19,7 @@ import yaml
 
 from hte.config import ExperimentConfig, check_output_root, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
+from hte.errors import STAGE_FAILURES
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
 from hte.pipeline.heterogeneity import (
@@ -370,7 +371,7 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
                 data, fits, scores, max_depth=config.explanation.max_rule_depth,
                 alpha=config.evaluation.alpha, seed=config.seed,
             )  # fmt: skip
-        except Exception as exc:
+        except STAGE_FAILURES as exc:
             log.exception("subgroup rules failed for %s", label)
             out["subgroups"] = {"error": f"{type(exc).__name__}: {exc}"}
         timings[f"{label}/subgroups"] = time.perf_counter() - clock
@@ -379,7 +380,7 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
         clock = time.perf_counter()
         try:
             out["robustness"] = robustness_checks(data, baselines, config, config.seed)
-        except Exception as exc:
+        except STAGE_FAILURES as exc:
             log.exception("robustness checks failed for %s", label)
             out["robustness"] = {"error": f"{type(exc).__name__}: {exc}"}
         timings[f"{label}/robustness"] = time.perf_counter() - clock
@@ -475,7 +476,7 @@ def _save_profile(store, data, fits, config, stages, timings, choices=None) -> N
     clock = time.perf_counter()
     try:
         bundle = fit_profile_bundle(data, fits, config, config.seed, choices=choices)
-    except Exception:
+    except STAGE_FAILURES:
         log.exception("no profile explorer bundle for %s", data.label)
         return
     store.save(f"{data.label}/profile.joblib", bundle, role="profile", analysis=data.label)
