@@ -268,9 +268,9 @@ def run_on_upload(
     if handler is not None:
         logger.addHandler(handler)
     if on_total is not None:
-        from hte.pipeline.run import _n_stages  # the pipeline's own count of its stages
+        from hte.pipeline.run import n_stages  # the pipeline's own count of its stages
 
-        on_total(_n_stages(config, columns))
+        on_total(n_stages(config, columns))
     try:
         result = run_experiment(config, output_root=output_root, progress=False)
     finally:

@@ -24,7 +24,10 @@ from hte.design.effect_data import unpack_survival_fit
 from hte.estimators.result import EffectEstimate, SurvivalCurves
 
 SURVIVAL_TARGETS = ("rmst", "survival")
-DEFAULT_HORIZON = {"survival": 12.0, "rmst": 24.0}  # months, DESIGN.md section 3
+DEFAULT_HORIZON = {
+    "survival": 12.0,
+    "rmst": 24.0,
+}  # months, as configs/default.yaml (docs/methods.md)
 
 
 def _check_knots(knots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,7 +15,7 @@ from hte.data.columns import CONTINUOUS_COVARIATES, INTEGER_COVARIATES
 from hte.data.schema import SPECS
 from hte.errors import HteError
 
-# label, unit for the named covariates (DESIGN.md section 5); others get their column name in words
+# label, unit of the named covariates (docs/methods.md, "Data schema"); others: the column name in words
 CLINICAL = {
     "age": ("Age", "years"),
     "sex": ("Sex", None),

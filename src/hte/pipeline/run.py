@@ -166,7 +166,7 @@ def _run_log(path: Path | None) -> Iterator[None]:
 # The whole run
 
 
-def _n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
+def n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
     """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
     stages, one per fit, the heterogeneity tests, subgroup rules and robustness checks (when on),
     one for SHAP attributions and one for the profile explorer's bundle (``profile``: when models
@@ -219,7 +219,7 @@ def run_experiment(
     try:
         with (
             _run_log(partial / LOG_FILE),
-            _Stages(_n_stages(config, facts.columns, write_models), progress) as stages,
+            _Stages(n_stages(config, facts.columns, write_models), progress) as stages,
         ):
             log.info("run %s of %s (written in %s until it finishes)", run_id, config.name,
                      partial)  # fmt: skip
