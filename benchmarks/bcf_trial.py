@@ -82,18 +82,21 @@ def main() -> None:
     parser.add_argument("--num-mcmc", type=int, help="retained draws (default: the class's)")
     parser.add_argument("--mu-trees", type=int, help="prognostic trees (default: the class's)")
     parser.add_argument("--tau-trees", type=int, help="effect trees (default: the class's)")
+    parser.add_argument("--variance-trees", type=int, help="noise-variance trees (default: 0)")
+    parser.add_argument("--targets", nargs="+", choices=sorted(TARGETS), default=list(TARGETS))
     parser.add_argument("--out", type=Path, default=ROOT / "experiments/benchmarks/bcf_trial.jsonl")
     parser.add_argument("--summary-only", action="store_true", help="print the table of --out")
     args = parser.parse_args()
     if args.summary_only:
         print(summary(args.out))
         return
-    names = ("num_mcmc", "mu_trees", "tau_trees")
+    names = ("num_mcmc", "mu_trees", "tau_trees", "variance_trees")
     settings = {k: getattr(args, k) for k in names if getattr(args, k) is not None}
     rows = []
     for seed in args.seeds:
         data = cohort(args.scenario, args.n, seed)
-        for target, (truth_col, horizon) in TARGETS.items():
+        for target in args.targets:
+            truth_col, horizon = TARGETS[target]
             clock = time.perf_counter()
             pred, band = fit_and_predict(data, target, horizon, seed, settings)
             row = {

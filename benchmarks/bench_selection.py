@@ -34,20 +34,26 @@ import numpy as np
 import pandas as pd
 
 from hte.config import load_config
-from hte.evaluation.selection import CONSTANT, STACK, THRESHOLD_SE, r_loss
+from hte.evaluation.selection import CONSTANT, LOSSES, STACK, THRESHOLD_SE
 from hte.evaluation.truth_scoring import TRUTH_COLUMNS
-from hte.pipeline.heterogeneity import all_heldout_effects, target_scores
+from hte.pipeline.heterogeneity import (
+    N_FOLDS,
+    all_heldout_effects,
+    heldout_fold_nuisances,
+    r_loss_residuals,
+    target_scores,
+)
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.stages import (
-    crs_nuisances,
     design_diagnostics,
+    fit_analysis_nuisances,
     fit_estimators,
     prepare_analysis,
     prepare_cohort,
 )
 
 log = logging.getLogger("hte.bench_selection")
-CONFIG = Path(__file__).resolve().parents[3] / "configs" / "default.yaml"
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 ESTIMATORS = (
     "[{name: causal_survival_forest, kind: causal_survival_forest, params: {n_estimators: 500,"
     " min_samples_leaf: 15}}, {name: dr_learner, kind: dr_learner, params: {final: forest}},"
@@ -85,96 +91,95 @@ def _coverage(lo, hi, truth) -> float:
     return float(np.mean((lo <= truth) & (truth <= hi)))
 
 
-def _residuals(data, fits, target, keep, seed):
-    """(outcome residual, treatment residual) for the R-loss, or None."""
-    if target in ("crs", "crs_g3"):
-        _, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
-        return y - (e * mu1 + (1 - e) * mu0), w - e
-    for fit in fits:
-        s = getattr(fit.model, "training_scores_", None)
-        if fit.kind == "causal_survival_forest" and fit.target == target and s is not None:
-            m = s["e"] * s["mu1"] + (1 - s["e"]) * s["mu0"]
-            return (s["pseudo_outcome"] - m)[keep], (s["W"] - s["e"])[keep]
-    return None
+def _shown(choice, by_name, keep, truth, heldout) -> dict:
+    """Figures of the model a choice shows: nMSE is filled in by the caller; per-patient
+    coverage of its own interval (the constant: the DR average-effect interval), the share of
+    intervals excluding 0 and the "patients like this" group coverage."""
+    shown = choice.estimator
+    if choice.is_constant:
+        lo = np.full(len(truth), choice.constant[1])
+        hi = np.full(len(truth), choice.constant[2])
+        group = np.zeros(len(truth), dtype=int)
+    else:
+        est = by_name[shown].estimate
+        lo, hi = np.asarray(est.lower, float)[keep], np.asarray(est.upper, float)[keep]
+        group = np.searchsorted(np.asarray(choice.cuts), heldout[shown])
+    g_cover, p_cover = [], np.zeros(len(truth), bool)
+    for k, (_, glo, ghi, _) in enumerate(choice.groups):
+        in_k = group == k
+        g_cover.append(bool(glo <= truth[in_k].mean() <= ghi))
+        p_cover[in_k] = (glo <= truth[in_k]) & (truth[in_k] <= ghi)
+    return {
+        "chosen": shown,
+        "shown_coverage": _coverage(lo, hi, truth),
+        "shown_excluding_zero": float(np.mean((lo > 0) | (hi < 0))),
+        "group_coverage": float(np.mean(g_cover)),
+        "group_band_patient_coverage": float(p_cover.mean()),
+    }
 
 
-def _r_pick(resid, heldout: dict[str, np.ndarray]) -> str | None:
-    if resid is None:
-        return None
-    losses = {k: r_loss(resid[0], resid[1], v) for k, v in heldout.items()}
-    return min(sorted(losses), key=losses.get)
+def _z(losses: list[dict]) -> dict[str, float]:
+    return {
+        r["candidate"]: (r["diff_vs_constant"] / r["diff_vs_constant_se"]
+                         if r["diff_vs_constant_se"] else 0.0)
+        for r in losses
+    }  # fmt: skip
 
 
-def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list[dict]:
-    """Fit, choose and score one cohort; one row per target."""
+def run_cell(
+    scenario: str, n: int, seed: int, seed_study: bool = False, n_folds: int = N_FOLDS
+) -> list[dict]:
+    """Fit, choose (by DR loss and by R-loss) and score one cohort; one row per target."""
     started = time.perf_counter()
     config = _config(scenario, n, seed, seed_study)
     cohort, _ = prepare_cohort(config)
     data = prepare_analysis(cohort, config.time_zero[0])
+    fit_analysis_nuisances(data, config)
     design_diagnostics(data, seed)
     fits = fit_estimators(data, config)
     scores = target_scores(data, fits, seed)
-    refits = all_heldout_effects([f for f in fits if f.target in scores], data, seed)
-    metrics, choices = model_choices(data, fits, scores, refits, config.evaluation.alpha, seed)
+    tested = [f for f in fits if f.target in scores]
+    folds = heldout_fold_nuisances(tested, data, seed, n_folds)
+    refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=n_folds)
+    residuals = r_loss_residuals(data, fits, scores, seed)
+    alpha = config.evaluation.alpha
+    by_loss = {
+        loss: model_choices(data, fits, scores, refits, alpha, seed, residuals, loss=loss)
+        for loss in LOSSES
+    }
     rows = []
-    for target, m in metrics.items():
+    for target, m in by_loss["dr"][0].items():
         if "error" in m:
             rows.append({"target": target, "error": m["error"]})
             continue
-        keep, gamma, _ = scores[target]
+        keep = scores[target][0]
         horizon = next(f.horizon for f in fits if f.target == target)
         truth = data.cohort[TRUTH_COLUMNS[(target, horizon)]].to_numpy(float)[keep]
         by_name = {f.estimator: f for f in fits if f.target == target and f.error is None}
         full = {k: np.asarray(f.estimate.effect, float)[keep] for k, f in by_name.items()}
-        const = m["constant_effect"]["estimate"]
-        full[CONSTANT] = np.full(keep.sum(), const)
+        full[CONSTANT] = np.full(keep.sum(), m["constant_effect"]["estimate"])
         stack = m.get("stack")
         if stack is not None:
             full[STACK] = stack["intercept"] + sum(
                 w * full[k] for k, w in stack["weights"].items() if k in full
             )
-        losses = {r["candidate"]: r for r in m["losses"]}
         nmse = {k: _nmse(v, truth) for k, v in full.items()}
         heldout = {k: np.round(refits[by_name[k].key][keep], 10) for k in by_name
                    if by_name[k].key in refits and not isinstance(refits[by_name[k].key], str)}  # fmt: skip
-        heldout[CONSTANT] = (gamma.sum() - gamma) / (len(gamma) - 1)
-        choice = choices[target]
-        shown = choice.estimator
-        if choice.is_constant:
-            lo = np.full(len(truth), choice.constant[1])
-            hi = np.full(len(truth), choice.constant[2])
-        else:
-            est = by_name[shown].estimate
-            lo, hi = np.asarray(est.lower, float)[keep], np.asarray(est.upper, float)[keep]
-        # patients like this: groups of the chosen model's held-out predictions
-        if choice.is_constant:
-            group = np.zeros(len(truth), dtype=int)
-        else:
-            group = np.searchsorted(np.asarray(choice.cuts), heldout[shown])
-        g_cover, p_cover = [], np.zeros(len(truth), bool)
-        for k, (_, glo, ghi, _) in enumerate(choice.groups):
-            in_k = group == k
-            g_cover.append(bool(glo <= truth[in_k].mean() <= ghi))
-            p_cover[in_k] = (glo <= truth[in_k]) & (truth[in_k] <= ghi)
         learners = [k for k in nmse if k not in (STACK,)]
-        rows.append({
+        r_metrics = by_loss["r"][0][target]
+        row = {
             "scenario": scenario, "n": n, "seed": seed, "seed_study": seed_study,
-            "target": target, "chosen": shown, "threshold_se": THRESHOLD_SE,
+            "target": target, "threshold_se": THRESHOLD_SE, "n_folds": n_folds,
             "lowest_dr_loss": m["losses"][0]["candidate"],
-            "r_loss_pick": _r_pick(_residuals(data, fits, target, keep, seed), heldout),
+            "r_loss_pick": r_metrics["losses"][0]["candidate"],
             "oracle_best": min(sorted(learners), key=lambda k: nmse[k]),
-            "shown_nmse": nmse[shown],
-            "shown_coverage": _coverage(lo, hi, truth),
-            "shown_excluding_zero": float(np.mean((lo > 0) | (hi < 0))),
-            "group_coverage": float(np.mean(g_cover)),
-            "group_band_patient_coverage": float(p_cover.mean()),
             "true_sd": float(np.std(truth)),
             "nmse": nmse,
-            "dr_loss": {k: r["loss"] for k, r in losses.items()},
-            "diff_vs_constant_z": {
-                k: (r["diff_vs_constant"] / r["diff_vs_constant_se"]
-                    if r["diff_vs_constant_se"] else 0.0) for k, r in losses.items()
-            },
+            "dr_loss": {r["candidate"]: r["loss"] for r in m["losses"]},
+            "r_loss": {r["candidate"]: r["loss"] for r in r_metrics["losses"]},
+            "diff_vs_constant_z": _z(m["losses"]),
+            "r_diff_vs_constant_z": _z(r_metrics["losses"]),
             "own_coverage": {
                 k: _coverage(np.asarray(f.estimate.lower, float)[keep],
                              np.asarray(f.estimate.upper, float)[keep], truth)
@@ -184,7 +189,13 @@ def run_cell(scenario: str, n: int, seed: int, seed_study: bool = False) -> list
             "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
             "c_for_benefit": {k: c["c_for_benefit"] for k, c in m["benefit_calibration"].items()},
             "seconds": time.perf_counter() - started,
-        })  # fmt: skip
+        }  # fmt: skip
+        dr_shown = _shown(by_loss["dr"][1][target], by_name, keep, truth, heldout)
+        r_shown = _shown(by_loss["r"][1][target], by_name, keep, truth, heldout)
+        row.update(dr_shown, shown_nmse=nmse[dr_shown["chosen"]])
+        row.update({f"r_{k}": v for k, v in r_shown.items()})
+        row["r_shown_nmse"] = nmse[r_shown["chosen"]]
+        rows.append(row)
     return rows
 
 
@@ -202,62 +213,84 @@ def _nanmean(values) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _rule_pick(row, threshold: float) -> str:
-    """The candidate a t-SE rule shows, from a row's recorded DR losses and z values."""
-    learners = {k: v for k, v in row["dr_loss"].items() if k not in (CONSTANT, STACK)}
+def _rule_pick(row, threshold: float, loss: str = "dr") -> str:
+    """The candidate a t-SE rule shows, from a row's recorded losses and z values."""
+    prefix = "" if loss == "dr" else "r_"
+    losses = row["dr_loss" if loss == "dr" else "r_loss"]
+    learners = {k: v for k, v in losses.items() if k not in (CONSTANT, STACK)}
     if not learners:
         return CONSTANT
     best = min(sorted(learners), key=learners.get)
-    return best if -row["diff_vs_constant_z"][best] > threshold else CONSTANT
+    return best if -row[f"{prefix}diff_vs_constant_z"][best] > threshold else CONSTANT
 
 
-def summary_markdown(rows: list[dict], command: str) -> str:
-    """Per scenario x n x target: the shown model's figures (means over seeds), what was chosen,
-    and every candidate's mean nMSE and DR loss."""
-    frame = pd.DataFrame([r for r in rows if "error" not in r])
-    out = ["# Learner selection by held-out DR loss against the synthetic truth", "",
-           f"Measured with `{command}`.", ""]  # fmt: skip
-    keys = ["scenario", "n", "seed_study", "target"]
-    out += [
-        "## The shown model",
+def _scenario(key) -> str:
+    return key[0] + (" (seed_study-like)" if key[2] else "") + f", {key[4]}-fold"
+
+
+def _shown_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
+    p = "" if loss == "dr" else "r_"
+    pick = "lowest_dr_loss" if loss == "dr" else "r_loss_pick"
+    out = [
+        f"## The shown model, chosen by the {loss.upper()} loss (2-SE rule)",
         "",
         "| scenario | n | target | seeds | chosen (per seed) | shown nMSE | per-patient coverage "
-        "| excl. 0 | group coverage | group band per-patient coverage | DR-loss pick = oracle "
-        "| R-loss pick = oracle |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| excl. 0 | group coverage | group band per-patient coverage | lowest loss = oracle |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for key, g in frame.groupby(keys, sort=False):
-        scen = key[0] + (" (seed_study-like)" if key[2] else "")
         out.append(
-            f"| {scen} | {key[1]} | {key[3]} | {len(g)} | {', '.join(g['chosen'])} | "
-            f"{_fmt(g['shown_nmse'].mean())} | {_fmt(g['shown_coverage'].mean())} | "
-            f"{_fmt(g['shown_excluding_zero'].mean())} | {_fmt(g['group_coverage'].mean())} | "
-            f"{_fmt(g['group_band_patient_coverage'].mean())} | "
-            f"{int((g['lowest_dr_loss'] == g['oracle_best']).sum())}/{len(g)} | "
-            f"{int((g['r_loss_pick'] == g['oracle_best']).sum())}/{g['r_loss_pick'].notna().sum()} |"
+            f"| {_scenario(key)} | {key[1]} | {key[3]} | {len(g)} | {', '.join(g[p + 'chosen'])} | "
+            f"{_fmt(g[p + 'shown_nmse'].mean())} | {_fmt(g[p + 'shown_coverage'].mean())} | "
+            f"{_fmt(g[p + 'shown_excluding_zero'].mean())} | "
+            f"{_fmt(g[p + 'group_coverage'].mean())} | "
+            f"{_fmt(g[p + 'group_band_patient_coverage'].mean())} | "
+            f"{int((g[pick] == g['oracle_best']).sum())}/{len(g)} |"
         )
-    out += ["", "## The rule's threshold (recomputed from the recorded z of every candidate)", "",
-            "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
-            "learner beats it by more than t SE), and how often it shows the constant.", "",
-            "| scenario | n | target | " + " | ".join(f"t = {t:g}: nMSE (constant share)"
-                                                   for t in THRESHOLDS) + " | oracle nMSE |",
-            "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1)]  # fmt: skip
+    return [*out, ""]
+
+
+def _threshold_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
+    out = [f"## The rule's threshold, {loss.upper()} loss (recomputed from the recorded z values)",
+           "", "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
+           "learner beats it by more than t SE), and how often it shows the constant.", "",
+           "| scenario | n | target | " + " | ".join(f"t = {t:g}: nMSE (constant share)"
+                                                  for t in THRESHOLDS) + " | oracle nMSE |",
+           "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1)]  # fmt: skip
     for key, g in frame.groupby(keys, sort=False):
-        scen = key[0] + (" (seed_study-like)" if key[2] else "")
         cells = []
         for t in THRESHOLDS:
-            picks = [_rule_pick(r, t) for _, r in g.iterrows()]
+            picks = [_rule_pick(r, t, loss) for _, r in g.iterrows()]
             err = [r["nmse"][p] for p, (_, r) in zip(picks, g.iterrows(), strict=True)]
             share = np.mean([p == CONSTANT for p in picks])
             cells.append(f"{_fmt(_nanmean(err))} ({share:.0%})")
         oracle = _nanmean([r["nmse"][r["oracle_best"]] for _, r in g.iterrows()])
         out.append(
-            f"| {scen} | {key[1]} | {key[3]} | " + " | ".join(cells) + f" | {_fmt(oracle)} |"
+            f"| {_scenario(key)} | {key[1]} | {key[3]} | "
+            + " | ".join(cells)
+            + f" | {_fmt(oracle)} |"
         )
-    out += ["", "## Every candidate (means over seeds)", "",
+    return [*out, ""]
+
+
+def summary_markdown(rows: list[dict], command: str) -> str:
+    """Per scenario x n x target and per loss: the shown model's figures (means over seeds),
+    what was chosen, the rule's threshold, and every candidate's mean nMSE and losses."""
+    frame = pd.DataFrame([r for r in rows if "error" not in r])
+    out = ["# Learner selection by held-out DR loss and R-loss against the synthetic truth", "",
+           f"Measured with `{command}`.", ""]  # fmt: skip
+    frame["n_folds"] = frame.get("n_folds", N_FOLDS)
+    frame["n_folds"] = frame["n_folds"].fillna(N_FOLDS).astype(int)
+    keys = ["scenario", "n", "seed_study", "target", "n_folds"]
+    for loss in LOSSES:
+        out += _shown_table(frame, keys, loss)
+    for loss in LOSSES:
+        out += _threshold_table(frame, keys, loss)
+    out += ["## Every candidate (means over seeds)", "",
             "| scenario | n | target | candidate | nMSE | held-out DR loss | z vs constant | "
-            "own 95% coverage | calibration slope | c-for-benefit | stack weight |",
-            "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            "held-out R-loss | R z vs constant | own 95% coverage | calibration slope | "
+            "c-for-benefit | stack weight (DR) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for key, g in frame.groupby(keys, sort=False):
         names = sorted(g.iloc[0]["nmse"], key=lambda k: np.mean([r[k] for r in g["nmse"]]))
         for name in names:
@@ -267,14 +300,21 @@ def summary_markdown(rows: list[dict], command: str) -> str:
                 vals = [v for v in vals if v is not None and np.isfinite(v)]
                 return float(np.mean(vals)) if vals else None
 
-            scen = key[0] + (" (seed_study-like)" if key[2] else "")
             out.append(
-                f"| {scen} | {key[1]} | {key[3]} | {name} | {_fmt(mean('nmse'))} | "
+                f"| {_scenario(key)} | {key[1]} | {key[3]} | {name} | {_fmt(mean('nmse'))} | "
                 f"{_fmt(mean('dr_loss'))} | {_fmt(mean('diff_vs_constant_z'))} | "
+                f"{_fmt(mean('r_loss'))} | {_fmt(mean('r_diff_vs_constant_z'))} | "
                 f"{_fmt(mean('own_coverage'))} | {_fmt(mean('calibration_slope'))} | "
                 f"{_fmt(mean('c_for_benefit'))} | {_fmt(mean('stack_weights'))} |"
             )
     return "\n".join(out) + "\n"
+
+
+CELL_FIELDS = ("scenario", "n", "seed", "seed_study", "n_folds")
+
+
+def _cell_key(row: dict) -> tuple:
+    return tuple(row.get(k, N_FOLDS if k == "n_folds" else None) for k in CELL_FIELDS)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -285,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed-study", action="store_true",
                         help="also n = 850, short_follow_up, survival at 12 months only")  # fmt: skip
     parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
+    parser.add_argument("--folds", type=int, default=N_FOLDS,
+                        help="held-out folds of the refits the losses score")  # fmt: skip
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -293,23 +335,26 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     if rows_file.exists():
         rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line]
-        done = {(r["scenario"], r["n"], r["seed"], r["seed_study"]) for r in rows if "seed" in r}
-    cells = [(s, n, seed, False) for s in args.scenarios for n in args.n for seed in args.seeds]
+        done = {_cell_key(r) for r in rows if "seed" in r}
+    cells = [(s, n, seed, False, args.folds)
+             for s in args.scenarios for n in args.n for seed in args.seeds]  # fmt: skip
     if args.seed_study:
-        cells += [("short_follow_up", 850, seed, True) for seed in args.seeds]
+        cells += [("short_follow_up", 850, seed, True, args.folds) for seed in args.seeds]
     for cell in cells:
         if cell in done:
             continue
         print(f"cell {cell} ...", flush=True)
         new = run_cell(*cell)
         for r in new:
-            r.update(dict(zip(("scenario", "n", "seed", "seed_study"), cell, strict=True)))
+            r.update(dict(zip(CELL_FIELDS, cell, strict=True)))
         rows += new
         with rows_file.open("a", encoding="utf-8") as fh:
             for r in new:
                 fh.write(json.dumps(r, sort_keys=True) + "\n")
-        print(f"  {[(r['target'], r.get('chosen'), round(r.get('shown_nmse', np.nan), 3)) for r in new]}",
-              flush=True)  # fmt: skip
+        for r in new:
+            print(f"  {r['target']}: DR shows {r.get('chosen')} ({r.get('shown_nmse', np.nan):.3f}),"
+                  f" R shows {r.get('r_chosen')} ({r.get('r_shown_nmse', np.nan):.3f}),"
+                  f" oracle {r.get('oracle_best')}", flush=True)  # fmt: skip
     command = "python -m benchmarks.bench_selection " + " ".join(argv or sys.argv[1:])
     (out / "summary.md").write_text(summary_markdown(rows, command.strip()), encoding="utf-8")
     print((out / "summary.md").read_text())

@@ -79,6 +79,7 @@ RANK = {
     "errors": 0,
     "figure_text": 0,
     "runs": 0,
+    "vocabulary": 0,  # target and estimator-kind names (hte.vocabulary): every layer may read it
     "data": 1,
     "design": 2,
     "estimators": 3,

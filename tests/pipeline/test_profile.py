@@ -14,15 +14,16 @@ import pandas as pd
 import pytest
 
 from hte.config import load_config
-from hte.pipeline import prepare_cohort, run_experiment
-from hte.pipeline.profile import ProfileError, ProfileExplorer, encode_row, grf_reader
-from hte.pipeline.profile_models import (
+from hte.estimators.grf_reader import grf_reader
+from hte.estimators.prognosis import (
     Standardizer,
     fit_cox_ensemble,
     fit_ridge_cox,
     fit_ridge_logistic,
     percentile_band,
 )
+from hte.pipeline import prepare_cohort, run_experiment
+from hte.pipeline.profile import ProfileError, ProfileExplorer, encode_row
 from hte.runs import CONFIG_FILE, ModelStore, load_model, read_manifest
 
 CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.yaml"
@@ -407,7 +408,7 @@ def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplo
     """A copy of the explorer whose ``target`` source carries a held-out model choice."""
     import dataclasses
 
-    from hte.pipeline.profile import _choose_source
+    from hte.pipeline.profile_bundle import _choose_source
 
     bundle = explorer.bundle
     source = bundle.sources[target]

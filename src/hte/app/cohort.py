@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from hte import vocabulary
 from hte.app import plots
 from hte.app.run_view import EstimatorTarget, RunView
 from hte.app.tables import NOT_IN_RUN, fmt, interval_rows, records_frame
@@ -81,7 +82,7 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
                      headline)  # fmt: skip
 
 
-TARGET_ORDER = {"survival": 0, "rmst": 1, "crs": 2, "crs_g3": 3}
+TARGET_ORDER = vocabulary.TARGET_ORDER  # survival, RMST, CRS, grade >= 3 CRS
 
 
 def _ci_text(row: dict, key: str = "estimate") -> str:
@@ -201,9 +202,8 @@ def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
 def fit_choices(view: RunView) -> list[tuple[str, str]]:
     """(label, key) pairs of fits with attributions, primary estimators first."""
     fits = view.attribution_fits()
-    primary = {f.key for t in ("survival", "crs", "rmst", "crs_g3") if (f := view.primary(t))}
-    order = {"survival": 0, "rmst": 1, "crs": 2, "crs_g3": 3}
-    fits.sort(key=lambda f: (f.key not in primary, order.get(f.target, 9), f.estimator))
+    primary = {f.key for t in vocabulary.TARGET_NAMES if (f := view.primary(t))}
+    fits.sort(key=lambda f: (f.key not in primary, TARGET_ORDER.get(f.target, 9), f.estimator))
     return [(f"{f.estimator} · {target_words(view, f)}", f.key) for f in fits]
 
 

@@ -27,20 +27,7 @@ from hte.runs import (
     is_complete_run,
     run_state,
 )
-
-# Which estimator the app shows first for each target: the doubly robust forests, then the rest.
-PREFERRED = {
-    "survival": (
-        "causal_survival_forest",
-        "dr_learner",
-        "t_learner",
-        "s_learner",
-        "cox_interaction",
-    ),
-    "rmst": ("causal_survival_forest", "dr_learner", "t_learner", "s_learner", "cox_interaction"),
-    "crs": ("crs_causal_forest", "logistic_interaction"),
-    "crs_g3": ("crs_causal_forest", "logistic_interaction"),
-}
+from hte.vocabulary import preference_rank
 
 
 class RunFolderError(HteError, ValueError):
@@ -163,11 +150,8 @@ class RunView:
         chosen = [f for f in candidates if f.estimator == choice.get("chosen")]
         if chosen:
             return chosen[0]
-        order = PREFERRED.get(target, ())
-        ranked = sorted(
-            candidates, key=lambda f: order.index(f.kind) if f.kind in order else len(order)
-        )
-        return ranked[0]
+        # no recorded choice: the registry's preference (hte.vocabulary.preference)
+        return sorted(candidates, key=lambda f: preference_rank(f.kind, target))[0]
 
     def summary(self, fit: EstimatorTarget, label: str | None = None) -> dict:
         return self.analysis(label)["estimators"][fit.estimator][fit.target]

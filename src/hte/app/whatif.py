@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from hte import vocabulary
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
@@ -429,8 +430,7 @@ def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7
     if target not in explorer.targets():
         return svg.message(f"No {TARGET_PLAIN.get(target, target)} effect in this run.")
     wf = _checked(explorer.waterfall, profile, target)
-    pct = target in ("survival", "crs", "crs_g3")
-    scale, unit = (100.0, "points") if pct else (1.0, "months")
+    scale, unit = vocabulary.target(target).scale, vocabulary.target(target).short_unit
     what = TARGET_PLAIN.get(target, target)
     if not wf["contributions"]:
         return svg.message(
@@ -470,7 +470,7 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
         return svg.message("Choose a covariate to vary.")
     frame = _checked(explorer.what_moves_it, profile, field, target)
     f = next(x for x in fields if x.name == field)
-    scale, unit = (100.0, "points") if target in ("survival", "crs", "crs_g3") else (1.0, "months")
+    scale, unit = vocabulary.target(target).scale, vocabulary.target(target).short_unit
     words = dict((v, k) for k, v in MOVE_TARGETS).get(target, target)
     x = frame[field].tolist()
     categorical = f.kind in ("boolean", "category")

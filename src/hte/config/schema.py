@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from hte import vocabulary
 from hte.config.base import ConfigError, Name, StrictModel, did_you_mean, require_unique
 from hte.config.data_sources import DataConfig, FileData, OmopData, SyntheticData
 from hte.config.sections import (
@@ -62,29 +63,11 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 # Estimators
 
-# kind -> (class name in hte.estimators, outcome it estimates)
+# kind -> (class name in hte.estimators, outcome it estimates), from the registry (hte.vocabulary)
 ESTIMATOR_KINDS: dict[str, tuple[str, str]] = {
-    "causal_survival_forest": ("CausalSurvivalForest", "os"),
-    "dr_learner": ("SurvivalDRLearner", "os"),
-    "t_learner": ("TLearnerSurvival", "os"),
-    "s_learner": ("SLearnerSurvival", "os"),
-    "cox_interaction": ("CoxInteractionModel", "os"),
-    "bcf": ("BayesianCausalForest", "os"),
-    "crs_causal_forest": ("CRSCausalForest", "crs"),
-    "logistic_interaction": ("LogisticInteractionModel", "crs"),
-    "crs_bcf": ("CRSBayesianCausalForest", "crs"),
+    k.name: (k.class_name, k.outcome) for k in vocabulary.ESTIMATOR_KINDS
 }
-EstimatorKind = Literal[
-    "causal_survival_forest",
-    "dr_learner",
-    "t_learner",
-    "s_learner",
-    "cox_interaction",
-    "bcf",
-    "crs_causal_forest",
-    "logistic_interaction",
-    "crs_bcf",
-]
+EstimatorKind = Literal[vocabulary.KIND_NAMES]
 # Parameters the pipeline sets from other sections, never from params.
 _MANAGED_PARAMS = {
     "target": "outcomes.os (each OS estimator is fitted for every horizon)",
@@ -96,9 +79,9 @@ _MANAGED_PARAMS = {
 
 def estimator_class(kind: str) -> type:
     """The estimator class of a config ``kind`` (imports hte.estimators on first use)."""
-    import hte.estimators
+    from hte.estimators.registry import estimator_class as registered
 
-    return getattr(hte.estimators, ESTIMATOR_KINDS[kind][0])
+    return registered(kind)
 
 
 @cache

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from hte import vocabulary
 from hte.config.base import DEFAULT_SEED, Name, Seed, StrictModel
 from hte.data.columns import DAYS_PER_MONTH
 from hte.data.day_zero import DAY_ZERO_DAYS
@@ -64,7 +65,9 @@ class OSOutcome(StrictModel):
         """(target, horizon) pairs the OS estimators fit: ("survival", 12.0), ("rmst", 24.0)."""
         if not self.enabled:
             return []
-        pairs = [("survival", self.survival_horizon), ("rmst", self.rmst_horizon)]
+        pairs = [
+            (t, getattr(self, vocabulary.target(t).horizon_key)) for t in vocabulary.OS_TARGETS
+        ]
         return [(target, float(h)) for target, h in pairs if h is not None]
 
 

@@ -39,8 +39,11 @@ from hte.estimators.shared_nuisances import (
 
 
 def _sample(X, W, y, e, *, num_gfr: int, num_burnin: int, num_mcmc: int, mu_trees: int,
-            tau_trees: int, seed: int | None):  # fmt: skip
-    """One BCF posterior: warm-start (grow-from-root) sweeps, then the retained MCMC draws."""
+            tau_trees: int, variance_trees: int, seed: int | None):  # fmt: skip
+    """One BCF posterior: warm-start (grow-from-root) sweeps, then the retained MCMC draws.
+    ``variance_trees`` > 0 adds a forest for the log noise variance (heteroskedastic BCF): the
+    pseudo-outcome's noise differs by patient (censoring weights), and a single noise variance
+    would over-trust the noisiest patients and under-trust the rest."""
     from stochtree import BCFModel  # imported here: a C++ extension the package loads lazily
 
     model = BCFModel()
@@ -50,17 +53,28 @@ def _sample(X, W, y, e, *, num_gfr: int, num_burnin: int, num_mcmc: int, mu_tree
                         "num_threads": 1},
         prognostic_forest_params={"num_trees": mu_trees},
         treatment_effect_forest_params={"num_trees": tau_trees},
+        variance_forest_params={"num_trees": variance_trees},
     )  # fmt: skip
     return model
+
+
+_MAY_BE_ZERO = ("num_burnin", "variance_trees")
 
 
 class _BCFBase(IntervalEstimateMixin, BaseEstimator):
     """Posterior summaries shared by the OS and CRS estimators; pickling through JSON."""
 
     def _check_sampler(self) -> None:
-        for name in ("num_gfr", "num_burnin", "num_mcmc", "mu_trees", "tau_trees"):
+        for name in (
+            "num_gfr",
+            "num_burnin",
+            "num_mcmc",
+            "mu_trees",
+            "tau_trees",
+            "variance_trees",
+        ):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < (1 if name != "num_burnin" else 0):
+            if not isinstance(value, int) or value < (0 if name in _MAY_BE_ZERO else 1):
                 raise ValueError(f"{name} must be a positive integer; got {value!r}")
         if self.num_mcmc < 20:
             raise ValueError(
@@ -70,7 +84,8 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
     def _fit_sampler(self, X, W, y, e) -> None:
         self.model_ = _sample(
             X, W, y, e, num_gfr=self.num_gfr, num_burnin=self.num_burnin, num_mcmc=self.num_mcmc,
-            mu_trees=self.mu_trees, tau_trees=self.tau_trees, seed=self.random_state,
+            mu_trees=self.mu_trees, tau_trees=self.tau_trees,
+            variance_trees=self.variance_trees, seed=self.random_state,
         )  # fmt: skip
         # stochtree needs a propensity for every prediction (mu sees it): new patients get one
         # from a model fitted on the whole cohort (tau itself does not depend on it)
@@ -119,6 +134,7 @@ class BayesianCausalForest(PseudoOutcomeScoresMixin, _BCFBase):
     target : "rmst" or "survival". horizon : h (time unit of ``time``).
     num_gfr, num_burnin, num_mcmc : warm-start sweeps, discarded and retained MCMC draws.
     mu_trees, tau_trees : trees of the prognostic and effect forests.
+    variance_trees : trees of a forest for the noise variance (0: one variance for everybody).
     grid_size, event_learner, censoring_learner, n_folds, censoring_floor, propensity_clip :
         the survival nuisances, as in CausalSurvivalForest.
     """
@@ -133,6 +149,7 @@ class BayesianCausalForest(PseudoOutcomeScoresMixin, _BCFBase):
         num_mcmc: int = 200,
         mu_trees: int = 200,
         tau_trees: int = 50,
+        variance_trees: int = 0,
         grid_size: int | None = 25,
         event_learner="hazard_gbm",
         censoring_learner="hazard_gbm",
@@ -149,6 +166,7 @@ class BayesianCausalForest(PseudoOutcomeScoresMixin, _BCFBase):
         self.num_mcmc = num_mcmc
         self.mu_trees = mu_trees
         self.tau_trees = tau_trees
+        self.variance_trees = variance_trees
         self.grid_size = grid_size
         self.event_learner = event_learner
         self.censoring_learner = censoring_learner
@@ -194,6 +212,7 @@ class CRSBayesianCausalForest(_BCFBase):
         num_mcmc: int = 200,
         mu_trees: int = 200,
         tau_trees: int = 50,
+        variance_trees: int = 0,
         n_folds: int = 5,
         propensity_clip: float = 0.01,
         random_state: int | None = None,
@@ -204,6 +223,7 @@ class CRSBayesianCausalForest(_BCFBase):
         self.num_mcmc = num_mcmc
         self.mu_trees = mu_trees
         self.tau_trees = tau_trees
+        self.variance_trees = variance_trees
         self.n_folds = n_folds
         self.propensity_clip = propensity_clip
         self.random_state = random_state

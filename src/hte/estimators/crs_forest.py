@@ -25,8 +25,9 @@ from hte.array_checks import (
 )
 from hte.design.effect_data import unpack_crs_fit
 from hte.estimators.result import IntervalEstimateMixin
+from hte.vocabulary import CRS_TARGETS
 
-CRS_OUTCOMES = ("crs", "crs_g3")
+CRS_OUTCOMES = CRS_TARGETS  # the CRS targets of hte.vocabulary
 
 
 def default_nuisance_classifier(random_state: int | None = None, n_jobs: int | None = 2):

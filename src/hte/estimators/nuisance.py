@@ -31,8 +31,9 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from hte.design.propensity import cross_fit_propensity
+from hte.vocabulary import OS_TARGETS
 
-TARGETS = ("rmst", "survival")
+TARGETS = OS_TARGETS  # the survival targets of hte.vocabulary
 LEARNERS = ("hazard_gbm", "rsf", "km")
 
 

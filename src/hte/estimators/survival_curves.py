@@ -22,12 +22,11 @@ from hte.array_checks import (
 )
 from hte.design.effect_data import unpack_survival_fit
 from hte.estimators.result import EffectEstimate, SurvivalCurves
+from hte.vocabulary import OS_TARGETS
 
-SURVIVAL_TARGETS = ("rmst", "survival")
-DEFAULT_HORIZON = {
-    "survival": 12.0,
-    "rmst": 24.0,
-}  # months, as configs/default.yaml (docs/methods.md)
+SURVIVAL_TARGETS = OS_TARGETS  # the survival targets of hte.vocabulary
+# months, as configs/default.yaml (docs/methods.md, "Estimands")
+DEFAULT_HORIZON = {"survival": 12.0, "rmst": 24.0}
 
 
 def _check_knots(knots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,12 +14,18 @@ E[(Gamma - tau)^2]``: the second term is the same for every candidate, so paired
 estimate differences in mean squared error against the true CATE. Their standard errors are the
 standard deviation of the per-patient paired difference over sqrt(n).
 
+The R-loss (Nie and Wager), ``mean_i ((Y_i - m(x_i)) - (W_i - e(x_i)) tau_hat(x_i))^2`` with
+cross-fitted residuals, is the other loss offered (``loss="r"``, ``Residuals``). Its paired
+differences estimate differences in ``E[(W - e)^2 (tau - tau_hat)^2]``: an MSE weighted by
+``e (1 - e)``, without the ``1 / (e (1 - e))`` factor that makes DR scores noisy where the
+propensity is extreme (which of the two selects better on the synthetic cohort is measured by
+``benchmarks.bench_selection``). Its constant candidate is the
+leave-one-out residual-on-residual slope, its stack the NNLS fit of the outcome residual on the
+treatment residual times the learners' predictions.
+
 Rule (``select_model``): the constant is shown unless the best learner beats it by more than
 ``threshold`` standard errors of the paired difference; then the learner with the lowest loss.
 A learner close to the constant is not worth the noise it would show a clinician.
-
-The R-loss (Nie and Wager) is offered for comparison (``r_loss``); it needs the outcome residuals,
-which the benchmark has, so it is measured there, not used by the run.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from sklearn.model_selection import KFold
 
 CONSTANT = "constant"
 STACK = "stack"
+LOSSES = ("dr", "r")
 THRESHOLD_SE = 2.0
 STACK_FOLDS = 5
 
@@ -61,8 +68,33 @@ class Stack:
 
 
 @dataclass(frozen=True)
+class Residuals:
+    """Cross-fitted residuals of the R-loss, one per patient scored: the outcome's
+    ``Y - m(x)`` (OS: the censoring-adjusted pseudo-outcome) and the treatment's ``W - e(x)``."""
+
+    outcome: np.ndarray
+    treatment: np.ndarray
+
+    def __post_init__(self) -> None:
+        for name in ("outcome", "treatment"):
+            value = np.asarray(getattr(self, name), dtype=float).reshape(-1)
+            bad = np.flatnonzero(~np.isfinite(value))
+            if bad.size:
+                raise ValueError(f"{name} residuals are not finite at rows {bad[:5].tolist()}")
+            object.__setattr__(self, name, value)
+        if self.outcome.shape != self.treatment.shape:
+            raise ValueError(
+                f"outcome residuals have {self.outcome.size} rows, treatment {self.treatment.size}"
+            )
+        if float(np.sum(self.treatment**2)) <= 0:
+            raise ValueError(
+                "treatment residuals are all zero: the R-loss cannot tell effects apart"
+            )
+
+
+@dataclass(frozen=True)
 class Selection:
-    """The loss table (sorted by loss), the chosen candidate and why."""
+    """The loss table (sorted by loss), the chosen candidate and why; ``loss``: "dr" or "r"."""
 
     chosen: str
     reason: str
@@ -72,6 +104,7 @@ class Selection:
     stack: Stack | None
     n: int
     threshold_se: float
+    loss: str = "dr"
 
     def loss_of(self, name: str) -> CandidateLoss:
         for row in self.table:
@@ -106,16 +139,38 @@ def loo_constant(gamma: np.ndarray) -> np.ndarray:
     return (gamma.sum() - gamma) / (n - 1)
 
 
+def loo_constant_r(residuals: Residuals) -> np.ndarray:
+    """The constant candidate of the R-loss per patient: the slope of the outcome residual on the
+    treatment residual over the other patients."""
+    ry, rw = residuals.outcome, residuals.treatment
+    num = float(np.sum(ry * rw)) - ry * rw
+    den = float(np.sum(rw**2)) - rw**2
+    return num / np.where(den > 0, den, np.nan)
+
+
 def _mean_se(x: np.ndarray) -> tuple[float, float]:
     return float(np.mean(x)), float(np.std(x, ddof=1) / np.sqrt(x.size))
 
 
-def loss_table(gamma: np.ndarray, heldout: Mapping[str, np.ndarray]) -> list[CandidateLoss]:
-    """DR loss of each held-out prediction vector (names include the constant), with paired
-    differences against the constant and against the lowest-loss candidate; sorted by loss
-    (ties by name, so the order is deterministic)."""
-    gamma = np.asarray(gamma, dtype=float)
-    per_patient = {name: (gamma - np.asarray(p, float)) ** 2 for name, p in heldout.items()}
+def per_patient_losses(
+    gamma: np.ndarray, heldout: Mapping[str, np.ndarray], residuals: Residuals | None = None
+) -> dict[str, np.ndarray]:
+    """Each candidate's per-patient loss: DR ``(Gamma - tau_hat)^2`` or, given ``residuals``,
+    R ``(r_Y - r_W tau_hat)^2``."""
+    if residuals is None:
+        gamma = np.asarray(gamma, dtype=float)
+        return {name: (gamma - np.asarray(p, float)) ** 2 for name, p in heldout.items()}
+    ry, rw = residuals.outcome, residuals.treatment
+    return {name: (ry - rw * np.asarray(p, float)) ** 2 for name, p in heldout.items()}
+
+
+def loss_table(
+    gamma: np.ndarray, heldout: Mapping[str, np.ndarray], residuals: Residuals | None = None
+) -> list[CandidateLoss]:
+    """DR loss (R-loss given ``residuals``) of each held-out prediction vector (names include
+    the constant), with paired differences against the constant and against the lowest-loss
+    candidate; sorted by loss (ties by name, so the order is deterministic)."""
+    per_patient = per_patient_losses(gamma, heldout, residuals)
     losses = {name: float(np.mean(v)) for name, v in per_patient.items()}
     best = min(losses, key=lambda k: (round(losses[k], 12), k))
     rows = []
@@ -133,19 +188,26 @@ def stack_predictions(
     predictions: Mapping[str, np.ndarray],
     n_folds: int = STACK_FOLDS,
     random_state: int | None = 0,
+    residuals: Residuals | None = None,
 ) -> Stack:
     """Non-negative stack ``c + sum_k w_k tau_hat_k`` (w >= 0, c free) fitted by least squares to
-    the DR scores. ``heldout``: each patient's stack prediction with weights fitted on the other
-    folds (so the patient's own score is not used); ``weights`` / ``intercept``: fitted on all."""
+    the DR scores (given ``residuals``: minimising the R-loss, i.e. the outcome residual on the
+    treatment residual times the stack). ``heldout``: each patient's stack prediction with
+    weights fitted on the other folds (so the patient's own score is not used); ``weights`` /
+    ``intercept``: fitted on all."""
     gamma = _check(gamma, predictions)
     names = sorted(predictions)
     if not names:
         raise ValueError("stacking needs at least one learner's predictions")
     P = np.column_stack([np.asarray(predictions[k], float) for k in names])
     design = np.column_stack([P, np.ones(len(gamma)), -np.ones(len(gamma))])
+    if residuals is None:
+        lhs, rhs = design, gamma
+    else:
+        lhs, rhs = design * residuals.treatment[:, None], residuals.outcome
 
     def fit(rows: np.ndarray) -> np.ndarray:
-        coef, _ = nnls(design[rows], gamma[rows])
+        coef, _ = nnls(lhs[rows], rhs[rows])
         return coef
 
     heldout = np.empty(len(gamma))
@@ -164,21 +226,28 @@ def select_model(
     threshold_se: float = THRESHOLD_SE,
     stack: bool = True,
     random_state: int | None = 0,
+    residuals: Residuals | None = None,
 ) -> Selection:
-    """Score the learners' held-out ``predictions`` and the constant by DR loss against
-    ``gamma`` and choose what to show (module docstring). The stack is scored and reported but is
+    """Score the learners' held-out ``predictions`` and the constant against ``gamma`` by DR
+    loss (by R-loss when ``residuals`` are given; the average effect reported stays the mean DR
+    score) and choose what to show (module docstring). The stack is scored and reported but is
     not a shown candidate (a weighted mix of models has no single model's interval)."""
     gamma = _check(gamma, predictions)
+    if residuals is not None and residuals.outcome.shape != gamma.shape:
+        raise ValueError(
+            f"residuals have {residuals.outcome.size} rows, the DR scores {gamma.size}"
+        )
     # rounded: last-bit differences between identical runs must not reorder near-ties
     heldout = {k: np.round(np.asarray(v, float), 10) for k, v in sorted(predictions.items())}
-    heldout[CONSTANT] = loo_constant(gamma)
+    heldout[CONSTANT] = loo_constant(gamma) if residuals is None else loo_constant_r(residuals)
     fitted_stack = None
     if stack and predictions:
         fitted_stack = stack_predictions(
-            gamma, heldout_learners(heldout), random_state=random_state
+            gamma, heldout_learners(heldout), random_state=random_state, residuals=residuals
         )
         heldout[STACK] = fitted_stack.heldout
-    table = loss_table(gamma, heldout)
+    table = loss_table(gamma, heldout, residuals)
+    loss_name = "DR loss" if residuals is None else "R-loss"
     learners = [r for r in table if r.name not in (CONSTANT, STACK)]
     c_mean, c_se = _mean_se(gamma)
     if not learners:
@@ -190,7 +259,7 @@ def select_model(
         if z > threshold_se:
             chosen = best.name
             reason = (
-                f"{best.name} has the lowest held-out DR loss ({best.loss:.4g}) and beats the "
+                f"{best.name} has the lowest held-out {loss_name} ({best.loss:.4g}) and beats the "
                 f"constant effect by {margin:.3g} ({z:.1f} SE of the paired difference > "
                 f"{threshold_se:g})"
             )
@@ -198,10 +267,13 @@ def select_model(
             chosen = CONSTANT
             reason = (
                 f"no learner beats the constant effect by more than {threshold_se:g} SE of the "
-                f"paired difference in held-out DR loss (best: {best.name}, {z:.1f} SE): this "
+                f"paired difference in held-out {loss_name} (best: {best.name}, {z:.1f} SE): this "
                 "cohort does not support individual differences; showing the average effect"
             )
-    return Selection(chosen, reason, c_mean, c_se, table, fitted_stack, len(gamma), threshold_se)
+    loss = "dr" if residuals is None else "r"
+    return Selection(
+        chosen, reason, c_mean, c_se, table, fitted_stack, len(gamma), threshold_se, loss
+    )
 
 
 def heldout_learners(heldout: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -222,11 +294,16 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
     def rnd(x: float) -> float:
         return float(round(x, digits))
 
+    loss_formula = {
+        "dr": "held-out DR loss mean((Gamma - tau_hat)^2)",
+        "r": "held-out R-loss mean(((Y - m(x)) - (W - e(x)) tau_hat)^2)",
+    }[selection.loss]
     out = {
         "chosen": selection.chosen,
         "reason": selection.reason,
+        "loss": selection.loss,
         "rule": (
-            f"held-out DR loss mean((Gamma - tau_hat)^2); the constant effect unless the best "
+            f"{loss_formula}; the constant effect unless the best "
             f"learner beats it by more than {selection.threshold_se:g} SE of the paired "
             "difference, then the lowest loss"
         ),
@@ -251,9 +328,9 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             "weights": {k: rnd(v) for k, v in selection.stack.weights.items()},
             "intercept": rnd(selection.stack.intercept),
             "note": (
-                f"non-negative least squares of Gamma on the held-out predictions plus a free "
-                f"intercept; its loss uses weights cross-fitted over {STACK_FOLDS} folds; "
-                "reported, not shown"
+                f"non-negative weights on the held-out predictions plus a free intercept, "
+                f"minimising the {selection.loss.upper()} loss; its loss uses weights "
+                f"cross-fitted over {STACK_FOLDS} folds; reported, not shown"
             ),
         }
     return out

@@ -16,17 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
+from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS, TRUE_CATE_COLUMNS
 from hte.errors import STAGE_FAILURES
 from hte.evaluation.truth_metrics import truth_metrics
 
-# (target, horizon in months) -> the simulated cohort's true CATE column (docs/methods.md, "Estimands").
-TRUTH_COLUMNS: dict[tuple[str, float | None], str] = {
-    ("rmst", 24.0): "true_cate_rmst24",
-    ("survival", 12.0): "true_cate_surv12",
-    ("crs", None): "true_cate_crs",
-    ("crs_g3", None): "true_cate_crs_g3",
-}
+# (target, horizon in months) -> the simulated cohort's true CATE column (hte.data.columns).
+TRUTH_COLUMNS = TRUE_CATE_COLUMNS
 
 SUMMARY_METRICS = (
     "normalized_mse",

@@ -17,32 +17,19 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from hte.data.columns import CATEGORICAL_COVARIATES, CONTINUOUS_COVARIATES, INTEGER_COVARIATES
+from hte.data.columns import (
+    CATEGORICAL_COVARIATES,
+    CONTINUOUS_COVARIATES,
+    COVARIATE_LABELS,
+    INTEGER_COVARIATES,
+    covariate_short_label,
+)
 
 MAX_ROWS_SHOWN = 5
 MISSING_SUFFIX = "_missing"
 
-LABELS = {
-    "age": "age",
-    "ecog": "ECOG",
-    "iss_stage": "ISS stage",
-    "prior_lines": "prior lines",
-    "high_risk_cytogenetics": "high-risk cytogenetics",
-    "gain_1q": "gain(1q)",
-    "extramedullary": "extramedullary",
-    "prior_asct": "prior ASCT",
-    "penta_refractory": "penta-refractory",
-    "ldh_high": "high LDH",
-    "prior_bcma": "prior BCMA therapy",
-    "rapid_progression": "rapid progression",
-    "bm_plasma_pct": "BM plasma cells %",
-    "ferritin": "ferritin",
-    "crp": "CRP",
-    "crcl": "CrCl",
-    "years_since_diagnosis": "years since diagnosis",
-    "sex": "sex",
-    "race": "race",
-}
+# short clinical labels for rule text (hte.data.columns.COVARIATE_LABELS)
+LABELS = {name: short for name, (_, short, _) in COVARIATE_LABELS.items()}
 
 
 @dataclass(frozen=True)
@@ -132,7 +119,7 @@ def mean_interval(values: np.ndarray, alpha: float) -> tuple[float, float, float
 
 def clinical_label(name: str) -> str:
     """A covariate's name in clinical words."""
-    return LABELS.get(name, name.replace("_", " "))
+    return covariate_short_label(name)
 
 
 def _number(x: float) -> str:

@@ -43,12 +43,14 @@ from hte.evaluation.rate import (
     rate,
     toc_band,
 )
+from hte.evaluation.selection import Residuals
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
     crs_nuisances,
     shared_nuisance_kwargs,
 )
+from hte.vocabulary import CRS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
 
@@ -58,7 +60,6 @@ N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on 
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2
 TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
-CRS_TARGETS = ("crs", "crs_g3")
 # Survival nuisances of the OS scores: the causal survival forest's defaults, so a forest fitted
 # with its defaults and the run's seed holds exactly these scores (and they are reused).
 SURVIVAL_NUISANCE = {
@@ -110,17 +111,22 @@ def _targets(fits: list[FittedEffect]) -> dict[str, float | None]:
 
 def crs_scores(data: AnalysisData, target: str, seed: int) -> Scores:
     """AIPW scores of a CRS target over the rows that carry it."""
-    if data.propensity is None:
-        from hte.design.propensity import cross_fit_propensity
-
-        e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
-        data = dataclasses.replace(data, propensity=e)
-    keep, y, w, e, mu1, mu0 = crs_nuisances(data, target, seed)
+    keep, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
     source = (
         "AIPW: the design's 5-fold cross-fitted propensity and 5-fold cross-fitted boosted "
         f"outcome models (covariates + arm), {int(keep.sum())} patients with the outcome"
     )
     return keep, aipw_scores_binary(y, w, e, mu1, mu0), source
+
+
+def _with_propensity(data: AnalysisData, seed: int) -> AnalysisData:
+    """``data`` with a cross-fitted propensity (fitted here when the analysis has none)."""
+    if data.propensity is not None:
+        return data
+    from hte.design.propensity import cross_fit_propensity
+
+    e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
+    return dataclasses.replace(data, propensity=e)
 
 
 def aipcw_scores(
@@ -133,6 +139,16 @@ def aipcw_scores(
     fitted with); cross-fitted here with the same settings when the analysis has none. ``fits``
     is kept for the signature (the scores do not depend on which estimators ran).
     """
+    s, what = _aipcw_pseudo_outcomes(data, target, horizon, seed)
+    W = data.treatment
+    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
+    return np.ones(len(W), dtype=bool), gamma, what
+
+
+def _aipcw_pseudo_outcomes(
+    data: AnalysisData, target: str, horizon: float | None, seed: int
+) -> tuple[dict, str]:
+    """The AIPCW pseudo-outcomes and nuisances of an OS target, and where they come from."""
     if horizon is None:
         raise ValueError(f"target {target!r} needs a horizon")
     t, d = data.survival_outcome()
@@ -156,8 +172,25 @@ def aipcw_scores(
             X, W, t, d, target=target, horizon=horizon, random_state=seed, n_jobs=2,
             **SURVIVAL_NUISANCE,
         )  # fmt: skip
-    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
-    return np.ones(len(t), dtype=bool), gamma, what
+    return s, what
+
+
+def r_loss_residuals(
+    data: AnalysisData, fits: list[FittedEffect], targets, seed: int
+) -> dict[str, Residuals]:
+    """Per target of ``targets``: the cross-fitted residuals of the R-loss over the same rows and
+    from the same nuisances as its DR scores. OS: ``Y* - (e mu1 + (1 - e) mu0)`` and ``W - e``
+    with the AIPCW pseudo-outcome Y*; CRS: ``Y - (e mu1 + (1 - e) mu0)`` and ``W - e``."""
+    horizons = _targets(fits)
+    out: dict[str, Residuals] = {}
+    for target in targets:
+        if target in CRS_TARGETS:
+            _, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
+        else:
+            s, _ = _aipcw_pseudo_outcomes(data, target, horizons[target], seed)
+            y, w, e, mu1, mu0 = s["pseudo_outcome"], data.treatment, s["e"], s["mu1"], s["mu0"]
+        out[target] = Residuals(y - (e * mu1 + (1 - e) * mu0), w - e)
+    return out
 
 
 def _serves_default(nuisances: Nuisances, horizon: float, seed: int) -> bool:
@@ -405,19 +438,21 @@ def heterogeneity_tests(
     return results, sources
 
 
-def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int, folds=None):
+def _heldout_or_error(
+    fit: FittedEffect, data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
+):
     """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
     from threadpoolctl import threadpool_limits
 
     try:
         with threadpool_limits(limits=1):
-            return heldout_effects(fit, data, seed, folds=folds)
+            return heldout_effects(fit, data, seed, n_folds=n_folds, folds=folds)
     except STAGE_FAILURES as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
 
 def heldout_fold_nuisances(
-    fits: list[FittedEffect], data: AnalysisData, seed: int
+    fits: list[FittedEffect], data: AnalysisData, seed: int, n_folds: int = N_FOLDS
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
     fitted once per fold, for all of them. A failure is logged and returns None (each such fit
@@ -426,14 +461,14 @@ def heldout_fold_nuisances(
     if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
         return None
     try:
-        return fold_nuisances(data, seed, data.nuisances.horizons)
+        return fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
     except STAGE_FAILURES as exc:
         log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
         return None
 
 
 def all_heldout_effects(
-    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None
+    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
 ) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
     stopped the refit). Nuisances of the held-out folds (``folds``, from
@@ -444,15 +479,15 @@ def all_heldout_effects(
     light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
              for f in fits]  # fmt: skip
     if folds is None:
-        folds = heldout_fold_nuisances(fits, data, seed)
+        folds = heldout_fold_nuisances(fits, data, seed, n_folds)
     if N_JOBS > 1 and len(light) > 1:
         from joblib import Parallel, delayed
 
         out = Parallel(n_jobs=N_JOBS, backend="loky")(
-            delayed(_heldout_or_error)(f, data, seed, folds) for f in light
+            delayed(_heldout_or_error)(f, data, seed, folds, n_folds) for f in light
         )
     else:
-        out = [_heldout_or_error(f, data, seed, folds) for f in light]
+        out = [_heldout_or_error(f, data, seed, folds, n_folds) for f in light]
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 

@@ -29,7 +29,14 @@ from hte.evaluation.benefit_calibration import (
     group_cuts,
     quantile_groups,
 )
-from hte.evaluation.selection import CONSTANT, select_model, selection_summary
+from hte.evaluation.selection import (
+    CONSTANT,
+    LOSSES,
+    Residuals,
+    Selection,
+    select_model,
+    selection_summary,
+)
 from hte.pipeline.stages import AnalysisData, FittedEffect
 
 log = logging.getLogger("hte.pipeline")
@@ -108,6 +115,12 @@ def _choice_summary(choice: ModelChoice) -> dict:
     }
 
 
+def _other_loss_summary(selection: Selection) -> dict:
+    """What the loss the run did not choose by would have shown (for comparison)."""
+    full = selection_summary(selection)
+    return {k: full[k] for k in ("loss", "chosen", "reason", "losses")}
+
+
 def model_choices(
     data: AnalysisData,
     fits: list[FittedEffect],
@@ -115,10 +128,17 @@ def model_choices(
     refits: dict,
     alpha: float,
     seed: int,
+    residuals: dict[str, Residuals] | None = None,
+    loss: str = "dr",
 ) -> tuple[dict[str, dict], dict[str, ModelChoice]]:
     """Per target: metrics (selection, calibration for benefit, patients-like-this groups) and
-    the ``ModelChoice``. Fits whose held-out refit failed are left out of the candidates (named
-    in ``excluded``)."""
+    the ``ModelChoice``. The choice is by ``loss`` ("dr" or "r"; "r" needs ``residuals`` of that
+    target, as from ``heterogeneity.r_loss_residuals``); where residuals are given, the other
+    loss's table is recorded beside it. Fits whose held-out refit failed are left out of the
+    candidates (named in ``excluded``)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    residuals = residuals or {}
     metrics: dict[str, dict] = {}
     choices: dict[str, ModelChoice] = {}
     for target, (keep, gamma, _) in scores.items():
@@ -134,12 +154,19 @@ def model_choices(
                 excluded[fit.estimator] = "non-finite held-out predictions"
             else:
                 predictions[fit.estimator] = np.round(effects[keep], 10)
+        resid = residuals.get(target)
         try:
-            selection = select_model(gamma, predictions, random_state=seed)
+            if loss == "r" and resid is None:
+                raise ValueError("the R-loss needs this target's residuals; none were given")
+            by_dr = select_model(gamma, predictions, random_state=seed)
+            by_r = None
+            if resid is not None:
+                by_r = select_model(gamma, predictions, random_state=seed, residuals=resid)
         except ValueError as exc:
             log.warning("no model selection for %s/%s: %s", data.label, target, exc)
             metrics[target] = {"error": f"{type(exc).__name__}: {exc}"}
             continue
+        selection, other = (by_r, by_dr) if loss == "r" else (by_dr, by_r)
         choice = _choice(target, selection.chosen, selection.reason, gamma, predictions, alpha)
         choices[target] = choice
         calibration = {
@@ -148,6 +175,7 @@ def model_choices(
         }
         metrics[target] = {
             **selection_summary(selection),
+            **({} if other is None else {"other_loss": _other_loss_summary(other)}),
             **_choice_summary(choice),
             "excluded": excluded,
             "benefit_calibration": calibration,

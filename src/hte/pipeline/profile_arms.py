@@ -3,7 +3,7 @@
 The profile explorer shows, for one outcome, an effect (CAR-T minus teclistamab, from the model
 the run chose by held-out doubly robust loss) beside per-arm survival curves and CRS risks. The
 effect models give only a difference; the per-arm levels come from a prognosis model (ridge Cox /
-logistic per arm, ``hte.pipeline.profile_models``). Shown side by side unchanged they can
+logistic per arm, ``hte.estimators.prognosis``). Shown side by side unchanged they can
 disagree, even in sign. Here the per-arm numbers are made to agree with the effect by
 construction, changing the prognosis model's numbers as little as possible:
 

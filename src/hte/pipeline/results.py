@@ -10,20 +10,13 @@ import numpy as np
 import pandas as pd
 
 from hte.config import ExperimentConfig
-from hte.data.columns import PATIENT_ID, TREATMENT, TRUTH_PREFIX
+from hte.data.columns import PATIENT_ID, TREATMENT, TRUE_CATE_COLUMNS, TRUTH_PREFIX
 from hte.errors import STAGE_FAILURES
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.pipeline.stages import ANALYSIS, AnalysisData, FittedEffect, crs_outcomes
+from hte.vocabulary import OS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
-
-# (target, horizon) -> simulated truth column (decision-time truth of the synthetic cohort)
-_TRUTH_COLUMNS = {
-    ("survival", 12.0): "true_cate_surv12",
-    ("rmst", 24.0): "true_cate_rmst24",
-    ("crs", None): "true_cate_crs",
-    ("crs_g3", None): "true_cate_crs_g3",
-}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -104,7 +97,7 @@ def _average_interval(fit: FittedEffect, X: pd.DataFrame | None, alpha: float) -
 
 def truth_column(target: str, horizon: float | None) -> str | None:
     """The simulated true-CATE column of a target, or None when the simulator has none for it."""
-    return _TRUTH_COLUMNS.get((target, None if horizon is None else float(horizon)))
+    return TRUE_CATE_COLUMNS.get((target, None if horizon is None else float(horizon)))
 
 
 def truth_summary(fit: FittedEffect, cohort: pd.DataFrame) -> dict | None:
@@ -173,7 +166,7 @@ def time_zero_comparison(analyses: dict[str, dict], truth: dict) -> list[dict]:
             row["hazard_ratio_iptw_ci"] = [hr["lower"], hr["upper"]]
             if "hazard_ratio" in truth:
                 row["hazard_ratio_true"] = truth["hazard_ratio"]
-        for target in ("survival", "rmst"):
+        for target in OS_TARGETS:
             true = truth.get(f"ate_{target}")
             ate = base.get(f"ate_{target}_iptw_km")
             if ate is not None:

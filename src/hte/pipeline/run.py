@@ -26,6 +26,7 @@ from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
     heterogeneity_tests,
+    r_loss_residuals,
     target_scores,
 )
 from hte.pipeline.model_choice import model_choices
@@ -330,8 +331,9 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     tests, score_sources = heterogeneity_tests(
         data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
     )
+    residuals = r_loss_residuals(data, fits, scores, config.seed)
     choice_metrics, choices = model_choices(
-        data, fits, scores, refits, config.evaluation.alpha, config.seed
+        data, fits, scores, refits, config.evaluation.alpha, config.seed, residuals=residuals
     )
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():

@@ -21,6 +21,7 @@ from hte.errors import STAGE_FAILURES
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.runs import fingerprint_file, fingerprint_frame
+from hte.vocabulary import CRS_TARGETS
 
 log = logging.getLogger("hte.pipeline")
 
@@ -457,7 +458,7 @@ def arm_predictions(model, X: pd.DataFrame, target: str, horizon) -> dict[str, n
     if target == "survival" and hasattr(model, "predict_survival"):
         curves = model.predict_survival(X, times=[float(horizon)])
         return {"s_cart": curves.surv_cart[:, 0], "s_tec": curves.surv_tec[:, 0]}
-    if target in ("crs", "crs_g3") and hasattr(model, "predict_risk"):
+    if target in CRS_TARGETS and hasattr(model, "predict_risk"):
         p1, p0 = model.predict_risk(X)
         return {"risk_cart": np.asarray(p1), "risk_tec": np.asarray(p0)}
     return {}

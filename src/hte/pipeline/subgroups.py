@@ -25,15 +25,10 @@ from hte.explain.subgroups import (
 )
 from hte.pipeline.results import truth_column
 from hte.pipeline.stages import AnalysisData, FittedEffect
+from hte.vocabulary import preference_rank
 
 log = logging.getLogger("hte.pipeline")
 
-PREFERRED_KIND = {
-    "survival": "causal_survival_forest",
-    "rmst": "causal_survival_forest",
-    "crs": "crs_causal_forest",
-    "crs_g3": "crs_causal_forest",
-}
 POLICY_OS_TARGET = "survival"
 POLICY_CRS_TARGET = "crs"
 CRS_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
@@ -54,11 +49,12 @@ def _successful(fits: Sequence[FittedEffect]) -> list[FittedEffect]:
 
 
 def rule_fit(fits: Sequence[FittedEffect], target: str) -> FittedEffect | None:
-    """The fit whose CATE the rules of a target describe: the causal survival forest (OS) or the
-    CRS causal forest, else the first successful fit of that target."""
+    """The fit whose CATE the rules of a target describe: the successful fit of that target
+    whose kind ranks first in the registry's preference (``hte.vocabulary.preference``: the
+    causal survival forest for OS, the CRS causal forest for CRS)."""
     candidates = [f for f in _successful(fits) if f.target == target]
-    preferred = [f for f in candidates if f.kind == PREFERRED_KIND.get(target)]
-    return (preferred or candidates or [None])[0]
+    candidates.sort(key=lambda f: preference_rank(f.kind, target))
+    return (candidates or [None])[0]
 
 
 def _categories(data: AnalysisData) -> dict[str, tuple[str, ...]]:

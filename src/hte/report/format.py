@@ -5,30 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from hte.vocabulary import TARGETS, kind_label
+
 NOT_RUN = "not run in this run folder"
 DASH = "–"
 
 # target -> (plain name with {h} for the horizon, unit shown, scale applied to raw values)
-_TARGETS = {
-    "survival": ("overall survival at {h} months", "percentage points", 100.0),
-    "rmst": ("restricted mean survival to {h} months", "months", 1.0),
-    "crs": ("any-grade CRS risk", "percentage points", 100.0),
-    "crs_g3": ("grade ≥ 3 CRS risk", "percentage points", 100.0),
-}
-OS_TARGETS = ("survival", "rmst")
-CRS_TARGETS = ("crs", "crs_g3")
-
-_ESTIMATOR_KINDS = {
-    "causal_survival_forest": "causal survival forest",
-    "dr_learner": "DR-learner (AIPCW)",
-    "t_learner": "T-learner",
-    "s_learner": "S-learner",
-    "cox_interaction": "Cox with interactions",
-    "bcf": "Bayesian causal forest (AIPCW)",
-    "crs_causal_forest": "CRS causal forest",
-    "logistic_interaction": "logistic with interactions",
-    "crs_bcf": "CRS Bayesian causal forest",
-}
+_TARGETS = {t.name: (t.label, t.unit, t.scale) for t in TARGETS}
 
 
 DEFAULT_ALPHA = (
@@ -116,5 +99,5 @@ def short_unit(target: str) -> str:
 
 def estimator_name(name: str, kind: str | None = None) -> str:
     """The config's name, with the estimator family in words when it differs."""
-    plain = _ESTIMATOR_KINDS.get(kind or "", None)
+    plain = kind_label(kind)
     return name if plain is None or plain == name else f"{name} ({plain})"

@@ -7,9 +7,7 @@ import numpy as np
 from hte.report import blocks as b
 from hte.report import figures as fig
 from hte.report.format import (
-    CRS_TARGETS,
     DASH,
-    OS_TARGETS,
     pct,
     short_unit,
     target_name,
@@ -17,6 +15,7 @@ from hte.report.format import (
 )
 from hte.report.loader import RunFolder
 from hte.report.sections.common import analyses_of, effects_of, fits_of, horizon_of, section
+from hte.vocabulary import CRS, CRS_TARGETS, OS, OS_TARGETS, preference
 
 
 def _pick(
@@ -40,9 +39,9 @@ def benefit_harm_section(run: RunFolder) -> dict:
         effects = effects_of(run, label)
         if effects is None or effects.empty:
             continue
-        os_pick = _pick(a, OS_TARGETS, ("causal_survival_forest", "dr_learner"), effects)
-        crs_pick = _pick(a, CRS_TARGETS[:1], ("crs_causal_forest",), effects) or _pick(
-            a, CRS_TARGETS, ("crs_causal_forest",), effects
+        os_pick = _pick(a, OS_TARGETS, preference(OS), effects)
+        crs_pick = _pick(a, CRS_TARGETS[:1], preference(CRS), effects) or _pick(
+            a, CRS_TARGETS, preference(CRS), effects
         )
         if os_pick is None or crs_pick is None:
             continue

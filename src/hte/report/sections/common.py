@@ -10,6 +10,8 @@ import pandas as pd
 
 from hte.report.format import DASH, effect, effect_interval, interval, is_number, target_name
 from hte.report.loader import RunFolder
+from hte.vocabulary import TARGET_NAMES
+from hte.vocabulary import target as target_info
 
 FIDELITY_WARN = 0.8  # surrogate R^2 below this: the attribution explains a rough copy of the model
 ANALYSIS = "analysis"
@@ -25,7 +27,7 @@ def analyses_of(run: RunFolder) -> dict[str, dict]:
     return run.metrics.get("analyses") or {}
 
 
-TARGET_ORDER = ("survival", "rmst", "crs", "crs_g3")
+TARGET_ORDER = TARGET_NAMES  # hte.vocabulary: survival, RMST, CRS, grade >= 3 CRS
 
 
 def fits_of(analysis: dict) -> Iterator[tuple[str, str, dict]]:
@@ -61,7 +63,8 @@ def horizon_of(run: RunFolder, target: str) -> Any:
             if t == target and is_number(s.get("horizon")):
                 return s["horizon"]
     os_cfg = ((run.config or {}).get("outcomes") or {}).get("os") or {}
-    return os_cfg.get({"survival": "survival_horizon", "rmst": "rmst_horizon"}.get(target, ""))
+    key = target_info(target).horizon_key if target in TARGET_NAMES else None
+    return os_cfg.get(key) if key else None
 
 
 def truth_of(run: RunFolder) -> dict:

@@ -68,12 +68,17 @@ def shown_cards(run: RunFolder) -> list[dict]:
                 items.append({
                     "label": f"{name}: individual effects shown",
                     "value": str(m.get("chosen")),
-                    "sub": f"beats the constant effect by {num(z, 1)} SE (held-out DR loss)",
+                    "sub": f"beats the constant effect by {num(z, 1)} SE ({_loss_name(m)})",
                     "truth": "",
                 })  # fmt: skip
         if items:
             out.append(b.cards(items, title=f"{label} time zero: the model shown per target"))
     return out
+
+
+def _loss_name(m: dict) -> str:
+    """The held-out loss a selection was made by ("dr" when an older run does not say)."""
+    return "held-out R-loss" if m.get("loss") == "r" else "held-out DR loss"
 
 
 def _z(row: dict) -> float | None:
@@ -93,7 +98,7 @@ def _loss_table(m: dict, target: str) -> dict:
             num(_z(r), 1) if r["candidate"] != "constant" else DASH,
         ])  # fmt: skip
     return b.table(
-        ["candidate", "held-out DR loss", "SE", "difference vs constant ± SE",
+        ["candidate", _loss_name(m), "SE", "difference vs constant ± SE",
          "gain over constant (SE)"], rows, numeric_from=1,
         reading=str(m.get("reason", "")),
     )  # fmt: skip
@@ -169,6 +174,10 @@ def model_choice_section(run: RunFolder) -> dict:
             if m.get("statement"):
                 blocks.append(b.caution(str(m["statement"]).capitalize() + "."))
             blocks.append(_loss_table(m, target))
+            other = m.get("other_loss")
+            if isinstance(other, dict) and other.get("losses"):
+                blocks.append(b.text(f"For comparison, by the {_loss_name(other)}:", muted=True))
+                blocks.append(_loss_table(other, target))
             stack = m.get("stack")
             if stack:
                 weights = ", ".join(f"{k} {num(v, 2)}" for k, v in stack["weights"].items() if v)
@@ -195,9 +204,10 @@ def model_choice_section(run: RunFolder) -> dict:
         ))  # fmt: skip
     lead = (
         "Every learner and a constant (average-only) effect are scored on patients they did not "
-        "see, by the doubly robust loss mean((Gamma - tau_hat)^2); the app and this report show "
-        "the constant unless a learner beats it by more than 2 standard errors of the paired "
-        "difference. 'Patients like this' gives the DR estimate of the shown model's "
+        "see, by the doubly robust loss mean((Gamma - tau_hat)^2) and by the R-loss "
+        "mean(((Y - m(x)) - (W - e(x)) tau_hat)^2); the app and this report show the constant "
+        "unless a learner beats it by more than 2 standard errors of the paired difference in "
+        "the run's chosen loss (named above each table). 'Patients like this' gives the DR estimate of the shown model's "
         "predicted-benefit fifth: an interval for a group's mean effect, which is what the data "
         "can cover."
     )
