@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import hte.data
+import hte.data.omop
 import hte.design
 
 DOWNSTREAM = {
@@ -26,7 +27,9 @@ def _modules(package) -> list[str]:
     return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(package.__path__)]
 
 
-@pytest.mark.parametrize("module", _modules(hte.data) + _modules(hte.design))
+@pytest.mark.parametrize(
+    "module", _modules(hte.data) + _modules(hte.data.omop) + _modules(hte.design)
+)
 def test_module_imports_alone_without_downstream_layers(module):
     layer = ".".join(module.split(".")[:2])
     forbidden = DOWNSTREAM[layer]

@@ -26,7 +26,15 @@ from typer.testing import CliRunner
 from hte.cli import app
 from hte.config import load_config
 from hte.runs import interval_level
-from hte.sweep import SweepError, cell_key, read_done, run_sweep, run_sweep_cell, sweep_cells
+from hte.sweep import (
+    SweepError,
+    _guarded_cell,
+    cell_key,
+    read_done,
+    run_sweep,
+    run_sweep_cell,
+    sweep_cells,
+)
 
 # dask workers cannot import this test module: ship its cell functions by value
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -55,7 +63,7 @@ BROKEN = {"scenario": "null_effect", "size": 300, "estimator": "logistic_interac
 def _flaky_cell(config_dict: dict, cell: dict) -> list[dict]:
     """The real cell, except one cell that raises (as a crashing estimator would)."""
     if cell == BROKEN:
-        raise RuntimeError("deliberately broken cell")
+        raise ValueError("deliberately broken cell")
     return run_sweep_cell(config_dict, cell)
 
 
@@ -136,7 +144,7 @@ def test_a_failing_cell_is_recorded_with_its_error_and_the_others_complete(first
     assert len(failed) == 1
     row = failed.iloc[0]
     assert {k: row[k] for k in BROKEN} == BROKEN
-    assert row["error"] == "RuntimeError: deliberately broken cell"
+    assert row["error"] == "ValueError: deliberately broken cell"
     summary = first_run.summary
     broken = summary[(summary["scenario"] == "null_effect") & (summary["target"] == "(cell)")]
     assert broken["failed"].tolist() == [1]
@@ -228,3 +236,19 @@ def test_bench_config_is_the_bench_sweep_grid():
 def test_a_config_without_sweep_section_is_a_clear_error(tmp_path):
     with pytest.raises(SweepError, match="has no sweep section"):
         run_sweep(load_config(CONFIGS / "default.yaml"), out_dir=tmp_path)
+
+
+def _no_events_cell(config_dict: dict, cell: dict) -> list[dict]:
+    raise ValueError("no events: every patient is censored")
+
+
+def _buggy_cell(config_dict: dict, cell: dict) -> list[dict]:
+    raise TypeError("unsupported operand type(s) for -: 'str' and 'float'")
+
+
+def test_a_cell_failing_on_its_data_is_a_row_and_a_bug_in_a_cell_propagates():
+    rows = _guarded_cell(_no_events_cell, {}, BROKEN)
+    assert [r["error"] for r in rows] == ["ValueError: no events: every patient is censored"]
+    assert {k: rows[0][k] for k in BROKEN} == BROKEN
+    with pytest.raises(TypeError, match="unsupported operand"):
+        _guarded_cell(_buggy_cell, {}, BROKEN)

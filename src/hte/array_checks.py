@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 
 def check_covariates(X, *, allow_nan: bool = False) -> tuple[np.ndarray, list[str]]:
@@ -140,3 +141,25 @@ def check_feature_names(names, fitted, estimator_name: str) -> None:
         f"X columns differ from the features {estimator_name} was fitted with ({detail}); "
         "pass the columns of the fitted design matrix, in its order"
     )
+
+
+def check_weights(weights, n: int, name: str = "weights") -> np.ndarray:
+    """Weights as a float array of shape (n,), finite and >= 0; None gives ones."""
+    if weights is None:
+        return np.ones(n)
+    w = np.asarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},); got {w.shape}")
+    bad = ~np.isfinite(w) | (w < 0)
+    if bad.any():
+        raise ValueError(
+            f"{name} must be finite and >= 0; rows {np.flatnonzero(bad)[:5].tolist()} are not"
+        )
+    return w
+
+
+def interval_z(alpha: float) -> float:
+    """The normal quantile of a two-sided (1 - alpha) interval; alpha must be in (0, 1)."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1); got {alpha}")
+    return float(stats.norm.ppf(1 - alpha / 2))

@@ -1,15 +1,51 @@
-"""hte's error base: ``HteError`` marks a problem hte diagnosed and explained (bad input, a config,
-a run folder, a sweep), as opposed to a bug.
+"""hte's errors: ``HteError`` marks a problem hte diagnosed and explained (bad input, a config, a
+run folder, a sweep, a model that cannot be fitted to the data), as opposed to a bug.
 
-Each named error (``ConfigError``, ``CohortValidationError``, ``CohortFileError``,
-``ColumnMapError``, ``OmopError``, ``SweepError``, ``ModelIntegrityError``) subclasses it and keeps
-its builtin base (``ValueError`` or ``RuntimeError``), so ``except ValueError`` code still catches
-it. Where a stage may fail without stopping a run, catch ``HteError`` (and say what failed) rather
-than ``Exception``, so a bug still stops the run with its traceback.
+Each named error subclasses it and keeps its builtin base (``ValueError`` or ``RuntimeError``), so
+``except ValueError`` code still catches it: ``ConfigError``, ``CohortValidationError``,
+``CohortFileError``, ``ColumnMapError``, ``OmopError``, ``SweepError``, ``ModelIntegrityError``,
+``FitError``, ``PredictError``, ``ProfileError``, ``RunFolderError``, ``UploadRefused`` and
+``InvalidProfile`` (docs/errors.md lists where each comes from).
+
+Where a stage may fail without stopping a run (one estimator, the attributions, the robustness
+checks, one sweep cell), it catches ``STAGE_FAILURES`` only and records what failed; anything
+else is a bug and stops the run with its traceback.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import BrokenExecutor
+
 
 class HteError(Exception):
     """A problem hte diagnosed and explained in its message (never a bug)."""
+
+
+class FitError(HteError, RuntimeError):
+    """A model that cannot be fitted to this data (no convergence, separation); the message says
+    how to fix it."""
+
+
+# What a stage that may fail without stopping the run catches, records and survives:
+# - HteError: a problem hte diagnosed (bad input, a model it cannot fit);
+# - ValueError: bad or degenerate data as numpy, scikit-learn, lifelines, econml and our own
+#   checks report it (numpy's LinAlgError, lifelines' ConvergenceError, scikit-survival's
+#   NoComparablePairException and pyarrow's ArrowInvalid are ValueErrors);
+# - ArithmeticError: overflow or division by zero on extreme data;
+# - MemoryError: a model too large for the machine (the fix says: fewer patients or trees), and
+#   BrokenExecutor: a fit's worker processes killed under it (joblib's TerminatedWorkerError,
+#   usually the system running out of memory).
+# TypeError, AttributeError, KeyError, IndexError, NameError, RuntimeError, ... are bugs: they
+# propagate and stop the run with their traceback.
+STAGE_FAILURES: tuple[type[BaseException], ...] = (
+    HteError,
+    ValueError,
+    ArithmeticError,
+    MemoryError,
+    BrokenExecutor,
+)
+
+
+def describe_failure(exc: BaseException) -> str:
+    """The recorded text of a failure: its type and message ("ValueError: ...")."""
+    return f"{type(exc).__name__}: {exc}"

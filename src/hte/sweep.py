@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from hte.config import ExperimentConfig, resolved_config_dict
-from hte.errors import HteError
+from hte.errors import STAGE_FAILURES, HteError
 from hte.runs import interval_level
 
 __all__ = [
@@ -171,7 +171,8 @@ def run_sweep_cell(config_dict: dict, cell: dict) -> list[dict]:
 
 
 def _guarded_cell(cell_fn: CellFn, config_dict: dict, cell: dict) -> list[dict]:
-    """Run a cell; any exception becomes one row carrying the error, so the sweep goes on."""
+    """Run a cell; a failure data can cause (``hte.errors.STAGE_FAILURES``) becomes one row
+    carrying the error, so the sweep goes on; a bug propagates and stops the sweep."""
     started = time.perf_counter()
     try:
         with warnings.catch_warnings():
@@ -179,7 +180,7 @@ def _guarded_cell(cell_fn: CellFn, config_dict: dict, cell: dict) -> list[dict]:
             # parallel across cells (one thread per worker)
             warnings.filterwarnings("ignore", message="Inside a Dask worker with daemon=True")
             return list(cell_fn(config_dict, cell))
-    except Exception as exc:
+    except STAGE_FAILURES as exc:
         return [_error_row(cell, exc, time.perf_counter() - started)]
 
 
@@ -286,7 +287,8 @@ def _needs_run(record: dict | None) -> bool:
 
 def _run_cells(pending, config_dict, cell_fn, workers, scheduler_address, progress):
     """Yield (key, cell, rows) as cells complete on the cluster."""
-    from dask.distributed import Client, LocalCluster, as_completed
+    from dask.distributed import Client, KilledWorker, LocalCluster, as_completed
+    from distributed.comm.core import CommClosedError
 
     with ExitStack() as stack:
         if scheduler_address is None:
@@ -323,7 +325,7 @@ def _run_cells(pending, config_dict, cell_fn, workers, scheduler_address, progre
             key, cell = futures[future]
             try:
                 rows = future.result()
-            except Exception as exc:  # the worker itself died (memory, crash): record it
+            except (KilledWorker, CommClosedError) as exc:  # the worker died (memory, crash)
                 rows = [_error_row(cell, exc)]
             bar(cell)
             yield key, cell, rows

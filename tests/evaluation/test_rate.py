@@ -168,7 +168,7 @@ def _cohort_rate(scenario: str, seed: int = 0):
     from hte.data.columns import DEATH, OS_MONTHS
     from hte.data.simulate import simulate_cohort
     from hte.design.design_matrix import build_design_matrix, treatment_array
-    from hte.estimators.baselines import CoxInteractionModel
+    from hte.estimators import CoxInteractionModel
     from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 
     cohort = simulate_cohort(n=2000, seed=seed, scenario=scenario)

@@ -7,6 +7,7 @@ import pytest
 
 from hte.data.simulate import simulate_cohort
 from hte.design.design_matrix import build_design_matrix, treatment_array
+from hte.errors import FitError
 from hte.estimators import CoxInteractionModel, LogisticInteractionModel
 from hte.evaluation.truth_scoring import (
     markdown_table,
@@ -18,8 +19,17 @@ from hte.evaluation.truth_scoring import (
 
 
 class _Broken:
+    """Fails as data can make a fit fail (a diagnosed error): recorded."""
+
     def fit(self, X, **kwargs):
-        raise RuntimeError("deliberately broken")
+        raise FitError("deliberately broken")
+
+
+class _Buggy:
+    """Fails as a bug does (a TypeError in our own code): raised, never recorded."""
+
+    def fit(self, X, **kwargs):
+        raise TypeError("fit() got an unexpected keyword argument 'typo'")
 
 
 def _data(scenario: str, seed: int, n: int):
@@ -64,7 +74,13 @@ def test_score_fit_scores_each_target_against_its_truth_column():
 def test_a_failing_estimator_is_recorded_not_raised():
     X, cohort, w = _data("default", seed=3, n=300)
     row = score_fit(_Broken, "os", "rmst", 24.0, X, cohort, w)
-    assert row["error"] == "RuntimeError: deliberately broken" and row["fit_seconds"] >= 0
+    assert row["error"] == "FitError: deliberately broken" and row["fit_seconds"] >= 0
+
+
+def test_a_bug_in_an_estimator_propagates():
+    X, cohort, w = _data("default", seed=3, n=300)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        score_fit(_Buggy, "os", "rmst", 24.0, X, cohort, w)
 
 
 def test_a_target_without_truth_is_an_error_naming_the_known_ones():

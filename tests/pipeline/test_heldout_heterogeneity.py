@@ -106,10 +106,18 @@ def test_metrics_say_priorities_are_heldout_and_carry_the_toc_band(null_run):
 
 
 class _FailsOnRefit(BaseEstimator):
-    """Refitting always fails (the original fit is given, as if it had worked once)."""
+    """Refitting always fails as data can make it fail (the original fit is given, as if it had
+    worked once)."""
 
     def fit(self, X, **kwargs):
-        raise RuntimeError("cannot refit")
+        raise ValueError("cannot refit: a fold without events")
+
+
+class _BuggyOnRefit(BaseEstimator):
+    """Refitting hits a bug (an AttributeError in our own code)."""
+
+    def fit(self, X, **kwargs):
+        raise AttributeError("'NoneType' object has no attribute 'horizon'")
 
 
 def test_a_failing_refit_is_recorded_and_the_other_fits_go_on(null_run):
@@ -117,9 +125,17 @@ def test_a_failing_refit_is_recorded_and_the_other_fits_go_on(null_run):
     broken = FittedEffect("broken", "cox_interaction", "os", "survival", 12.0)
     broken.model, broken.estimate = _FailsOnRefit(), fits[0].estimate
     results, _ = heterogeneity_tests(data, [broken, *fits], 0.05, NULL_SEED, scores=scores)
-    assert results["broken"]["survival"]["error"].startswith("held-out refit failed: RuntimeError")
+    assert results["broken"]["survival"]["error"].startswith("held-out refit failed: ValueError")
     assert results["broken"]["survival"]["in_sample"] is False
     assert "autoc" in results["cox"]["survival"] and "autoc" in results["logit"]["crs"]
+
+
+def test_a_bug_in_a_refit_propagates_instead_of_being_recorded(null_run):
+    data, fits, scores, _, _ = null_run
+    buggy = FittedEffect("buggy", "cox_interaction", "os", "survival", 12.0)
+    buggy.model, buggy.estimate = _BuggyOnRefit(), fits[0].estimate
+    with pytest.raises(AttributeError, match="no attribute 'horizon'"):
+        heterogeneity_tests(data, [buggy, *fits], 0.05, NULL_SEED, scores=scores)
 
 
 def test_strong_known_heterogeneity_is_found_and_calibrated(tmp_path):

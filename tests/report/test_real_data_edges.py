@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lifelines.exceptions import ConvergenceError
 from typer.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,7 +38,7 @@ seeds: {{global: 5}}
 
 
 def _boom(self, *args, **kwargs):
-    raise RuntimeError("Convergence halted: the Cox fit did not converge (made to fail)")
+    raise ConvergenceError("Convergence halted: the Cox fit did not converge (made to fail)")
 
 
 def write_edge_cohort(folder: Path, n: int = 300) -> Path:
@@ -79,7 +80,7 @@ def test_run_with_a_failed_fit_writes_its_report(edge_run):
     result, run_dir = edge_run
     assert result.exit_code == 0, result.output + repr(result.exception)
     html = (run_dir / "report.html").read_text(encoding="utf-8")
-    assert "failed: RuntimeError: Convergence halted" in html
+    assert "failed: ConvergenceError: Convergence halted" in html
     assert "crs_causal_forest" in html  # the other fit is reported as usual
 
 

@@ -19,6 +19,7 @@ from hte.app import plots, your_data
 from hte.app import whatif as wi
 from hte.app.state import AppContext
 from hte.app.tables import NOT_IN_RUN
+from hte.errors import HteError
 
 MOVE_TARGETS = wi.MOVE_TARGETS
 
@@ -81,7 +82,10 @@ def _coverage(context: AppContext, run_dir: str) -> dict:
         }
         try:
             analysis = context.view(run_dir).analysis(explorer.bundle.analysis)
-        except Exception:  # a run view without that analysis: say nothing about coverage
+        except (
+            KeyError,
+            IndexError,
+        ):  # a run view without that analysis: say nothing about coverage
             analysis = None
         cached = wi.interval_coverage(analysis, sources)
         explorer._app_coverage = cached
@@ -278,7 +282,7 @@ def run_upload(context: AppContext, file: str | None, config_name: str | None, p
         run_dir = your_data.run_on_upload(
             file, context.config_path(config_name), context.output_root, on_stage, total.append
         )
-    except Exception as exc:  # ConfigError and friends: say what went wrong, in the UI
+    except (HteError, OSError, ValueError) as exc:  # bad upload or config: say so in the UI
         raise gr.Error(f"the run failed: {exc}") from None
     return f"Finished: new run folder `{run_dir}`. All tabs now show it.", str(run_dir)
 

@@ -63,7 +63,7 @@ def serve(
     context = AppContext.create(run_dir, configs_dir=configs_dir, output_root=output_root)
     try:  # load the run's models once, before the first request (a warm what-if query)
         context.explorer()
-    except Exception as exc:  # the other tabs still work; the what-if tab says why
+    except Exception as exc:  # any failure: a warm-up only, the what-if tab retries and shows it
         print(f"note: the what-if explorer is not available for {context.run_dir}: {exc}")
     demo = build_app(context)
     demo.queue(default_concurrency_limit=4)

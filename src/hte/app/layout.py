@@ -11,6 +11,7 @@ from hte.app.icons import ICON_CSS
 from hte.app.plots import CART_COLOUR, TEC_COLOUR
 from hte.app.state import AppContext
 from hte.app.your_data import MAX_UPLOAD_MB
+from hte.errors import HteError
 
 RESEARCH_NOTE = (
     "**Research tool on observational data, not a treatment recommendation.** Estimates come from "
@@ -121,7 +122,7 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
     def _render(run_dir: str) -> None:
         try:
             explorer = context.explorer(run_dir)
-        except Exception as exc:  # a run without the models the explorer needs
+        except (HteError, OSError, ValueError) as exc:  # a run without the explorer's models
             gr.Markdown(f"The what-if view is not available for this run folder: {exc}",
                         elem_classes="hte-warning")  # fmt: skip
             return

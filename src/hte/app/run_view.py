@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from hte.errors import HteError
 from hte.runs import (
     CONFIG_FILE,
     METRICS_FILE,
@@ -204,7 +205,7 @@ class RunView:
                 analysis = next(a for a in self.config.time_zero if str(a.label) == label)
                 cohort, _ = prepare_cohort(self.config)
                 self._cache[key] = prepare_analysis(cohort, analysis).X
-            except Exception:  # a moved or changed data file: no dependence plots
+            except (HteError, OSError, ValueError):  # a moved or changed data file: no plots
                 self._cache[key] = None
         return self._cache[key]
 

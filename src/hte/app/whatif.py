@@ -14,6 +14,7 @@ from hte import vocabulary
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
+from hte.errors import HteError
 from hte.runs import AnalysisSummary, interval_level
 
 MOVE_TARGETS = [
@@ -23,7 +24,7 @@ MOVE_TARGETS = [
 ]
 
 
-class InvalidProfile(ValueError):
+class InvalidProfile(HteError, ValueError):
     """A profile the explorer refuses; the message names the field."""
 
     def __init__(self, field: str, message: str):

@@ -22,6 +22,7 @@ from hte.data.columns import CART, CRS, DEATH, OS_MONTHS, TEC
 from hte.data.load import CohortFileError, read_table
 from hte.data.schema import CohortValidationError, describe_rows, validate_cohort
 from hte.data.summary import summarize_cohort
+from hte.errors import HteError
 
 OMOP_SUFFIXES = (".duckdb",)
 OMOP_SPEC = "cohort_omop.yaml"  # looked up in the configs folder
@@ -32,7 +33,7 @@ UPLOADS_DIR = "uploads"
 PROBLEM_COLUMNS = ["column", "rule", "rows", "n_rows"]
 
 
-class UploadRefused(ValueError):
+class UploadRefused(HteError, ValueError):
     """A file the app did not receive as an upload (a caller-supplied server path)."""
 
 
@@ -267,9 +268,9 @@ def run_on_upload(
     if handler is not None:
         logger.addHandler(handler)
     if on_total is not None:
-        from hte.pipeline.run import _n_stages  # the pipeline's own count of its stages
+        from hte.pipeline.run import n_stages  # the pipeline's own count of its stages
 
-        on_total(_n_stages(config, columns))
+        on_total(n_stages(config, columns))
     try:
         result = run_experiment(config, output_root=output_root, progress=False)
     finally:
@@ -279,6 +280,6 @@ def run_on_upload(
         from hte.report import write_report
 
         write_report(result.run_dir)
-    except Exception as exc:
+    except (HteError, OSError, ValueError) as exc:
         logging.getLogger("hte.app").warning("no report for %s: %s", result.run_dir, exc)
     return result.run_dir

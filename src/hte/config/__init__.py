@@ -13,6 +13,8 @@ present, outcome columns present, horizons within follow-up), so nothing is fitt
 Relative paths (data file, column map, output root) are relative to the working directory.
 """
 
+from hte.config.base import ConfigError
+from hte.config.data_sources import FileData, OmopData, SyntheticData
 from hte.config.loading import load_config, safe_yaml
 from hte.config.preflight import (
     DataFacts,
@@ -24,25 +26,23 @@ from hte.config.preflight import (
 )
 from hte.config.schema import (
     ESTIMATOR_KINDS,
-    ConfigError,
-    CRSOutcome,
     EstimatorSpec,
-    Evaluation,
     ExperimentConfig,
-    Explanation,
-    FileData,
-    OmopData,
-    OSOutcome,
-    Outcomes,
-    Output,
-    Seeds,
-    SweepSpec,
-    SyntheticData,
-    TimeZeroAnalysis,
     estimator_class,
     estimator_parameters,
     resolved_config_dict,
 )
+from hte.config.sections import (
+    CRSOutcome,
+    Evaluation,
+    Explanation,
+    OSOutcome,
+    Outcomes,
+    Output,
+    Seeds,
+    TimeZeroAnalysis,
+)
+from hte.config.sweep_spec import SweepSpec
 
 __all__ = [
     "ESTIMATOR_KINDS",

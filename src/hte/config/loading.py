@@ -14,7 +14,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from hte.config.schema import ConfigError, ExperimentConfig, KeyPath, KeySource, did_you_mean
+from hte.config.base import ConfigError, did_you_mean
+from hte.config.schema import ExperimentConfig, KeyPath, KeySource
 
 # YAML configs are small: refuse big or alias-expanding ones before building them.
 MAX_CONFIG_BYTES = 1_000_000

@@ -12,17 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from hte.config.base import ConfigError
+from hte.config.data_sources import FileData, OmopData, SyntheticData
 from hte.config.loading import dotted_key, load_config
-from hte.config.schema import (
-    SYSTEM_DIRS,
-    ConfigError,
-    ExperimentConfig,
-    FileData,
-    KeyPath,
-    OmopData,
-    SyntheticData,
-    resolved_config_dict,
-)
+from hte.config.schema import ExperimentConfig, KeyPath, resolved_config_dict
+from hte.config.sections import SYSTEM_DIRS
 from hte.data.columns import CRS, CRS_GRADE, DEATH, INFUSION_DAY, OS_MONTHS, TRUTH_PREFIX
 
 # --------------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ from hte.data.columns import (
     TREATMENT,
     WEEKS_PER_MONTH,
 )
-from hte.data.schema import _FIXED_RANGES, SPECS, CohortValidationError, Problem
+from hte.data.problems import CohortValidationError, Problem
+from hte.data.schema import _FIXED_RANGES, SPECS
 from hte.errors import HteError
 
 TimeUnit = Literal["months", "days", "weeks", "years"]

@@ -107,9 +107,11 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     if head != b"PAR1":
         what = "empty" if not head else "not a Parquet file (no PAR1 header)"
         raise CohortFileError(f"the file is {what}; {EXPECTED}")
+    import pyarrow
+
     try:
         return pd.read_parquet(path)
-    except Exception as exc:  # pyarrow raises several types for corrupt files
+    except (pyarrow.ArrowException, OSError, ValueError) as exc:  # corrupt or unsupported content
         raise CohortFileError(f"cannot read the Parquet file: {exc}") from None
 
 

@@ -23,7 +23,7 @@ from hte.data.columns import (
     TRUTH_PREFIX,
     covariate_columns,
 )
-from hte.data.schema import Problem, describe_rows
+from hte.data.problems import Problem, describe_rows
 
 ARMS = (CART, TEC)
 FOLLOWUP_METHOD = "reverse Kaplan-Meier"

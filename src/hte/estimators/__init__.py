@@ -1,16 +1,16 @@
 """Treatment-effect estimators. All return hte.estimators.result.EffectEstimate."""
 
-from hte.estimators.baselines import (
+from hte.estimators.average_effects import (
     AverageEffect,
-    CoxInteractionModel,
     HazardRatio,
-    LogisticInteractionModel,
     SurvivalATE,
     average_treatment_effect_binary,
     average_treatment_effect_survival,
     weighted_cox_hazard_ratio,
 )
+from hte.estimators.cox_interaction import CoxInteractionModel
 from hte.estimators.crs_forest import CRSCausalForest
+from hte.estimators.logistic_interaction import LogisticInteractionModel
 from hte.estimators.meta_learners import SLearnerSurvival, TLearnerSurvival
 from hte.estimators.result import EffectEstimate, SurvivalCurves
 

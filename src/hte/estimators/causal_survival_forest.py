@@ -1,6 +1,7 @@
 """Causal survival forest (Cui, Kosorok, Sverdrup, Wager & Zhu, JRSSB 2023) on econml's GRF base.
 
-The forest solves, locally in x, the doubly robust censoring-adjusted moment of DESIGN.md 4:
+The forest solves, locally in x, the doubly robust censoring-adjusted moment (derived in
+docs/methods.md, "The causal survival forest's score"):
 
     sum_i alpha_i(x) [A_i - theta(x) J_i] = 0,   A_i = (W_i - e_i)(Y*_i - m_i),   J_i = (W_i - e_i)^2
 
@@ -37,7 +38,7 @@ from hte.estimators.nuisance import (
     pseudo_outcomes_from_nuisances,
 )
 from hte.estimators.result import EffectEstimate
-from hte.estimators.shared_nuisances import Nuisances
+from hte.estimators.shared_nuisances import Nuisances, shared_pseudo_outcomes
 
 
 class _MomentForest(BaseGRF):
@@ -197,7 +198,7 @@ class CausalSurvivalForest(BaseEstimator):
         if nuisances is not None:
             if any(supplied):
                 raise ValueError("give nuisances or propensity/survival_nuisances, not both")
-            scores = self._shared_scores(nuisances, t, d, W, row_ids)
+            scores = _add_moment(shared_pseudo_outcomes(self, nuisances, t, d, W, row_ids), W)
         elif any(supplied):
             scores = self._supplied_scores(t, d, W, propensity, survival_nuisances, supplied)
         else:
@@ -211,19 +212,6 @@ class CausalSurvivalForest(BaseEstimator):
         self.training_scores_["W"] = W
         self.forest_ = self._make_forest(n, arr.shape[1]).fit(arr, scores["J"], scores["A"])
         return self
-
-    def _shared_scores(self, nuisances: Nuisances, t, d, W, row_ids) -> dict:
-        if not nuisances.serves(self):
-            raise ValueError(
-                "these nuisances were cross-fitted with other settings, seed or horizons than "
-                f"this forest's ({nuisances.settings}); fit without them"
-            )
-        nuisances.check_rows(W, row_ids)
-        out = nuisances.pseudo_outcomes(
-            t, d, target=self.target, horizon=float(self.horizon),
-            censoring_floor=self.censoring_floor, propensity_clip=self.propensity_clip,
-        )  # fmt: skip
-        return _add_moment(out, W)
 
     def get_scores(self) -> np.ndarray:
         """The doubly robust scores of the training patients the forest was fitted with (as

@@ -8,6 +8,8 @@ functions (``predict_survival_function``), integrated exactly (``survival_curves
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
 from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -30,18 +32,39 @@ _DEFAULTS = {
 # "auto" time resolution (months): RSF stores a survival curve per node over all distinct times,
 # so rounding follow-up up to ~1 week cuts its fit time and memory several-fold.
 _AUTO_RESOLUTION = {"rsf": 0.25, "gbsa": None, "cox": None}
+_CLASSES = {
+    "rsf": RandomSurvivalForest,
+    "gbsa": GradientBoostingSurvivalAnalysis,
+    "cox": CoxPHSurvivalAnalysis,
+}
+_MANAGED = {"self", "random_state", "n_jobs"}  # set by the estimator, never by base_params
 
 
 def make_base_learner(name: str, params: dict | None, random_state: int | None, n_jobs: int | None):
     """A scikit-survival model by short name with this module's defaults, overridden by params."""
     if name not in BASE_LEARNERS:
         raise ValueError(f"base_learner must be one of {BASE_LEARNERS}; got {name!r}")
+    _check_base_params(name, params or {})
     kwargs = {**_DEFAULTS[name], **(params or {})}
     if name == "rsf":
         return RandomSurvivalForest(random_state=random_state, n_jobs=n_jobs, **kwargs)
     if name == "gbsa":
         return GradientBoostingSurvivalAnalysis(random_state=random_state, **kwargs)
     return CoxPHSurvivalAnalysis(**kwargs)
+
+
+def _check_base_params(name: str, params: dict) -> None:
+    """``base_params`` must be constructor parameters of the base learner (random_state and n_jobs
+    come from the estimator), so a typo is a clear error, not a TypeError deep in a fit."""
+    cls = _CLASSES[name]
+    allowed = [p for p in inspect.signature(cls.__init__).parameters if p not in _MANAGED]
+    unknown = [str(k) for k in params if k not in allowed]
+    if unknown:
+        raise ValueError(
+            f"base_params {', '.join(map(repr, unknown))} not accepted by {cls.__name__} "
+            f"(base_learner {name!r}); it takes {', '.join(allowed)}"
+            + ("; random_state and n_jobs are set by hte" if set(unknown) & _MANAGED else "")
+        )
 
 
 def coarsen_times(time: np.ndarray, resolution: float | None) -> np.ndarray:

@@ -15,7 +15,7 @@ Two learners, one interface (``fit(X, W, cell, died, censored, grid)`` -> ``pred
 * ``"km"``: Kaplan-Meier within each arm, ignoring x (a reference for tests and a baseline).
 
 ``aipcw_pseudo_outcome`` turns them into the doubly robust censoring-adjusted pseudo-outcome of
-f(T) (min(T, h) for RMST, 1{T > h} for survival) that DESIGN.md section 4 writes the forest's score
+f(T) (min(T, h) for RMST, 1{T > h} for survival) that docs/methods.md writes the forest's score
 with: A = (W - e)(Y* - m), J = (W - e)^2.
 """
 
@@ -399,7 +399,7 @@ def aipcw_pseudo_outcome(
     with C(Y*) = C(Y-) and risk(i) = grid times before Y for complete cases, C(Y) and times up to
     and including Y for censored ones (censoring at risk only while T > t). dLambda_C is derived from
     the floored C, so the weights satisfy sum = 1 exactly and subtracting m(x) from Y* is the score
-    of DESIGN.md 4. Returns (Y*, Q at the observed arm (n, K), diagnostics).
+    of docs/methods.md. Returns (Y*, Q at the observed arm (n, K), diagnostics).
     """
     grid = nuis.grid
     horizon = float(grid[-1])

@@ -365,17 +365,23 @@ def pseudo_outcome_fit_inputs(estimator, X, time, event, treatment, nuisances: N
     estimator.n_features_in_ = arr.shape[1]
     if nuisances is None:
         return arr, names, W, cross_fit_pseudo_outcomes(arr, W, t, d, **nuisance_params(estimator))
+    return arr, names, W, shared_pseudo_outcomes(estimator, nuisances, t, d, W, row_ids)
+
+
+def shared_pseudo_outcomes(estimator, nuisances: Nuisances, t, d, W, row_ids) -> dict:
+    """The AIPCW pseudo-outcomes of ``estimator``'s target and horizon from shared nuisances, as
+    from ``cross_fit_pseudo_outcomes``; an error unless the nuisances are the ones the estimator
+    would cross-fit itself (same settings, seed, horizons and patients)."""
     if not nuisances.serves(estimator):
         raise ValueError(
-            "these nuisances were cross-fitted with other settings, seed or horizons "
-            f"than this learner's ({nuisances.settings}); fit without them"
+            "these nuisances were cross-fitted with other settings, seed or horizons than "
+            f"{type(estimator).__name__}'s ({nuisances.settings}); fit without them"
         )
     nuisances.check_rows(W, row_ids)
-    out = nuisances.pseudo_outcomes(
+    return nuisances.pseudo_outcomes(
         t, d, target=estimator.target, horizon=float(estimator.horizon),
         censoring_floor=estimator.censoring_floor, propensity_clip=estimator.propensity_clip,
     )  # fmt: skip
-    return arr, names, W, out
 
 
 class PseudoOutcomeScoresMixin:

@@ -25,7 +25,8 @@ from hte.estimators.result import EffectEstimate, SurvivalCurves
 from hte.vocabulary import OS_TARGETS
 
 SURVIVAL_TARGETS = OS_TARGETS  # the survival targets of hte.vocabulary
-DEFAULT_HORIZON = {"survival": 12.0, "rmst": 24.0}  # months, DESIGN.md section 3
+# months, as configs/default.yaml (docs/methods.md, "Estimands")
+DEFAULT_HORIZON = {"survival": 12.0, "rmst": 24.0}
 
 
 def _check_knots(knots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

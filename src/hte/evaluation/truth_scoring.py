@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS, TRUE_CATE_COLUMNS
+from hte.errors import STAGE_FAILURES
 from hte.evaluation.truth_metrics import truth_metrics
 
 # (target, horizon in months) -> the simulated cohort's true CATE column (hte.data.columns).
@@ -71,8 +72,9 @@ def score_fit(
     """Build, fit and score one estimator for one target against the cohort's true effect.
 
     Returns ``fit_seconds`` plus the truth metrics (``n_analysed`` = patients scored), or
-    ``fit_seconds`` plus ``error`` ("Type: message") when anything fails: recorded, not raised, so
-    one broken estimator never stops a benchmark.
+    ``fit_seconds`` plus ``error`` ("Type: message") when the fit fails as data can make it fail
+    (``hte.errors.STAGE_FAILURES``): recorded, not raised, so one estimator that cannot be fitted
+    never stops a benchmark. A bug (TypeError, AttributeError, ...) propagates.
     """
     started = time.perf_counter()
     row: dict[str, Any] = {}
@@ -85,7 +87,7 @@ def score_fit(
             metrics.pop(key, None)
         metrics["n_analysed"] = metrics.pop("n")
         row.update(metrics)
-    except Exception as exc:  # recorded, not hidden: the table shows the error
+    except STAGE_FAILURES as exc:  # recorded, not hidden: the table shows the error
         row["fit_seconds"] = time.perf_counter() - started
         row["error"] = f"{type(exc).__name__}: {exc}"
     return row

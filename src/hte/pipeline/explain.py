@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hte.errors import STAGE_FAILURES, describe_failure
 from hte.explain.attributions import (
     CateAttributions,
     arm_prediction,
@@ -118,14 +119,14 @@ def explain_fits(
             continue
         try:
             attr = explain_cate(RoundedEffect(fit.model), sample, random_state=seed)
-        except Exception as exc:  # one estimator failing to explain must not stop the run
+        except STAGE_FAILURES as exc:  # one estimator failing to explain must not stop the run
             log.warning("no attributions for %s/%s: %s", data.label, fit.key, exc)
-            out.setdefault(fit.estimator, {})[fit.target] = {"error": str(exc)}
+            out.setdefault(fit.estimator, {})[fit.target] = {"error": describe_failure(exc)}
             continue
         summary = attribution_summary(attr)
         try:
             arms = arm_attributions(fit.model, sample, seed)
-        except Exception as exc:  # optional: the CATE attributions stand on their own
+        except STAGE_FAILURES as exc:  # optional: the CATE attributions stand on their own
             log.warning("no per-arm attributions for %s/%s: %s", data.label, fit.key, exc)
             arms = {}
         if arms:

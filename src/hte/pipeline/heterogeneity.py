@@ -32,6 +32,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from hte.array_checks import check_survival_outcome
 from hte.data.columns import CRS, CRS_GRADE
+from hte.errors import STAGE_FAILURES
 from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.blp_calibration import blp_calibration_test
@@ -94,7 +95,7 @@ def _scores_and_reasons(
                 scores[target] = crs_scores(data, target, seed)
             else:
                 scores[target] = aipcw_scores(data, fits, target, horizon, seed)
-        except Exception as exc:  # an optional extra: the run goes on, the reason is recorded
+        except STAGE_FAILURES as exc:  # an optional extra: the run goes on, the reason is recorded
             log.warning("no doubly robust scores for %s/%s: %s", data.label, target, exc)
             skipped[target] = f"skipped: {type(exc).__name__}: {exc}"
     return scores, skipped
@@ -446,7 +447,7 @@ def _heldout_or_error(
     try:
         with threadpool_limits(limits=1):
             return heldout_effects(fit, data, seed, n_folds=n_folds, folds=folds)
-    except Exception as exc:  # recorded for this fit, the others go on
+    except STAGE_FAILURES as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
 
@@ -461,7 +462,7 @@ def heldout_fold_nuisances(
         return None
     try:
         return fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
-    except Exception as exc:
+    except STAGE_FAILURES as exc:
         log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
         return None
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from hte.config import ExperimentConfig, FileData
 from hte.data.columns import CRS, CRS_GRADE, DEATH, INFUSION_DAY, OS_MONTHS, PATIENT_ID, TREATMENT
+from hte.errors import HteError
 from hte.pipeline.stages import ANALYSIS, arm_predictions
 from hte.runs import (
     CONFIG_FILE,
@@ -28,7 +29,7 @@ from hte.runs import (
 # Scoring new patients with a run's models
 
 
-class PredictError(ValueError):
+class PredictError(HteError, ValueError):
     """New patients that the run's models cannot score (schema, unseen levels, unknown analysis)."""
 
 

@@ -176,7 +176,7 @@ def _fast_reader_agrees(fit, X: pd.DataFrame, n_rows: int = 5) -> bool:
             and np.allclose(lower, own.lower[:n_rows], rtol=0, atol=1e-9)
             and np.allclose(upper, own.upper[:n_rows], rtol=0, atol=1e-9)
         )
-    except Exception as exc:  # an econml internals change: fall back to the estimator
+    except (AttributeError, IndexError, ValueError) as exc:  # econml internals changed: fall back
         log.warning("fast forest reader unavailable for %s: %s", fit.key, exc)
         return False
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from hte.data.columns import CONTINUOUS_COVARIATES, INTEGER_COVARIATES, covariate_label
 from hte.data.schema import SPECS
+from hte.errors import HteError
 
 KINDS = ("number", "integer", "boolean", "category")
 _TRUE = frozenset({"true", "yes", "1"})
@@ -21,7 +22,7 @@ _FALSE = frozenset({"false", "no", "0"})
 MIN_SUBGROUP = 10  # patients an example profile's subgroup needs before its medians are used
 
 
-class ProfileError(ValueError):
+class ProfileError(HteError, ValueError):
     """A profile the models cannot score, or a run without what the explorer needs: ``field``
     names the field (or "run" / "analysis" / "target"), ``message`` the rule it broke."""
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from hte.config import ExperimentConfig
 from hte.data.columns import PATIENT_ID, TREATMENT, TRUE_CATE_COLUMNS, TRUTH_PREFIX
+from hte.errors import STAGE_FAILURES
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.pipeline.stages import ANALYSIS, AnalysisData, FittedEffect, crs_outcomes
 from hte.runs import (
@@ -98,7 +99,7 @@ def _average_interval(
                 upper=float(np.ravel(hi)[0]),
                 method="econml average-effect inference over the analysed patients",
             )
-    except Exception as exc:  # an optional extra: say why it is absent
+    except STAGE_FAILURES as exc:  # an optional extra: say why it is absent
         log.warning("no average interval for %s: %s", fit.key, exc)
     return None
 

@@ -31,7 +31,8 @@ import numpy as np
 
 from hte.config import ExperimentConfig
 from hte.data.columns import CRS, CRS_GRADE
-from hte.estimators.baselines import weighted_kaplan_meier
+from hte.errors import STAGE_FAILURES
+from hte.estimators.average_effects import weighted_kaplan_meier
 from hte.estimators.crs_forest import crs_binary_outcome
 from hte.evaluation.average_effects import (
     DRAverage,
@@ -130,7 +131,7 @@ def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, 
     estimate ``estimate_fn`` would give on the data as it is, when already in hand."""
     try:
         result = original if original is not None else estimate_fn(X, W, *outcome, seed=seed)
-    except Exception as exc:  # recorded, the other targets go on
+    except STAGE_FAILURES as exc:  # recorded, the other targets go on
         log.warning("robustness: %s estimate failed: %s", target, exc)
         error = f"{type(exc).__name__}: {exc}"
         return _failed_refutations(target, error), _failed_evalue(target, "RR", error)
@@ -144,7 +145,7 @@ def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, 
             n_subsets=N_SUBSETS, fraction=SUBSET_FRACTION, original=result.as_pair(),
         )  # fmt: skip
         entries = [_refutation_entry(target, r) for r in refutations]
-    except Exception as exc:  # e.g. a subset without follow-up to the horizon: recorded
+    except STAGE_FAILURES as exc:  # e.g. a subset without follow-up to the horizon: recorded
         log.warning("robustness: %s refutations failed: %s", target, exc)
         entries = _failed_refutations(target, f"{type(exc).__name__}: {exc}", result.estimate)
     r1, r0 = (

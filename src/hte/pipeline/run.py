@@ -19,6 +19,7 @@ import yaml
 
 from hte.config import ExperimentConfig, check_output_root, preflight, resolved_config_dict
 from hte.data.columns import CRS_GRADE
+from hte.errors import STAGE_FAILURES
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
 from hte.pipeline.heterogeneity import (
@@ -172,7 +173,7 @@ def _run_log(path: Path | None) -> Iterator[None]:
 # The whole run
 
 
-def _n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
+def n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool = True) -> int:
     """Stages of a run, as ``_run`` steps through them: the cohort, per analysis three design
     stages, one per fit, the heterogeneity tests, subgroup rules and robustness checks (when on),
     one for SHAP attributions and one for the profile explorer's bundle (``profile``: when models
@@ -225,7 +226,7 @@ def run_experiment(
     try:
         with (
             _run_log(partial / LOG_FILE),
-            _Stages(_n_stages(config, facts.columns, write_models), progress) as stages,
+            _Stages(n_stages(config, facts.columns, write_models), progress) as stages,
         ):
             log.info("run %s of %s (written in %s until it finishes)", run_id, config.name,
                      partial)  # fmt: skip
@@ -378,7 +379,7 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
                 data, fits, scores, max_depth=config.explanation.max_rule_depth,
                 alpha=config.evaluation.alpha, seed=config.seed,
             )  # fmt: skip
-        except Exception as exc:
+        except STAGE_FAILURES as exc:
             log.exception("subgroup rules failed for %s", label)
             out["subgroups"] = {"error": f"{type(exc).__name__}: {exc}"}
         timings[f"{label}/subgroups"] = time.perf_counter() - clock
@@ -387,7 +388,7 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
         clock = time.perf_counter()
         try:
             out["robustness"] = robustness_checks(data, baselines, config, config.seed)
-        except Exception as exc:
+        except STAGE_FAILURES as exc:
             log.exception("robustness checks failed for %s", label)
             out["robustness"] = {"error": f"{type(exc).__name__}: {exc}"}
         timings[f"{label}/robustness"] = time.perf_counter() - clock
@@ -484,7 +485,7 @@ def _save_profile(store, data, fits, config, stages, timings, choices=None) -> N
     clock = time.perf_counter()
     try:
         bundle = fit_profile_bundle(data, fits, config, config.seed, choices=choices)
-    except Exception:
+    except STAGE_FAILURES:
         log.exception("no profile explorer bundle for %s", data.label)
         return
     store.save(model_path(data.label, "profile"), bundle, role="profile", analysis=data.label)

@@ -17,6 +17,7 @@ from hte.config import DataFacts, ExperimentConfig, FileData, OmopData, TimeZero
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
 from hte.design.effect_data import EffectData
+from hte.errors import STAGE_FAILURES
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.runs import ANALYSIS_COLUMN, fingerprint_file, fingerprint_frame, fit_key
@@ -408,7 +409,7 @@ def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEf
         fit.model = model
         fit.estimate = model.estimate(data.X, alpha=config.evaluation.alpha)
         fit.arms = arm_predictions(model, data.X, target, horizon)
-    except Exception as exc:  # recorded in metrics and the log, the run goes on
+    except STAGE_FAILURES as exc:  # recorded in metrics and the log, the run goes on
         fit.error = f"{type(exc).__name__}: {exc}"
         fit.fix = failure_fix(exc, spec.kind)
         log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, traceback.format_exc())

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import yaml
+from pyarrow import ArrowException
 
 from hte.runs import (
     ATTRIBUTIONS_DIR,
@@ -86,7 +87,7 @@ def _read_parquet(path: Path, problems: list[str]) -> pd.DataFrame | None:
         return None
     try:
         return pd.read_parquet(path)
-    except Exception as exc:  # any pyarrow failure: say which file, keep going
+    except (ArrowException, OSError, ValueError) as exc:  # a corrupt file: say which, keep going
         problems.append(f"{path.name}: unreadable parquet ({exc})")
         return None
 

@@ -202,3 +202,13 @@ def connect(url: str | Path, *, read_only: bool = False, schema: str | None = No
         f"unknown database {text!r}: use duckdb:///path/to/file.duckdb or "
         "postgresql://user@host:port/dbname"
     )
+
+
+def sql_ids(ids: list[int]) -> str:
+    """An SQL list of integer concept ids (never empty: -1 matches nothing)."""
+    return ", ".join(str(int(i)) for i in ids) if ids else "-1"
+
+
+def sql_text(value: str) -> str:
+    """A quoted SQL string literal (both engines double a single quote)."""
+    return "'" + _quote(value) + "'"
