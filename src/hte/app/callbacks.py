@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 from hte.app import cohort as cohort_views
 from hte.app import plots, your_data
 from hte.app import whatif as wi
+from hte.app import whatif_form as form
 from hte.app.state import AppContext
 from hte.app.tables import NOT_IN_RUN
 
@@ -47,27 +48,27 @@ def run_info(context: AppContext, run_dir: str) -> str:
 
 
 def field_component(field) -> gr.components.Component:
-    return wi.field_component(field)
+    return form.field_component(field)
 
 
 def field_error(field) -> gr.HTML:
-    return wi.field_error(field)
+    return form.field_error(field)
 
 
 def default_move_field(fields) -> str | None:
-    return wi.default_move_field(fields)
+    return form.default_move_field(fields)
 
 
 def default_values(context: AppContext, run_dir: str) -> list:
     explorer = context.explorer(run_dir)
-    return wi.form_values(explorer.fields(), explorer.default_profile())
+    return form.form_values(explorer.fields(), explorer.default_profile())
 
 
 def example_values(context: AppContext, run_dir: str, name: str | None) -> list:
     explorer = context.explorer(run_dir)
     examples = explorer.examples()
     profile = examples.get(name) if name else None
-    return wi.form_values(explorer.fields(), profile or explorer.default_profile())
+    return form.form_values(explorer.fields(), profile or explorer.default_profile())
 
 
 def _coverage(context: AppContext, run_dir: str) -> dict:
