@@ -65,6 +65,39 @@ async () => {
 """
 
 
+UPLOAD_TYPES = (".csv", ".parquet", ".pq", ".duckdb")  # what the cohort upload box accepts
+
+# Gradio's upload box drops a file of another type without a word (its file_types filter); this
+# names the file and the accepted types in a red box under it instead. The API refuses such a
+# file on its own ("Invalid file type"), so this is only what the browser shows.
+UPLOAD_TYPES_JS = """
+() => {
+  const accepted = %s;
+  const show = (files) => {
+    const box = document.querySelector('#upload-type-message');
+    if (!box || !files) { return; }
+    const names = Array.from(files).map((f) => f.name);
+    const refused = names.filter(
+      (n) => !accepted.some((a) => n.toLowerCase().endsWith(a)));
+    box.innerHTML = '';
+    if (!refused.length) { return; }
+    const div = document.createElement('div');
+    div.className = 'hte-warning';
+    div.setAttribute('role', 'alert');
+    div.textContent = refused.join(', ') + ' was not uploaded: the cohort file must be '
+      + accepted.slice(0, -1).join(', ') + ' or ' + accepted[accepted.length - 1]
+      + ' (a table with one row per patient, or an OMOP database as DuckDB).';
+    box.appendChild(div);
+  };
+  const inUpload = (e) => e.target && e.target.closest && e.target.closest('#upload-file');
+  document.addEventListener('change', (e) => {
+    if (inUpload(e) && e.target.files) { show(e.target.files); } }, true);
+  document.addEventListener('drop', (e) => {
+    if (inUpload(e) && e.dataTransfer) { show(e.dataTransfer.files); } }, true);
+}
+""" % ("[" + ", ".join(f"'{t}'" for t in UPLOAD_TYPES) + "]")
+
+
 def theme() -> gr.themes.Base:
     return gr.themes.Soft(primary_hue="blue", neutral_hue="slate")
 
@@ -104,10 +137,15 @@ def build_app(context: AppContext) -> gr.Blocks:
             lambda run_dir: cb.reload_values(context, run_dir), [run_state],
             [run_info, *cohort_outputs, *diag_outputs],
         )  # fmt: skip
+        # gradio_client calls go through the queue whatever ``queue`` says; there, without a
+        # limit of its own, this endpoint would share the queue's default of 4 workers and
+        # waiting clients get an estimate message each time one finishes. Its answers are
+        # short numpy work (and cached per profile), so any number of them run at once.
         gr.api(cb.api_profile_effects(context), api_name="profile_effects",
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
-               "that names the field.", queue=False)  # fmt: skip
+               "that names the field.", queue=False, concurrency_limit=None,
+               concurrency_id="profile_effects")  # fmt: skip
     context.received_uploads = lambda: demo.upload_file_set  # what the upload route received
     return demo
 
@@ -162,27 +200,36 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
                     inputs.append(cb.field_component(f))
                     errors.append(cb.field_error(f))
 
-        outputs = [*errors, warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
+        headline = [*errors, warning, cards, summary]
+        figures = [curves, icons, wf_os, wf_crs, moves]
         form = [move_field, move_target, *inputs]
 
-        def update(field_name, target, *values):
-            return cb.whatif_outputs(context, run_dir, names, values, field_name, target)
+        def update_headline(*values):
+            return cb.whatif_headline(context, run_dir, names, values)
+
+        def update_figures(field_name, target, *values):
+            return cb.whatif_figures(context, run_dir, names, values, field_name, target)
 
         def update_moves(field_name, target, *values):
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
         # user edits only (typing, clicking, choosing): examples and reset update once, below;
-        # while values change quickly only the latest is computed
-        gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
-              trigger_mode="always_last", queue=False)  # fmt: skip
+        # while values change quickly only the latest is computed. The answer (support box,
+        # cards, sentence) is computed and drawn first; the figures follow in a second event,
+        # from the same cached effects.
+        gr.on([c.input for c in inputs], update_headline, inputs, headline,
+              show_progress="hidden", trigger_mode="always_last", queue=False).then(
+            update_figures, form, figures, show_progress="hidden", queue=False)  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
               show_progress="hidden", queue=False)  # fmt: skip
         example.input(
             lambda name: cb.example_values(context, run_dir, name), [example], inputs, queue=False
-        ).then(update, form, outputs, queue=False)
-        reset.click(lambda: cb.default_values(context, run_dir), None, inputs, queue=False).then(
-            update, form, outputs, queue=False
+        ).then(update_headline, inputs, headline, queue=False).then(
+            update_figures, form, figures, queue=False
         )
+        reset.click(lambda: cb.default_values(context, run_dir), None, inputs, queue=False).then(
+            update_headline, inputs, headline, queue=False
+        ).then(update_figures, form, figures, queue=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -323,8 +370,9 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, 
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            upload = gr.File(label="Cohort file", file_types=[".csv", ".parquet", ".pq", ".duckdb"],
-                             type="filepath", elem_id="upload-file")  # fmt: skip
+            upload = gr.File(label="Cohort file", file_types=list(UPLOAD_TYPES), type="filepath",
+                             elem_id="upload-file")  # fmt: skip
+            gr.HTML("", elem_id="upload-type-message", padding=False)
             choices = context.config_choices()
             config = gr.Dropdown(choices, value=cb.default_config_choice(choices),
                                  label="Config to run", elem_id="config-choice")  # fmt: skip

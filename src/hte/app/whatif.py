@@ -361,33 +361,65 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
     )  # fmt: skip
 
 
-N_OUTPUTS = 8  # warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, moves
+HEADLINE = ("warning", "cards", "summary")  # the answer: computed and sent first
+FIGURES = ("curves", "icons", "waterfall_os", "waterfall_crs", "moves")  # follow in a second event
+OUTPUTS = ("warning", "cards", "curves", "summary", "icons", "waterfall_os", "waterfall_crs",
+           "moves")  # fmt: skip
 
 
-def whatif_outputs(explorer, values: Mapping, move_field, move_target,
-                   coverage: Mapping | None = None) -> tuple[dict[str, str], tuple]:  # fmt: skip
-    """(refused fields -> reason, the eight outputs). A refused field clears every output (the
-    warning box lists what to fix): nothing stale stays on screen."""
-    fields = explorer.fields()
-    profile, errors = check_form(fields, values)
+def effects_json(explorer, profile: Mapping) -> dict:
+    """The explorer's answer for a checked profile, as JSON (``InvalidProfile`` names a field)."""
+    return _checked(explorer.effects, profile).to_json()
+
+
+def headline_outputs(explorer, values: Mapping, coverage: Mapping | None = None,
+                     effects_of=effects_json) -> tuple[dict[str, str], dict | None, tuple]:  # fmt: skip
+    """(refused fields -> reason, the profile's effects JSON or None, (warning, cards, summary)).
+    A refused field clears the answer (the warning box lists what to fix). ``effects_of(explorer,
+    profile)`` gives the effects (a cache may stand in for ``effects_json``)."""
+    profile, errors = check_form(explorer.fields(), values)
+    effects = None
     if not errors:
         try:
-            effects = _checked(explorer.effects, profile).to_json()
+            effects = effects_of(explorer, profile)
         except InvalidProfile as exc:
             errors = {exc.field: str(exc).removeprefix("invalid profile: ")}
     if errors:
-        return errors, (form_error_html(errors), *[""] * (N_OUTPUTS - 1))
+        return errors, None, (form_error_html(errors), "", "")
+    return {}, effects, (warning_html(effects), effect_cards(effects, coverage),
+                         summary_html(effects))  # fmt: skip
+
+
+def figure_outputs(explorer, values: Mapping, move_field, move_target,
+                   effects_of=effects_json) -> tuple:  # fmt: skip
+    """(curves, icons, OS waterfall, CRS waterfall, what-moves-it) of the form's profile; all
+    empty when a field is refused (the headline says why): nothing stale stays on screen."""
+    profile, errors = check_form(explorer.fields(), values)
+    if errors:
+        return ("",) * len(FIGURES)
+    try:
+        effects = effects_of(explorer, profile)
+    except InvalidProfile:
+        return ("",) * len(FIGURES)
     os_target = "survival" if "survival" in explorer.targets() else "rmst"
-    return {}, (
-        warning_html(effects),
-        effect_cards(effects, coverage),
+    return (
         curves_html(effects),
-        summary_html(effects),
         icons_html(effects),
         waterfall_html(explorer, profile, os_target),
         waterfall_html(explorer, profile, "crs"),
         moves_html(explorer, profile, move_field, move_target),
     )
+
+
+def whatif_outputs(explorer, values: Mapping, move_field, move_target,
+                   coverage: Mapping | None = None,
+                   effects_of=effects_json) -> tuple[dict[str, str], tuple]:  # fmt: skip
+    """(refused fields -> reason, the eight outputs in ``OUTPUTS`` order): the headline and the
+    figures of one form state (the first page, and tests)."""
+    errors, _, head = headline_outputs(explorer, values, coverage, effects_of)
+    figures = figure_outputs(explorer, values, move_field, move_target, effects_of)
+    named = dict(zip(HEADLINE, head, strict=True)) | dict(zip(FIGURES, figures, strict=True))
+    return errors, tuple(named[k] for k in OUTPUTS)
 
 
 def moves_output(explorer, values: Mapping, move_field, move_target) -> str:
@@ -411,7 +443,7 @@ def interval_coverage(analysis: Mapping, effects_sources: Mapping[str, str]) -> 
     return out
 
 
-def api_effects(explorer, profile: Any) -> dict:
+def api_effects(explorer, profile: Any, effects_of=effects_json) -> dict:
     """The ``profile_effects`` answer: the explorer's effects JSON without the curves' long
     arrays trimmed (they are part of the answer), or ``InvalidProfile`` naming the field."""
     if isinstance(profile, str):
@@ -421,4 +453,4 @@ def api_effects(explorer, profile: Any) -> dict:
             profile = json.loads(profile)
         except ValueError:
             raise InvalidProfile("profile", "must be a JSON object (covariate -> value)") from None
-    return _checked(explorer.effects, profile).to_json()
+    return effects_of(explorer, profile)
