@@ -134,13 +134,14 @@ def concurrent(url: str, profiles: list[dict], n_clients: int, per_client: int):
 
 
 def browser_latency(
-    url: str, n_changes: int = 50, field: str = "age"
-) -> tuple[np.ndarray, np.ndarray]:
+    url: str, n_changes: int = 50, field: str = "age", pid: int | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Perceived latency (ms) of one field change in headless Chromium: from typing a new value
     into the what-if form (and Enter) until the effect cards show the new answer, and until the
     survival curves (drawn after the cards) show it too; ``n_changes`` times with alternating
     values inside the field's range (Playwright's own round trips included, so slightly
-    pessimistic). Every value is new to the app (none is answered from its cache)."""
+    pessimistic). Every value is new to the app (none is answered from its cache). Also the app
+    process's (``pid``) CPU seconds over the timed changes (page load and warm-up excluded)."""
     from playwright.sync_api import sync_playwright
 
     from hte.app.screenshots import launch_browser, wait_for_app
@@ -159,7 +160,10 @@ def browser_latency(
         page.goto(url)
         wait_for_app(page, 120_000)
         box = page.locator(f"#field-{field} input")
+        cpu_start = float("nan")
         for i in range(n_changes + 3):  # three warm-up changes
+            if i == 3 and pid is not None:
+                cpu_start = cpu_seconds(pid)
             before_cards = page.inner_html("#effect-cards")
             before_curves = page.inner_html("#curves-plot")
             start = time.perf_counter()
@@ -174,8 +178,9 @@ def browser_latency(
             if i >= 3:
                 cards.append(1000.0 * (t_cards - start))
                 figures.append(1000.0 * (t_figures - start))
+        cpu = cpu_seconds(pid) - cpu_start if pid is not None else float("nan")
         browser.close()
-    return np.array(cards), np.array(figures)
+    return np.array(cards), np.array(figures), cpu
 
 
 def cpu_seconds(pid: int) -> float:
@@ -219,7 +224,9 @@ def report(run_dir: Path, rows: list[tuple[str, dict, int, dict]], wall: float, 
         "all; gradio_client polls for its answer every 50 ms, so it adds up to 50 ms per query) "
         "or plain HTTP POSTs to `/gradio_api/run/profile_effects`. Every query is a profile the "
         "app has not answered before (no row is served from its cache) unless the row says so. "
-        "Server CPU: the app process's user + system CPU time over the row, per query.",
+        "Server CPU: the app process's user + system CPU time over the row, less what it uses "
+        f"idle ({1000 * IDLE['cpu_per_s']:.0f} ms per second here: Gradio's queue loop wakes "
+        "up every millisecond), per query.",
         "",
         f"Run folder: `{run_dir}`.",
         "",
@@ -271,6 +278,7 @@ class _Phase:
         self.pid = pid
 
     def __enter__(self):
+        self.wall = time.perf_counter()
         self.cpu = cpu_seconds(self.pid)
         self.load = os.getloadavg()[0]
         self.out: dict = {}
@@ -278,12 +286,25 @@ class _Phase:
 
     def __exit__(self, *exc):
         self.out["cpu_s"] = cpu_seconds(self.pid) - self.cpu
+        self.out["wall_s"] = time.perf_counter() - self.wall
         self.out["load"] = (self.load, os.getloadavg()[0])
         return False
 
 
+IDLE = {"cpu_per_s": 0.0}  # the app's CPU seconds per second while it answers nothing
+
+
+def idle_rate(pid: int, seconds: float = 10.0) -> float:
+    """The app process's CPU seconds per wall second while idle (Gradio's queue loop wakes up
+    every millisecond), to subtract from each phase: what remains is the work of the queries."""
+    cpu, start = cpu_seconds(pid), time.perf_counter()
+    time.sleep(seconds)
+    return (cpu_seconds(pid) - cpu) / (time.perf_counter() - start)
+
+
 def _per_query(phase: dict, n: int) -> dict:
-    return phase | {"cpu_ms": 1000.0 * phase["cpu_s"] / max(n, 1)}
+    work = phase["cpu_s"] - IDLE["cpu_per_s"] * phase.get("wall_s", 0.0)
+    return phase | {"cpu_ms": 1000.0 * work / max(n, 1)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -327,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warm = Client(url, verbose=False, analytics_enabled=False)
         for p in random_profiles(explorer.fields(), 5, args.seed + 1):
             warm.predict(p, api_name="/profile_effects")
+        IDLE["cpu_per_s"] = idle_rate(server.pid)
         with _Phase(server.pid) as ph:
             seq = _stats(sequential(url, seq_profiles))
         rows.append(("sequential, one gradio_client", seq, 0, _per_query(ph, args.n)))
@@ -346,8 +368,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      _per_query(ph, n_conc)))  # fmt: skip
         if args.browser_changes:
             with _Phase(server.pid) as ph:
-                cards, figures = browser_latency(url, args.browser_changes)
-            phase = _per_query(ph, args.browser_changes + 3)
+                cards, figures, cpu = browser_latency(url, args.browser_changes, pid=server.pid)
+            ph["cpu_s"] = cpu  # over the timed changes only (not the page load)
+            ph["wall_s"] = float(np.sum(figures)) / 1000.0
+            phase = _per_query(ph, args.browser_changes)
             rows.append(("one field change in Chromium: until the cards show it",
                          _stats(cards), 0, phase))  # fmt: skip
             rows.append(("one field change in Chromium: until the curves show it too",
