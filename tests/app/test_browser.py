@@ -121,7 +121,7 @@ def test_cards_icons_and_sentence_tell_one_story(app_url):
             summary = page.inner_text("#plain-summary")
             assert f"about {a:.0f} would be alive at 12 months with CAR-T and {b:.0f}" in summary
             assert f"({ca:.0f} vs {cb:.0f})" in summary
-            # the figures follow the cards in a second event: wait for them to catch up
+            # the icon arrays may be redrawn a moment after the cards: wait for them
             page.wait_for_function(
                 "(t) => document.querySelector('#icon-array').innerText.includes(t)",
                 arg=f"{a:.0f} alive at 12 months", timeout=30_000,
@@ -233,12 +233,12 @@ def test_the_report_opens_in_a_new_tab(app_url):
 
 
 # --------------------------------------------------------------------------------------------------
-# The answer first, the figures after it; uploads of another type
+# The figures agree with the cards after a change; uploads of another type
 
 
 def test_the_figures_follow_the_cards_to_the_same_profile(app_url):
-    """One field change: the cards (first event) and then the curves and icon arrays (second
-    event) show the same per-arm survival at 12 months."""
+    """One field change: the cards, the curves (their alt text) and the icon arrays show the
+    same per-arm survival at 12 months."""
     with playwright.sync_playwright() as p:
         browser, page = _page(p, app_url)
         before = page.inner_text("#effect-cards")

@@ -111,9 +111,9 @@ def _effects_of(run_dir):
 
 def whatif_headline(context, run_dir, names, values) -> list:
     """One message per field (empty when fine), then the support box, the cards and the
-    summary sentence: what one field change shows first (all cleared when a field is refused).
-    Kept for the last ``MAX_ANSWERS`` form states (strings; a run folder's models do not
-    change), so going back to a profile (reset, an example, a toggled field) is instant."""
+    summary sentence (all cleared when a field is refused). Kept for the last ``MAX_ANSWERS``
+    form states (strings; a run folder's models do not change), so going back to a profile
+    (reset, an example, a toggled field) is instant."""
     key = key_of(str(run_dir), list(names), list(values))
     cached = _HEADLINES.get(key)
     if cached is not None:
@@ -131,8 +131,9 @@ def whatif_headline(context, run_dir, names, values) -> list:
 
 
 def whatif_figures(context, run_dir, names, values, move_field, move_target) -> list:
-    """The curves, icon arrays, two waterfalls and what-moves-it of the form's profile (sent
-    after the headline; empty when a field is refused), kept like the headline."""
+    """The curves, icon arrays, two waterfalls and what-moves-it of the form's profile (empty
+    when a field is refused), kept like the headline; its effects come from the headline's
+    computation (``_EFFECTS``)."""
     key = key_of(str(run_dir), list(names), list(values), move_field, move_target)
     cached = _FIGURES.get(key)
     if cached is not None:
@@ -146,7 +147,7 @@ def whatif_figures(context, run_dir, names, values, move_field, move_target) -> 
 
 def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
     """Field messages, then the eight outputs in ``whatif.OUTPUTS`` order (warning, cards,
-    curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it): the first page."""
+    curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it): one field change."""
     head = whatif_headline(context, run_dir, names, values)
     figures = whatif_figures(context, run_dir, names, values, move_field, move_target)
     n = len(names)

@@ -200,36 +200,29 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
                     inputs.append(cb.field_component(f))
                     errors.append(cb.field_error(f))
 
-        headline = [*errors, warning, cards, summary]
-        figures = [curves, icons, wf_os, wf_crs, moves]
+        outputs = [*errors, warning, cards, curves, summary, icons, wf_os, wf_crs, moves]
         form = [move_field, move_target, *inputs]
 
-        def update_headline(*values):
-            return cb.whatif_headline(context, run_dir, names, values)
-
-        def update_figures(field_name, target, *values):
-            return cb.whatif_figures(context, run_dir, names, values, field_name, target)
+        def update(field_name, target, *values):
+            return cb.whatif_outputs(context, run_dir, names, values, field_name, target)
 
         def update_moves(field_name, target, *values):
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
         # user edits only (typing, clicking, choosing): examples and reset update once, below;
-        # while values change quickly only the latest is computed. The answer (support box,
-        # cards, sentence) is computed and drawn first; the figures follow in a second event,
-        # from the same cached effects.
-        gr.on([c.input for c in inputs], update_headline, inputs, headline,
-              show_progress="hidden", trigger_mode="always_last", queue=False).then(
-            update_figures, form, figures, show_progress="hidden", queue=False)  # fmt: skip
+        # while values change quickly only the latest is computed. One event for the answer and
+        # the figures: sending the figures in a second, chained event was measured slower
+        # on a loaded machine (each request costs Gradio more CPU than the figures do).
+        gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
+              trigger_mode="always_last", queue=False)  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
               show_progress="hidden", queue=False)  # fmt: skip
         example.input(
             lambda name: cb.example_values(context, run_dir, name), [example], inputs, queue=False
-        ).then(update_headline, inputs, headline, queue=False).then(
-            update_figures, form, figures, queue=False
-        )
+        ).then(update, form, outputs, queue=False)
         reset.click(lambda: cb.default_values(context, run_dir), None, inputs, queue=False).then(
-            update_headline, inputs, headline, queue=False
-        ).then(update_figures, form, figures, queue=False)
+            update, form, outputs, queue=False
+        )
 
 
 # --------------------------------------------------------------------------------------------------

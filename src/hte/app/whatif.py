@@ -361,8 +361,8 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
     )  # fmt: skip
 
 
-HEADLINE = ("warning", "cards", "summary")  # the answer: computed and sent first
-FIGURES = ("curves", "icons", "waterfall_os", "waterfall_crs", "moves")  # follow in a second event
+HEADLINE = ("warning", "cards", "summary")  # the answer
+FIGURES = ("curves", "icons", "waterfall_os", "waterfall_crs", "moves")  # drawn from its effects
 OUTPUTS = ("warning", "cards", "curves", "summary", "icons", "waterfall_os", "waterfall_crs",
            "moves")  # fmt: skip
 
@@ -415,7 +415,7 @@ def whatif_outputs(explorer, values: Mapping, move_field, move_target,
                    coverage: Mapping | None = None,
                    effects_of=effects_json) -> tuple[dict[str, str], tuple]:  # fmt: skip
     """(refused fields -> reason, the eight outputs in ``OUTPUTS`` order): the headline and the
-    figures of one form state (the first page, and tests)."""
+    figures of one form state."""
     errors, _, head = headline_outputs(explorer, values, coverage, effects_of)
     figures = figure_outputs(explorer, values, move_field, move_target, effects_of)
     named = dict(zip(HEADLINE, head, strict=True)) | dict(zip(FIGURES, figures, strict=True))
