@@ -42,6 +42,7 @@ APP_CSS = (
 .hte-extrapolated {{background: #fdecea; color: #7f1d1d; font-weight: 600; padding: 4px 10px;
                     border-radius: 6px; margin-bottom: 6px;}}
 .hte-svg {{display: block; height: auto;}}
+#upload-type-message:not(:has([role=alert])) {{display: none;}}
 @media (max-width: 700px) {{
   .hte-whatif-row {{flex-direction: column;}}
   h1 {{font-size: 1.3em !important;}}
