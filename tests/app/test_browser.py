@@ -121,7 +121,11 @@ def test_cards_icons_and_sentence_tell_one_story(app_url):
             summary = page.inner_text("#plain-summary")
             assert f"about {a:.0f} would be alive at 12 months with CAR-T and {b:.0f}" in summary
             assert f"({ca:.0f} vs {cb:.0f})" in summary
-            assert f"{a:.0f} alive at 12 months" in page.inner_text("#icon-array")
+            # the icon arrays may be redrawn a moment after the cards: wait for them
+            page.wait_for_function(
+                "(t) => document.querySelector('#icon-array').innerText.includes(t)",
+                arg=f"{a:.0f} alive at 12 months", timeout=30_000,
+            )  # fmt: skip
             assert "need not add up" not in page.inner_text("#effect-cards")
             if step == 0:
                 before = page.inner_text("#effect-cards")
@@ -225,4 +229,60 @@ def test_the_report_opens_in_a_new_tab(app_url):
         report.wait_for_function("() => location.href.startsWith('blob:')", timeout=30_000)
         report.wait_for_load_state()
         assert "CAR-T" in report.content() and report.url.startswith("blob:")
+        browser.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The figures agree with the cards after a change; uploads of another type
+
+
+def test_the_figures_follow_the_cards_to_the_same_profile(app_url):
+    """One field change: the cards, the curves (their alt text) and the icon arrays show the
+    same per-arm survival at 12 months."""
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, app_url)
+        before = page.inner_text("#effect-cards")
+        _set_number(page, "age", 83)
+        _wait_cards_change(page, before)
+        cards = _card_numbers(page)
+        a = next(v for k, v in cards.items() if k == "alive at 12 months with car-t")
+        b = next(v for k, v in cards.items() if k == "alive at 12 months with teclistamab")
+        page.wait_for_function(
+            "(t) => (document.querySelector('#curves-plot svg')?.getAttribute('aria-label')"
+            " || '').includes(t)",
+            arg=f"{a:.0f}% alive with CAR-T", timeout=30_000,
+        )  # fmt: skip
+        label = page.locator("#curves-plot svg").get_attribute("aria-label")
+        assert f"and {b:.0f}% with teclistamab" in label
+        page.wait_for_function(
+            "(t) => document.querySelector('#icon-array').innerText.includes(t)",
+            arg=f"{a:.0f} alive at 12 months", timeout=30_000,
+        )  # fmt: skip
+        browser.close()
+
+
+def test_an_upload_of_another_type_is_named_with_the_accepted_types(app_url, tmp_path):
+    """Gradio's upload box drops a .txt without a word; the page says what it refused and
+    what it accepts, and a .csv afterwards clears the message and is checked as usual."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("patient_id,treatment,age\np1,cart,60\n")
+    table = tmp_path / "cohort.csv"
+    table.write_text("patient_id,treatment,age\np1,cart,60\n")
+    with playwright.sync_playwright() as p:
+        browser, page = _page(p, app_url)
+        open_tab(page, "Your data")
+        verdict = page.inner_text("#upload-verdict")
+        page.locator("#upload-file input[type=file]").set_input_files(str(notes))
+        page.wait_for_selector("#upload-type-message [role=alert]", timeout=30_000)
+        message = page.inner_text("#upload-type-message")
+        assert "notes.txt was not uploaded" in message
+        for accepted in (".csv", ".parquet", ".pq", ".duckdb"):
+            assert accepted in message
+        assert page.inner_text("#upload-verdict") == verdict  # nothing was checked or run
+        page.locator("#upload-file input[type=file]").set_input_files(str(table))
+        page.wait_for_function(
+            "(v) => document.querySelector('#upload-verdict').innerText !== v", arg=verdict,
+            timeout=30_000,
+        )  # fmt: skip
+        assert page.locator("#upload-type-message [role=alert]").count() == 0
         browser.close()

@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from hte.app import svg
-from hte.app.whatif import check_form
+from hte.app.whatif_form import check_form
 
 
 def test_figures_carry_alt_text_and_escape_data_text():

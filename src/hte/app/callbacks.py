@@ -4,9 +4,7 @@ and returns component values. No modelling: numbers come from ``RunView`` (files
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import OrderedDict
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,8 @@ import matplotlib.pyplot as plt
 from hte.app import cohort as cohort_views
 from hte.app import plots, your_data
 from hte.app import whatif as wi
+from hte.app import whatif_form as form
+from hte.app.cache import AnswerCache, key_of
 from hte.app.state import AppContext
 from hte.app.tables import NOT_IN_RUN
 from hte.errors import HteError
@@ -48,27 +48,27 @@ def run_info(context: AppContext, run_dir: str) -> str:
 
 
 def field_component(field) -> gr.components.Component:
-    return wi.field_component(field)
+    return form.field_component(field)
 
 
 def field_error(field) -> gr.HTML:
-    return wi.field_error(field)
+    return form.field_error(field)
 
 
 def default_move_field(fields) -> str | None:
-    return wi.default_move_field(fields)
+    return form.default_move_field(fields)
 
 
 def default_values(context: AppContext, run_dir: str) -> list:
     explorer = context.explorer(run_dir)
-    return wi.form_values(explorer.fields(), explorer.default_profile())
+    return form.form_values(explorer.fields(), explorer.default_profile())
 
 
 def example_values(context: AppContext, run_dir: str, name: str | None) -> list:
     explorer = context.explorer(run_dir)
     examples = explorer.examples()
     profile = examples.get(name) if name else None
-    return wi.form_values(explorer.fields(), profile or explorer.default_profile())
+    return form.form_values(explorer.fields(), profile or explorer.default_profile())
 
 
 def _coverage(context: AppContext, run_dir: str) -> dict:
@@ -92,43 +92,73 @@ def _coverage(context: AppContext, run_dir: str) -> dict:
     return cached
 
 
-_ANSWERS: OrderedDict = OrderedDict()  # (run, form values, what-moves-it) -> outputs
-_ANSWERS_LOCK = threading.Lock()
 MAX_ANSWERS = 512
+_EFFECTS = AnswerCache(4 * MAX_ANSWERS)  # (run, profile) -> effects JSON (browser and API)
+_HEADLINES = AnswerCache(MAX_ANSWERS)  # (run, form values) -> field messages, headline
+_FIGURES = AnswerCache(MAX_ANSWERS)  # (run, form values, what-moves-it) -> figures
 
 
-def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
-    """One message per field (empty when fine), then warning, cards, curves, summary, icons, OS
-    waterfall, CRS waterfall, what-moves-it (all cleared when a field is refused). Answers are
-    kept for the last ``MAX_ANSWERS`` form states (they are strings, and a run folder's models do
-    not change), so going back to a profile (reset, an example, a toggled field) is instant."""
-    try:
-        key = (str(run_dir), tuple(names), tuple(values), move_field, move_target)
-        hash(key)
-    except TypeError:  # an unhashable value from a client: compute, do not keep
-        key = None
-    with _ANSWERS_LOCK:
-        if key is not None and key in _ANSWERS:
-            _ANSWERS.move_to_end(key)
-            return list(_ANSWERS[key])
-    out = _whatif_outputs(context, run_dir, names, values, move_field, move_target)
-    if key is not None:
-        with _ANSWERS_LOCK:
-            _ANSWERS[key] = tuple(out)
-            while len(_ANSWERS) > MAX_ANSWERS:
-                _ANSWERS.popitem(last=False)
-    return out
+def _effects_of(run_dir):
+    """``explorer, profile -> effects JSON`` answered from ``_EFFECTS`` when the run has seen the
+    profile (the headline and the figures of one field change compute it once)."""
+
+    def effects_of(explorer, profile) -> dict:
+        key = key_of(str(run_dir), profile)
+        cached = _EFFECTS.get(key)
+        if cached is None:
+            cached = wi.effects_json(explorer, profile)
+            _EFFECTS.put(key, cached)
+        return cached
+
+    return effects_of
 
 
-def _whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
+def whatif_headline(context, run_dir, names, values) -> list:
+    """One message per field (empty when fine), then the support box, the cards and the
+    summary sentence (all cleared when a field is refused). Kept for the last ``MAX_ANSWERS``
+    form states (strings; a run folder's models do not change), so going back to a profile
+    (reset, an example, a toggled field) is instant."""
+    key = key_of(str(run_dir), list(names), list(values))
+    cached = _HEADLINES.get(key)
+    if cached is not None:
+        return list(cached)
     explorer = context.explorer(run_dir)
-    errors, out = wi.whatif_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
-                                    move_target, _coverage(context, run_dir))  # fmt: skip
+    errors, _, head = wi.headline_outputs(explorer, dict(zip(names, values, strict=True)),
+                                          _coverage(context, run_dir), _effects_of(run_dir))  # fmt: skip
     field_messages = [
         f'<div class="hte-field-msg" role="alert">{escape(errors[n])}</div>' if n in errors else ""
         for n in names
     ]
-    return [*field_messages, *out]
+    out = [*field_messages, *head]
+    _HEADLINES.put(key, tuple(out))
+    return out
+
+
+def whatif_figures(context, run_dir, names, values, move_field, move_target) -> list:
+    """The curves, icon arrays, two waterfalls and what-moves-it of the form's profile (empty
+    when a field is refused), kept like the headline; its effects come from the headline's
+    computation (``_EFFECTS``)."""
+    key = key_of(str(run_dir), list(names), list(values), move_field, move_target)
+    cached = _FIGURES.get(key)
+    if cached is not None:
+        return list(cached)
+    explorer = context.explorer(run_dir)
+    out = list(wi.figure_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
+                                 move_target, _effects_of(run_dir)))  # fmt: skip
+    _FIGURES.put(key, tuple(out))
+    return out
+
+
+def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> list:
+    """Field messages, then the eight outputs in ``whatif.OUTPUTS`` order (warning, cards,
+    curves, summary, icons, OS waterfall, CRS waterfall, what-moves-it): one field change."""
+    head = whatif_headline(context, run_dir, names, values)
+    figures = whatif_figures(context, run_dir, names, values, move_field, move_target)
+    n = len(names)
+    named = dict(zip(wi.HEADLINE, head[n:], strict=True)) | dict(
+        zip(wi.FIGURES, figures, strict=True)
+    )
+    return [*head[:n], *(named[k] for k in wi.OUTPUTS)]
 
 
 def moves_output(context, run_dir, names, values, move_field, move_target) -> str:
@@ -148,7 +178,7 @@ def api_profile_effects(context: AppContext):
         """One patient profile (covariate -> value) -> OS and CRS effects with intervals and
         per-arm predictions. Covariates left out take the cohort's typical value."""
         try:
-            return wi.api_effects(context.explorer(), profile)
+            return wi.api_effects(context.explorer(), profile, _effects_of(context.run_dir))
         except wi.InvalidProfile as exc:
             raise gr.Error(str(exc)) from None
 

@@ -56,7 +56,7 @@ def serve(
 ):
     """Build the app for ``run_dir`` and launch it; returns the Blocks (``block=False`` returns
     at once with the server running in a thread, for tests and benchmarks)."""
-    from hte.app.layout import APP_CSS, build_app, theme
+    from hte.app.layout import APP_CSS, UPLOAD_TYPES_JS, build_app, theme
     from hte.app.state import AppContext
     from hte.app.your_data import MAX_UPLOAD_MB
 
@@ -84,6 +84,7 @@ def serve(
         pwa=False,
         theme=theme(),
         css=APP_CSS,
+        js=UPLOAD_TYPES_JS,
     )
     return demo
 

@@ -43,6 +43,7 @@ APP_CSS = (
 .hte-extrapolated {{background: #fdecea; color: #7f1d1d; font-weight: 600; padding: 4px 10px;
                     border-radius: 6px; margin-bottom: 6px;}}
 .hte-svg {{display: block; height: auto;}}
+#upload-type-message:not(:has([role=alert])) {{display: none;}}
 @media (max-width: 700px) {{
   .hte-whatif-row {{flex-direction: column;}}
   h1 {{font-size: 1.3em !important;}}
@@ -64,6 +65,39 @@ async () => {
   tab.location = URL.createObjectURL(blob);
 }
 """
+
+
+UPLOAD_TYPES = (".csv", ".parquet", ".pq", ".duckdb")  # what the cohort upload box accepts
+
+# Gradio's upload box drops a file of another type without a word (its file_types filter); this
+# names the file and the accepted types in a red box under it instead. The API refuses such a
+# file on its own ("Invalid file type"), so this is only what the browser shows.
+UPLOAD_TYPES_JS = """
+() => {
+  const accepted = %s;
+  const show = (files) => {
+    const box = document.querySelector('#upload-type-message');
+    if (!box || !files) { return; }
+    const names = Array.from(files).map((f) => f.name);
+    const refused = names.filter(
+      (n) => !accepted.some((a) => n.toLowerCase().endsWith(a)));
+    box.innerHTML = '';
+    if (!refused.length) { return; }
+    const div = document.createElement('div');
+    div.className = 'hte-warning';
+    div.setAttribute('role', 'alert');
+    div.textContent = refused.join(', ') + ' was not uploaded: the cohort file must be '
+      + accepted.slice(0, -1).join(', ') + ' or ' + accepted[accepted.length - 1]
+      + ' (a table with one row per patient, or an OMOP database as DuckDB).';
+    box.appendChild(div);
+  };
+  const inUpload = (e) => e.target && e.target.closest && e.target.closest('#upload-file');
+  document.addEventListener('change', (e) => {
+    if (inUpload(e) && e.target.files) { show(e.target.files); } }, true);
+  document.addEventListener('drop', (e) => {
+    if (inUpload(e) && e.dataTransfer) { show(e.dataTransfer.files); } }, true);
+}
+""" % ("[" + ", ".join(f"'{t}'" for t in UPLOAD_TYPES) + "]")
 
 
 def theme() -> gr.themes.Base:
@@ -105,10 +139,15 @@ def build_app(context: AppContext) -> gr.Blocks:
             lambda run_dir: cb.reload_values(context, run_dir), [run_state],
             [run_info, *cohort_outputs, *diag_outputs],
         )  # fmt: skip
+        # gradio_client calls go through the queue whatever ``queue`` says; there, without a
+        # limit of its own, this endpoint would share the queue's default of 4 workers and
+        # waiting clients get an estimate message each time one finishes. Its answers are
+        # short numpy work (and cached per profile), so any number of them run at once.
         gr.api(cb.api_profile_effects(context), api_name="profile_effects",
                api_description="One patient profile (covariate -> value) -> OS and CRS effects "
                "with intervals and per-arm predictions; an invalid profile raises an error "
-               "that names the field.", queue=False)  # fmt: skip
+               "that names the field.", queue=False, concurrency_limit=None,
+               concurrency_id="profile_effects")  # fmt: skip
     context.received_uploads = lambda: demo.upload_file_set  # what the upload route received
     return demo
 
@@ -173,7 +212,9 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
             return cb.moves_output(context, run_dir, names, values, field_name, target)
 
         # user edits only (typing, clicking, choosing): examples and reset update once, below;
-        # while values change quickly only the latest is computed
+        # while values change quickly only the latest is computed. One event for the answer and
+        # the figures: sending the figures in a second, chained event was measured slower
+        # on a loaded machine (each request costs Gradio more CPU than the figures do).
         gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
               trigger_mode="always_last", queue=False)  # fmt: skip
         gr.on([move_field.input, move_target.input], update_moves, form, [moves],
@@ -324,8 +365,9 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, 
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            upload = gr.File(label="Cohort file", file_types=[".csv", ".parquet", ".pq", ".duckdb"],
-                             type="filepath", elem_id="upload-file")  # fmt: skip
+            upload = gr.File(label="Cohort file", file_types=list(UPLOAD_TYPES), type="filepath",
+                             elem_id="upload-file")  # fmt: skip
+            gr.HTML("", elem_id="upload-type-message", padding=False)
             choices = context.config_choices()
             config = gr.Dropdown(choices, value=cb.default_config_choice(choices),
                                  label="Config to run", elem_id="config-choice")  # fmt: skip

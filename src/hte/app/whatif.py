@@ -1,19 +1,18 @@
-"""The patient what-if view: the form built from the explorer's fields, and the display of one
-profile's effects (cards, curves, plain-language summary, icon array, waterfalls, what moves it).
-Every number comes from ``hte.pipeline.profile.ProfileExplorer``."""
+"""The patient what-if view: the display of one profile's effects (cards, curves, plain-language
+summary, icon array, waterfalls, what moves it); the form is ``hte.app.whatif_form``. Every number
+comes from ``hte.pipeline.profile.ProfileExplorer``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from html import escape
 from typing import Any
-
-import gradio as gr
 
 from hte import vocabulary
 from hte.app import svg
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
+from hte.app.whatif_form import check_form
 from hte.errors import HteError
 from hte.runs import AnalysisSummary, interval_level
 
@@ -47,132 +46,6 @@ def _checked(call, *args):
         field = getattr(exc, "field", None) or "profile"
         message = getattr(exc, "message", None) or str(exc)
         raise InvalidProfile(str(field), str(message)) from None
-
-
-# --------------------------------------------------------------------------------------------------
-# The form
-
-UNKNOWN = "unknown"
-
-
-def _range_words(field) -> str:
-    unit = f" {field.unit}" if getattr(field, "unit", None) else ""
-    return f"{field.minimum:g} to {field.maximum:g}{unit}"
-
-
-def field_component(field) -> gr.components.Component:
-    """A number box (the run's observed range in its label; empty = unknown), a yes/no radio
-    or a dropdown; "unknown" is offered where the run has a missing-value path for the field."""
-    label = field.label + (f" ({field.unit})" if getattr(field, "unit", None) else "")
-    elem_id = f"field-{field.name}"
-    allowed = bool(getattr(field, "missing_allowed", False))
-    if field.kind == "boolean":
-        choices = ["no", "yes", *([UNKNOWN] if allowed else [])]
-        return gr.Radio(choices, value=_bool_word(field.default), label=label, interactive=True,
-                        elem_id=elem_id)  # fmt: skip
-    if field.kind == "category":
-        choices = [*field.choices, *([UNKNOWN] if allowed else [])]
-        return gr.Dropdown(choices, value=field.default, label=label, elem_id=elem_id,
-                           interactive=True)  # fmt: skip
-    info = f"this run's patients: {_range_words(field)}" + (
-        "; leave empty if unknown" if allowed else "; required"
-    )
-    return gr.Number(value=field.default, label=label, info=info, elem_id=elem_id,
-                     interactive=True, step=field.step or 1)  # fmt: skip
-
-
-def field_error(field) -> gr.HTML:
-    """Where a refused value of this field is explained (empty when the value is fine)."""
-    return gr.HTML("", elem_id=f"error-{field.name}", elem_classes="hte-field-error",
-                   padding=False)  # fmt: skip
-
-
-def _bool_word(value: Any) -> str:
-    if value is None:
-        return UNKNOWN
-    return "yes" if bool(value) and str(value).lower() not in ("false", "no", "0") else "no"
-
-
-def default_move_field(fields: Sequence) -> str | None:
-    names = [f.name for f in fields]
-    for preferred in ("ferritin", "age", "crp"):
-        if preferred in names:
-            return preferred
-    return names[0] if names else None
-
-
-def form_values(fields: Sequence, profile: Mapping[str, Any]) -> list:
-    """The form's values for a profile, in field order."""
-    out = []
-    for f in fields:
-        v = profile.get(f.name, f.default)
-        if f.kind == "boolean":
-            out.append(_bool_word(v))
-        elif f.kind == "category" and v is None:
-            out.append(UNKNOWN)
-        else:
-            out.append(v)
-    return out
-
-
-def _empty(v: Any) -> bool:
-    return v is None or (isinstance(v, str) and v.strip() in ("", UNKNOWN))
-
-
-def check_form(fields: Sequence, values: Mapping[str, Any]) -> tuple[dict, dict[str, str]]:
-    """The form's values as a profile, and per field the reason a value is refused.
-
-    Numbers must lie within the run's observed range (its cohort; the what-if does not
-    extrapolate past it) and integers be whole; an empty field or "unknown" is the model's
-    missing-value path where the run has one, else refused with the reason."""
-    profile: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for f in fields:
-        v = values.get(f.name)
-        if _empty(v):
-            if getattr(f, "missing_allowed", False):
-                profile[f.name] = None
-            else:
-                need = f" from {_range_words(f)}" if f.kind in ("number", "integer") else ""
-                errors[f.name] = (f"{f.label} is empty. Every patient in this run's cohort had it "
-                                  f"recorded, so the models cannot use \"unknown\" here: enter a "
-                                  f"value{need}.")  # fmt: skip
-            continue
-        if f.kind == "boolean":
-            profile[f.name] = v == "yes" if isinstance(v, str) else bool(v)
-        elif f.kind == "category":
-            profile[f.name] = v
-        else:
-            try:
-                x = float(v)
-            except (TypeError, ValueError):
-                errors[f.name] = f"{f.label}: {v!r} is not a number."
-                continue
-            if not (f.minimum <= x <= f.maximum):
-                errors[f.name] = (f"{f.label}: {x:g} is outside the range of this run's patients "
-                                  f"({_range_words(f)}); enter a value in that range.")  # fmt: skip
-            elif f.kind == "integer" and x != round(x):
-                errors[f.name] = f"{f.label}: must be a whole number; got {x:g}."
-            else:
-                profile[f.name] = round(x) if f.kind == "integer" else x
-    return profile, errors
-
-
-def profile_from_form(fields: Sequence, values: Mapping[str, Any]) -> dict:
-    """The form's values as a profile (booleans as True/False, integers as int, empty or
-    "unknown" as None), without the range rule of ``check_form``."""
-    kinds = {f.name: f.kind for f in fields}
-    out: dict[str, Any] = {}
-    for name, v in values.items():
-        kind = kinds.get(name)
-        if _empty(v):
-            v = None
-        elif kind == "boolean" and isinstance(v, str):
-            v = v == "yes"
-        elif kind == "integer":
-            v = round(float(v))
-        out[name] = v
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -491,33 +364,65 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
     )  # fmt: skip
 
 
-N_OUTPUTS = 8  # warning, cards, curves, summary, icons, OS waterfall, CRS waterfall, moves
+HEADLINE = ("warning", "cards", "summary")  # the answer
+FIGURES = ("curves", "icons", "waterfall_os", "waterfall_crs", "moves")  # drawn from its effects
+OUTPUTS = ("warning", "cards", "curves", "summary", "icons", "waterfall_os", "waterfall_crs",
+           "moves")  # fmt: skip
 
 
-def whatif_outputs(explorer, values: Mapping, move_field, move_target,
-                   coverage: Mapping | None = None) -> tuple[dict[str, str], tuple]:  # fmt: skip
-    """(refused fields -> reason, the eight outputs). A refused field clears every output (the
-    warning box lists what to fix): nothing stale stays on screen."""
-    fields = explorer.fields()
-    profile, errors = check_form(fields, values)
+def effects_json(explorer, profile: Mapping) -> dict:
+    """The explorer's answer for a checked profile, as JSON (``InvalidProfile`` names a field)."""
+    return _checked(explorer.effects, profile).to_json()
+
+
+def headline_outputs(explorer, values: Mapping, coverage: Mapping | None = None,
+                     effects_of=effects_json) -> tuple[dict[str, str], dict | None, tuple]:  # fmt: skip
+    """(refused fields -> reason, the profile's effects JSON or None, (warning, cards, summary)).
+    A refused field clears the answer (the warning box lists what to fix). ``effects_of(explorer,
+    profile)`` gives the effects (a cache may stand in for ``effects_json``)."""
+    profile, errors = check_form(explorer.fields(), values)
+    effects = None
     if not errors:
         try:
-            effects = _checked(explorer.effects, profile).to_json()
+            effects = effects_of(explorer, profile)
         except InvalidProfile as exc:
             errors = {exc.field: str(exc).removeprefix("invalid profile: ")}
     if errors:
-        return errors, (form_error_html(errors), *[""] * (N_OUTPUTS - 1))
+        return errors, None, (form_error_html(errors), "", "")
+    return {}, effects, (warning_html(effects), effect_cards(effects, coverage),
+                         summary_html(effects))  # fmt: skip
+
+
+def figure_outputs(explorer, values: Mapping, move_field, move_target,
+                   effects_of=effects_json) -> tuple:  # fmt: skip
+    """(curves, icons, OS waterfall, CRS waterfall, what-moves-it) of the form's profile; all
+    empty when a field is refused (the headline says why): nothing stale stays on screen."""
+    profile, errors = check_form(explorer.fields(), values)
+    if errors:
+        return ("",) * len(FIGURES)
+    try:
+        effects = effects_of(explorer, profile)
+    except InvalidProfile:
+        return ("",) * len(FIGURES)
     os_target = "survival" if "survival" in explorer.targets() else "rmst"
-    return {}, (
-        warning_html(effects),
-        effect_cards(effects, coverage),
+    return (
         curves_html(effects),
-        summary_html(effects),
         icons_html(effects),
         waterfall_html(explorer, profile, os_target),
         waterfall_html(explorer, profile, "crs"),
         moves_html(explorer, profile, move_field, move_target),
     )
+
+
+def whatif_outputs(explorer, values: Mapping, move_field, move_target,
+                   coverage: Mapping | None = None,
+                   effects_of=effects_json) -> tuple[dict[str, str], tuple]:  # fmt: skip
+    """(refused fields -> reason, the eight outputs in ``OUTPUTS`` order): the headline and the
+    figures of one form state."""
+    errors, _, head = headline_outputs(explorer, values, coverage, effects_of)
+    figures = figure_outputs(explorer, values, move_field, move_target, effects_of)
+    named = dict(zip(HEADLINE, head, strict=True)) | dict(zip(FIGURES, figures, strict=True))
+    return errors, tuple(named[k] for k in OUTPUTS)
 
 
 def moves_output(explorer, values: Mapping, move_field, move_target) -> str:
@@ -542,7 +447,7 @@ def interval_coverage(analysis: AnalysisSummary | None, effects_sources: Mapping
     return out
 
 
-def api_effects(explorer, profile: Any) -> dict:
+def api_effects(explorer, profile: Any, effects_of=effects_json) -> dict:
     """The ``profile_effects`` answer: the explorer's effects JSON without the curves' long
     arrays trimmed (they are part of the answer), or ``InvalidProfile`` naming the field."""
     if isinstance(profile, str):
@@ -552,4 +457,4 @@ def api_effects(explorer, profile: Any) -> dict:
             profile = json.loads(profile)
         except ValueError:
             raise InvalidProfile("profile", "must be a JSON object (covariate -> value)") from None
-    return _checked(explorer.effects, profile).to_json()
+    return effects_of(explorer, profile)
