@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -42,6 +43,7 @@ from hte.evaluation.rate import (
     rate,
     toc_band,
 )
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
@@ -405,12 +407,9 @@ def heterogeneity_tests(
 
 
 def _heldout_or_error(fit: FittedEffect, data: AnalysisData, seed: int, folds=None):
-    """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
-    from threadpoolctl import threadpool_limits
-
+    """One fit's held-out effects, or the error that stopped its refit."""
     try:
-        with threadpool_limits(limits=1):
-            return heldout_effects(fit, data, seed, folds=folds)
+        return heldout_effects(fit, data, seed, folds=folds)
     except Exception as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
@@ -444,14 +443,8 @@ def all_heldout_effects(
              for f in fits]  # fmt: skip
     if folds is None:
         folds = heldout_fold_nuisances(fits, data, seed)
-    if N_JOBS > 1 and len(light) > 1:
-        from joblib import Parallel, delayed
-
-        out = Parallel(n_jobs=N_JOBS, backend="loky")(
-            delayed(_heldout_or_error)(f, data, seed, folds) for f in light
-        )
-    else:
-        out = [_heldout_or_error(f, data, seed, folds) for f in light]
+    task = partial(_heldout_or_error, data=data, seed=seed, folds=folds)
+    out = list(map_tasks(task, light, N_JOBS))  # each single-threaded, in or out of process
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 
