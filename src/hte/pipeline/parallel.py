@@ -32,6 +32,8 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JO
     if int(n_jobs) > 1 and len(items) > 1:
         from joblib import Parallel, delayed
 
-        run = Parallel(n_jobs=int(n_jobs), backend="loky", return_as="generator")
+        # batch_size=1: joblib's automatic batching would queue a slow task behind a batch of
+        # quick ones in one worker while the other worker idles
+        run = Parallel(n_jobs=int(n_jobs), backend="loky", batch_size=1, return_as="generator")
         return iter(run(delayed(single_threaded)(fn, item) for item in items))
     return (single_threaded(fn, item) for item in items)
