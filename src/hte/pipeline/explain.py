@@ -35,8 +35,9 @@ N_TOP = 5
 # the boosted surrogate can turn that into visible changes of its fidelity, so the predictions it
 # is fitted to are rounded first (far below any clinically meaningful effect).
 EFFECT_DECIMALS = 8
-# the fits' explanations are independent: worker processes (hte.pipeline.parallel); 1 = here
-N_JOBS = 2
+# the fits' explanations are independent and can run in worker processes
+# (hte.pipeline.parallel); 1 = here: in processes they took twice the CPU (docs/speed.md)
+N_JOBS = 1
 
 
 class RoundedEffect:

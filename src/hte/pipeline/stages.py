@@ -28,8 +28,10 @@ log = logging.getLogger("hte.pipeline")
 ANALYSIS = "analysis"
 DAY_ZERO_ATTR = "hte_day_zero"  # cohort.attrs key: what the day-zero rule did
 KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
-# the estimator fits are independent: worker processes (hte.pipeline.parallel); 1 = in-process
-FIT_JOBS = 2
+# the estimator fits are independent and can run in worker processes (hte.pipeline.parallel);
+# 1 = in this process: in processes they cost about twice the CPU (the fitted forests are
+# pickled back, the workers import the libraries) for no wall time on 2 cores (docs/speed.md)
+FIT_JOBS = 1
 
 
 @dataclass
