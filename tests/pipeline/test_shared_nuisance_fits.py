@@ -15,6 +15,7 @@ import hte.design.propensity as propensity_module
 import hte.estimators.nuisance as nuisance_module
 import hte.estimators.shared_nuisances as shared_module
 import hte.pipeline.heterogeneity as heterogeneity
+import hte.pipeline.stages as stages
 from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
 from hte.estimators.shared_nuisances import Nuisances, fit_nuisances
@@ -66,6 +67,7 @@ def test_each_nuisance_is_fitted_once_per_analysis_and_once_per_heldout_fold(tmp
     monkeypatch.setattr(shared_module, "_outcome_model",
                         counted("crs_arm_risks", shared_module._outcome_model))  # fmt: skip
     monkeypatch.setattr(heterogeneity, "N_JOBS", 1)  # held-out refits in this process: counted
+    monkeypatch.setattr(stages, "FIT_JOBS", 1)  # estimator fits in this process: counted
     path = tmp_path / "counted.yaml"
     path.write_text(DEFAULT_LIKE, encoding="utf-8")
     result = run_experiment(load_config(path), output_root=tmp_path, progress=False,

@@ -78,7 +78,7 @@ def test_attributions_record_a_data_failure_and_let_a_bug_through(setting, monke
     def degenerate(*args, **kwargs):
         raise ValueError("the sampled effects are constant: nothing to attribute")
 
-    monkeypatch.setattr(explain_stage, "explain_cate", degenerate)
+    monkeypatch.setattr(explain_stage, "explain_function", degenerate)
     out = explain_fits(None, data, [fit], n_patients=20, seed=SEED)
     assert out == {
         "logit": {
@@ -89,6 +89,6 @@ def test_attributions_record_a_data_failure_and_let_a_bug_through(setting, monke
     def buggy(*args, **kwargs):
         raise AttributeError("'RoundedEffect' object has no attribute 'predict_cate'")
 
-    monkeypatch.setattr(explain_stage, "explain_cate", buggy)
+    monkeypatch.setattr(explain_stage, "explain_function", buggy)
     with pytest.raises(AttributeError, match="predict_cate"):
         explain_fits(None, data, [fit], n_patients=20, seed=SEED)

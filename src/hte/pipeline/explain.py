@@ -12,6 +12,7 @@ fixed seed, so metrics.json stays byte-identical on rerun). Estimators with per-
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +22,12 @@ from hte.errors import STAGE_FAILURES, describe_failure
 from hte.explain.attributions import (
     CateAttributions,
     arm_prediction,
-    explain_cate,
     explain_function,
     global_importance,
 )
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import AnalysisData, FittedEffect
-from hte.runs import FIGURES_DIR, SHAP_PREFIX, attribution_path, shap_figure_name
+from hte.runs import FIGURES_DIR, SHAP_PREFIX, attribution_path
 
 log = logging.getLogger("hte.pipeline")
 
@@ -35,6 +36,9 @@ N_TOP = 5
 # the boosted surrogate can turn that into visible changes of its fidelity, so the predictions it
 # is fitted to are rounded first (far below any clinically meaningful effect).
 EFFECT_DECIMALS = 8
+# the fits' explanations are independent and can run in worker processes
+# (hte.pipeline.parallel); 1 = here: in processes they took twice the CPU (docs/speed.md)
+N_JOBS = 1
 
 
 class RoundedEffect:
@@ -46,24 +50,6 @@ class RoundedEffect:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return np.round(np.asarray(self.model.predict(X), dtype=float), self.decimals)
-
-
-def arm_attributions(model, sample: pd.DataFrame, seed: int) -> dict[str, CateAttributions]:
-    """SHAP attributions of each arm's predicted risk (CRS models) or survival at the horizon
-    (survival estimators with per-arm curves); empty for estimators without per-arm predictions
-    (the causal forests estimate the difference only)."""
-    out = {}
-    for arm in ("cart", "tec"):
-        try:
-            predict, label = arm_prediction(model, arm)
-        except TypeError:
-            return {}
-
-        def rounded(X, predict=predict):
-            return np.round(np.asarray(predict(X), dtype=float), EFFECT_DECIMALS)
-
-        out[arm] = explain_function(rounded, sample, random_state=seed, label=label)
-    return out
 
 
 def shap_sample(X: pd.DataFrame, n_max: int, seed: int) -> pd.DataFrame:
@@ -99,6 +85,81 @@ def attribution_summary(attr: CateAttributions) -> dict:
     }
 
 
+class FixedPredictions:
+    """The predictions of a model on one sample, computed once (picklable without the model):
+    ``predict(X)`` returns them for that sample only."""
+
+    def __init__(self, X: pd.DataFrame, values: np.ndarray):
+        self.index = np.asarray(X.index)
+        self.values = np.asarray(values, dtype=float)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        if not np.array_equal(np.asarray(X.index), self.index):
+            raise ValueError("FixedPredictions holds the predictions of another sample")
+        return self.values
+
+
+def _predictions(fit: FittedEffect, sample: pd.DataFrame) -> dict:
+    """What explaining one fit needs from its model, computed here (the model stays in this
+    process): its rounded CATE on the sample and each arm's rounded prediction, or the errors."""
+    job: dict = {"fit": fit.key, "estimator": fit.estimator, "target": fit.target}
+    try:
+        job["cate"] = FixedPredictions(sample, RoundedEffect(fit.model).predict(sample))
+    except STAGE_FAILURES as exc:  # one estimator failing to explain must not stop the run
+        job["cate_error"] = describe_failure(exc)
+        return job
+    arms: dict[str, tuple[FixedPredictions, str]] = {}
+    try:
+        for arm in ("cart", "tec"):
+            predict, label = arm_prediction(fit.model, arm)
+            values = np.round(np.asarray(predict(sample), dtype=float), EFFECT_DECIMALS)
+            arms[arm] = (FixedPredictions(sample, values), label)
+    except TypeError:  # no per-arm predictions (the causal forests)
+        arms = {}
+    except STAGE_FAILURES as exc:  # optional: the CATE attributions stand on their own
+        job["arms_error"] = describe_failure(exc)
+        arms = {}
+    job["arms"] = arms
+    return job
+
+
+def _explain_one(job: dict, sample: pd.DataFrame, seed: int, run_dir, label: str) -> dict:
+    """One fit's attributions from its predictions (``_predictions``): the surrogates, TreeSHAP,
+    the parquet files and the beeswarm figure; returns its metrics summary and any warning.
+    Runs in a worker process."""
+    from hte.explain.plots import plot_beeswarm
+
+    if "cate_error" in job:
+        return {"summary": {"error": job["cate_error"]}, "warning": job["cate_error"]}
+    try:
+        attr = explain_function(job["cate"].predict, sample, random_state=seed, label="CATE")
+    except STAGE_FAILURES as exc:  # one estimator failing to explain must not stop the run
+        return {"summary": {"error": describe_failure(exc)}, "warning": describe_failure(exc)}
+    summary = attribution_summary(attr)
+    warning = job.get("arms_error")
+    try:
+        arms = {
+            arm: explain_function(fixed.predict, sample, random_state=seed, label=arm_label)
+            for arm, (fixed, arm_label) in job["arms"].items()
+        }
+    except STAGE_FAILURES as exc:  # optional: the CATE attributions stand on their own
+        warning, arms = describe_failure(exc), {}
+    if arms:
+        summary["arms"] = {
+            arm: attribution_summary(a) | {"prediction": a.label} for arm, a in arms.items()
+        }
+    if run_dir is not None:
+        path = Path(run_dir) / attribution_path(label, job["fit"])
+        path.parent.mkdir(exist_ok=True)
+        attribution_frame(attr).to_parquet(path, index=False)
+        for arm, a in arms.items():
+            arm_path = Path(run_dir) / attribution_path(label, job["fit"], arm)
+            attribution_frame(a).to_parquet(arm_path, index=False)
+        fig = plot_beeswarm(attr, max_display=10)
+        fig.savefig(Path(run_dir) / FIGURES_DIR / f"shap_{label}__{job['fit']}.png", dpi=100)
+    return {"summary": summary, "arms_warning": warning}
+
+
 def explain_fits(
     run_dir: Path | None,
     data: AnalysisData,
@@ -108,41 +169,21 @@ def explain_fits(
 ) -> dict[str, dict[str, dict]]:
     """Attributions of every fitted estimator x target of one analysis: writes the parquet files
     and beeswarm figures (when ``run_dir`` is given) and returns ``{estimator: {target: summary}}``
-    (``{"error": ...}`` for a fit that could not be explained)."""
-    from hte.explain.plots import plot_beeswarm
+    (``{"error": ...}`` for a fit that could not be explained).
 
+    The models' predictions on the sample are computed here; the surrogates, TreeSHAP and the
+    files of the fits are independent and run in ``N_JOBS`` worker processes
+    (``hte.pipeline.parallel``; the same numbers as in this process)."""
     X = data.X.reset_index(drop=True)
     sample = shap_sample(X, n_patients, seed)
+    jobs = [_predictions(fit, sample) for fit in fits if fit.model is not None and not fit.error]
+    task = partial(_explain_one, sample=sample, seed=seed, run_dir=run_dir, label=data.label)
     out: dict[str, dict[str, dict]] = {}
-    for fit in fits:
-        if fit.model is None or fit.error is not None:
-            continue
-        try:
-            attr = explain_cate(RoundedEffect(fit.model), sample, random_state=seed)
-        except STAGE_FAILURES as exc:  # one estimator failing to explain must not stop the run
-            log.warning("no attributions for %s/%s: %s", data.label, fit.key, exc)
-            out.setdefault(fit.estimator, {})[fit.target] = {"error": describe_failure(exc)}
-            continue
-        summary = attribution_summary(attr)
-        try:
-            arms = arm_attributions(fit.model, sample, seed)
-        except STAGE_FAILURES as exc:  # optional: the CATE attributions stand on their own
-            log.warning("no per-arm attributions for %s/%s: %s", data.label, fit.key, exc)
-            arms = {}
-        if arms:
-            summary["arms"] = {
-                arm: attribution_summary(a) | {"prediction": a.label} for arm, a in arms.items()
-            }
-        out.setdefault(fit.estimator, {})[fit.target] = summary
-        if run_dir is not None:
-            path = Path(run_dir) / attribution_path(data.label, fit.key)
-            path.parent.mkdir(exist_ok=True)
-            attribution_frame(attr).to_parquet(path, index=False)
-            for arm, a in arms.items():
-                arm_path = Path(run_dir) / attribution_path(data.label, fit.key, arm)
-                attribution_frame(a).to_parquet(arm_path, index=False)
-            fig = plot_beeswarm(attr, max_display=10)
-            fig.savefig(
-                Path(run_dir) / FIGURES_DIR / shap_figure_name(data.label, fit.key), dpi=100
-            )
+    for job, result in zip(jobs, map_tasks(task, jobs, N_JOBS), strict=True):
+        if result.get("warning"):
+            log.warning("no attributions for %s/%s: %s", data.label, job["fit"], result["warning"])
+        if result.get("arms_warning"):
+            log.warning("no per-arm attributions for %s/%s: %s", data.label, job["fit"],
+                        result["arms_warning"])  # fmt: skip
+        out.setdefault(job["estimator"], {})[job["target"]] = result["summary"]
     return out

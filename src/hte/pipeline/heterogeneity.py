@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from hte.evaluation.rate import (
     toc_band,
 )
 from hte.evaluation.selection import Residuals
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
@@ -441,12 +443,9 @@ def heterogeneity_tests(
 def _heldout_or_error(
     fit: FittedEffect, data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
 ):
-    """One fit's held-out effects, or the error that stopped its refit (single-threaded)."""
-    from threadpoolctl import threadpool_limits
-
+    """One fit's held-out effects, or the error that stopped its refit."""
     try:
-        with threadpool_limits(limits=1):
-            return heldout_effects(fit, data, seed, n_folds=n_folds, folds=folds)
+        return heldout_effects(fit, data, seed, n_folds=n_folds, folds=folds)
     except STAGE_FAILURES as exc:  # recorded for this fit, the others go on
         return f"{type(exc).__name__}: {exc}"
 
@@ -488,6 +487,9 @@ def all_heldout_effects(
         )
     else:
         out = [_heldout_or_error(f, data, seed, folds, n_folds) for f in light]
+        folds = heldout_fold_nuisances(fits, data, seed)
+    task = partial(_heldout_or_error, data=data, seed=seed, folds=folds)
+    out = list(map_tasks(task, light, N_JOBS))  # each single-threaded, in or out of process
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 

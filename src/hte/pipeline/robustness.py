@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -44,6 +46,7 @@ from hte.evaluation.average_effects import (
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.evaluation.evalues import EValue, evalue_hr, evalue_rr, risk_ratio_from_risks
 from hte.evaluation.refutation import REFUTERS, RefutationResult, refute
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import AnalysisData, crs_outcomes
 
 log = logging.getLogger("hte.pipeline")
@@ -56,7 +59,9 @@ SUBSET_FRACTION = 0.8
 # maxima 0.73 and 0.89 SE; at 1 SE none of the 60 draws would have failed.
 RCC_TOLERANCE = 1.0
 RARE_OUTCOME = 0.15  # VanderWeele & Ding: below this cumulative risk a HR approximates a RR
-N_JOBS = 2
+N_JOBS = 2  # threads of the survival estimate's nuisance folds
+# the originals and refuters are independent estimates: worker processes (1 = in-process)
+PROCESSES = 2
 
 
 def _clean(value: Any) -> Any:
@@ -125,42 +130,112 @@ def _ratio_evalue(result: DRAverage, *, complement: bool, alpha: float) -> EValu
     return evalue_rr(rr, lo, hi)
 
 
-def _one_target(target, estimate_fn, X, W, outcome, seed, alpha, *, complement, what,
-                original=None):  # fmt: skip
-    """Refutations and the E-value entry of one doubly robust target; ``original``: the
-    estimate ``estimate_fn`` would give on the data as it is, when already in hand."""
+@dataclass(frozen=True)
+class _Target:
+    """One doubly robust target of the refutations: its estimator and data, and its original
+    estimate when already in hand (the CRS ones, from the shared nuisances)."""
+
+    name: str
+    estimate_fn: Callable
+    X: np.ndarray
+    W: np.ndarray
+    outcome: tuple
+    complement: bool
+    what: str
+    original: DRAverage | None = None
+
+
+def _as_pair(estimate_fn, X, W, *outcome, seed):
+    return estimate_fn(X, W, *outcome, seed=seed).as_pair()
+
+
+def _run_task(task: tuple):
+    """A target's original estimate (``("original", target, seed)``) or one refuter of it
+    (``("refute", target, seed, alpha, refuter, original, n_subsets)``); an error comes back
+    as an ``("error", text)`` pair. Module-level and self-contained: it runs in a worker."""
+    kind, target, seed = task[:3]
     try:
-        result = original if original is not None else estimate_fn(X, W, *outcome, seed=seed)
+        if kind == "original":
+            return target.estimate_fn(target.X, target.W, *target.outcome, seed=seed)
+        alpha, refuter, original, n_subsets = task[3:]
+        return refute(
+            partial(_as_pair, target.estimate_fn), target.X, target.W, target.outcome,
+            seed=seed, alpha=alpha, refuters=(refuter,), tolerance=RCC_TOLERANCE,
+            n_subsets=n_subsets, fraction=SUBSET_FRACTION, original=original.as_pair(),
+        )[0]  # fmt: skip
     except STAGE_FAILURES as exc:  # recorded, the other targets go on
-        log.warning("robustness: %s estimate failed: %s", target, exc)
-        error = f"{type(exc).__name__}: {exc}"
-        return _failed_refutations(target, error), _failed_evalue(target, "RR", error)
+        return ("error", f"{type(exc).__name__}: {exc}")
 
-    def pair_fn(X, W, *outcome, seed):
-        return estimate_fn(X, W, *outcome, seed=seed).as_pair()
 
-    try:
-        refutations = refute(
-            pair_fn, X, W, outcome, seed=seed, alpha=alpha, tolerance=RCC_TOLERANCE,
-            n_subsets=N_SUBSETS, fraction=SUBSET_FRACTION, original=result.as_pair(),
-        )  # fmt: skip
-        entries = [_refutation_entry(target, r) for r in refutations]
-    except STAGE_FAILURES as exc:  # e.g. a subset without follow-up to the horizon: recorded
-        log.warning("robustness: %s refutations failed: %s", target, exc)
-        entries = _failed_refutations(target, f"{type(exc).__name__}: {exc}", result.estimate)
+def _is_error(result) -> bool:
+    return isinstance(result, tuple) and len(result) == 2 and result[0] == "error"
+
+
+def _refute_targets(targets: list[_Target], seed: int, alpha: float) -> list[tuple]:
+    """Per target, its original (or the error that stopped it) and its refuters' results, in
+    ``REFUTERS`` order. Every estimate is independent: the missing originals and the refuters
+    of the targets whose original is in hand run first, in ``PROCESSES`` worker processes
+    (``hte.pipeline.parallel``), then the refuters of the originals just estimated. Each refuter
+    draws its own seeded stream, so running them apart gives the numbers ``refute`` gives."""
+    originals: dict[str, Any] = {t.name: t.original for t in targets}
+
+    def refuter_tasks(ready: list[_Target]) -> list[tuple]:
+        return [
+            ("refute", t, seed, alpha, name, originals[t.name], N_SUBSETS)
+            for t in ready
+            for name in REFUTERS
+        ]
+
+    first = [("original", t, seed) for t in targets if t.original is None]
+    first += refuter_tasks([t for t in targets if t.original is not None])
+    results = dict(zip(_task_keys(first), map_tasks(_run_task, first, PROCESSES), strict=True))
+    for t in targets:
+        if t.original is None:
+            originals[t.name] = results[("original", t.name)]
+    later = refuter_tasks(
+        [t for t in targets if t.original is None and not _is_error(originals[t.name])]
+    )
+    results |= dict(zip(_task_keys(later), map_tasks(_run_task, later, PROCESSES), strict=True))
+    return [
+        (originals[t.name], [results.get(("refute", t.name, name)) for name in REFUTERS])
+        for t in targets
+    ]
+
+
+def _task_keys(tasks: list[tuple]) -> list[tuple]:
+    return [
+        ("original", t[1].name) if t[0] == "original" else ("refute", t[1].name, t[4])
+        for t in tasks
+    ]
+
+
+def _target_entries(target: _Target, original, refuted: list, alpha: float):
+    """Refutation entries and the E-value entry of one target from its results."""
+    if _is_error(original):
+        log.warning("robustness: %s estimate failed: %s", target.name, original[1])
+        return _failed_refutations(target.name, original[1]), _failed_evalue(
+            target.name, "RR", original[1]
+        )
+    failed = next((r for r in refuted if _is_error(r)), None)
+    if failed is not None:  # e.g. a subset without follow-up to the horizon: recorded
+        log.warning("robustness: %s refutations failed: %s", target.name, failed[1])
+        entries = _failed_refutations(target.name, failed[1], original.estimate)
+    else:
+        entries = [_refutation_entry(target.name, r) for r in refuted]
     r1, r0 = (
-        (1 - result.value_cart, 1 - result.value_tec)
-        if complement
-        else (result.value_cart, result.value_tec)
+        (1 - original.value_cart, 1 - original.value_tec)
+        if target.complement
+        else (original.value_cart, original.value_tec)
     )
     note = (
-        f"{what}: CAR-T {r1:.4g} vs teclistamab {r0:.4g} ({result.method}); risk ratio "
-        "CAR-T / teclistamab with a delta-method Wald interval on log RR"
+        f"{target.what}: CAR-T {r1:.4g} vs teclistamab {r0:.4g} ({original.method}); risk "
+        "ratio CAR-T / teclistamab with a delta-method Wald interval on log RR"
     )
     try:
-        ev = _evalue_entry(target, _ratio_evalue(result, complement=complement, alpha=alpha), note)
+        ratio = _ratio_evalue(original, complement=target.complement, alpha=alpha)
+        ev = _evalue_entry(target.name, ratio, note)
     except ValueError as exc:
-        ev = _failed_evalue(target, "RR", str(exc))
+        ev = _failed_evalue(target.name, "RR", str(exc))
     return entries, ev
 
 
@@ -204,18 +279,15 @@ def robustness_checks(
     """Refutation tests and E-values of one analysis's average effects (module docstring)."""
     alpha = config.evaluation.alpha
     X = data.X.to_numpy(dtype=float)
-    refutations: list[dict] = []
-    evalues: list[dict] = []
+    targets: list[_Target] = []
     os_cfg = config.outcomes.os
     if os_cfg.enabled and data.has_os and os_cfg.survival_horizon is not None:
         horizon = float(os_cfg.survival_horizon)
         fn = partial(aipcw_survival_difference, horizon=horizon, n_jobs=N_JOBS)
-        entries, ev = _one_target(
-            "survival", fn, X, data.treatment, data.survival_outcome(), seed, alpha,
-            complement=True, what=f"risk of death by {horizon:g} months",
-        )  # fmt: skip
-        refutations += entries
-        evalues.append(ev)
+        targets.append(_Target(
+            "survival", fn, X, data.treatment, data.survival_outcome(), complement=True,
+            what=f"risk of death by {horizon:g} months",
+        ))  # fmt: skip
     grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
     for outcome in crs_outcomes(config, data.cohort):
         crs = data.cohort[CRS].to_numpy(dtype=int)
@@ -223,10 +295,16 @@ def robustness_checks(
         what = "risk of any-grade CRS" if outcome == "crs" else "risk of grade >= 3 CRS"
         if not keep.all():
             what += f" ({int((~keep).sum())} patients without a recorded grade left out)"
-        entries, ev = _one_target(
-            outcome, aipw_risk_difference, X[keep], data.treatment[keep], (y[keep],), seed,
-            alpha, complement=False, what=what, original=_shared_crs_original(data, outcome, seed),
-        )  # fmt: skip
+        targets.append(_Target(
+            outcome, aipw_risk_difference, X[keep], data.treatment[keep], (y[keep],),
+            complement=False, what=what, original=_shared_crs_original(data, outcome, seed),
+        ))  # fmt: skip
+    refutations: list[dict] = []
+    evalues: list[dict] = []
+    for target, (original, refuted) in zip(
+        targets, _refute_targets(targets, seed, alpha), strict=True
+    ):
+        entries, ev = _target_entries(target, original, refuted, alpha)
         refutations += entries
         evalues.append(ev)
     if config.outcomes.os.enabled and data.has_os:

@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ log = logging.getLogger("hte.pipeline")
 ANALYSIS = ANALYSIS_COLUMN  # the effects table's analysis column (hte.runs.layout)
 DAY_ZERO_ATTR = "hte_day_zero"  # cohort.attrs key: what the day-zero rule did
 KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
+# the estimator fits are independent and can run in worker processes (hte.pipeline.parallel);
+# 1 = in this process: in processes they cost about twice the CPU (the fitted forests are
+# pickled back, the workers import the libraries) for no wall time on 2 cores (docs/speed.md)
+FIT_JOBS = 1
 
 
 @dataclass
@@ -384,21 +389,47 @@ def fit_estimators(
     data: AnalysisData,
     config: ExperimentConfig,
     on_fit: Callable[[str], None] | None = None,
+    n_jobs: int | None = None,
 ) -> list[FittedEffect]:
     """Fit every configured estimator for every target on one analysis; a failure is recorded in
     its ``FittedEffect.error`` (and logged) and the others go on. ``on_fit(description)`` is
-    called before each fit (progress bars)."""
+    called before each fit's result is awaited (progress bars).
+
+    The fits are independent: they run in ``n_jobs`` worker processes (default
+    ``FIT_JOBS``; 1 = in this process), each single-threaded (``hte.pipeline.parallel``), and
+    come back in config order with the same numbers either way."""
+    from hte.pipeline.parallel import map_tasks
+
+    tasks = [
+        (spec, target, horizon)
+        for spec in config.estimators
+        for target, horizon in _fit_targets(config, spec.outcome, data.cohort)
+    ]
+    jobs = FIT_JOBS if n_jobs is None else n_jobs
+    results = map_tasks(partial(_fit_task, data=data, config=config), tasks, jobs)
     fits = []
-    for spec in config.estimators:
-        for target, horizon in _fit_targets(config, spec.outcome, data.cohort):
-            if on_fit is not None:
-                on_fit(f"{data.label}: {spec.name} ({target})")
-            fits.append(_fit_one(spec, target, horizon, data, config))
+    for spec, target, _ in tasks:
+        if on_fit is not None:
+            on_fit(f"{data.label}: {spec.name} ({target})")
+        fit, trace = next(results)
+        if trace is not None:
+            log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, trace)
+        fits.append(fit)
     return fits
 
 
-def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEffect:
+def _fit_task(task: tuple, data: AnalysisData, config: ExperimentConfig):
+    spec, target, horizon = task
+    return _fit_one(spec, target, horizon, data, config)
+
+
+def _fit_one(
+    spec, target: str, horizon, data: AnalysisData, config
+) -> tuple[FittedEffect, str | None]:
+    """One fit and, when it failed, its traceback (logged by the caller: a worker process's
+    log records would not reach the run's log)."""
     fit = FittedEffect(spec.name, spec.kind, spec.outcome, target, horizon)
+    trace = None
     started = time.perf_counter()
     try:
         if spec.outcome == "os":
@@ -412,9 +443,9 @@ def _fit_one(spec, target: str, horizon, data: AnalysisData, config) -> FittedEf
     except STAGE_FAILURES as exc:  # recorded in metrics and the log, the run goes on
         fit.error = f"{type(exc).__name__}: {exc}"
         fit.fix = failure_fix(exc, spec.kind)
-        log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, traceback.format_exc())
+        trace = traceback.format_exc()
     fit.seconds = time.perf_counter() - started
-    return fit
+    return fit, trace
 
 
 def shared_nuisance_kwargs(model, nuisances: Nuisances | None) -> dict:
