@@ -5,7 +5,7 @@ preference order the profile explorer always used."""
 import pytest
 
 from hte import vocabulary
-from hte.config.schema import OSOutcome
+from hte.config import OSOutcome
 from hte.data.columns import (
     COVARIATE_LABELS,
     NAMED_COVARIATES,

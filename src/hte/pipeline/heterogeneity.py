@@ -479,16 +479,7 @@ def all_heldout_effects(
              for f in fits]  # fmt: skip
     if folds is None:
         folds = heldout_fold_nuisances(fits, data, seed, n_folds)
-    if N_JOBS > 1 and len(light) > 1:
-        from joblib import Parallel, delayed
-
-        out = Parallel(n_jobs=N_JOBS, backend="loky")(
-            delayed(_heldout_or_error)(f, data, seed, folds, n_folds) for f in light
-        )
-    else:
-        out = [_heldout_or_error(f, data, seed, folds, n_folds) for f in light]
-        folds = heldout_fold_nuisances(fits, data, seed)
-    task = partial(_heldout_or_error, data=data, seed=seed, folds=folds)
+    task = partial(_heldout_or_error, data=data, seed=seed, folds=folds, n_folds=n_folds)
     out = list(map_tasks(task, light, N_JOBS))  # each single-threaded, in or out of process
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
