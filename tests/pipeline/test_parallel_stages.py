@@ -39,6 +39,25 @@ seeds: {global: 5}
 """
 
 
+@pytest.fixture(autouse=True)
+def _processes_allowed(monkeypatch):
+    """This file checks the worker-process path itself: lift the suite's cap."""
+    monkeypatch.delenv("HTE_MAX_PROCESSES", raising=False)
+
+
+def test_the_process_cap_applies_and_a_bad_value_is_named(monkeypatch):
+    from hte.pipeline.parallel import max_processes
+
+    monkeypatch.setenv("HTE_MAX_PROCESSES", "1")
+    assert max_processes() == 1
+    assert list(map_tasks(_square, range(3), n_jobs=2)) == [0, 1, 4]
+    monkeypatch.setenv("HTE_MAX_PROCESSES", "zero")
+    with pytest.raises(
+        ValueError, match="HTE_MAX_PROCESSES must be a whole number >= 1; got 'zero'"
+    ):
+        max_processes()
+
+
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
     path = tmp_path_factory.mktemp("parallel") / "parallel.yaml"

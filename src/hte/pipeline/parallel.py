@@ -10,10 +10,24 @@ limit each of the 2 processes would start a thread per core and they would fight
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 N_JOBS = 2
+# caps the worker processes of every stage, e.g. on a machine whose cores are already busy (the
+# test suite sets it to 1: its own 2 workers keep both cores busy)
+MAX_PROCESSES_ENV = "HTE_MAX_PROCESSES"
+
+
+def max_processes() -> int | None:
+    """The cap from ``HTE_MAX_PROCESSES`` (a whole number >= 1), or None when it is unset."""
+    raw = os.environ.get(MAX_PROCESSES_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{MAX_PROCESSES_ENV} must be a whole number >= 1; got {raw!r}")
+    return int(raw)
 
 
 def single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
@@ -27,13 +41,16 @@ def single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
 def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JOBS) -> Iterator:
     """``fn(item)`` for each item, lazily and in order: in ``n_jobs`` worker processes when
     ``n_jobs > 1`` and there is more than one item (``fn`` and the items must pickle), else in
-    this process. Each call runs single-threaded (``single_threaded``)."""
+    this process. Each call runs single-threaded (``single_threaded``). ``HTE_MAX_PROCESSES``
+    caps ``n_jobs`` (same numbers either way)."""
     items = list(items)
-    if int(n_jobs) > 1 and len(items) > 1:
+    cap = max_processes()
+    n_jobs = int(n_jobs) if cap is None else min(int(n_jobs), cap)
+    if n_jobs > 1 and len(items) > 1:
         from joblib import Parallel, delayed
 
         # batch_size=1: joblib's automatic batching would queue a slow task behind a batch of
         # quick ones in one worker while the other worker idles
-        run = Parallel(n_jobs=int(n_jobs), backend="loky", batch_size=1, return_as="generator")
+        run = Parallel(n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator")
         return iter(run(delayed(single_threaded)(fn, item) for item in items))
     return (single_threaded(fn, item) for item in items)
