@@ -152,16 +152,12 @@ def _rct_design(seed, n=2000, slope=0.5, noise=1.0):
     return X, tau, gamma, residuals
 
 
-def _tau_cross_fit(model, X, gamma, seed):
-    return _cross_fit(model, X, gamma, seed)
-
-
 def test_r_loss_selection_picks_the_linear_model_and_estimates_the_weighted_mse_gap():
     for seed in range(3):
         X, tau, gamma, res = _rct_design(seed)
         preds = {
-            "linear": _tau_cross_fit(LinearRegression(), X, gamma, seed),
-            "knn": _tau_cross_fit(KNeighborsRegressor(50), X, gamma, seed),
+            "linear": _cross_fit(LinearRegression(), X, gamma, seed),
+            "knn": _cross_fit(KNeighborsRegressor(50), X, gamma, seed),
         }
         sel = select_model(gamma, preds, residuals=res)
         assert sel.loss == "r"
@@ -181,8 +177,8 @@ def test_r_loss_keeps_the_constant_under_a_constant_truth():
     for seed in range(5):
         X, _, gamma, res = _rct_design(seed, slope=0.0)
         preds = {
-            "linear": _tau_cross_fit(LinearRegression(), X, gamma, seed),
-            "knn": _tau_cross_fit(KNeighborsRegressor(50), X, gamma, seed),
+            "linear": _cross_fit(LinearRegression(), X, gamma, seed),
+            "knn": _cross_fit(KNeighborsRegressor(50), X, gamma, seed),
         }
         wins += select_model(gamma, preds, residuals=res).chosen == CONSTANT
     assert wins >= 4  # a 2-SE rule: a chance win in ~2.5% of draws per learner
@@ -210,7 +206,7 @@ def test_r_loss_stack_weights_the_informative_learner():
     X, _, gamma, res = _rct_design(1, slope=0.8)
     rng = np.random.default_rng(1)
     preds = {
-        "linear": _tau_cross_fit(LinearRegression(), X, gamma, 1),
+        "linear": _cross_fit(LinearRegression(), X, gamma, 1),
         "noise": rng.normal(scale=2.0, size=len(gamma)),
     }
     sel = select_model(gamma, preds, residuals=res)
