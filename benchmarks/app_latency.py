@@ -65,8 +65,9 @@ def start_server(run_dir: Path, port: int, timeout: float = 180.0) -> subprocess
     code = "import sys; from hte.app import main; sys.exit(main())"
     server = subprocess.Popen(
         [sys.executable, "-c", code, str(run_dir), "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -169,11 +170,13 @@ def browser_latency(
             start = time.perf_counter()
             box.fill(str(values[i]))
             box.press("Enter")
-            page.wait_for_function(changed, arg=["#effect-cards", before_cards],
-                                   timeout=30_000, polling="raf")  # fmt: skip
+            page.wait_for_function(
+                changed, arg=["#effect-cards", before_cards], timeout=30_000, polling="raf"
+            )
             t_cards = time.perf_counter()
-            page.wait_for_function(changed, arg=["#curves-plot", before_curves],
-                                   timeout=30_000, polling="raf")  # fmt: skip
+            page.wait_for_function(
+                changed, arg=["#curves-plot", before_curves], timeout=30_000, polling="raf"
+            )
             t_figures = time.perf_counter()
             if i >= 3:
                 cards.append(1000.0 * (t_cards - start))
@@ -207,12 +210,20 @@ def _stats(ms: np.ndarray) -> dict:
 def _row(name: str, st: dict, errors: int, phase: dict) -> str:
     if not st.get("n"):
         return f"| {name} | 0 | - | - | - | {errors} | - | - |"
-    return (f"| {name} | {st['n']} | {st['p50']:.0f} | {st['p95']:.0f} | {st['max']:.0f} | "
-            f"{errors} | {phase['cpu_ms']:.0f} | {phase['load'][0]:.1f} -> {phase['load'][1]:.1f} |")  # fmt: skip
+    return (
+        f"| {name} | {st['n']} | {st['p50']:.0f} | {st['p95']:.0f} | {st['max']:.0f} | "
+        f"{errors} | {phase['cpu_ms']:.0f} | {phase['load'][0]:.1f} -> {phase['load'][1]:.1f} |"
+    )
 
 
-def report(run_dir: Path, rows: list[tuple[str, dict, int, dict]], wall: float, n_errors: int,
-           errors: list[str], args) -> str:  # fmt: skip
+def report(
+    run_dir: Path,
+    rows: list[tuple[str, dict, int, dict]],
+    wall: float,
+    n_errors: int,
+    errors: list[str],
+    args,
+) -> str:
     lines = [
         "# What-if latency of the explorer (`profile_effects` and the what-if form on a warm app)",
         "",
@@ -309,16 +320,24 @@ def _per_query(phase: dict, n: int) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.app_latency", description=__doc__)
-    parser.add_argument("run_dir", type=Path, nargs="?", default=None,
-                        help="run folder (default: newest run of configs/default.yaml, run "
-                        "first if there is none)")  # fmt: skip
+    parser.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="run folder (default: newest run of configs/default.yaml, run first if there is none)",
+    )
     parser.add_argument("--n", type=int, default=200, help="sequential queries (default 200)")
     parser.add_argument("--clients", type=int, default=20, help="concurrent clients (default 20)")
     parser.add_argument("--per-client", type=int, default=10, help="queries per client")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    parser.add_argument("--browser-changes", type=int, default=50,
-                        help="field changes timed in headless Chromium (0 to skip)")  # fmt: skip
+    parser.add_argument(
+        "--browser-changes",
+        type=int,
+        default=50,
+        help="field changes timed in headless Chromium (0 to skip)",
+    )
     args = parser.parse_args(argv)
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     if args.run_dir is None:
@@ -336,8 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     http_profiles = profiles[args.n + n_conc :]
     start = time.process_time()
     direct_ms = direct_timings(explorer, seq_profiles)
-    direct_cpu = {"cpu_ms": 1000.0 * (time.process_time() - start) / max(len(seq_profiles), 1),
-                  "load": (os.getloadavg()[0],) * 2}  # fmt: skip
+    direct_cpu = {
+        "cpu_ms": 1000.0 * (time.process_time() - start) / max(len(seq_profiles), 1),
+        "load": (os.getloadavg()[0],) * 2,
+    }
     port = _free_port()
     server = start_server(Path(args.run_dir), port)
     url = f"http://127.0.0.1:{port}/"
@@ -354,28 +375,54 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows.append(("sequential, one gradio_client", seq, 0, _per_query(ph, args.n)))
         with _Phase(server.pid) as ph:
             times, errors, wall = concurrent(url, conc_profiles, args.clients, args.per_client)
-        rows.append((f"{args.clients} concurrent gradio_clients x {args.per_client}",
-                     _stats(times), len(errors), _per_query(ph, n_conc)))  # fmt: skip
+        rows.append(
+            (
+                f"{args.clients} concurrent gradio_clients x {args.per_client}",
+                _stats(times),
+                len(errors),
+                _per_query(ph, n_conc),
+            )
+        )
         with _Phase(server.pid) as ph:
-            h_times, h_errors, _ = concurrent_http(url, http_profiles, args.clients,
-                                                   args.per_client)  # fmt: skip
-        rows.append((f"{args.clients} concurrent plain HTTP clients x {args.per_client}",
-                     _stats(h_times), len(h_errors), _per_query(ph, n_conc)))  # fmt: skip
+            h_times, h_errors, _ = concurrent_http(
+                url, http_profiles, args.clients, args.per_client
+            )
+        rows.append(
+            (
+                f"{args.clients} concurrent plain HTTP clients x {args.per_client}",
+                _stats(h_times),
+                len(h_errors),
+                _per_query(ph, n_conc),
+            )
+        )
         with _Phase(server.pid) as ph:
             r_times, r_errors, _ = concurrent(url, conc_profiles, args.clients, args.per_client)
-        rows.append((f"{args.clients} concurrent gradio_clients x {args.per_client}, profiles "
-                     "asked before (from the cache)", _stats(r_times), len(r_errors),
-                     _per_query(ph, n_conc)))  # fmt: skip
+        rows.append(
+            (
+                f"{args.clients} concurrent gradio_clients x {args.per_client}, profiles "
+                "asked before (from the cache)",
+                _stats(r_times),
+                len(r_errors),
+                _per_query(ph, n_conc),
+            )
+        )
         if args.browser_changes:
             with _Phase(server.pid) as ph:
                 cards, figures, cpu = browser_latency(url, args.browser_changes, pid=server.pid)
             ph["cpu_s"] = cpu  # over the timed changes only (not the page load)
             ph["wall_s"] = float(np.sum(figures)) / 1000.0
             phase = _per_query(ph, args.browser_changes)
-            rows.append(("one field change in Chromium: until the cards show it",
-                         _stats(cards), 0, phase))  # fmt: skip
-            rows.append(("one field change in Chromium: until the curves show it too",
-                         _stats(figures), 0, phase))  # fmt: skip
+            rows.append(
+                ("one field change in Chromium: until the cards show it", _stats(cards), 0, phase)
+            )
+            rows.append(
+                (
+                    "one field change in Chromium: until the curves show it too",
+                    _stats(figures),
+                    0,
+                    phase,
+                )
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)

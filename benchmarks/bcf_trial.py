@@ -100,11 +100,14 @@ def main() -> None:
             clock = time.perf_counter()
             pred, band = fit_and_predict(data, target, horizon, seed, settings)
             row = {
-                "scenario": args.scenario, "n": args.n, "seed": seed, "target": target,
+                "scenario": args.scenario,
+                "n": args.n,
+                "seed": seed,
+                "target": target,
                 "settings": settings or "defaults",
                 **score(pred, band, data.cohort[truth_col].to_numpy(float)),
                 "seconds": round(time.perf_counter() - clock, 1),
-            }  # fmt: skip
+            }
             rows.append(row)
             with args.out.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")

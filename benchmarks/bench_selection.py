@@ -69,10 +69,14 @@ ESTIMATORS = (
 
 def _config(scenario: str, n: int, seed: int, seed_study: bool):
     overrides = [
-        f"data.scenario={scenario}", f"data.n={n}", f"seeds.global={seed}",
-        "explanation.shap=false", "explanation.subgroup_rules=false",
-        "evaluation.robustness=false", f"estimators={ESTIMATORS}",
-    ]  # fmt: skip
+        f"data.scenario={scenario}",
+        f"data.n={n}",
+        f"seeds.global={seed}",
+        "explanation.shap=false",
+        "explanation.subgroup_rules=false",
+        "evaluation.robustness=false",
+        f"estimators={ESTIMATORS}",
+    ]
     if seed_study:  # 802MO-like: about one year of follow-up, no 24-month RMST
         overrides += ["outcomes.os.rmst_horizon=null"]
     return load_config(CONFIG, overrides)
@@ -120,10 +124,11 @@ def _shown(choice, by_name, keep, truth, heldout) -> dict:
 
 def _z(losses: list[dict]) -> dict[str, float]:
     return {
-        r["candidate"]: (r["diff_vs_constant"] / r["diff_vs_constant_se"]
-                         if r["diff_vs_constant_se"] else 0.0)
+        r["candidate"]: (
+            r["diff_vs_constant"] / r["diff_vs_constant_se"] if r["diff_vs_constant_se"] else 0.0
+        )
         for r in losses
-    }  # fmt: skip
+    }
 
 
 def run_cell(
@@ -164,13 +169,21 @@ def run_cell(
                 w * full[k] for k, w in stack["weights"].items() if k in full
             )
         nmse = {k: _nmse(v, truth) for k, v in full.items()}
-        heldout = {k: np.round(refits[by_name[k].key][keep], 10) for k in by_name
-                   if by_name[k].key in refits and not isinstance(refits[by_name[k].key], str)}  # fmt: skip
+        heldout = {
+            k: np.round(refits[by_name[k].key][keep], 10)
+            for k in by_name
+            if by_name[k].key in refits and not isinstance(refits[by_name[k].key], str)
+        }
         learners = [k for k in nmse if k not in (STACK,)]
         r_metrics = by_loss["r"][0][target]
         row = {
-            "scenario": scenario, "n": n, "seed": seed, "seed_study": seed_study,
-            "target": target, "threshold_se": THRESHOLD_SE, "n_folds": n_folds,
+            "scenario": scenario,
+            "n": n,
+            "seed": seed,
+            "seed_study": seed_study,
+            "target": target,
+            "threshold_se": THRESHOLD_SE,
+            "n_folds": n_folds,
             "lowest_dr_loss": m["losses"][0]["candidate"],
             "r_loss_pick": r_metrics["losses"][0]["candidate"],
             "oracle_best": min(sorted(learners), key=lambda k: nmse[k]),
@@ -181,8 +194,11 @@ def run_cell(
             "diff_vs_constant_z": _z(m["losses"]),
             "r_diff_vs_constant_z": _z(r_metrics["losses"]),
             "own_coverage": {
-                k: _coverage(np.asarray(f.estimate.lower, float)[keep],
-                             np.asarray(f.estimate.upper, float)[keep], truth)
+                k: _coverage(
+                    np.asarray(f.estimate.lower, float)[keep],
+                    np.asarray(f.estimate.upper, float)[keep],
+                    truth,
+                )
                 for k, f in by_name.items()
             },
             "stack_weights": None if stack is None else stack["weights"],
@@ -190,7 +206,7 @@ def run_cell(
             "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
             "c_for_benefit": {k: c["c_for_benefit"] for k, c in m["benefit_calibration"].items()},
             "seconds": time.perf_counter() - started,
-        }  # fmt: skip
+        }
         dr_shown = _shown(by_loss["dr"][1][target], by_name, keep, truth, heldout)
         r_shown = _shown(by_loss["r"][1][target], by_name, keep, truth, heldout)
         row.update(dr_shown, shown_nmse=nmse[dr_shown["chosen"]])
@@ -252,12 +268,17 @@ def _shown_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
 
 
 def _threshold_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
-    out = [f"## The rule's threshold, {loss.upper()} loss (recomputed from the recorded z values)",
-           "", "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
-           "learner beats it by more than t SE), and how often it shows the constant.", "",
-           "| scenario | n | target | " + " | ".join(f"t = {t:g}: nMSE (constant share)"
-                                                  for t in THRESHOLDS) + " | oracle nMSE |",
-           "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1)]  # fmt: skip
+    out = [
+        f"## The rule's threshold, {loss.upper()} loss (recomputed from the recorded z values)",
+        "",
+        "Mean nMSE of the model each rule would show (the constant unless the lowest-loss "
+        "learner beats it by more than t SE), and how often it shows the constant.",
+        "",
+        "| scenario | n | target | "
+        + " | ".join(f"t = {t:g}: nMSE (constant share)" for t in THRESHOLDS)
+        + " | oracle nMSE |",
+        "|---|---|---|" + "---|" * (len(THRESHOLDS) + 1),
+    ]
     for key, g in frame.groupby(keys, sort=False):
         cells = []
         for t in THRESHOLDS:
@@ -278,8 +299,12 @@ def summary_markdown(rows: list[dict], command: str) -> str:
     """Per scenario x n x target and per loss: the shown model's figures (means over seeds),
     what was chosen, the rule's threshold, and every candidate's mean nMSE and losses."""
     frame = pd.DataFrame([r for r in rows if "error" not in r])
-    out = ["# Learner selection by held-out DR loss and R-loss against the synthetic truth", "",
-           f"Measured with `{command}`.", ""]  # fmt: skip
+    out = [
+        "# Learner selection by held-out DR loss and R-loss against the synthetic truth",
+        "",
+        f"Measured with `{command}`.",
+        "",
+    ]
     frame["n_folds"] = frame.get("n_folds", N_FOLDS)
     frame["n_folds"] = frame["n_folds"].fillna(N_FOLDS).astype(int)
     keys = ["scenario", "n", "seed_study", "target", "n_folds"]
@@ -287,11 +312,14 @@ def summary_markdown(rows: list[dict], command: str) -> str:
         out += _shown_table(frame, keys, loss)
     for loss in LOSSES:
         out += _threshold_table(frame, keys, loss)
-    out += ["## Every candidate (means over seeds)", "",
-            "| scenario | n | target | candidate | nMSE | held-out DR loss | z vs constant | "
-            "held-out R-loss | R z vs constant | own 95% coverage | calibration slope | "
-            "c-for-benefit | stack weight (DR) |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    out += [
+        "## Every candidate (means over seeds)",
+        "",
+        "| scenario | n | target | candidate | nMSE | held-out DR loss | z vs constant | "
+        "held-out R-loss | R z vs constant | own 95% coverage | calibration slope | "
+        "c-for-benefit | stack weight (DR) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for key, g in frame.groupby(keys, sort=False):
         names = sorted(g.iloc[0]["nmse"], key=lambda k: np.mean([r[k] for r in g["nmse"]]))
         for name in names:
@@ -323,11 +351,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--n", type=int, nargs="+", default=[2000])
     parser.add_argument("--scenarios", nargs="*", default=["default", "null_effect"])
-    parser.add_argument("--seed-study", action="store_true",
-                        help="also n = 850, short_follow_up, survival at 12 months only")  # fmt: skip
+    parser.add_argument(
+        "--seed-study",
+        action="store_true",
+        help="also n = 850, short_follow_up, survival at 12 months only",
+    )
     parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
-    parser.add_argument("--folds", type=int, default=N_FOLDS,
-                        help="held-out folds of the refits the losses score")  # fmt: skip
+    parser.add_argument(
+        "--folds", type=int, default=N_FOLDS, help="held-out folds of the refits the losses score"
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -337,8 +369,12 @@ def main(argv: list[str] | None = None) -> None:
     if rows_file.exists():
         rows = [json.loads(line) for line in rows_file.read_text().splitlines() if line]
         done = {_cell_key(r) for r in rows if "seed" in r}
-    cells = [(s, n, seed, False, args.folds)
-             for s in args.scenarios for n in args.n for seed in args.seeds]  # fmt: skip
+    cells = [
+        (s, n, seed, False, args.folds)
+        for s in args.scenarios
+        for n in args.n
+        for seed in args.seeds
+    ]
     if args.seed_study:
         cells += [("short_follow_up", 850, seed, True, args.folds) for seed in args.seeds]
     for cell in cells:
@@ -353,9 +389,12 @@ def main(argv: list[str] | None = None) -> None:
             for r in new:
                 fh.write(json.dumps(r, sort_keys=True) + "\n")
         for r in new:
-            print(f"  {r['target']}: DR shows {r.get('chosen')} ({r.get('shown_nmse', np.nan):.3f}),"
-                  f" R shows {r.get('r_chosen')} ({r.get('r_shown_nmse', np.nan):.3f}),"
-                  f" oracle {r.get('oracle_best')}", flush=True)  # fmt: skip
+            print(
+                f"  {r['target']}: DR shows {r.get('chosen')} ({r.get('shown_nmse', np.nan):.3f}),"
+                f" R shows {r.get('r_chosen')} ({r.get('r_shown_nmse', np.nan):.3f}),"
+                f" oracle {r.get('oracle_best')}",
+                flush=True,
+            )
     command = "python -m benchmarks.bench_selection " + " ".join(argv or sys.argv[1:])
     (out / "summary.md").write_text(summary_markdown(rows, command.strip()), encoding="utf-8")
     print((out / "summary.md").read_text())

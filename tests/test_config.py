@@ -446,13 +446,37 @@ COX, LOGIT = "cox_interaction", "logistic_interaction"
 @pytest.mark.parametrize(
     ("columns", "kind", "bad", "fixed", "expected"),
     [
-        (NO_OS, LOGIT, {}, {"outcomes": {"os": {"enabled": False}}}, "OS needs column(s) death, os_months"),
+        (
+            NO_OS,
+            LOGIT,
+            {},
+            {"outcomes": {"os": {"enabled": False}}},
+            "OS needs column(s) death, os_months",
+        ),
         (NO_CRS, COX, {}, {"outcomes": {"crs": {"enabled": False}}}, "needs column crs,"),
-        (ALL_COLUMNS[:5], COX, {"outcomes": {"crs": {"grade3": True}}}, {}, "needs column crs_grade"),
-        (ALL_COLUMNS, COX, {"time_zero": ["infusion"]}, {"time_zero": ["decision"]}, "needs column infusion_day"),
-        (ALL_COLUMNS, COX, {"evaluation": {"truth_metrics": True}}, {}, "need the simulated true_*"),
+        (
+            ALL_COLUMNS[:5],
+            COX,
+            {"outcomes": {"crs": {"grade3": True}}},
+            {},
+            "needs column crs_grade",
+        ),
+        (
+            ALL_COLUMNS,
+            COX,
+            {"time_zero": ["infusion"]},
+            {"time_zero": ["decision"]},
+            "needs column infusion_day",
+        ),
+        (
+            ALL_COLUMNS,
+            COX,
+            {"evaluation": {"truth_metrics": True}},
+            {},
+            "need the simulated true_*",
+        ),
     ],
-)  # fmt: skip
+)
 def test_preflight_names_columns_the_config_needs(columns, kind, bad, fixed, expected):
     """Each config asks for a column the cohort lacks and fails; the fixed config passes."""
 
@@ -575,16 +599,22 @@ def test_sweep_lists_left_out_take_the_config_values(tmp_path):
 @pytest.mark.parametrize(
     ("sweep", "key", "expected"),
     [
-        ("  scenarios: [default, nul_effect]", "sweep.scenarios[1]",
-         "unknown scenario 'nul_effect'; choose from default, null_effect"),
-        ("  estimators: [cox, coxx]", "sweep.estimators[1]",
-         "'coxx' is not in the estimators section; did you mean 'cox'? (names: cox)"),
+        (
+            "  scenarios: [default, nul_effect]",
+            "sweep.scenarios[1]",
+            "unknown scenario 'nul_effect'; choose from default, null_effect",
+        ),
+        (
+            "  estimators: [cox, coxx]",
+            "sweep.estimators[1]",
+            "'coxx' is not in the estimators section; did you mean 'cox'? (names: cox)",
+        ),
         ("  sizes: [10]", "sweep.sizes[0]", "greater than or equal to 50 (got 10)"),
         ("  seeds: [1, 2, 1]", "sweep.seeds", "sweep seeds entry 1 appears more than once"),
         ("  seeds: []", "sweep.seeds", "at least 1 item"),
         ("  sizes: [300]\n  seed: [1]", "sweep.seed", "unknown key; did you mean 'seeds'?"),
     ],
-)  # fmt: skip
+)
 def test_bad_sweep_section_is_named_with_its_line(tmp_path, sweep, key, expected):
     text = MINIMAL + "sweep:\n" + sweep + "\n"
     msg = config_error(write(tmp_path, text))
@@ -608,10 +638,12 @@ def test_sweep_needs_synthetic_data(tmp_path, user_export):
     ("arms", "message"),
     [
         ({"cart": (100, 20, 36.0), "tec": (90, 0, 36.0)}, r"no deaths in the tec arm \(0 of 90"),
-        ({"cart": (100, 20, 36.0), "tec": (90, 12, 6.0)},
-         r"horizon 12 months is beyond the longest follow-up in the tec arm \(6.00 months\)"),
+        (
+            {"cart": (100, 20, 36.0), "tec": (90, 12, 6.0)},
+            r"horizon 12 months is beyond the longest follow-up in the tec arm \(6.00 months\)",
+        ),
     ],
-)  # fmt: skip
+)
 def test_preflight_checks_each_arm(arms, message):
     config = _config()
     check_config_against_data(

@@ -81,12 +81,23 @@ def tiny_runs(tmp_path_factory, hte_home):
 
 def test_run_folder_holds_every_artefact(tiny_runs):
     run_dir = tiny_runs[0].run_dir
-    for name in ("config.resolved.yaml", "fingerprint.json", "versions.json", "seeds.json",
-                 "metrics.json", "timings.json", "effects.parquet", "run.log",
-                 "models/manifest.json", "models/decision/encoder.joblib",
-                 "models/decision/csf__rmst.joblib", "figures/cate_decision.png",
-                 "figures/overlap_decision.png", "nuisances/decision.npz",
-                 "complete.json"):  # fmt: skip
+    for name in (
+        "config.resolved.yaml",
+        "fingerprint.json",
+        "versions.json",
+        "seeds.json",
+        "metrics.json",
+        "timings.json",
+        "effects.parquet",
+        "run.log",
+        "models/manifest.json",
+        "models/decision/encoder.joblib",
+        "models/decision/csf__rmst.joblib",
+        "figures/cate_decision.png",
+        "figures/overlap_decision.png",
+        "nuisances/decision.npz",
+        "complete.json",
+    ):
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.parent.glob("*.partial*"))  # renamed into place
     fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
@@ -116,8 +127,11 @@ def test_metrics_hold_design_baselines_estimates_and_truth(tiny_runs):
     assert a["n_analysed"] == 300 and a["n_excluded_by_reason"] == {}
     assert a["balance"]["max_abs_smd_iptw"] < a["balance"]["max_abs_smd"]
     assert set(a["baselines"]) == {
-        "hazard_ratio_iptw", "ate_survival_iptw_km", "ate_rmst_iptw_km", "ate_crs_aipw"
-    }  # fmt: skip
+        "hazard_ratio_iptw",
+        "ate_survival_iptw_km",
+        "ate_rmst_iptw_km",
+        "ate_crs_aipw",
+    }
     assert set(a["estimators"]) == {"cox", "logit", "tl", "csf"}
     assert set(a["estimators"]["csf"]) == {"survival", "rmst"}
     csf = a["estimators"]["csf"]["rmst"]
@@ -149,8 +163,9 @@ def _new_patients(tmp_path: Path, rows: slice) -> Path:
     """Patients of the tiny cohort as a clinic would send them: covariates only."""
     cohort = simulate_cohort(300, seed=5).iloc[rows]
     keep = [c for c in cohort.columns if not c.startswith("true_")]
-    new = cohort[keep].drop(columns=["treatment", "os_months", "death", "crs", "crs_grade",
-                                     "infusion_day"])  # fmt: skip
+    new = cohort[keep].drop(
+        columns=["treatment", "os_months", "death", "crs", "crs_grade", "infusion_day"]
+    )
     path = tmp_path / "new.csv"
     new.to_csv(path, index=False)
     return path
@@ -235,8 +250,9 @@ def test_run_writes_shap_attributions_that_add_up(tiny_runs):
         path = run_dir / "attributions" / f"decision__{estimator}__{target}.parquet"
         frame = pd.read_parquet(path)
         shap_cols = [c for c in frame.columns if c.startswith("shap__")]
-        assert len(frame) == 60 and len(shap_cols) == len(m["analyses"]["decision"]["design"]
-                                                          ["features"])  # fmt: skip
+        assert len(frame) == 60 and len(shap_cols) == len(
+            m["analyses"]["decision"]["design"]["features"]
+        )
         assert frame["row"].is_unique and frame["row"].between(0, 299).all()
         # TreeSHAP is exact for the surrogate: only float summation error remains
         total = frame["base_value"] + frame[shap_cols].sum(axis=1)
@@ -256,8 +272,10 @@ def test_run_writes_shap_attributions_that_add_up(tiny_runs):
     assert m["explanation"]["subgroup_rules"].startswith("not run")
     # per-arm predictions are explained too where the estimator has them (not the causal forest)
     assert "arms" not in estimators["csf"]["survival"]["attributions"]
-    for estimator, target, arm_label in (("cox", "survival", "S_cart(12 months | x)"),
-                                         ("logit", "crs", "P(outcome | x, cart)")):  # fmt: skip
+    for estimator, target, arm_label in (
+        ("cox", "survival", "S_cart(12 months | x)"),
+        ("logit", "crs", "P(outcome | x, cart)"),
+    ):
         arms = estimators[estimator][target]["attributions"]["arms"]
         assert set(arms) == {"cart", "tec"} and arms["cart"]["prediction"] == arm_label
         for arm in ("cart", "tec"):

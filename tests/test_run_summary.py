@@ -152,11 +152,16 @@ def test_summary_writes_the_schema_version_set_or_not():
 def test_reader_reads_a_run_folder(tmp_path):
     run = _run_folder(tmp_path, SUMMARY)
     effects = pd.DataFrame(
-        {"patient_id": ["a", "b", "c"], "analysis": ["decision", "decision", "infusion"],
-         "treatment": ["cart", "tec", "cart"], "cox__survival__effect": [0.1, 0.2, 0.3],
-         "cox__survival__lower": [0.0, 0.1, 0.2], "cox__survival__upper": [0.2, 0.3, 0.4],
-         "cox__survival__s_cart": [0.7, 0.6, 0.5]}
-    )  # fmt: skip
+        {
+            "patient_id": ["a", "b", "c"],
+            "analysis": ["decision", "decision", "infusion"],
+            "treatment": ["cart", "tec", "cart"],
+            "cox__survival__effect": [0.1, 0.2, 0.3],
+            "cox__survival__lower": [0.0, 0.1, 0.2],
+            "cox__survival__upper": [0.2, 0.3, 0.4],
+            "cox__survival__s_cart": [0.7, 0.6, 0.5],
+        }
+    )
     effects.to_parquet(run / "effects.parquet", index=False)
     reader = RunReader.open(run)
     assert reader.summary == RunSummary.model_validate(SUMMARY)
@@ -232,8 +237,9 @@ def test_every_face_gives_the_older_run_message(tmp_path, command):
 # Names
 
 
-@pytest.mark.parametrize(("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.2, "80%"),
-                                              (0.01, "99%"), (0.025, "97.5%")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.2, "80%"), (0.01, "99%"), (0.025, "97.5%")]
+)
 def test_interval_labels_come_from_alpha(alpha, label, tmp_path):
     assert interval_level(alpha) == label
     metrics = copy.deepcopy(SUMMARY)

@@ -36,11 +36,23 @@ def test_each_os_target_has_its_config_horizon():
 def test_preference_orders():
     """The profile explorer's former order, with the BCF kinds last (so its choices are
     unchanged); kinds of the other outcome and unknown kinds rank after every known one."""
-    assert vocabulary.preference("os") == vocabulary.preference("rmst") == (
-        "causal_survival_forest", "dr_learner", "cox_interaction", "t_learner", "s_learner", "bcf"
-    )  # fmt: skip
-    assert vocabulary.preference("crs_g3") == ("crs_causal_forest", "logistic_interaction",
-                                               "crs_bcf")  # fmt: skip
+    assert (
+        vocabulary.preference("os")
+        == vocabulary.preference("rmst")
+        == (
+            "causal_survival_forest",
+            "dr_learner",
+            "cox_interaction",
+            "t_learner",
+            "s_learner",
+            "bcf",
+        )
+    )
+    assert vocabulary.preference("crs_g3") == (
+        "crs_causal_forest",
+        "logistic_interaction",
+        "crs_bcf",
+    )
     assert vocabulary.preference_rank("dr_learner", "survival") == 1
     assert vocabulary.preference_rank("crs_bcf", "survival") == 6
     assert vocabulary.preference_rank("my_forest", "crs") == 3

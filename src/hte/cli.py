@@ -146,8 +146,12 @@ def run(
         err_console.print(f"[red]config error[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted: the run stopped and its unfinished folder was removed; "
-                          "no run folder was written", highlight=False, soft_wrap=True)  # fmt: skip
+        err_console.print(
+            "interrupted: the run stopped and its unfinished folder was removed; "
+            "no run folder was written",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(INTERRUPTED) from None
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -323,9 +327,12 @@ def sweep(
         err_console.print(f"[red]cannot sweep[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err_console.print("interrupted: finished cells are kept in cells_done.jsonl; run the "
-                          "same command again to do only the rest", highlight=False,
-                          soft_wrap=True)  # fmt: skip
+        err_console.print(
+            "interrupted: finished cells are kept in cells_done.jsonl; run the "
+            "same command again to do only the rest",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(INTERRUPTED) from None
     console.print(render_sweep_summary(result))
     console.print(
@@ -370,8 +377,12 @@ def omop_synthesize(
         err_console.print(f"[red]cannot write[/red]: {escape(str(exc))}", highlight=False)
         raise typer.Exit(1) from None
     rows = ", ".join(f"{k} {v:,}" for k, v in result.rows.items())
-    console.print(f"wrote {n} patients (+{sum(result.n_ineligible.values())} ineligible) to "
-                  f"{escape(str(out))}: {rows}", highlight=False, soft_wrap=True)  # fmt: skip
+    console.print(
+        f"wrote {n} patients (+{sum(result.n_ineligible.values())} ineligible) to "
+        f"{escape(str(out))}: {rows}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if result.truth_path:
         console.print(f"true effects: {escape(result.truth_path)}", highlight=False)
 

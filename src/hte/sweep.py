@@ -185,8 +185,11 @@ def _guarded_cell(cell_fn: CellFn, config_dict: dict, cell: dict) -> list[dict]:
 
 
 def _error_row(cell: dict, exc: BaseException, seconds: float | None = None) -> dict:
-    return {**{k: cell[k] for k in CELL_KEYS}, "fit_seconds": seconds,
-            "error": f"{type(exc).__name__}: {exc}"}  # fmt: skip
+    return {
+        **{k: cell[k] for k in CELL_KEYS},
+        "fit_seconds": seconds,
+        "error": f"{type(exc).__name__}: {exc}",
+    }
 
 
 def _failed(rows: Iterable[dict]) -> bool:
@@ -406,8 +409,15 @@ def render_sweep_summary(result: SweepResult):
     from rich import box
     from rich.table import Table
 
-    shown = {"scenario": "scenario", "size": "n", "estimator": "estimator", "target": "target",
-             "normalized_mse": "nmse", "coverage": "cover", "ate_bias": "ate bias"}  # fmt: skip
+    shown = {
+        "scenario": "scenario",
+        "size": "n",
+        "estimator": "estimator",
+        "target": "target",
+        "normalized_mse": "nmse",
+        "coverage": "cover",
+        "ate_bias": "ate bias",
+    }
     summary = result.summary
     columns = [c for c in shown if c in summary.columns]
     table = Table(

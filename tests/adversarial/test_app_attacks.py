@@ -62,8 +62,9 @@ def site(tmp_path_factory):
     secret.parent.mkdir()
     simulate_cohort(60, seed=9).to_csv(secret, index=False)
     port = _free_port()
-    demo = serve(run.run_dir, port=port, block=False, quiet=True, configs_dir=configs,
-                 output_root=root)  # fmt: skip
+    demo = serve(
+        run.run_dir, port=port, block=False, quiet=True, configs_dir=configs, output_root=root
+    )
     yield demo, f"http://127.0.0.1:{port}/", root, run.run_dir, secret
     demo.close()
     mp.undo()
@@ -169,8 +170,11 @@ def test_a_real_upload_runs_and_its_results_stay_in_its_session(site, client, tm
     run_dir = Path(status.split("`")[1])
     assert run_dir.parent == root / "upload_tiny" and (run_dir / "effects.parquet").is_file()
     # another client (or this one) cannot fetch the run's files, nor the kept copy of the data
-    for file in (run_dir / "effects.parquet", run_dir / "metrics.json",
-                 *sorted((root / "uploads").iterdir())):  # fmt: skip
+    for file in (
+        run_dir / "effects.parquet",
+        run_dir / "metrics.json",
+        *sorted((root / "uploads").iterdir()),
+    ):
         assert _get(url, str(file)).status_code in (403, 404), file
 
 
@@ -185,8 +189,9 @@ def test_oversized_upload_is_refused_before_it_is_read(site, tmp_path):
         fh.write(b"patient_id,treatment,age\n")
         fh.truncate(51 * 1024 * 1024)  # over the 50 MB limit
     with big.open("rb") as fh:
-        response = httpx.post(f"{url}gradio_api/upload", files={"files": ("big.csv", fh)},
-                              timeout=120)  # fmt: skip
+        response = httpx.post(
+            f"{url}gradio_api/upload", files={"files": ("big.csv", fh)}, timeout=120
+        )
     assert response.status_code == 413 and "maximum allowed size" in response.text
     assert not (root / "uploads").exists() or not any(
         p.stat().st_size > 50 * 2**20 for p in (root / "uploads").iterdir()

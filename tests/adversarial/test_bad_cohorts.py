@@ -325,11 +325,15 @@ def test_run_refuses_before_writing_anything_and_keeps_the_input(case, tmp_path,
     before = _sha(path)
     config = {
         "name": "adversarial",
-        "data": {"source": "file", "path": str(path), "columns": spec.column_map,
-                 "max_file_mb": spec.max_file_mb},
+        "data": {
+            "source": "file",
+            "path": str(path),
+            "columns": spec.column_map,
+            "max_file_mb": spec.max_file_mb,
+        },
         "outcomes": {"os": {"survival_horizon": 12, "rmst_horizon": None}},
         "estimators": [{"kind": "cox_interaction"}],
-    }  # fmt: skip
+    }
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     out = tmp_path / "runs"

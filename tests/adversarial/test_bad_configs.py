@@ -65,30 +65,42 @@ def _data_outside(folder: Path) -> str:
 
 CASES: dict[str, Case] = {
     "unknown key": Case(
-        GOOD.replace("estimators:", "estimator:"), "estimator: unknown key; did you mean 'estimators'"
+        GOOD.replace("estimators:", "estimator:"),
+        "estimator: unknown key; did you mean 'estimators'",
     ),
-    "unknown nested key": Case(_with("evaluation: {alpah: 0.1}\n"), "evaluation.alpah: unknown key"),
-    "wrong type": Case(GOOD.replace("n: 200", "n: many"), "data.n: Input should be a valid integer"),
+    "unknown nested key": Case(
+        _with("evaluation: {alpah: 0.1}\n"), "evaluation.alpah: unknown key"
+    ),
+    "wrong type": Case(
+        GOOD.replace("n: 200", "n: many"), "data.n: Input should be a valid integer"
+    ),
     "path traversal in the name": Case(
-        GOOD.replace("name: adversarial", "name: ../../etc/cron.d/x"), "name: '../../etc/cron.d/x' cannot name a folder"
+        GOOD.replace("name: adversarial", "name: ../../etc/cron.d/x"),
+        "name: '../../etc/cron.d/x' cannot name a folder",
     ),
     "path traversal in an estimator name": Case(
         GOOD.replace("{kind: cox_interaction}", "{name: ../../x, kind: cox_interaction}"),
         "estimators[0].name: '../../x' cannot name a folder",
     ),
     "300-character name": Case(
-        GOOD.replace("name: adversarial", "name: " + "a" * 300), "name: String should have at most 100 characters"
+        GOOD.replace("name: adversarial", "name: " + "a" * 300),
+        "name: String should have at most 100 characters",
     ),
     "path traversal in the output root": Case(
-        _with("output: {root: ../../../tmp/escape}\n"), "output.root: '../../../tmp/escape' climbs out with '..'"
+        _with("output: {root: ../../../tmp/escape}\n"),
+        "output.root: '../../../tmp/escape' climbs out with '..'",
     ),
     "output root under /proc": Case(_with("output: {root: /proc/self}\n"), "is under /proc"),
-    "output root is a file": Case(_output_root_is_a_file, "output.root: taken is a file, not a folder"),
+    "output root is a file": Case(
+        _output_root_is_a_file, "output.root: taken is a file, not a folder"
+    ),
     "data path outside the project (not a cohort)": Case(
         _data_outside, "data.path: /etc/passwd: unsupported file type (no extension)"
     ),
     "data path that does not exist, by traversal": Case(
-        GOOD.replace("data: {source: synthetic, n: 200}", "data: {source: file, path: ../../../../nope.csv}"),
+        GOOD.replace(
+            "data: {source: synthetic, n: 200}", "data: {source: file, path: ../../../../nope.csv}"
+        ),
         "data.path: no such file",
     ),
     "YAML anchor bomb": Case(BOMB, "expands to more than 100,000 values"),
@@ -97,19 +109,37 @@ CASES: dict[str, Case] = {
         _with('description: !!python/object/apply:os.system ["touch PWNED"]\n'),
         "tags such as !!python/... are never run",
     ),
-    "huge data.n": Case(GOOD.replace("n: 200", "n: 100000000"), "data.n: Input should be less than or equal to 1000000"),
-    "seed beyond numpy's range": Case(_with("seeds: {global: 4294967296}\n"), "seeds.global: Input should be less than or equal to 4294967295"),
-    "boolean seed": Case(_with("seeds: {global: true}\n"), "seeds.global: Input should be a valid integer"),
-    "boolean seed from --set": Case(GOOD, "seeds.global: Input should be a valid integer", ("seeds.global=true",)),
+    "huge data.n": Case(
+        GOOD.replace("n: 200", "n: 100000000"),
+        "data.n: Input should be less than or equal to 1000000",
+    ),
+    "seed beyond numpy's range": Case(
+        _with("seeds: {global: 4294967296}\n"),
+        "seeds.global: Input should be less than or equal to 4294967295",
+    ),
+    "boolean seed": Case(
+        _with("seeds: {global: true}\n"), "seeds.global: Input should be a valid integer"
+    ),
+    "boolean seed from --set": Case(
+        GOOD, "seeds.global: Input should be a valid integer", ("seeds.global=true",)
+    ),
     "negative Cox penalizer": Case(
         GOOD.replace("{kind: cox_interaction}", "{kind: cox_interaction, params: {penalizer: -1}}"),
         "cox_interaction parameter penalizer must be between 0 and 1e+06",
     ),
-    "non-UTF-8 bytes": Case(GOOD.encode("utf-8") + b"description: caf\xe9\n", "is not UTF-8 text (byte 0xe9"),
-    "deep nesting": Case(_with("description: " + "[" * 5000 + "]" * 5000 + "\n"), "nested too deeply"),
-    "config over 1 MB": Case(_with("description: '" + "x" * 1_100_000 + "'\n"), "a config is at most 1,000,000 bytes"),
-    "a list instead of a mapping": Case("- name: x\n- estimators: []\n", "a config must be a mapping of sections"),
-}  # fmt: skip
+    "non-UTF-8 bytes": Case(
+        GOOD.encode("utf-8") + b"description: caf\xe9\n", "is not UTF-8 text (byte 0xe9"
+    ),
+    "deep nesting": Case(
+        _with("description: " + "[" * 5000 + "]" * 5000 + "\n"), "nested too deeply"
+    ),
+    "config over 1 MB": Case(
+        _with("description: '" + "x" * 1_100_000 + "'\n"), "a config is at most 1,000,000 bytes"
+    ),
+    "a list instead of a mapping": Case(
+        "- name: x\n- estimators: []\n", "a config must be a mapping of sections"
+    ),
+}
 
 
 def _write(folder: Path, case: Case) -> Path:

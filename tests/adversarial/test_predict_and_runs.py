@@ -91,8 +91,16 @@ def patients(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("new") / "new.csv"
     cohort = simulate_cohort(8, seed=12)
     cohort = cohort.drop(columns=[c for c in cohort.columns if c.startswith("true_")])
-    cohort["patient_id"] = ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1:A2)",
-                            '=HYPERLINK("http://x")', "-cmd", "p7", "p8"]  # fmt: skip
+    cohort["patient_id"] = [
+        "=cmd|' /C calc'!A0",
+        "+1+1",
+        "-2+3",
+        "@SUM(A1:A2)",
+        '=HYPERLINK("http://x")',
+        "-cmd",
+        "p7",
+        "p8",
+    ]
     cohort.to_csv(path, index=False)
     return path
 
@@ -180,8 +188,14 @@ def test_formula_like_ids_are_quoted_in_the_csv(two_runs, patients, tmp_path):
     out = tmp_path / "effects.csv"
     assert _predict(two_runs[0], patients, out).exit_code == 0
     ids = pd.read_csv(out, dtype={"patient_id": str}, keep_default_na=False)["patient_id"]
-    assert list(ids[:6]) == ["'=cmd|' /C calc'!A0", "'+1+1", "'-2+3", "'@SUM(A1:A2)",
-                             "'=HYPERLINK(\"http://x\")", "'-cmd"]  # fmt: skip
+    assert list(ids[:6]) == [
+        "'=cmd|' /C calc'!A0",
+        "'+1+1",
+        "'-2+3",
+        "'@SUM(A1:A2)",
+        '\'=HYPERLINK("http://x")',
+        "'-cmd",
+    ]
     assert list(ids[6:]) == ["p7", "p8"]
     numbers = pd.read_csv(out).select_dtypes("number")
     assert (numbers.lt(0).any()).any()  # negative effects stay numbers, unquoted
@@ -207,9 +221,12 @@ def _hte_run(config: Path, root: Path, home: Path) -> subprocess.Popen:
     env = {**os.environ, "HTE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [HTE, "run", str(config), "--output-root", str(root), "--no-progress"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         start_new_session=True,
-    )  # fmt: skip
+    )
 
 
 def _wait_for_stage(root: Path, stage: str, proc: subprocess.Popen, timeout: float = 240) -> Path:
@@ -337,8 +354,10 @@ def test_sweep_interrupted_between_cells_resumes_without_loss_or_double_count(
     from hte.config import load_config
 
     path = tmp_path / "sweep.yaml"
-    path.write_text(TINY.format(n=300, seed=1) + "sweep:\n  scenarios: [default]\n  sizes: [300]"
-                    "\n  estimators: [logistic_interaction]\n  seeds: [1, 2, 3, 4, 5, 6]\n")  # fmt: skip
+    path.write_text(
+        TINY.format(n=300, seed=1) + "sweep:\n  scenarios: [default]\n  sizes: [300]"
+        "\n  estimators: [logistic_interaction]\n  seeds: [1, 2, 3, 4, 5, 6]\n"
+    )
     config = load_config(path)
     out = tmp_path / "sweep"
     real_append = sweep._append_done

@@ -33,9 +33,10 @@ def test_setting_a_profile_value_updates_outputs_and_every_tab_renders(app_url, 
         target = "no" if field.get_by_label("yes").is_checked() else "yes"
         field.get_by_label(target).check()
         page.wait_for_function(
-            "(b) => document.querySelector('#effect-cards').innerText !== b", arg=before,
+            "(b) => document.querySelector('#effect-cards').innerText !== b",
+            arg=before,
             timeout=30_000,
-        )  # fmt: skip
+        )
         assert page.inner_text("#effect-cards") != before
         assert page.inner_text("#plain-summary") != summary_before
         assert page.locator("#icon-array use").count() == 200  # two arrays of 100 people
@@ -98,9 +99,10 @@ def _wait_cards_settle(page, quiet_ms: int = 600, timeout_s: float = 30.0) -> No
 
 def _wait_cards_change(page, before: str) -> None:
     page.wait_for_function(
-        "(b) => document.querySelector('#effect-cards').innerText !== b", arg=before,
+        "(b) => document.querySelector('#effect-cards').innerText !== b",
+        arg=before,
         timeout=30_000,
-    )  # fmt: skip
+    )
 
 
 def test_cards_icons_and_sentence_tell_one_story(app_url):
@@ -124,8 +126,9 @@ def test_cards_icons_and_sentence_tell_one_story(app_url):
             # the icon arrays may be redrawn a moment after the cards: wait for them
             page.wait_for_function(
                 "(t) => document.querySelector('#icon-array').innerText.includes(t)",
-                arg=f"{a:.0f} alive at 12 months", timeout=30_000,
-            )  # fmt: skip
+                arg=f"{a:.0f} alive at 12 months",
+                timeout=30_000,
+            )
             assert "need not add up" not in page.inner_text("#effect-cards")
             if step == 0:
                 before = page.inner_text("#effect-cards")
@@ -168,9 +171,13 @@ def test_the_all_extremes_profile_is_flagged_in_the_browser(app_url, small_run):
         browser, page = _page(p, app_url)
         assert "Inside the cohort" in page.inner_text("#support-warning")
         before = page.inner_text("#effect-cards")
-        for name, value in (("age", fields["age"].maximum), ("ecog", 4),
-                            ("crcl", fields["crcl"].minimum), ("ferritin", fields["ferritin"].maximum),
-                            ("crp", fields["crp"].maximum)):  # fmt: skip
+        for name, value in (
+            ("age", fields["age"].maximum),
+            ("ecog", 4),
+            ("crcl", fields["crcl"].minimum),
+            ("ferritin", fields["ferritin"].maximum),
+            ("crp", fields["crp"].maximum),
+        ):
             _set_number(page, name, value)
         page.wait_for_function(
             "() => document.querySelector('#support-warning').innerText.includes('combination')",
@@ -205,17 +212,20 @@ def test_crs_weight_follows_the_keyboard_and_the_phone_shows_the_answer_first(ap
         for _ in range(6):
             slider.press("ArrowRight")
         page.wait_for_function(
-            "(b) => document.querySelector('#policy-text').innerText !== b", arg=before,
+            "(b) => document.querySelector('#policy-text').innerText !== b",
+            arg=before,
             timeout=30_000,
-        )  # fmt: skip
+        )
         phone = browser.new_page(viewport={"width": 390, "height": 844})
         phone.goto(app_url)
         wait_for_app(phone)
         # the answer comes before the 19 form fields, about one screen down (was 2,560 px)
         assert phone.locator("#support-warning").bounding_box()["y"] < 844
         assert phone.locator("#effect-cards").bounding_box()["y"] < 1000
-        assert (phone.locator("#effect-cards").bounding_box()["y"]
-                < phone.locator("#field-age").bounding_box()["y"])  # fmt: skip
+        assert (
+            phone.locator("#effect-cards").bounding_box()["y"]
+            < phone.locator("#field-age").bounding_box()["y"]
+        )
         browser.close()
 
 
@@ -250,14 +260,16 @@ def test_the_figures_follow_the_cards_to_the_same_profile(app_url):
         page.wait_for_function(
             "(t) => (document.querySelector('#curves-plot svg')?.getAttribute('aria-label')"
             " || '').includes(t)",
-            arg=f"{a:.0f}% alive with CAR-T", timeout=30_000,
-        )  # fmt: skip
+            arg=f"{a:.0f}% alive with CAR-T",
+            timeout=30_000,
+        )
         label = page.locator("#curves-plot svg").get_attribute("aria-label")
         assert f"and {b:.0f}% with teclistamab" in label
         page.wait_for_function(
             "(t) => document.querySelector('#icon-array').innerText.includes(t)",
-            arg=f"{a:.0f} alive at 12 months", timeout=30_000,
-        )  # fmt: skip
+            arg=f"{a:.0f} alive at 12 months",
+            timeout=30_000,
+        )
         browser.close()
 
 
@@ -281,8 +293,9 @@ def test_an_upload_of_another_type_is_named_with_the_accepted_types(app_url, tmp
         assert page.inner_text("#upload-verdict") == verdict  # nothing was checked or run
         page.locator("#upload-file input[type=file]").set_input_files(str(table))
         page.wait_for_function(
-            "(v) => document.querySelector('#upload-verdict').innerText !== v", arg=verdict,
+            "(v) => document.querySelector('#upload-verdict').innerText !== v",
+            arg=verdict,
             timeout=30_000,
-        )  # fmt: skip
+        )
         assert page.locator("#upload-type-message [role=alert]").count() == 0
         browser.close()

@@ -16,10 +16,17 @@ def _analysis(estimators: dict, model_choice: dict) -> AnalysisSummary:
         for name, (kind, targets) in estimators.items()
     }
     return AnalysisSummary.model_validate(
-        {"mode": "decision", "description": "", "n_analysed": 0, "n_by_arm": {},
-         "n_excluded_by_reason": {}, "design": {"features": [], "missing": {}},
-         "estimators": fits, "model_choice": model_choice}
-    )  # fmt: skip
+        {
+            "mode": "decision",
+            "description": "",
+            "n_analysed": 0,
+            "n_by_arm": {},
+            "n_excluded_by_reason": {},
+            "design": {"features": [], "missing": {}},
+            "estimators": fits,
+            "model_choice": model_choice,
+        }
+    )
 
 
 class _View:
@@ -53,11 +60,23 @@ def test_whatif_lists_the_group_estimate_of_patients_like_this():
     effects = {
         "alpha": 0.05,
         "survival_horizon": 12.0,
-        "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18,
-                                "source": "average effect (DR)"},
-        "patients_like_this": {"survival": {"group": 1, "n_groups": 1, "n": 2000,
-                                            "estimate": 0.1, "lower": 0.02, "upper": 0.18}},
-    }  # fmt: skip
+        "survival_difference": {
+            "value": 0.1,
+            "lower": 0.02,
+            "upper": 0.18,
+            "source": "average effect (DR)",
+        },
+        "patients_like_this": {
+            "survival": {
+                "group": 1,
+                "n_groups": 1,
+                "n": 2000,
+                "estimate": 0.1,
+                "lower": 0.02,
+                "upper": 0.18,
+            }
+        },
+    }
     html = effect_cards(effects)
     assert "Patients like this" in html and "+10.0 points" in html and "all patients" in html
     effects["patients_like_this"]["survival"].update(group=3, n_groups=5, n=400)
@@ -70,10 +89,12 @@ def test_the_cohort_views_put_the_chosen_estimator_first():
     class _Run(RunView):
         def __init__(self, choice):
             self._a = _analysis(
-                {"csf": ("causal_survival_forest", ["survival"]),
-                 "cox": ("cox_interaction", ["survival"])},
+                {
+                    "csf": ("causal_survival_forest", ["survival"]),
+                    "cox": ("cox_interaction", ["survival"]),
+                },
                 {"survival": {"chosen": choice}},
-            )  # fmt: skip
+            )
 
         def analysis(self, label=None):
             return self._a

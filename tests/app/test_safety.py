@@ -88,7 +88,7 @@ def test_newest_run_skips_unfinished_folders(tmp_path):
         folder.mkdir(parents=True)
         if finished:
             (folder / "config.resolved.yaml").write_text("name: exp\n")
-            (folder / "metrics.json").write_text("{}")  # fmt: skip
+            (folder / "metrics.json").write_text("{}")
             (folder / "complete.json").write_text("{}")
     assert newest_run(tmp_path, "exp").name == "20260102T000000Z-bbbb-2"
     assert newest_run(tmp_path, "other") is None

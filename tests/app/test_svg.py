@@ -13,8 +13,14 @@ from hte.app.whatif_form import check_form
 
 def test_figures_carry_alt_text_and_escape_data_text():
     times = np.arange(0, 24.5, 0.5)
-    arms = {arm: {"survival": np.exp(-r * times), "lower": np.exp(-1.2 * r * times),
-                  "upper": np.exp(-0.8 * r * times)} for arm, r in (("cart", 0.03), ("tec", 0.05))}  # fmt: skip
+    arms = {
+        arm: {
+            "survival": np.exp(-r * times),
+            "lower": np.exp(-1.2 * r * times),
+            "upper": np.exp(-0.8 * r * times),
+        }
+        for arm, r in (("cart", 0.03), ("tec", 0.05))
+    }
     out = svg.survival_curves(times, arms, 12.0, "curves <b>& alt</b>", "90%")
     assert 'role="img"' in out and 'aria-label="curves &lt;b&gt;&amp; alt&lt;/b&gt;"' in out
     assert "<title>curves &lt;b&gt;" in out and "<b>" not in out
@@ -30,8 +36,10 @@ def test_waterfall_bars_end_at_the_total():
     rows = [("Age = 80 years", -3.0), ("ECOG = 2", 1.5), ("not captured by the explanation", 0.4)]
     base, total = 5.0, 5.0 - 3.0 + 1.5 + 0.4
     out = svg.waterfall(rows, base, total, "points", "title", "alt")
-    rects = [tuple(float(v) for v in m) for m in
-             re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', out)]  # fmt: skip
+    rects = [
+        tuple(float(v) for v in m)
+        for m in re.findall(r'<rect x="([\d.]+)" y="[\d.]+" width="([\d.]+)"', out)
+    ]
     assert len(rects) == len(rows) + 2
     # the scale maps effect units linearly: recover it from the first bar (0 to base)
     _, w0 = rects[0]
@@ -48,11 +56,24 @@ def test_form_rules_use_the_runs_ranges_and_unknown():
     from hte.pipeline.profile_fields import ProfileField
 
     age = ProfileField("age", "Age", "number", "years", 70.0, 37.2, 90.0, 40, 88, 0.1)
-    crp = ProfileField("crp", "C-reactive protein", "number", "mg/L", 5.0, 0.1, 170.0, 0.2, 150,
-                       0.1, missing_allowed=True)  # fmt: skip
+    crp = ProfileField(
+        "crp",
+        "C-reactive protein",
+        "number",
+        "mg/L",
+        5.0,
+        0.1,
+        170.0,
+        0.2,
+        150,
+        0.1,
+        missing_allowed=True,
+    )
     profile, errors = check_form([age, crp], {"age": 130, "crp": None})
-    assert errors == {"age": "Age: 130 is outside the range of this run's patients (37.2 to 90 "
-                      "years); enter a value in that range."}  # fmt: skip
+    assert errors == {
+        "age": "Age: 130 is outside the range of this run's patients (37.2 to 90 "
+        "years); enter a value in that range."
+    }
     assert profile == {"crp": None}
     _, errors = check_form([age, crp], {"age": None, "crp": 5})
     assert "Age is empty" in errors["age"] and "from 37.2 to 90 years" in errors["age"]
@@ -65,8 +86,11 @@ def _deuteranope_lab(hex_colour: str) -> np.ndarray:
     rgb = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
     sim = np.array([[0.29275, 0.70725, 0], [0.29275, 0.70725, 0], [-0.02234, 0.02234, 1]])
     rgb = np.clip(sim @ rgb, 0, 1)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722],
-                    [0.0193, 0.1192, 0.9505]]) @ rgb / np.array([0.95047, 1, 1.08883])  # fmt: skip
+    xyz = (
+        np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]])
+        @ rgb
+        / np.array([0.95047, 1, 1.08883])
+    )
     f = np.where(xyz > 0.008856, np.cbrt(xyz), 7.787 * xyz + 16 / 116)
     return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 

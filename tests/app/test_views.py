@@ -23,28 +23,69 @@ def _interval(x):
 
 def _subgroups() -> dict:
     """A subgroups section in the shape documented by hte.pipeline.subgroups.subgroup_evidence."""
-    leaves = [{"rule": "extramedullary = yes", "n": 60, "share": 0.15, "mean_cate": 0.2,
-               **_interval(0.21)},
-              {"rule": "extramedullary = no", "n": 340, "share": 0.85, "mean_cate": 0.08,
-               **_interval(0.07)}]  # fmt: skip
+    leaves = [
+        {
+            "rule": "extramedullary = yes",
+            "n": 60,
+            "share": 0.15,
+            "mean_cate": 0.2,
+            **_interval(0.21),
+        },
+        {
+            "rule": "extramedullary = no",
+            "n": 340,
+            "share": 0.85,
+            "mean_cate": 0.08,
+            **_interval(0.07),
+        },
+    ]
     trees = [
-        {"crs_weight": w, "share_cart": 1.0 - w / 2,
-         "leaves": [{"rule": "ferritin <= 500", "n": 300, "action": "cart",
-                     "net_benefit": 0.1 - w * 0.1, "lower": 0.0, "upper": 0.2}],
-         "value": {"policy": _interval(0.1 - w / 10), "all_cart": _interval(0.08),
-                   "all_tec": _interval(0.0)}}
+        {
+            "crs_weight": w,
+            "share_cart": 1.0 - w / 2,
+            "leaves": [
+                {
+                    "rule": "ferritin <= 500",
+                    "n": 300,
+                    "action": "cart",
+                    "net_benefit": 0.1 - w * 0.1,
+                    "lower": 0.0,
+                    "upper": 0.2,
+                }
+            ],
+            "value": {
+                "policy": _interval(0.1 - w / 10),
+                "all_cart": _interval(0.08),
+                "all_tec": _interval(0.0),
+            },
+        }
         for w in WEIGHTS
-    ]  # fmt: skip
-    pre = [{"subgroup": name, "target": target, "n": 100, "n_cart": 50, "n_tec": 50,
-            **_interval(x), "note": ""}
-           for name, x in (("age >= 70", 0.05), ("extramedullary", 0.2), ("ECOG >= 2", 0.1))
-           for target in ("survival", "crs")]  # fmt: skip
+    ]
+    pre = [
+        {
+            "subgroup": name,
+            "target": target,
+            "n": 100,
+            "n_cart": 50,
+            "n_tec": 50,
+            **_interval(x),
+            "note": "",
+        }
+        for name, x in (("age >= 70", 0.05), ("extramedullary", 0.2), ("ECOG >= 2", 0.1))
+        for target in ("survival", "crs")
+    ]
     return {
-        "rules": {"survival": {"estimator": "causal_survival_forest", "max_depth": 2,
-                               "fidelity_r2": 0.8, "leaves": leaves}},
+        "rules": {
+            "survival": {
+                "estimator": "causal_survival_forest",
+                "max_depth": 2,
+                "fidelity_r2": 0.8,
+                "leaves": leaves,
+            }
+        },
         "policy": {"os_target": "survival", "crs_target": "crs", "units": "", "trees": trees},
         "prespecified": pre,
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="module")
@@ -58,15 +99,39 @@ def full_view(small_run, tmp_path_factory) -> RunView:
     analysis = metrics["analyses"]["decision"]
     analysis["subgroups"] = _subgroups()
     analysis["robustness"] = {
-        "refutations": [{"target": "survival", "refuter": "placebo treatment", "original": 0.1,
-                         "estimate": 0.001, "lower": -0.02, "upper": 0.02, "expected": "0",
-                         "passed": True, "description": "treatment permuted"}],
-        "evalues": [{"target": "survival", "measure": "RR", "estimate": 1.8, "lower": 1.2,
-                     "upper": 2.5, "evalue": 3.0, "evalue_ci": 1.7, "note": ""}],
-    }  # fmt: skip
+        "refutations": [
+            {
+                "target": "survival",
+                "refuter": "placebo treatment",
+                "original": 0.1,
+                "estimate": 0.001,
+                "lower": -0.02,
+                "upper": 0.02,
+                "expected": "0",
+                "passed": True,
+                "description": "treatment permuted",
+            }
+        ],
+        "evalues": [
+            {
+                "target": "survival",
+                "measure": "RR",
+                "estimate": 1.8,
+                "lower": 1.2,
+                "upper": 2.5,
+                "evalue": 3.0,
+                "evalue_ci": 1.7,
+                "note": "",
+            }
+        ],
+    }
     q = np.linspace(0.1, 1.0, 10)
-    toc = {"q": q.tolist(), "toc": (0.1 * (1 - q)).tolist(), "lower": (0.05 * (1 - q)).tolist(),
-           "upper": (0.15 * (1 - q)).tolist()}  # fmt: skip
+    toc = {
+        "q": q.tolist(),
+        "toc": (0.1 * (1 - q)).tolist(),
+        "lower": (0.05 * (1 - q)).tolist(),
+        "upper": (0.15 * (1 - q)).tolist(),
+    }
     analysis["estimators"]["causal_survival_forest"]["survival"].setdefault("heterogeneity", {})[
         "toc"
     ] = toc

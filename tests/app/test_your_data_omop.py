@@ -49,9 +49,11 @@ def test_database_problem_is_named(ehr, tmp_path):
 
 def test_upload_config_points_at_the_database(ehr):
     config = your_data.upload_config(
-        Path("configs/omop.yaml"), ehr, ("os_months", "death", "crs"),
+        Path("configs/omop.yaml"),
+        ehr,
+        ("os_months", "death", "crs"),
         Path(SPEC),
-    )  # fmt: skip
+    )
     assert config.data.source == "omop" and config.data.db.endswith("ehr.duckdb")
     assert config.name == "upload_omop"
 
@@ -85,8 +87,9 @@ def test_an_upload_run_writes_its_report_and_reports_its_stages(tmp_path, monkey
     config = tmp_path / "small.yaml"
     config.write_text(SMALL_UPLOAD_CONFIG)
     stages, totals = [], []
-    run_dir = your_data.run_on_upload(cohort, config, tmp_path / "runs", stages.append,
-                                      totals.append)  # fmt: skip
+    run_dir = your_data.run_on_upload(
+        cohort, config, tmp_path / "runs", stages.append, totals.append
+    )
     assert is_complete_run(run_dir) and (run_dir / "report.html").stat().st_size > 10_000
     assert len(totals) == 1 and totals[0] >= 5
     assert any("decision" in s for s in stages) and len(stages) >= totals[0] - 1

@@ -8,20 +8,36 @@ from benchmarks.bench_selection import _cell_key, _rule_pick, summary_markdown
 
 def _row(seed: int, n_folds: int | None = 5) -> dict:
     row = {
-        "scenario": "default", "n": 2000, "seed": seed, "seed_study": False, "target": "survival",
-        "chosen": "constant", "r_chosen": "bcf", "shown_nmse": 1.0, "r_shown_nmse": 0.3,
-        "shown_coverage": 0.5, "r_shown_coverage": 0.93, "shown_excluding_zero": 0.0,
-        "r_shown_excluding_zero": 0.2, "group_coverage": 1.0, "r_group_coverage": 0.8,
-        "group_band_patient_coverage": 0.6, "r_group_band_patient_coverage": 0.7,
-        "lowest_dr_loss": "bcf", "r_loss_pick": "bcf", "oracle_best": "bcf",
+        "scenario": "default",
+        "n": 2000,
+        "seed": seed,
+        "seed_study": False,
+        "target": "survival",
+        "chosen": "constant",
+        "r_chosen": "bcf",
+        "shown_nmse": 1.0,
+        "r_shown_nmse": 0.3,
+        "shown_coverage": 0.5,
+        "r_shown_coverage": 0.93,
+        "shown_excluding_zero": 0.0,
+        "r_shown_excluding_zero": 0.2,
+        "group_coverage": 1.0,
+        "r_group_coverage": 0.8,
+        "group_band_patient_coverage": 0.6,
+        "r_group_band_patient_coverage": 0.7,
+        "lowest_dr_loss": "bcf",
+        "r_loss_pick": "bcf",
+        "oracle_best": "bcf",
         "nmse": {"bcf": 0.3, "cox": 0.6, "constant": 1.0},
         "dr_loss": {"bcf": 1.0, "cox": 1.1, "constant": 1.2},
         "r_loss": {"bcf": 0.5, "cox": 0.52, "constant": 0.6},
         "diff_vs_constant_z": {"bcf": -1.5, "cox": -0.5, "constant": 0.0},
         "r_diff_vs_constant_z": {"bcf": -2.5, "cox": -1.0, "constant": 0.0},
-        "own_coverage": {"bcf": 0.93}, "stack_weights": None, "calibration_slope": {},
+        "own_coverage": {"bcf": 0.93},
+        "stack_weights": None,
+        "calibration_slope": {},
         "c_for_benefit": {},
-    }  # fmt: skip
+    }
     if n_folds is not None:
         row["n_folds"] = n_folds
     return row

@@ -13,8 +13,7 @@ from hte.estimators import CausalSurvivalForest
 def test_poisson_data_with_zeros_is_refused_raw_and_fits_with_the_rule():
     raw = generate_cui2023(1500, 5, "type4", seed=11)
     assert (raw.time == 0).any()
-    est = CausalSurvivalForest(target="rmst", horizon=raw.horizon, n_estimators=400,
-                               random_state=0)  # fmt: skip
+    est = CausalSurvivalForest(target="rmst", horizon=raw.horizon, n_estimators=400, random_state=0)
     with pytest.raises(ValueError, match=r"apply hte\.data\.day_zero's rule"):
         est.fit(raw.X, time=raw.time, event=raw.event, treatment=raw.treatment)
     data = raw.with_day_zero()

@@ -118,10 +118,17 @@ def test_horizon_beyond_follow_up_is_recorded_not_fitted():
 def test_nuisances_round_trip_through_npz_without_pickle(tmp_path):
     data, _, _ = _exponential(300, 4)
     crs = (data.X[:, 1] + np.random.default_rng(4).uniform(size=300) > 1).astype(int)
-    data = EffectData.from_arrays(data.frame(), data.treatment, time=data.time, event=data.event,
-                                  crs=crs)  # fmt: skip
-    nuis = fit_nuisances(data, horizons=[12.0], crs_outcomes=["crs", "crs_g3"], random_state=4,
-                         grid_size=10, n_folds=3)  # fmt: skip
+    data = EffectData.from_arrays(
+        data.frame(), data.treatment, time=data.time, event=data.event, crs=crs
+    )
+    nuis = fit_nuisances(
+        data,
+        horizons=[12.0],
+        crs_outcomes=["crs", "crs_g3"],
+        random_state=4,
+        grid_size=10,
+        n_folds=3,
+    )
     assert "crs_g3" in nuis.errors  # no grade column: recorded, not fitted
     path = nuis.save(tmp_path / "nuisances" / "decision.npz")
     with np.load(path, allow_pickle=False) as z:  # plain arrays only

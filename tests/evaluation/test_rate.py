@@ -180,9 +180,16 @@ def _cohort_rate(scenario: str, seed: int = 0):
     # covariates, and the propensity is still cross-fitted on X. The report gives the same check
     # with the default boosted hazards.
     nu = cross_fit_pseudo_outcomes(
-        X.to_numpy(float), w, t, d, target="survival", horizon=12.0,
-        event_learner="km", censoring_learner="km", random_state=seed,
-    )  # fmt: skip
+        X.to_numpy(float),
+        w,
+        t,
+        d,
+        target="survival",
+        horizon=12.0,
+        event_learner="km",
+        censoring_learner="km",
+        random_state=seed,
+    )
     scores = dr_scores_from_pseudo_outcomes(nu["pseudo_outcome"], w, nu["e"], nu["mu1"], nu["mu0"])
 
     def fit_predict(train, test):

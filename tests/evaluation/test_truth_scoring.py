@@ -94,10 +94,19 @@ def test_null_effect_has_no_normalized_mse_and_summary_averages_seeds():
     for seed in (1, 2):
         X, cohort, w = _data("null_effect", seed=seed, n=400)
         make = lambda: CoxInteractionModel(target="rmst", horizon=24.0)  # noqa: E731
-        rows.append({"scenario": "null_effect", "estimator": "cox", "target": "rmst", "seed": seed}
-                    | score_fit(make, "os", "rmst", 24.0, X, cohort, w))  # fmt: skip
-    rows.append({"scenario": "null_effect", "estimator": "cox", "target": "rmst", "seed": 3,
-                 "error": "RuntimeError: x"})  # fmt: skip
+        rows.append(
+            {"scenario": "null_effect", "estimator": "cox", "target": "rmst", "seed": seed}
+            | score_fit(make, "os", "rmst", 24.0, X, cohort, w)
+        )
+    rows.append(
+        {
+            "scenario": "null_effect",
+            "estimator": "cox",
+            "target": "rmst",
+            "seed": 3,
+            "error": "RuntimeError: x",
+        }
+    )
     summary = summarize(pd.DataFrame(rows))
     assert summary[["runs", "failed"]].values.tolist() == [[2, 1]]
     assert summary["normalized_mse"].isna().all()  # Var(true CATE) = 0 under the null

@@ -31,14 +31,17 @@ def run(tmp_path_factory):
     config = {
         "name": "registry",
         "data": {"source": "file", "path": str(path)},
-        "outcomes": {"os": {"survival_horizon": 12, "rmst_horizon": None}, "crs": {"enabled": False}},
+        "outcomes": {
+            "os": {"survival_horizon": 12, "rmst_horizon": None},
+            "crs": {"enabled": False},
+        },
         "estimators": [
             {"name": "cox", "kind": "cox_interaction"},
             {"name": "broken", "kind": "t_learner", "params": {"base_params": {"no_such": 1}}},
         ],
         "evaluation": {"robustness": False},
         "explanation": {"shap": False, "subgroup_rules": False},
-    }  # fmt: skip
+    }
     config_path = folder / "config.yaml"
     config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
     mp = pytest.MonkeyPatch()
@@ -78,8 +81,9 @@ def test_cox_ridge_fallback_is_recorded(run):
 def test_a_failing_estimator_is_reported_with_reason_and_fix_and_the_others_complete(run):
     broken = run.metrics["analyses"]["decision"]["estimators"]["broken"]["survival"]
     assert "no_such" in broken["error"] and broken["fix"]
-    assert any(f.startswith("decision/broken__survival:") and "(fix:" in f
-               for f in run.metrics["failures"])  # fmt: skip
+    assert any(
+        f.startswith("decision/broken__survival:") and "(fix:" in f for f in run.metrics["failures"]
+    )
     assert "mean_effect" in run.metrics["analyses"]["decision"]["estimators"]["cox"]["survival"]
 
 

@@ -74,8 +74,10 @@ def explorer(run):
 
 
 def _profile(explorer: ProfileExplorer, row: pd.Series) -> dict:
-    return {f.name: row[f.name].item() if hasattr(row[f.name], "item") else row[f.name]
-            for f in explorer.fields()}  # fmt: skip
+    return {
+        f.name: row[f.name].item() if hasattr(row[f.name], "item") else row[f.name]
+        for f in explorer.fields()
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -310,8 +312,9 @@ def test_ridge_cox_matches_scikit_survival_and_weights_equal_copies():
     ref = CoxPHSurvivalAnalysis(alpha=2.0, ties="breslow").fit(x, Surv.from_arrays(d, t))
     # same penalized objective, both solved by Newton to ~1e-9
     np.testing.assert_allclose(beta, ref.coef_, atol=1e-6)
-    np.testing.assert_allclose(np.interp(times, ref.cum_baseline_hazard_.x,
-                                         ref.cum_baseline_hazard_.y), cum, rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        np.interp(times, ref.cum_baseline_hazard_.x, ref.cum_baseline_hazard_.y), cum, rtol=1e-6
+    )
     w = rng.integers(0, 3, size=len(t)).astype(float)
     rows = np.repeat(np.arange(len(t)), w.astype(int))
     b_w, _, cum_w = fit_ridge_cox(x, t, d, w, penalty=2.0)
@@ -427,13 +430,23 @@ def _with_choice(explorer: ProfileExplorer, target: str, choice) -> ProfileExplo
 def test_a_constant_choice_shows_the_average_effect_and_says_so(explorer):
     from hte.pipeline.model_choice import ModelChoice
 
-    choice = ModelChoice("survival", "constant", "no learner beats the constant", (0.1, 0.02, 0.18),
-                         (), ((0.1, 0.02, 0.18, 400),), 0.05)  # fmt: skip
+    choice = ModelChoice(
+        "survival",
+        "constant",
+        "no learner beats the constant",
+        (0.1, 0.02, 0.18),
+        (),
+        ((0.1, 0.02, 0.18, 400),),
+        0.05,
+    )
     ex = _with_choice(explorer, "survival", choice)
     for profile in [ex.default_profile(), *ex.examples().values()]:
         out = ex.effects(profile)
-        assert (out.survival_difference.value, out.survival_difference.lower,
-                out.survival_difference.upper) == (0.1, 0.02, 0.18)  # fmt: skip
+        assert (
+            out.survival_difference.value,
+            out.survival_difference.lower,
+            out.survival_difference.upper,
+        ) == (0.1, 0.02, 0.18)
         assert out.survival_difference.source == "average effect (DR)"
         assert "survival: this cohort does not support individual differences" in out.summary
         assert out.patients_like_this["survival"]["n_groups"] == 1
@@ -450,8 +463,9 @@ def test_a_chosen_model_places_the_profile_in_its_benefit_group(explorer):
     groups = tuple((g / 10, g / 10 - 0.05, g / 10 + 0.05, 80) for g in range(5))
     cuts = (-0.5, -0.1, 0.1, 0.5)
     source = explorer.bundle.sources["survival"]
-    choice = ModelChoice("survival", source.estimator, "lowest held-out DR loss", (0.1, 0, 0.2),
-                         cuts, groups, 0.05)  # fmt: skip
+    choice = ModelChoice(
+        "survival", source.estimator, "lowest held-out DR loss", (0.1, 0, 0.2), cuts, groups, 0.05
+    )
     ex = _with_choice(explorer, "survival", choice)
     out = ex.effects(ex.default_profile())
     like = out.patients_like_this["survival"]
@@ -481,8 +495,13 @@ def _extreme_profile(explorer) -> dict:
     """Oldest, ECOG 4, lowest CrCl, highest ferritin and CRP the form accepts."""
     fields = {f.name: f for f in explorer.fields()}
     profile = explorer.default_profile()
-    for name, end in (("age", "maximum"), ("ecog", "maximum"), ("crcl", "minimum"),
-                      ("ferritin", "maximum"), ("crp", "maximum")):  # fmt: skip
+    for name, end in (
+        ("age", "maximum"),
+        ("ecog", "maximum"),
+        ("crcl", "minimum"),
+        ("ferritin", "maximum"),
+        ("crp", "maximum"),
+    ):
         if name in fields:
             f = fields[name]
             profile[name] = 4 if name == "ecog" else getattr(f, end)
@@ -508,8 +527,10 @@ def _assert_coherent(explorer, out, profile) -> None:
     assert area == pytest.approx(out.rmst_difference.value, abs=1e-6)
     assert out.rmst_cart.value - out.rmst_tec.value == pytest.approx(area, abs=1e-9)
     # CRS: per-arm risks differ by the CRS effect
-    for diff, a, b in ((out.crs_difference, out.crs_cart, out.crs_tec),
-                       (out.crs_g3_difference, out.crs_g3_cart, out.crs_g3_tec)):  # fmt: skip
+    for diff, a, b in (
+        (out.crs_difference, out.crs_cart, out.crs_tec),
+        (out.crs_g3_difference, out.crs_g3_cart, out.crs_g3_tec),
+    ):
         if diff is not None and a is not None:
             assert a.value - b.value == pytest.approx(diff.value, abs=1e-9)
             assert 0 <= a.value <= 1 and 0 <= b.value <= 1
@@ -555,10 +576,14 @@ def test_a_constant_choice_is_coherent_too(explorer, run):
     from hte.pipeline.model_choice import ModelChoice
 
     ex = explorer
-    for target, value in (("survival", (0.1, 0.02, 0.18)), ("rmst", (1.5, 0.2, 2.8)),
-                          ("crs", (0.2, 0.1, 0.3))):  # fmt: skip
-        choice = ModelChoice(target, "constant", "no learner beats the constant", value, (),
-                             ((*value, 400),), 0.05)  # fmt: skip
+    for target, value in (
+        ("survival", (0.1, 0.02, 0.18)),
+        ("rmst", (1.5, 0.2, 2.8)),
+        ("crs", (0.2, 0.1, 0.3)),
+    ):
+        choice = ModelChoice(
+            target, "constant", "no learner beats the constant", value, (), ((*value, 400),), 0.05
+        )
         ex = _with_choice(ex, target, choice)
     _, cohort, _ = run
     for profile in _coherence_profiles(ex, cohort, n_random=20):
@@ -597,8 +622,15 @@ def test_matched_exponential_curves_reach_both_targets():
     grid = np.arange(0, 36.01, 0.5)
     cart, tec = np.exp(-0.05 * grid), np.exp(-0.08 * grid)
     k = list(grid).index(12.0)
-    same = match_curves(grid, cart, tec, 12.0, cart[k] - tec[k], 24.0,
-                        restricted_mean(grid, cart, 24) - restricted_mean(grid, tec, 24))  # fmt: skip
+    same = match_curves(
+        grid,
+        cart,
+        tec,
+        12.0,
+        cart[k] - tec[k],
+        24.0,
+        restricted_mean(grid, cart, 24) - restricted_mean(grid, tec, 24),
+    )
     for arm, curve in (("cart", cart), ("tec", tec)):
         np.testing.assert_allclose(same.scales[arm].apply(grid, curve), curve, atol=1e-9)
     for d_surv, d_rmst in ((-0.05, -0.5), (0.2, 1.0), (0.0, 2.5), (0.3, -1.0)):
@@ -626,8 +658,13 @@ def test_the_all_extremes_profile_is_unlike_either_arm(explorer):
         detail = out.joint_support[arm]
         assert detail["distance"] > detail["threshold"] and not detail["supported"]
     # the reason names fields among the ones made extreme
-    extreme = {"Age", "ECOG performance status", "Creatinine clearance", "Ferritin",
-               "C-reactive protein"}  # fmt: skip
+    extreme = {
+        "Age",
+        "ECOG performance status",
+        "Creatinine clearance",
+        "Ferritin",
+        "C-reactive protein",
+    }
     assert set(out.joint_support["cart"]["differs_most_in"]) & extreme
 
 
@@ -638,9 +675,11 @@ def test_typical_profiles_and_most_cohort_patients_are_supported(run, explorer):
         assert all(d["supported"] for d in out.joint_support.values()), out.joint_support
         assert not any("combination" in w for w in out.warnings)
     flagged = [
-        not all(d["supported"] for d in explorer.effects(_profile(explorer, row)).joint_support.values())
+        not all(
+            d["supported"] for d in explorer.effects(_profile(explorer, row)).joint_support.values()
+        )
         for _, row in cohort.iloc[::4].iterrows()
-    ]  # fmt: skip
+    ]
     # thresholds are the cohort's own 99th percentiles (leave-one-out), per arm
     assert np.mean(flagged) <= 0.04
 

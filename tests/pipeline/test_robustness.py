@@ -26,8 +26,18 @@ estimators:
 seeds: {global: 11}
 """
 
-REFUTATION_KEYS = {"target", "refuter", "description", "original", "estimate", "lower", "upper",
-                   "expected", "passed", "detail"}  # fmt: skip
+REFUTATION_KEYS = {
+    "target",
+    "refuter",
+    "description",
+    "original",
+    "estimate",
+    "lower",
+    "upper",
+    "expected",
+    "passed",
+    "detail",
+}
 EVALUE_KEYS = {"target", "measure", "estimate", "lower", "upper", "evalue", "evalue_ci", "note"}
 
 
@@ -61,8 +71,11 @@ def test_exact_shape_and_json_ready(checks):
         assert all(isinstance(r[k], str) and r[k] for k in ("description", "expected", "detail"))
         assert r["lower"] <= r["estimate"] <= r["upper"]
     assert [(e["target"], e["measure"]) for e in out["evalues"]] == [
-        ("survival", "RR"), ("crs", "RR"), ("crs_g3", "RR"), ("os", "HR"),
-    ]  # fmt: skip
+        ("survival", "RR"),
+        ("crs", "RR"),
+        ("crs_g3", "RR"),
+        ("os", "HR"),
+    ]
     for e in out["evalues"]:
         assert set(e) == EVALUE_KEYS
         assert e["lower"] <= e["estimate"] <= e["upper"]

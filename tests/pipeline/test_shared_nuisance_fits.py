@@ -62,16 +62,21 @@ def test_each_nuisance_is_fitted_once_per_analysis_and_once_per_heldout_fold(tmp
     # make_survival_learner (event and censoring: two per cross-fitting fold); every CRS arm-risk
     # model through shared_nuisances._outcome_model
     monkeypatch.setattr(propensity_module, "_fit", counted("propensity", propensity_module._fit))
-    monkeypatch.setattr(nuisance_module, "make_survival_learner",
-                        counted("survival", nuisance_module.make_survival_learner))  # fmt: skip
-    monkeypatch.setattr(shared_module, "_outcome_model",
-                        counted("crs_arm_risks", shared_module._outcome_model))  # fmt: skip
+    monkeypatch.setattr(
+        nuisance_module,
+        "make_survival_learner",
+        counted("survival", nuisance_module.make_survival_learner),
+    )
+    monkeypatch.setattr(
+        shared_module, "_outcome_model", counted("crs_arm_risks", shared_module._outcome_model)
+    )
     monkeypatch.setattr(heterogeneity, "N_JOBS", 1)  # held-out refits in this process: counted
     monkeypatch.setattr(stages, "FIT_JOBS", 1)  # estimator fits in this process: counted
     path = tmp_path / "counted.yaml"
     path.write_text(DEFAULT_LIKE, encoding="utf-8")
-    result = run_experiment(load_config(path), output_root=tmp_path, progress=False,
-                            write_models=False)  # fmt: skip
+    result = run_experiment(
+        load_config(path), output_root=tmp_path, progress=False, write_models=False
+    )
     assert result.metrics["failures"] == []
     folds = 5  # the nuisances' cross-fitting folds
     crs_outcomes = 2  # any grade and grade >= 3 (the synthetic cohort has grades)
@@ -115,8 +120,7 @@ class _SeenRowsShared(BaseEstimator):
 def test_heldout_refits_on_shared_fold_nuisances_never_saw_the_ranked_patient():
     seed = 4
     data = prepare_analysis(simulate_cohort(n=300, seed=seed), TimeZeroAnalysis(mode="decision"))
-    data.nuisances = fit_nuisances(data.effect_data, horizons=[12.0], random_state=seed,
-                                   n_jobs=1)  # fmt: skip
+    data.nuisances = fit_nuisances(data.effect_data, horizons=[12.0], random_state=seed, n_jobs=1)
     design_diagnostics(data, seed)
     lookup = {tuple(r): i for i, r in enumerate(data.X.to_numpy(dtype=float))}
     assert len(lookup) == len(data.cohort)  # rows are distinct: the lookup is one-to-one

@@ -47,10 +47,23 @@ TREE_KEYS = {"crs_weight", "share_cart", "leaves", "value"}
 POLICY_LEAF_KEYS = {"rule", "n", "action", "net_benefit", "lower", "upper"}
 INTERVAL_KEYS = {"estimate", "lower", "upper"}
 PRESPECIFIED_KEYS = {
-    "subgroup", "target", "n", "n_cart", "n_tec", "estimate", "lower", "upper",
-    "complement_estimate", "difference", "difference_lower", "difference_upper",
-    "difference_p_value", "mean_cate", "truth", "note",
-}  # fmt: skip
+    "subgroup",
+    "target",
+    "n",
+    "n_cart",
+    "n_tec",
+    "estimate",
+    "lower",
+    "upper",
+    "complement_estimate",
+    "difference",
+    "difference_lower",
+    "difference_upper",
+    "difference_p_value",
+    "mean_cate",
+    "truth",
+    "note",
+}
 
 
 @pytest.fixture(scope="module")

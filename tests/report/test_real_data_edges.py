@@ -98,8 +98,11 @@ def test_every_report_table_row_matches_its_headers():
 
     headers = ["estimator", "target", "mean", "SD"]
     assert blocks.failed_row(headers, ["cox", "survival"], "failed: x") == [
-        "cox", "survival", "failed: x", ""
-    ]  # fmt: skip
+        "cox",
+        "survival",
+        "failed: x",
+        "",
+    ]
     with pytest.raises(ValueError, match="row 1 has 3 cells for 4 headers"):
         blocks.table(headers, [["a", "b", "c"]])
 

@@ -12,8 +12,18 @@ import pytest
 sync_api = pytest.importorskip("playwright.sync_api")
 
 CHROMIUM = "/usr/bin/chromium"
-SECTIONS = ("summary", "cohort", "averages", "cate", "benefit-harm", "subgroups", "heterogeneity",
-            "robustness", "attributions", "provenance")  # fmt: skip
+SECTIONS = (
+    "summary",
+    "cohort",
+    "averages",
+    "cate",
+    "benefit-harm",
+    "subgroups",
+    "heterogeneity",
+    "robustness",
+    "attributions",
+    "provenance",
+)
 
 
 def _png_size(path: Path) -> tuple[int, int]:

@@ -18,8 +18,18 @@ from hte.report import build_report, write_report
 from hte.report.format import NOT_RUN, effect, num, pvalue, signed
 from hte.report.loader import load_run_folder
 
-ANCHORS = ("summary", "cohort", "averages", "cate", "benefit-harm", "subgroups", "heterogeneity",
-           "robustness", "attributions", "provenance")  # fmt: skip
+ANCHORS = (
+    "summary",
+    "cohort",
+    "averages",
+    "cate",
+    "benefit-harm",
+    "subgroups",
+    "heterogeneity",
+    "robustness",
+    "attributions",
+    "provenance",
+)
 
 
 class _Tags(HTMLParser):
@@ -198,37 +208,104 @@ def test_absent_parts_say_not_run_and_never_crash(small_run, tmp_path):
 def _add_other_stages(m: dict) -> None:
     """The metrics shapes the subgroup, heterogeneity and robustness stages add."""
     a = m["analyses"]["decision"]
-    leaf = {"rule": "extramedullary > 0.5", "n": 60, "share": 0.15, "mean_cate": 0.21,
-            "estimate": 0.19, "lower": 0.05, "upper": 0.33}  # fmt: skip
+    leaf = {
+        "rule": "extramedullary > 0.5",
+        "n": 60,
+        "share": 0.15,
+        "mean_cate": 0.21,
+        "estimate": 0.19,
+        "lower": 0.05,
+        "upper": 0.33,
+    }
     value = {"estimate": 0.4, "lower": 0.3, "upper": 0.5}
     a["subgroups"] = {
-        "rules": {"survival": {"estimator": "causal_survival_forest", "max_depth": 2,
-                               "fidelity_r2": 0.71, "leaves": [leaf]}},
-        "policy": {"os_target": "survival", "crs_target": "crs", "units": "(survival probability)",
-                   "trees": [{"crs_weight": 0.5, "share_cart": 0.62,
-                              "leaves": [{"rule": "age <= 70", "n": 250, "action": "cart",
-                                          "net_benefit": 0.07, "lower": 0.01, "upper": 0.13}],
-                              "value": {"policy": value, "all_cart": value, "all_tec": value}}]},
-        "prespecified": [{"subgroup": "age >= 75", "target": "survival", "n": 40, "n_cart": 10,
-                          "n_tec": 30, "estimate": 0.02, "lower": -0.2, "upper": 0.24,
-                          "complement_estimate": 0.11, "difference": -0.09,
-                          "difference_lower": -0.3, "difference_upper": 0.12,
-                          "difference_p_value": 0.41,
-                          "mean_cate": {"causal_survival_forest": 0.05}, "truth": 0.06,
-                          "note": "small subgroup"}],
-    }  # fmt: skip
+        "rules": {
+            "survival": {
+                "estimator": "causal_survival_forest",
+                "max_depth": 2,
+                "fidelity_r2": 0.71,
+                "leaves": [leaf],
+            }
+        },
+        "policy": {
+            "os_target": "survival",
+            "crs_target": "crs",
+            "units": "(survival probability)",
+            "trees": [
+                {
+                    "crs_weight": 0.5,
+                    "share_cart": 0.62,
+                    "leaves": [
+                        {
+                            "rule": "age <= 70",
+                            "n": 250,
+                            "action": "cart",
+                            "net_benefit": 0.07,
+                            "lower": 0.01,
+                            "upper": 0.13,
+                        }
+                    ],
+                    "value": {"policy": value, "all_cart": value, "all_tec": value},
+                }
+            ],
+        },
+        "prespecified": [
+            {
+                "subgroup": "age >= 75",
+                "target": "survival",
+                "n": 40,
+                "n_cart": 10,
+                "n_tec": 30,
+                "estimate": 0.02,
+                "lower": -0.2,
+                "upper": 0.24,
+                "complement_estimate": 0.11,
+                "difference": -0.09,
+                "difference_lower": -0.3,
+                "difference_upper": 0.12,
+                "difference_p_value": 0.41,
+                "mean_cate": {"causal_survival_forest": 0.05},
+                "truth": 0.06,
+                "note": "small subgroup",
+            }
+        ],
+    }
     het = a["estimators"]["causal_survival_forest"]["survival"]["heterogeneity"]
     het["in_sample"] = False
-    het["toc"] = {"q": [0.1, 0.5, 1.0], "toc": [0.2, 0.1, 0.0], "lower": [0.1, 0.05, 0.0],
-                  "upper": [0.3, 0.15, 0.0]}  # fmt: skip
+    het["toc"] = {
+        "q": [0.1, 0.5, 1.0],
+        "toc": [0.2, 0.1, 0.0],
+        "lower": [0.1, 0.05, 0.0],
+        "upper": [0.3, 0.15, 0.0],
+    }
     a["robustness"] = {
-        "refutations": [{"target": "survival", "refuter": "placebo_treatment",
-                         "description": "treatment permuted", "original": 0.1, "estimate": 0.004,
-                         "lower": -0.05, "upper": 0.06, "expected": 0.0, "passed": True,
-                         "detail": "interval covers 0"}],
-        "evalues": [{"target": "survival", "measure": "risk ratio", "estimate": 1.31,
-                     "lower": 1.1, "upper": 1.5, "evalue": 1.94, "evalue_ci": 1.43, "note": ""}],
-    }  # fmt: skip
+        "refutations": [
+            {
+                "target": "survival",
+                "refuter": "placebo_treatment",
+                "description": "treatment permuted",
+                "original": 0.1,
+                "estimate": 0.004,
+                "lower": -0.05,
+                "upper": 0.06,
+                "expected": 0.0,
+                "passed": True,
+                "detail": "interval covers 0",
+            }
+        ],
+        "evalues": [
+            {
+                "target": "survival",
+                "measure": "risk ratio",
+                "estimate": 1.31,
+                "lower": 1.1,
+                "upper": 1.5,
+                "evalue": 1.94,
+                "evalue_ci": 1.43,
+                "note": "",
+            }
+        ],
+    }
 
 
 def test_shapes_other_stages_add_are_rendered(small_run, tmp_path):
@@ -250,7 +327,8 @@ def test_shapes_other_stages_add_are_rendered(small_run, tmp_path):
 def test_analyses_are_side_by_side(small_run, tmp_path):
     run = _copy_run(small_run, tmp_path)
     hr_dec = json.loads((run / "metrics.json").read_text())["analyses"]["decision"]["baselines"][
-        "hazard_ratio_iptw"]["hr"]  # fmt: skip
+        "hazard_ratio_iptw"
+    ]["hr"]
 
     def duplicate(m):
         infusion = json.loads(json.dumps(m["analyses"]["decision"]))
@@ -314,8 +392,15 @@ def test_interval_labels_follow_the_runs_alpha(small_run, small_report):
     assert metrics_of(small_run)["experiment"]["alpha"] == pytest.approx(0.10)
     html = small_report.read_text(encoding="utf-8")
     assert not re.search(_LABEL.format(95), html), re.search(_LABEL.format(95), html)
-    for anchor in ("summary", "averages", "cate", "model-choice", "subgroups", "heterogeneity",
-                   "robustness"):  # fmt: skip
+    for anchor in (
+        "summary",
+        "averages",
+        "cate",
+        "model-choice",
+        "subgroups",
+        "heterogeneity",
+        "robustness",
+    ):
         assert re.search(_LABEL.format(90), _section(html, anchor)), anchor
     subgroups = _section(html, "subgroups")
     assert re.search(r"doubly robust estimate \([^)]*, 90% CI\)", subgroups)  # rule trees
@@ -340,11 +425,21 @@ def _app_and_console_labels_follow_the_runs_alpha(run_dir: Path) -> None:
     tables = (tab.rules, tab.policy_leaves, views.averages_table(view), refutations, evalues)
     headers = [str(c) for table in tables for c in table.columns]
     assert not [h for h in headers if "95%" in h], headers
-    for label in ("effect in the leaf (90% CI)", "net benefit (90% CI)", "90% interval",
-                  "refuted estimate (90% CI)", "estimate (90% CI)"):  # fmt: skip
+    for label in (
+        "effect in the leaf (90% CI)",
+        "net benefit (90% CI)",
+        "90% interval",
+        "refuted estimate (90% CI)",
+        "estimate (90% CI)",
+    ):
         assert label in headers, (label, headers)
-    cards = effect_cards({"alpha": 0.1, "survival_horizon": 12.0,
-                          "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18}})  # fmt: skip
+    cards = effect_cards(
+        {
+            "alpha": 0.1,
+            "survival_horizon": 12.0,
+            "survival_difference": {"value": 0.1, "lower": 0.02, "upper": 0.18},
+        }
+    )
     assert "90% interval" in cards and "95%" not in cards
     console = Console(record=True, width=200)
     console.print(render_summary(metrics_of(run_dir)))
@@ -358,15 +453,17 @@ def test_caterpillar_legend_says_the_runs_level():
 
     from hte.report import figures as fig
 
-    effects = pd.DataFrame({"cf__crs__effect": [0.1, 0.2], "cf__crs__lower": [0.0, 0.1],
-                            "cf__crs__upper": [0.2, 0.3]})  # fmt: skip
+    effects = pd.DataFrame(
+        {"cf__crs__effect": [0.1, 0.2], "cf__crs__lower": [0.0, 0.1], "cf__crs__upper": [0.2, 0.3]}
+    )
     ax = Figure().add_subplot()
     fig._caterpillar(ax, effects, {"interval_estimator": "cf", "target": "crs"}, 100.0, "90%")
     assert "90% interval" in ax.get_legend_handles_labels()[1]
 
 
-@pytest.mark.parametrize(("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.025, "97.5%"),
-                                              (None, "95%"), ("x", "95%")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("alpha", "label"), [(0.05, "95%"), (0.1, "90%"), (0.025, "97.5%"), (None, "95%"), ("x", "95%")]
+)
 def test_interval_level_label(alpha, label):
     from hte.runs import interval_level
 

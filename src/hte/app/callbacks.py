@@ -123,8 +123,12 @@ def whatif_headline(context, run_dir, names, values) -> list:
     if cached is not None:
         return list(cached)
     explorer = context.explorer(run_dir)
-    errors, _, head = wi.headline_outputs(explorer, dict(zip(names, values, strict=True)),
-                                          _coverage(context, run_dir), _effects_of(run_dir))  # fmt: skip
+    errors, _, head = wi.headline_outputs(
+        explorer,
+        dict(zip(names, values, strict=True)),
+        _coverage(context, run_dir),
+        _effects_of(run_dir),
+    )
     field_messages = [
         f'<div class="hte-field-msg" role="alert">{escape(errors[n])}</div>' if n in errors else ""
         for n in names
@@ -143,8 +147,15 @@ def whatif_figures(context, run_dir, names, values, move_field, move_target) -> 
     if cached is not None:
         return list(cached)
     explorer = context.explorer(run_dir)
-    out = list(wi.figure_outputs(explorer, dict(zip(names, values, strict=True)), move_field,
-                                 move_target, _effects_of(run_dir)))  # fmt: skip
+    out = list(
+        wi.figure_outputs(
+            explorer,
+            dict(zip(names, values, strict=True)),
+            move_field,
+            move_target,
+            _effects_of(run_dir),
+        )
+    )
     _FIGURES.put(key, tuple(out))
     return out
 
@@ -164,8 +175,9 @@ def whatif_outputs(context, run_dir, names, values, move_field, move_target) -> 
 def moves_output(context, run_dir, names, values, move_field, move_target) -> str:
     explorer = context.explorer(run_dir)
     try:
-        return wi.moves_output(explorer, dict(zip(names, values, strict=True)), move_field,
-                               move_target)  # fmt: skip
+        return wi.moves_output(
+            explorer, dict(zip(names, values, strict=True)), move_field, move_target
+        )
     except wi.InvalidProfile as exc:
         raise gr.Error(str(exc)) from None
 
@@ -193,8 +205,17 @@ def cohort_values(context: AppContext, run_dir: str, weight: float) -> tuple:
     """headline, distributions, benefit-harm, policy text, policy leaves, rules, prespecified
     plot, prespecified table, TOC."""
     tab = cohort_views.cohort_tab(context.view(run_dir), float(weight))
-    out = (tab.headline, tab.distributions, tab.benefit_harm, tab.policy_text, tab.policy_leaves,
-           tab.rules, tab.prespecified_plot, tab.prespecified, tab.toc)  # fmt: skip
+    out = (
+        tab.headline,
+        tab.distributions,
+        tab.benefit_harm,
+        tab.policy_text,
+        tab.policy_leaves,
+        tab.rules,
+        tab.prespecified_plot,
+        tab.prespecified,
+        tab.toc,
+    )
     _close(out)
     return out
 
@@ -250,9 +271,17 @@ def diagnostics_values(context: AppContext, run_dir: str) -> tuple:
         if report
         else f"HTML report: {NOT_IN_RUN} (write it with the report command)."
     )
-    out = (cohort_views.overlap_text(view), overlap, balance, cohort_views.averages_table(view),
-           cohort_views.rate_table(view), refutations, evalues,
-           context.servable(report), note)  # fmt: skip
+    out = (
+        cohort_views.overlap_text(view),
+        overlap,
+        balance,
+        cohort_views.averages_table(view),
+        cohort_views.rate_table(view),
+        refutations,
+        evalues,
+        context.servable(report),
+        note,
+    )
     _close(out)
     return out
 

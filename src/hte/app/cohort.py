@@ -78,8 +78,9 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
     pre_table = records_frame(pre) if pre is not None else _absent()
     toc_fig = _toc_figure(view, os_fit)
     headline = _headline(view, os_fit, crs_fit, os_eff, crs_eff)
-    return CohortTab(dist, scatter, policy_text, leaves, rules, pre_plot, pre_table, toc_fig,
-                     headline)  # fmt: skip
+    return CohortTab(
+        dist, scatter, policy_text, leaves, rules, pre_plot, pre_table, toc_fig, headline
+    )
 
 
 TARGET_ORDER = vocabulary.TARGET_ORDER  # survival, RMST, CRS, grade >= 3 CRS
@@ -104,14 +105,16 @@ def rules_table(rules: dict | None, level: str) -> pd.DataFrame:
         if not isinstance(tree, dict):
             continue
         for leaf in tree.get("leaves") or []:
-            rows.append({
-                "target": target,
-                "rule": leaf.get("rule"),
-                "n": leaf.get("n"),
-                f"effect in the leaf ({level} CI)": _ci_text(leaf),
-                "mean predicted effect": leaf.get("mean_cate"),
-                "estimator (fidelity R²)": f"{tree.get('estimator')} ({fmt(tree.get('fidelity_r2'))})",
-            })  # fmt: skip
+            rows.append(
+                {
+                    "target": target,
+                    "rule": leaf.get("rule"),
+                    "n": leaf.get("n"),
+                    f"effect in the leaf ({level} CI)": _ci_text(leaf),
+                    "mean predicted effect": leaf.get("mean_cate"),
+                    "estimator (fidelity R²)": f"{tree.get('estimator')} ({fmt(tree.get('fidelity_r2'))})",
+                }
+            )
     return records_frame(rows) if rows else _absent()
 
 
@@ -125,8 +128,12 @@ def _prespecified_plot(view: RunView, pre: list | None) -> Figure:
         return plots.message_figure("prespecified subgroups: no intervals to plot")
     fit = view.primary(target)
     words = target_words(view, fit) if fit else target
-    return plots.forest_plot(rows, "label", f"Prespecified subgroups: {words}",
-                             "effect within the subgroup (CAR-T minus teclistamab)")  # fmt: skip
+    return plots.forest_plot(
+        rows,
+        "label",
+        f"Prespecified subgroups: {words}",
+        "effect within the subgroup (CAR-T minus teclistamab)",
+    )
 
 
 def _absent() -> pd.DataFrame:
@@ -161,9 +168,12 @@ def policy_for_weight(sub: dict | None, crs_weight: float, level: str) -> tuple[
     )
     value = tree.get("value")
     if isinstance(value, dict):
-        words = {"policy": "this policy (in-sample)", "policy_cross_validated":
-                 "this policy (cross-validated)", "all_cart": "CAR-T for all",
-                 "all_tec": "teclistamab for all"}  # fmt: skip
+        words = {
+            "policy": "this policy (in-sample)",
+            "policy_cross_validated": "this policy (cross-validated)",
+            "all_cart": "CAR-T for all",
+            "all_tec": "teclistamab for all",
+        }
         parts = [
             f"{words.get(k, k)} {fmt(v.get('estimate'))} ({fmt(v.get('lower'))} to "
             f"{fmt(v.get('upper'))})"
@@ -176,17 +186,23 @@ def policy_for_weight(sub: dict | None, crs_weight: float, level: str) -> tuple[
         text += f"; mean net benefit under the policy {fmt(value)}"
     text += ". Net benefit = OS gain minus weight x extra CRS risk."
     leaves = [
-        {"rule": leaf.get("rule"), "treat with": {"cart": "CAR-T", "tec": "teclistamab"}.get(
-            leaf.get("action"), leaf.get("action")), "n": leaf.get("n"),
-         f"net benefit ({level} CI)": _ci_text(leaf, "net_benefit")}
+        {
+            "rule": leaf.get("rule"),
+            "treat with": {"cart": "CAR-T", "tec": "teclistamab"}.get(
+                leaf.get("action"), leaf.get("action")
+            ),
+            "n": leaf.get("n"),
+            f"net benefit ({level} CI)": _ci_text(leaf, "net_benefit"),
+        }
         for leaf in tree.get("leaves") or []
-    ]  # fmt: skip
+    ]
     return text, records_frame(leaves)
 
 
 def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
-    parts = [f"**{view.name}**, analysis `{view.labels[0]}`: "
-             f"{view.analysis().n_analysed:,} patients."]  # fmt: skip
+    parts = [
+        f"**{view.name}**, analysis `{view.labels[0]}`: {view.analysis().n_analysed:,} patients."
+    ]
     if os_eff is not None:
         parts.append(
             f"OS ({os_fit.estimator}): mean {fmt(np.mean(os_eff))}, "
@@ -271,8 +287,12 @@ def dependence_figure(view: RunView, key: str | None, feature: str | None) -> Fi
     if X is None or feature not in X or shap["row"].max() >= len(X):
         return plots.message_figure("SHAP dependence: the run's data cannot be read again")
     x = X[feature].to_numpy(dtype=float)[shap["row"].to_numpy()]
-    return plots.dependence(x, shap[SHAP_PREFIX + feature].to_numpy(float), feature,
-                            f"Dependence: {feature}\n{fit.estimator} · {target_words(view, fit)}")  # fmt: skip
+    return plots.dependence(
+        x,
+        shap[SHAP_PREFIX + feature].to_numpy(float),
+        feature,
+        f"Dependence: {feature}\n{fit.estimator} · {target_words(view, fit)}",
+    )
 
 
 def rate_table(view: RunView) -> pd.DataFrame:
@@ -286,8 +306,10 @@ def rate_table(view: RunView) -> pd.DataFrame:
         for name in ("autoc", "qini"):
             r = het.get(name) or {}
             if r:
-                row[name.upper()] = f"{fmt(r.get('estimate'))} [{fmt(r.get('lower'))}, " \
-                                    f"{fmt(r.get('upper'))}] p={fmt(r.get('p_value'))}"  # fmt: skip
+                row[name.upper()] = (
+                    f"{fmt(r.get('estimate'))} [{fmt(r.get('lower'))}, "
+                    f"{fmt(r.get('upper'))}] p={fmt(r.get('p_value'))}"
+                )
         blp = het.get("blp") or {}
         if blp:
             row["BLP mean coef"] = fmt(blp.get("mean_coef"))
@@ -310,13 +332,14 @@ def _choice_columns(view: RunView, fit) -> dict[str, Any]:
     se = loss.get("diff_vs_constant_se")
     z = -loss["diff_vs_constant"] / se if loss and se else None
     return {
-        "shown": "yes" if choice.get("chosen") == fit.estimator else (
-            "no (average effect shown)" if choice.get("chosen") == "constant" else "no"),
+        "shown": "yes"
+        if choice.get("chosen") == fit.estimator
+        else ("no (average effect shown)" if choice.get("chosen") == "constant" else "no"),
         "held-out DR loss gain over constant (SE)": fmt(z),
         "calibration for benefit: slope": fmt(cal.get("slope")),
         "E-for-benefit": fmt(cal.get("e_for_benefit")),
         "c-for-benefit": fmt(cal.get("c_for_benefit")),
-    }  # fmt: skip
+    }
 
 
 def averages_table(view: RunView) -> pd.DataFrame:
@@ -325,9 +348,14 @@ def averages_table(view: RunView) -> pd.DataFrame:
     rows = []
     for name, b in base.items():
         est = b.get("estimate", b.get("hr"))
-        rows.append({"average": name, "estimate": fmt(est), f"{view.level} interval":
-                     f"{fmt(b.get('lower'))} to {fmt(b.get('upper'))}",
-                     "method": b.get("method", "")})  # fmt: skip
+        rows.append(
+            {
+                "average": name,
+                "estimate": fmt(est),
+                f"{view.level} interval": f"{fmt(b.get('lower'))} to {fmt(b.get('upper'))}",
+                "method": b.get("method", ""),
+            }
+        )
     return pd.DataFrame(rows) if rows else _absent()
 
 
@@ -340,19 +368,28 @@ def robustness_tables(view: RunView) -> tuple[pd.DataFrame, pd.DataFrame]:
     if not rob:
         return _absent(), _absent()
     ref = [
-        {"target": r.get("target"), "refuter": r.get("refuter"),
-         "original estimate": r.get("original"),
-         f"refuted estimate ({view.level} CI)": _ci_text(r),
-         "expected": r.get("expected"), "passed": r.get("passed"),
-         "what was done": r.get("description")}
+        {
+            "target": r.get("target"),
+            "refuter": r.get("refuter"),
+            "original estimate": r.get("original"),
+            f"refuted estimate ({view.level} CI)": _ci_text(r),
+            "expected": r.get("expected"),
+            "passed": r.get("passed"),
+            "what was done": r.get("description"),
+        }
         for r in rob.get("refutations") or []
-    ]  # fmt: skip
+    ]
     ev = [
-        {"target": e.get("target"), "measure": e.get("measure"),
-         f"estimate ({view.level} CI)": _ci_text(e), "E-value": e.get("evalue"),
-         "E-value of the CI bound": e.get("evalue_ci"), "note": e.get("note")}
+        {
+            "target": e.get("target"),
+            "measure": e.get("measure"),
+            f"estimate ({view.level} CI)": _ci_text(e),
+            "E-value": e.get("evalue"),
+            "E-value of the CI bound": e.get("evalue_ci"),
+            "note": e.get("note"),
+        }
         for e in rob.get("evalues") or []
-    ]  # fmt: skip
+    ]
     return (records_frame(ref) if ref else _absent(), records_frame(ev) if ev else _absent())
 
 

@@ -37,8 +37,10 @@ def default_run(config_path: Path = DEFAULT_CONFIG, *, echo=print) -> Path:
     found = newest_run(Path(config.output.root), config.name)
     if found is not None:
         return found
-    echo(f"No run of {config_path} under {config.output.root}/{config.name}: running it now "
-         "(the default experiment takes a few minutes on 2 cores).")  # fmt: skip
+    echo(
+        f"No run of {config_path} under {config.output.root}/{config.name}: running it now "
+        "(the default experiment takes a few minutes on 2 cores)."
+    )
     result = run_experiment(config, progress=True)
     return result.run_dir
 
@@ -99,8 +101,10 @@ def launch(
     configs/default.yaml, run first if there is none). Blocks until stopped."""
     run = Path(run_dir) if run_dir is not None else default_run()
     print(f"hte explorer: run folder {run}")
-    print(f"open http://{host}:{port} (research tool on observational data, not a treatment "
-          "recommendation)")  # fmt: skip
+    print(
+        f"open http://{host}:{port} (research tool on observational data, not a treatment "
+        "recommendation)"
+    )
     return serve(run, host=host, port=port, share=share, block=True)
 
 
@@ -109,14 +113,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python app.py", description="Launch the hte explorer (Gradio) for a run folder."
     )
-    parser.add_argument("run_dir", nargs="?", type=Path, default=None,
-                        help="run folder (default: newest run of configs/default.yaml)")  # fmt: skip
+    parser.add_argument(
+        "run_dir",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="run folder (default: newest run of configs/default.yaml)",
+    )
     parser.add_argument(
         "--host", default=DEFAULT_HOST, help="interface to bind (default 127.0.0.1)"
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default 7860)")
-    parser.add_argument("--share", action="store_true",
-                        help="also open a public Gradio share link (off by default)")  # fmt: skip
+    parser.add_argument(
+        "--share", action="store_true", help="also open a public Gradio share link (off by default)"
+    )
     args = parser.parse_args(argv)
     from hte.app.run_view import RunFolderError, RunView
 
@@ -127,8 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     if not port_is_free(args.host, args.port):
-        print(f"error: port {args.port} on {args.host} is in use (another explorer or program?); "
-              "choose another with --port", file=sys.stderr)  # fmt: skip
+        print(
+            f"error: port {args.port} on {args.host} is in use (another explorer or program?); "
+            "choose another with --port",
+            file=sys.stderr,
+        )
         return 1
     try:
         launch(args.run_dir, host=args.host, port=args.port, share=args.share)

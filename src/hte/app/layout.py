@@ -117,10 +117,15 @@ def build_app(context: AppContext) -> gr.Blocks:
         gr.Markdown(RESEARCH_NOTE, elem_classes="hte-note", elem_id="research-note")
         with gr.Row(equal_height=True):
             run_info = gr.Markdown(cb.run_info(context, str(context.run_dir)), elem_id="run-info")
-            picker = gr.Dropdown(cb.run_choices(context, []), value=str(context.run_dir),
-                                 label="Run shown (this browser's runs are kept across reloads)",
-                                 elem_id="run-picker", interactive=True, scale=0,
-                                 min_width=320)  # fmt: skip
+            picker = gr.Dropdown(
+                cb.run_choices(context, []),
+                value=str(context.run_dir),
+                label="Run shown (this browser's runs are kept across reloads)",
+                elem_id="run-picker",
+                interactive=True,
+                scale=0,
+                min_width=320,
+            )
         my_runs = gr.BrowserState([], storage_key="hte-my-runs")
         with gr.Tabs(elem_id="tabs") as tabs:
             with gr.Tab("Patient what-if", id="whatif", elem_id="tab-whatif"):
@@ -130,24 +135,46 @@ def build_app(context: AppContext) -> gr.Blocks:
             with gr.Tab("Attributions and diagnostics", id="diagnostics", elem_id="tab-diag"):
                 diag_outputs = _diagnostics_tab(context, run_state)
             with gr.Tab("Your data", id="data", elem_id="tab-data"):
-                _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs,
-                          picker, my_runs)  # fmt: skip
-        demo.load(lambda runs: gr.Dropdown(choices=cb.run_choices(context, runs)), [my_runs],
-                  [picker], queue=False)  # fmt: skip
-        picker.input(lambda chosen, runs: cb.pick_run(context, chosen, runs), [picker, my_runs],
-                     [run_state], queue=False).success(
-            lambda run_dir: cb.reload_values(context, run_dir), [run_state],
+                _data_tab(
+                    context,
+                    run_state,
+                    run_info,
+                    tabs,
+                    cohort_outputs,
+                    diag_outputs,
+                    picker,
+                    my_runs,
+                )
+        demo.load(
+            lambda runs: gr.Dropdown(choices=cb.run_choices(context, runs)),
+            [my_runs],
+            [picker],
+            queue=False,
+        )
+        picker.input(
+            lambda chosen, runs: cb.pick_run(context, chosen, runs),
+            [picker, my_runs],
+            [run_state],
+            queue=False,
+        ).success(
+            lambda run_dir: cb.reload_values(context, run_dir),
+            [run_state],
             [run_info, *cohort_outputs, *diag_outputs],
-        )  # fmt: skip
+        )
         # gradio_client calls go through the queue whatever ``queue`` says; there, without a
         # limit of its own, this endpoint would share the queue's default of 4 workers and
         # waiting clients get an estimate message each time one finishes. Its answers are
         # short numpy work (and cached per profile), so any number of them run at once.
-        gr.api(cb.api_profile_effects(context), api_name="profile_effects",
-               api_description="One patient profile (covariate -> value) -> OS and CRS effects "
-               "with intervals and per-arm predictions; an invalid profile raises an error "
-               "that names the field.", queue=False, concurrency_limit=None,
-               concurrency_id="profile_effects")  # fmt: skip
+        gr.api(
+            cb.api_profile_effects(context),
+            api_name="profile_effects",
+            api_description="One patient profile (covariate -> value) -> OS and CRS effects "
+            "with intervals and per-arm predictions; an invalid profile raises an error "
+            "that names the field.",
+            queue=False,
+            concurrency_limit=None,
+            concurrency_id="profile_effects",
+        )
     context.received_uploads = lambda: demo.upload_file_set  # what the upload route received
     return demo
 
@@ -162,17 +189,23 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         try:
             explorer = context.explorer(run_dir)
         except (HteError, OSError, ValueError) as exc:  # a run without the explorer's models
-            gr.Markdown(f"The what-if view is not available for this run folder: {exc}",
-                        elem_classes="hte-warning")  # fmt: skip
+            gr.Markdown(
+                f"The what-if view is not available for this run folder: {exc}",
+                elem_classes="hte-warning",
+            )
             return
         fields = explorer.fields()
         examples = list(explorer.examples())
         names = [f.name for f in fields]
         first_field = cb.default_move_field(fields)
         first = cb.whatif_outputs(
-            context, run_dir, names, cb.default_values(context, run_dir), first_field,
+            context,
+            run_dir,
+            names,
+            cb.default_values(context, run_dir),
+            first_field,
             cb.MOVE_TARGETS[0][1],
-        )[len(names):]  # fmt: skip
+        )[len(names) :]
         with gr.Row(equal_height=False, elem_classes="hte-whatif-row"):
             with gr.Column(scale=7, min_width=340, elem_classes="hte-results"):
                 warning = gr.HTML(first[0], elem_id="support-warning")
@@ -184,19 +217,31 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
                 wf_crs = gr.HTML(first[6], elem_id="waterfall-crs")
                 gr.Markdown("### What moves it")
                 with gr.Row():
-                    move_field = gr.Dropdown([(f.label, f.name) for f in fields],
-                                             value=first_field, label="Vary this covariate",
-                                             elem_id="move-field", interactive=True)  # fmt: skip
-                    move_target = gr.Radio(cb.MOVE_TARGETS, value=cb.MOVE_TARGETS[0][1],
-                                           label="Effect", elem_id="move-target",
-                                           interactive=True)  # fmt: skip
+                    move_field = gr.Dropdown(
+                        [(f.label, f.name) for f in fields],
+                        value=first_field,
+                        label="Vary this covariate",
+                        elem_id="move-field",
+                        interactive=True,
+                    )
+                    move_target = gr.Radio(
+                        cb.MOVE_TARGETS,
+                        value=cb.MOVE_TARGETS[0][1],
+                        label="Effect",
+                        elem_id="move-target",
+                        interactive=True,
+                    )
                 moves = gr.HTML(first[7], elem_id="moves-plot")
             with gr.Column(scale=4, min_width=300, elem_classes="hte-form"):
                 gr.Markdown("### Patient profile")
-                example = gr.Dropdown(examples, label="Start from an example", value=None,
-                                      elem_id="example-choice", interactive=True)  # fmt: skip
-                reset = gr.Button("Reset to the typical patient", elem_id="reset-button",
-                                  size="sm")  # fmt: skip
+                example = gr.Dropdown(
+                    examples,
+                    label="Start from an example",
+                    value=None,
+                    elem_id="example-choice",
+                    interactive=True,
+                )
+                reset = gr.Button("Reset to the typical patient", elem_id="reset-button", size="sm")
                 inputs, errors = [], []
                 for f in fields:
                     inputs.append(cb.field_component(f))
@@ -215,10 +260,23 @@ def _whatif_tab(context: AppContext, run_state: gr.State) -> None:
         # while values change quickly only the latest is computed. One event for the answer and
         # the figures: sending the figures in a second, chained event was measured slower
         # on a loaded machine (each request costs Gradio more CPU than the figures do).
-        gr.on([c.input for c in inputs], update, form, outputs, show_progress="hidden",
-              trigger_mode="always_last", queue=False)  # fmt: skip
-        gr.on([move_field.input, move_target.input], update_moves, form, [moves],
-              show_progress="hidden", queue=False)  # fmt: skip
+        gr.on(
+            [c.input for c in inputs],
+            update,
+            form,
+            outputs,
+            show_progress="hidden",
+            trigger_mode="always_last",
+            queue=False,
+        )
+        gr.on(
+            [move_field.input, move_target.input],
+            update_moves,
+            form,
+            [moves],
+            show_progress="hidden",
+            queue=False,
+        )
         example.input(
             lambda name: cb.example_values(context, run_dir, name), [example], inputs, queue=False
         ).then(update, form, outputs, queue=False)
@@ -243,16 +301,29 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
         )
     with gr.Row(equal_height=False):
         with gr.Column():
-            weight = gr.Slider(0, 1, value=0.25, step=0.05, elem_id="crs-weight",
-                               label="Weight on CRS harm (net benefit = OS gain - weight x extra "
-                               "CRS risk)")  # fmt: skip
-            scatter = gr.Plot(first[2], label="Benefit against CRS harm, per patient", show_label=False,
-                              elem_id="benefit-harm")  # fmt: skip
+            weight = gr.Slider(
+                0,
+                1,
+                value=0.25,
+                step=0.05,
+                elem_id="crs-weight",
+                label="Weight on CRS harm (net benefit = OS gain - weight x extra CRS risk)",
+            )
+            scatter = gr.Plot(
+                first[2],
+                label="Benefit against CRS harm, per patient",
+                show_label=False,
+                elem_id="benefit-harm",
+            )
         with gr.Column():
             policy_text = gr.Markdown(first[3], elem_id="policy-text")
-            policy = gr.Dataframe(first[4], label="Policy tree leaves", wrap=True,
-                                  column_widths=["52%", "16%", "10%", "22%"],
-                                  elem_id="policy-leaves")  # fmt: skip
+            policy = gr.Dataframe(
+                first[4],
+                label="Policy tree leaves",
+                wrap=True,
+                column_widths=["52%", "16%", "10%", "22%"],
+                elem_id="policy-leaves",
+            )
     gr.Markdown("### Subgroups")
     with gr.Row(equal_height=False):
         pre_plot = gr.Plot(
@@ -265,8 +336,12 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
             elem_id="toc",
         )
     with gr.Accordion("Subgroup rules (who benefits, in words)", open=True):
-        rules = gr.Dataframe(first[5], wrap=True, elem_id="rules-table",
-                             column_widths=["9%", "37%", "7%", "18%", "10%", "19%"])  # fmt: skip
+        rules = gr.Dataframe(
+            first[5],
+            wrap=True,
+            elem_id="rules-table",
+            column_widths=["9%", "37%", "7%", "18%", "10%", "19%"],
+        )
     with gr.Accordion("Prespecified subgroups: table", open=False):
         pre_table = gr.Dataframe(first[7], wrap=True)
     gr.Markdown(
@@ -278,8 +353,12 @@ def _cohort_tab(context: AppContext, run_state: gr.State) -> list:
     )
     outputs = [headline, dist, scatter, policy_text, policy, rules, pre_plot, pre_table, toc]
     # every change: dragging (on release), arrow keys and typed values alike
-    weight.change(lambda run, w: cb.cohort_weight_values(context, run, w), [run_state, weight],
-                  [scatter, policy_text, policy], trigger_mode="always_last")  # fmt: skip
+    weight.change(
+        lambda run, w: cb.cohort_weight_values(context, run, w),
+        [run_state, weight],
+        [scatter, policy_text, policy],
+        trigger_mode="always_last",
+    )
     return [weight, *outputs]
 
 
@@ -299,13 +378,20 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
         importance = gr.Plot(
             first[0], label="Mean |SHAP|", show_label=False, elem_id="attr-importance"
         )
-        beeswarm = gr.Image(first[1], label="Beeswarm (from the run folder)", type="filepath", show_label=False,
-                            elem_id="attr-beeswarm", buttons=["download"])  # fmt: skip
+        beeswarm = gr.Image(
+            first[1],
+            label="Beeswarm (from the run folder)",
+            type="filepath",
+            show_label=False,
+            elem_id="attr-beeswarm",
+            buttons=["download"],
+        )
     dep_choices, dep_value, dep_fig = cb.dependence_initial(context, run_dir, first_key)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=240):
-            dep_feature = gr.Dropdown(dep_choices, value=dep_value,
-                                      label="Dependence plot of", elem_id="dep-feature")  # fmt: skip
+            dep_feature = gr.Dropdown(
+                dep_choices, value=dep_value, label="Dependence plot of", elem_id="dep-feature"
+            )
         with gr.Column(scale=3):
             dependence = gr.Plot(dep_fig, show_label=False, elem_id="dep-plot")
     diag = cb.diagnostics_values(context, run_dir)
@@ -320,38 +406,78 @@ def _diagnostics_tab(context: AppContext, run_state: gr.State) -> list:
         )
     gr.Markdown("### Averages, heterogeneity tests (RATE, BLP calibration), robustness")
     averages = gr.Dataframe(diag[3], label="Average effects (IPTW / AIPW)", wrap=True)
-    rate = gr.Dataframe(diag[4], label="RATE (AUTOC, Qini) and BLP calibration per estimator",
-                        wrap=True, elem_id="rate-table")  # fmt: skip
+    rate = gr.Dataframe(
+        diag[4],
+        label="RATE (AUTOC, Qini) and BLP calibration per estimator",
+        wrap=True,
+        elem_id="rate-table",
+    )
     with gr.Column():
-        refutations = gr.Dataframe(diag[5], label="Refutation tests", wrap=True,
-                                   elem_id="refutations")  # fmt: skip
-        evalues = gr.Dataframe(diag[6], label="E-values (unmeasured confounding)", wrap=True,
-                               elem_id="evalues")  # fmt: skip
-    report = gr.File(diag[7], label="The run's HTML report (from the run folder)",
-                     elem_id="report-file", interactive=False, visible=diag[7] is not None)  # fmt: skip
+        refutations = gr.Dataframe(
+            diag[5], label="Refutation tests", wrap=True, elem_id="refutations"
+        )
+        evalues = gr.Dataframe(
+            diag[6], label="E-values (unmeasured confounding)", wrap=True, elem_id="evalues"
+        )
+    report = gr.File(
+        diag[7],
+        label="The run's HTML report (from the run folder)",
+        elem_id="report-file",
+        interactive=False,
+        visible=diag[7] is not None,
+    )
     report_note = gr.Markdown(diag[8])
-    open_report = gr.Button("Open the report in a new tab", elem_id="open-report", size="sm",
-                            visible=diag[7] is not None)  # fmt: skip
+    open_report = gr.Button(
+        "Open the report in a new tab",
+        elem_id="open-report",
+        size="sm",
+        visible=diag[7] is not None,
+    )
     # Gradio serves .html files as downloads (its rule against scripts in uploads); the run's
     # own report is opened from the session's private copy as an HTML blob instead. The tab is
     # opened at the click, so popup blockers let it through.
     open_report.click(None, None, None, js=OPEN_REPORT_JS)
-    fit.input(lambda run, key: cb.attribution_values(context, run, key), [run_state, fit],
-              [importance, beeswarm, fidelity])  # fmt: skip
-    fit.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat),
-              [run_state, fit, dep_feature], [dep_feature, dependence])  # fmt: skip
-    dep_feature.input(lambda run, key, feat: cb.dependence_values(context, run, key, feat)[1],
-                      [run_state, fit, dep_feature], [dependence])  # fmt: skip
-    return [fit, importance, beeswarm, fidelity, dep_feature, dependence, overlap_text, overlap, balance, averages, rate,
-            refutations, evalues, report, report_note]  # fmt: skip
+    fit.input(
+        lambda run, key: cb.attribution_values(context, run, key),
+        [run_state, fit],
+        [importance, beeswarm, fidelity],
+    )
+    fit.input(
+        lambda run, key, feat: cb.dependence_values(context, run, key, feat),
+        [run_state, fit, dep_feature],
+        [dep_feature, dependence],
+    )
+    dep_feature.input(
+        lambda run, key, feat: cb.dependence_values(context, run, key, feat)[1],
+        [run_state, fit, dep_feature],
+        [dependence],
+    )
+    return [
+        fit,
+        importance,
+        beeswarm,
+        fidelity,
+        dep_feature,
+        dependence,
+        overlap_text,
+        overlap,
+        balance,
+        averages,
+        rate,
+        refutations,
+        evalues,
+        report,
+        report_note,
+    ]
 
 
 # --------------------------------------------------------------------------------------------------
 # Your data
 
 
-def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, picker,
-              my_runs) -> None:  # fmt: skip
+def _data_tab(
+    context, run_state, run_info, tabs, cohort_outputs, diag_outputs, picker, my_runs
+) -> None:
     gr.Markdown(
         "Upload a cohort (.csv or .parquet, at most "
         f"{MAX_UPLOAD_MB} MB) with hte's column names (one row per patient at the treatment "
@@ -365,20 +491,35 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, 
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=2):
-            upload = gr.File(label="Cohort file", file_types=list(UPLOAD_TYPES), type="filepath",
-                             elem_id="upload-file")  # fmt: skip
+            upload = gr.File(
+                label="Cohort file",
+                file_types=list(UPLOAD_TYPES),
+                type="filepath",
+                elem_id="upload-file",
+            )
             gr.HTML("", elem_id="upload-type-message", padding=False)
             choices = context.config_choices()
-            config = gr.Dropdown(choices, value=cb.default_config_choice(choices),
-                                 label="Config to run", elem_id="config-choice")  # fmt: skip
-            run = gr.Button("Run the analysis", variant="primary", interactive=False,
-                            elem_id="run-button")  # fmt: skip
+            config = gr.Dropdown(
+                choices,
+                value=cb.default_config_choice(choices),
+                label="Config to run",
+                elem_id="config-choice",
+            )
+            run = gr.Button(
+                "Run the analysis", variant="primary", interactive=False, elem_id="run-button"
+            )
         with gr.Column(scale=3):
             verdict = gr.Markdown("Upload a cohort file to check it.", elem_id="upload-verdict")
-            problems = gr.Dataframe(label="Problems found", wrap=True, elem_id="problems-table",
-                                    visible=False, column_widths=["16%", "54%", "20%", "10%"])  # fmt: skip
-            run_status = gr.Markdown("No analysis run in this session yet.", elem_id="run-status",
-                                     min_height=80)  # fmt: skip
+            problems = gr.Dataframe(
+                label="Problems found",
+                wrap=True,
+                elem_id="problems-table",
+                visible=False,
+                column_widths=["16%", "54%", "20%", "10%"],
+            )
+            run_status = gr.Markdown(
+                "No analysis run in this session yet.", elem_id="run-status", min_height=80
+            )
     upload.change(
         lambda file: cb.check_upload_values(context, file),
         [upload],
@@ -386,17 +527,24 @@ def _data_tab(context, run_state, run_info, tabs, cohort_outputs, diag_outputs, 
         api_name="check_upload",
     )
     # Run is disabled while a run is going (and given back whatever the outcome)
-    running = run.click(lambda: gr.Button(interactive=False, value="Running..."), None, [run],
-                        queue=False).then(
+    running = run.click(
+        lambda: gr.Button(interactive=False, value="Running..."), None, [run], queue=False
+    ).then(
         lambda file, name, progress=gr.Progress(): cb.run_upload(context, file, name, progress),  # noqa: B008
-        [upload, config], [run_status, run_state], api_name="run_upload", concurrency_limit=1,
-    )  # fmt: skip
-    running.then(lambda: gr.Button(interactive=True, value="Run the analysis"), None, [run],
-                 queue=False)  # fmt: skip
+        [upload, config],
+        [run_status, run_state],
+        api_name="run_upload",
+        concurrency_limit=1,
+    )
+    running.then(
+        lambda: gr.Button(interactive=True, value="Run the analysis"), None, [run], queue=False
+    )
     running.success(
-        lambda run_dir: cb.reload_values(context, run_dir), [run_state],
+        lambda run_dir: cb.reload_values(context, run_dir),
+        [run_state],
         [run_info, *cohort_outputs, *diag_outputs],
     ).success(
-        lambda run_dir, runs: cb.remember_run(context, run_dir, runs), [run_state, my_runs],
+        lambda run_dir, runs: cb.remember_run(context, run_dir, runs),
+        [run_state, my_runs],
         [my_runs, picker],
-    ).success(lambda: gr.Tabs(selected="whatif"), None, [tabs])  # fmt: skip
+    ).success(lambda: gr.Tabs(selected="whatif"), None, [tabs])

@@ -156,12 +156,24 @@ def effect_distributions(
     os_effect: np.ndarray | None, crs_effect: np.ndarray | None, os_label: str, crs_label: str
 ) -> Figure:
     """Histograms of the per-patient OS benefit and CRS risk difference (CAR-T minus tec)."""
-    panels = [(v, lab, c) for v, lab, c in ((os_effect, os_label, BENEFIT_COLOUR),
-              (crs_effect, crs_label, HARM_COLOUR)) if v is not None]  # fmt: skip
+    panels = [
+        (v, lab, c)
+        for v, lab, c in (
+            (os_effect, os_label, BENEFIT_COLOUR),
+            (crs_effect, crs_label, HARM_COLOUR),
+        )
+        if v is not None
+    ]
     if not panels:
         return message_figure("no per-patient effects in this run folder")
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.4 * len(panels) / 1.3, 3.2), dpi=100,
-                             layout="constrained", squeeze=False)  # fmt: skip
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(6.4 * len(panels) / 1.3, 3.2),
+        dpi=100,
+        layout="constrained",
+        squeeze=False,
+    )
     for ax, (values, label, colour) in zip(axes[0], panels, strict=True):
         values = np.asarray(values, dtype=float)
         ax.hist(values[np.isfinite(values)], bins=40, color=colour, alpha=0.85)
@@ -174,8 +186,9 @@ def effect_distributions(
     return fig
 
 
-def benefit_vs_harm(os_effect: np.ndarray, crs_effect: np.ndarray, crs_weight: float,
-                    os_label: str, crs_label: str) -> Figure:  # fmt: skip
+def benefit_vs_harm(
+    os_effect: np.ndarray, crs_effect: np.ndarray, crs_weight: float, os_label: str, crs_label: str
+) -> Figure:
     """Per patient: OS benefit against extra CRS risk; coloured by net benefit at the weight."""
     fig, ax = _figure(6.4, 4.0)
     os_effect, crs_effect = np.asarray(os_effect, float), np.asarray(crs_effect, float)

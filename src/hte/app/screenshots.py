@@ -82,9 +82,10 @@ def choose_example(page, name: str) -> None:
     page.click("#example-choice input")
     page.get_by_role("option", name=name).click()
     page.wait_for_function(
-        "(b) => document.querySelector('#effect-cards').innerText !== b", arg=before,
+        "(b) => document.querySelector('#effect-cards').innerText !== b",
+        arg=before,
         timeout=30_000,
-    )  # fmt: skip
+    )
 
 
 def _free_port() -> int:

@@ -75,13 +75,17 @@ def survival_curves(
     parts = []
     for p in (0, 0.25, 0.5, 0.75, 1.0):
         y = sy(p)
-        parts.append(f'<line x1="{left}" x2="{W - right}" y1="{y:.1f}" y2="{y:.1f}" '
-                     'stroke="#e5e7eb"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{left}" x2="{W - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#e5e7eb"/>'
+        )
         parts.append(_text(left - 6, y + 4, f"{100 * p:.0f}%", 10, "end", GREY))
     for v in _nice_ticks(0, t_max, 6):
         parts.append(_text(sx(v), H - bottom + 16, f"{v:g}", 10, "middle", GREY))
-    parts.append(_text((left + W - right) / 2, H - 8, "months from the treatment decision", 11,
-                       "middle", GREY))  # fmt: skip
+    parts.append(
+        _text(
+            (left + W - right) / 2, H - 8, "months from the treatment decision", 11, "middle", GREY
+        )
+    )
     for arm in ("tec", "cart"):
         curve = arms.get(arm)
         if not curve:
@@ -99,18 +103,24 @@ def survival_curves(
         parts.append(f'<polygon points="{poly}" fill="{ARM_COLOURS[arm]}" fill-opacity="0.16"/>')
         line = " ".join(f"{x:.1f},{y:.1f}" for x, y in steps(s))
         dash = ' stroke-dasharray="7 3"' if arm == "tec" else ""
-        parts.append(f'<polyline points="{line}" fill="none" stroke="{ARM_COLOURS[arm]}" '
-                     f'stroke-width="2.4"{dash}/>')  # fmt: skip
+        parts.append(
+            f'<polyline points="{line}" fill="none" stroke="{ARM_COLOURS[arm]}" '
+            f'stroke-width="2.4"{dash}/>'
+        )
     if horizon is not None:
         x = sx(horizon)
-        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{H - bottom}" '
-                     f'stroke="{GREY}" stroke-dasharray="4 3"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top}" y2="{H - bottom}" '
+            f'stroke="{GREY}" stroke-dasharray="4 3"/>'
+        )
         parts.append(_text(x + 4, top + 12, f"{horizon:g} months", 10, "start", GREY))
     for i, arm in enumerate(("cart", "tec")):
         x = left + 10 + 130 * i
         dash = ' stroke-dasharray="7 3"' if arm == "tec" else ""
-        parts.append(f'<line x1="{x}" x2="{x + 22}" y1="14" y2="14" stroke="{ARM_COLOURS[arm]}" '
-                     f'stroke-width="2.4"{dash}/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{x}" x2="{x + 22}" y1="14" y2="14" stroke="{ARM_COLOURS[arm]}" '
+            f'stroke-width="2.4"{dash}/>'
+        )
         parts.append(_text(x + 28, 18, ARM_NAMES[arm], 11))
     parts.append(_text(W - right, 18, f"shaded: {level} band", 10, "end", GREY))
     return _svg(W, H, alt, "".join(parts))
@@ -120,8 +130,9 @@ def survival_curves(
 # Waterfall
 
 
-def waterfall(rows: Sequence[tuple[str, float]], base: float, total: float, unit: str,
-              title: str, alt: str) -> str:  # fmt: skip
+def waterfall(
+    rows: Sequence[tuple[str, float]], base: float, total: float, unit: str, title: str, alt: str
+) -> str:
     """Bars from the cohort average (``base``) to this profile's effect (``total``): one row
     per (label, contribution), labels in their own column so they never overlap the bars."""
     W, label_w, right, row_h, top = 680, 250, 70, 24, 34
@@ -140,8 +151,10 @@ def waterfall(rows: Sequence[tuple[str, float]], base: float, total: float, unit
         nonlocal y
         x0, x1 = sorted((sx(start), sx(start + value)))
         parts.append(_text(label_w - 8, y + 16, label, 11, "end"))
-        parts.append(f'<rect x="{x0:.1f}" y="{y + 5}" width="{max(x1 - x0, 1.5):.1f}" '
-                     f'height="{row_h - 8}" fill="{colour}" rx="2"/>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{y + 5}" width="{max(x1 - x0, 1.5):.1f}" '
+            f'height="{row_h - 8}" fill="{colour}" rx="2"/>'
+        )
         parts.append(_text(x1 + 5, y + 16, text, 10, "start", GREY))
         y += row_h
 
@@ -150,10 +163,20 @@ def waterfall(rows: Sequence[tuple[str, float]], base: float, total: float, unit
         bar_row(label, running[i], v, UP if v >= 0 else DOWN, f"{v:+.1f}")
     bar_row("this profile", 0.0, total, "#111827", f"{total:+.1f} {unit}")
     zero = sx(0.0)
-    parts.append(f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{top}" y2="{y}" stroke="{GREY}" '
-                 'stroke-width="1"/>')  # fmt: skip
-    parts.append(_text(label_w, y + 18, f"blue raises, vermillion lowers the effect ({unit})",
-                       10, "start", GREY))  # fmt: skip
+    parts.append(
+        f'<line x1="{zero:.1f}" x2="{zero:.1f}" y1="{top}" y2="{y}" stroke="{GREY}" '
+        'stroke-width="1"/>'
+    )
+    parts.append(
+        _text(
+            label_w,
+            y + 18,
+            f"blue raises, vermillion lowers the effect ({unit})",
+            10,
+            "start",
+            GREY,
+        )
+    )
     return _svg(W, H, alt, "".join(parts))
 
 
@@ -161,9 +184,17 @@ def waterfall(rows: Sequence[tuple[str, float]], base: float, total: float, unit
 # What moves it
 
 
-def what_moves_it(x: Sequence, effect: Sequence[float], lower: Sequence[float] | None,
-                  upper: Sequence[float] | None, current: object, xlabel: str, ylabel: str,
-                  categorical: bool, alt: str) -> str:  # fmt: skip
+def what_moves_it(
+    x: Sequence,
+    effect: Sequence[float],
+    lower: Sequence[float] | None,
+    upper: Sequence[float] | None,
+    current: object,
+    xlabel: str,
+    ylabel: str,
+    categorical: bool,
+    alt: str,
+) -> str:
     """The effect (and its interval) as one covariate varies, the others held."""
     W, H, left, right, top, bottom = 640, 280, 58, 16, 20, 46
     y = np.asarray(effect, dtype=float)
@@ -175,11 +206,14 @@ def what_moves_it(x: Sequence, effect: Sequence[float], lower: Sequence[float] |
     sy = lambda v: top + (H - top - bottom) * (ymax - v) / (ymax - ymin)  # noqa: E731
     parts = []
     for v in _nice_ticks(ymin, ymax, 5):
-        parts.append(f'<line x1="{left}" x2="{W - right}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" '
-                     'stroke="#e5e7eb"/>')  # fmt: skip
+        parts.append(
+            f'<line x1="{left}" x2="{W - right}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" '
+            'stroke="#e5e7eb"/>'
+        )
         parts.append(_text(left - 6, sy(v) + 4, f"{v:g}", 10, "end", GREY))
-    parts.append(f'<line x1="{left}" x2="{W - right}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" '
-                 f'stroke="{GREY}"/>')  # fmt: skip
+    parts.append(
+        f'<line x1="{left}" x2="{W - right}" y1="{sy(0):.1f}" y2="{sy(0):.1f}" stroke="{GREY}"/>'
+    )
     if categorical:
         n = len(x)
         width = (W - left - right) / max(n, 1)
@@ -187,10 +221,14 @@ def what_moves_it(x: Sequence, effect: Sequence[float], lower: Sequence[float] |
             cx = left + width * (i + 0.5)
             colour = CART if str(label) == str(current) else GREY
             y0, y1 = sorted((sy(0), sy(v)))
-            parts.append(f'<rect x="{cx - width * 0.3:.1f}" y="{y0:.1f}" width="{width * 0.6:.1f}" '
-                         f'height="{max(y1 - y0, 1):.1f}" fill="{colour}"/>')  # fmt: skip
-            parts.append(f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" '
-                         'stroke="#111827"/>')  # fmt: skip
+            parts.append(
+                f'<rect x="{cx - width * 0.3:.1f}" y="{y0:.1f}" width="{width * 0.6:.1f}" '
+                f'height="{max(y1 - y0, 1):.1f}" fill="{colour}"/>'
+            )
+            parts.append(
+                f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" '
+                'stroke="#111827"/>'
+            )
             parts.append(_text(cx, H - bottom + 16, label, 10, "middle", GREY))
     else:
         xv = np.asarray(x, dtype=float)
@@ -199,22 +237,31 @@ def what_moves_it(x: Sequence, effect: Sequence[float], lower: Sequence[float] |
         band = [(sx(a), sy(b)) for a, b in zip(xv, hi, strict=True)] + [
             (sx(a), sy(b)) for a, b in zip(xv[::-1], lo[::-1], strict=True)
         ]
-        parts.append('<polygon points="' + " ".join(f"{p:.1f},{q:.1f}" for p, q in band)
-                     + f'" fill="{CART}" fill-opacity="0.15"/>')  # fmt: skip
-        parts.append('<polyline points="' + " ".join(f"{sx(a):.1f},{sy(b):.1f}"
-                     for a, b in zip(xv, y, strict=True))
-                     + f'" fill="none" stroke="{CART}" stroke-width="2.2"/>')  # fmt: skip
+        parts.append(
+            '<polygon points="'
+            + " ".join(f"{p:.1f},{q:.1f}" for p, q in band)
+            + f'" fill="{CART}" fill-opacity="0.15"/>'
+        )
+        parts.append(
+            '<polyline points="'
+            + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(xv, y, strict=True))
+            + f'" fill="none" stroke="{CART}" stroke-width="2.2"/>'
+        )
         for v in _nice_ticks(x0, x1, 6):
             parts.append(_text(sx(v), H - bottom + 16, f"{v:g}", 10, "middle", GREY))
         try:
             c = float(current)  # type: ignore[arg-type]
             if x0 <= c <= x1:
-                parts.append(f'<line x1="{sx(c):.1f}" x2="{sx(c):.1f}" y1="{top}" '
-                             f'y2="{H - bottom}" stroke="#111827" stroke-dasharray="4 3"/>')  # fmt: skip
+                parts.append(
+                    f'<line x1="{sx(c):.1f}" x2="{sx(c):.1f}" y1="{top}" '
+                    f'y2="{H - bottom}" stroke="#111827" stroke-dasharray="4 3"/>'
+                )
         except (TypeError, ValueError):
             pass
     parts.append(_text((left + W - right) / 2, H - 10, xlabel, 11, "middle", GREY))
-    parts.append(f'<text x="14" y="{(top + H - bottom) / 2:.1f}" font-size="11" fill="{GREY}" '
-                 f'text-anchor="middle" transform="rotate(-90 14 {(top + H - bottom) / 2:.1f})">'
-                 f"{escape(ylabel)}</text>")  # fmt: skip
+    parts.append(
+        f'<text x="14" y="{(top + H - bottom) / 2:.1f}" font-size="11" fill="{GREY}" '
+        f'text-anchor="middle" transform="rotate(-90 14 {(top + H - bottom) / 2:.1f})">'
+        f"{escape(ylabel)}</text>"
+    )
     return _svg(W, H, alt, "".join(parts))

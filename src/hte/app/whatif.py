@@ -69,8 +69,10 @@ GLOSSARY = {
 
 def term(word: str, shown: str | None = None) -> str:
     """A glossary term: dotted underline, its definition on hover (and to screen readers)."""
-    return (f'<abbr class="hte-term" title="{escape(GLOSSARY[word])}" tabindex="0">'
-            f"{escape(shown or word)}</abbr>")  # fmt: skip
+    return (
+        f'<abbr class="hte-term" title="{escape(GLOSSARY[word])}" tabindex="0">'
+        f"{escape(shown or word)}</abbr>"
+    )
 
 
 ARM_WORDS = {"cart": "CAR-T", "tec": "teclistamab"}
@@ -107,12 +109,13 @@ def _coverage_words(coverage: Mapping | None) -> str:
     if not coverage:
         return ""
     if coverage.get("kind") == "average":
-        return ("<br>This is an interval for the cohort's average effect, not for one "
-                "patient's.")  # fmt: skip
+        return "<br>This is an interval for the cohort's average effect, not for one patient's."
     if coverage.get("coverage") is None:
         return "<br>Its coverage cannot be measured on real data (no known true effects)."
-    return (f"<br>In this run's check against known effects, such intervals held the true "
-            f"effect for {100 * coverage['coverage']:.0f}% of patients.")  # fmt: skip
+    return (
+        f"<br>In this run's check against known effects, such intervals held the true "
+        f"effect for {100 * coverage['coverage']:.0f}% of patients."
+    )
 
 
 def _interval(lo, hi, pct: bool, coverage: Mapping | None, level: str) -> str:
@@ -134,36 +137,68 @@ def effect_cards(effects: Mapping, coverage: Mapping | None = None) -> str:
     h = effects.get("survival_horizon")
     v, lo, hi = _est(effects.get("survival_difference"))
     if v is not None:
-        cards.append(_card(f"Alive at {h:g} months: CAR-T minus teclistamab",
-                           f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("survival"), level)))  # fmt: skip
+        cards.append(
+            _card(
+                f"Alive at {h:g} months: CAR-T minus teclistamab",
+                f"{_points(v)} percentage points",
+                _interval(lo, hi, True, coverage.get("survival"), level),
+            )
+        )
     for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
         v, lo, hi = _est(effects.get(f"survival_{arm}"))
         if v is not None:
-            cards.append(_card(f"Alive at {h:g} months with {ARM_WORDS[arm]}", _pct(v),
-                               f"band {_pct(lo)} to {_pct(hi)}", cls))  # fmt: skip
+            cards.append(
+                _card(
+                    f"Alive at {h:g} months with {ARM_WORDS[arm]}",
+                    _pct(v),
+                    f"band {_pct(lo)} to {_pct(hi)}",
+                    cls,
+                )
+            )
     v, lo, hi = _est(effects.get("rmst_difference"))
     if v is not None:
         hr = effects.get("rmst_horizon")
-        cards.append(_card(f"Months of life gained over {hr:g} months with CAR-T",
-                           f"{v:+.1f} months",
-                           _interval(lo, hi, False, coverage.get("rmst"), level)))  # fmt: skip
+        cards.append(
+            _card(
+                f"Months of life gained over {hr:g} months with CAR-T",
+                f"{v:+.1f} months",
+                _interval(lo, hi, False, coverage.get("rmst"), level),
+            )
+        )
     v, lo, hi = _est(effects.get("crs_difference"))
     if v is not None:
-        cards.append(_card("CRS risk: CAR-T minus teclistamab", f"{_points(v)} percentage points",
-                           _interval(lo, hi, True, coverage.get("crs"), level)))  # fmt: skip
+        cards.append(
+            _card(
+                "CRS risk: CAR-T minus teclistamab",
+                f"{_points(v)} percentage points",
+                _interval(lo, hi, True, coverage.get("crs"), level),
+            )
+        )
     for prefix, words in (("crs", "CRS risk"), ("crs_g3", "Severe (grade 3+) CRS risk")):
         for arm, cls in (("cart", "hte-cart"), ("tec", "hte-tec")):
             v, lo, hi = _est(effects.get(f"{prefix}_{arm}"))
             if v is not None:
-                cards.append(_card(f"{words} with {ARM_WORDS[arm]}", _pct(v),
-                                   f"band {_pct(lo)} to {_pct(hi)}", cls))  # fmt: skip
-    unsupported = any(not d.get("supported", True)
-                      for d in (effects.get("joint_support") or {}).values())  # fmt: skip
-    banner = ('<div class="hte-extrapolated">Extrapolated: the cohort had no patients like this '
-              "under both treatments (see the red box).</div>" if unsupported else "")  # fmt: skip
-    return (f'{banner}<div class="hte-cards">{"".join(cards)}</div>'
-            f"{fit_together(effects)}{_like_this(effects, level)}")  # fmt: skip
+                cards.append(
+                    _card(
+                        f"{words} with {ARM_WORDS[arm]}",
+                        _pct(v),
+                        f"band {_pct(lo)} to {_pct(hi)}",
+                        cls,
+                    )
+                )
+    unsupported = any(
+        not d.get("supported", True) for d in (effects.get("joint_support") or {}).values()
+    )
+    banner = (
+        '<div class="hte-extrapolated">Extrapolated: the cohort had no patients like this '
+        "under both treatments (see the red box).</div>"
+        if unsupported
+        else ""
+    )
+    return (
+        f'{banner}<div class="hte-cards">{"".join(cards)}</div>'
+        f"{fit_together(effects)}{_like_this(effects, level)}"
+    )
 
 
 def fit_together(effects: Mapping) -> str:
@@ -173,23 +208,36 @@ def fit_together(effects: Mapping) -> str:
     bits = []
     s = own.get("survival")
     if s and effects.get("survival_cart"):
-        bits.append(f"alive at {effects['survival_horizon']:g} months {_pct(s['cart'])} with "
-                    f"CAR-T and {_pct(s['tec'])} with teclistamab (shown: "
-                    f"{_pct(effects['survival_cart']['value'])} and "
-                    f"{_pct(effects['survival_tec']['value'])})")  # fmt: skip
+        bits.append(
+            f"alive at {effects['survival_horizon']:g} months {_pct(s['cart'])} with "
+            f"CAR-T and {_pct(s['tec'])} with teclistamab (shown: "
+            f"{_pct(effects['survival_cart']['value'])} and "
+            f"{_pct(effects['survival_tec']['value'])})"
+        )
     c = own.get("crs")
     if c and effects.get("crs_cart"):
-        bits.append(f"CRS {_pct(c['cart'])} and {_pct(c['tec'])} (shown: "
-                    f"{_pct(effects['crs_cart']['value'])} and "
-                    f"{_pct(effects['crs_tec']['value'])})")  # fmt: skip
+        bits.append(
+            f"CRS {_pct(c['cart'])} and {_pct(c['tec'])} (shown: "
+            f"{_pct(effects['crs_cart']['value'])} and "
+            f"{_pct(effects['crs_tec']['value'])})"
+        )
     if not bits:
         return ""
-    constant = [k for k, e in effects.items() if k.endswith("_difference") and isinstance(e, Mapping)
-                and e.get("source") == "average effect (DR)"]  # fmt: skip
-    source = ("the cohort's average effect (this cohort does not support individual differences "
-              "for " + ", ".join(CONSTANT_NAMES.get(k.removesuffix("_difference"), k)
-                                 for k in constant) + ")"
-              if constant else "the model this run chose by held-out accuracy")  # fmt: skip
+    constant = [
+        k
+        for k, e in effects.items()
+        if k.endswith("_difference")
+        and isinstance(e, Mapping)
+        and e.get("source") == "average effect (DR)"
+    ]
+    source = (
+        "the cohort's average effect (this cohort does not support individual differences "
+        "for "
+        + ", ".join(CONSTANT_NAMES.get(k.removesuffix("_difference"), k) for k in constant)
+        + ")"
+        if constant
+        else "the model this run chose by held-out accuracy"
+    )
     return (
         '<div class="hte-i hte-fit" style="margin-top:6px">How these numbers fit together: each '
         f"difference comes from {escape(source)}; each treatment's numbers come from a "
@@ -198,10 +246,18 @@ def fit_together(effects: Mapping) -> str:
     )
 
 
-CONSTANT_NAMES = {"survival": "survival", "rmst": "months of life", "crs": "CRS",
-                  "crs_g3": "severe CRS"}  # fmt: skip
-LIKE_THIS_WORDS = {"survival": ("survival", True), "rmst": ("months of life gained", False),
-                   "crs": ("CRS", True), "crs_g3": ("severe CRS", True)}  # fmt: skip
+CONSTANT_NAMES = {
+    "survival": "survival",
+    "rmst": "months of life",
+    "crs": "CRS",
+    "crs_g3": "severe CRS",
+}
+LIKE_THIS_WORDS = {
+    "survival": ("survival", True),
+    "rmst": ("months of life gained", False),
+    "crs": ("CRS", True),
+    "crs_g3": ("severe CRS", True),
+}
 
 
 def _like_this(effects: Mapping, level: str) -> str:
@@ -212,16 +268,24 @@ def _like_this(effects: Mapping, level: str) -> str:
     for target, g in groups.items():
         name, pct = LIKE_THIS_WORDS.get(target, (target, True))
         value = f"{_points(g['estimate'])} points" if pct else f"{g['estimate']:+.1f} months"
-        ci = (f"{level} interval {_points(g['lower'])} to {_points(g['upper'])} points" if pct
-              else f"{level} interval {g['lower']:+.1f} to {g['upper']:+.1f} months")  # fmt: skip
-        where = ("all patients" if g["n_groups"] == 1
-                 else f"group {g['group']} of {g['n_groups']}, n = {g['n']}")  # fmt: skip
+        ci = (
+            f"{level} interval {_points(g['lower'])} to {_points(g['upper'])} points"
+            if pct
+            else f"{level} interval {g['lower']:+.1f} to {g['upper']:+.1f} months"
+        )
+        where = (
+            "all patients"
+            if g["n_groups"] == 1
+            else f"group {g['group']} of {g['n_groups']}, n = {g['n']}"
+        )
         items.append(f"<li>{escape(name)}: {escape(value)} ({escape(ci)}; {escape(where)})</li>")
     if not items:
         return ""
-    return ('<div class="hte-i" style="margin-top:6px">Patients like this (the observed effect '
-            "in the group of patients with similar predicted benefit; its interval is for the "
-            f"group's mean effect):<ul>{''.join(items)}</ul></div>")  # fmt: skip
+    return (
+        '<div class="hte-i" style="margin-top:6px">Patients like this (the observed effect '
+        "in the group of patients with similar predicted benefit; its interval is for the "
+        f"group's mean effect):<ul>{''.join(items)}</ul></div>"
+    )
 
 
 def warning_html(effects: Mapping) -> str:
@@ -241,15 +305,20 @@ def warning_html(effects: Mapping) -> str:
 
 def form_error_html(errors: Mapping[str, str]) -> str:
     items = "".join(f"<li>{escape(m)}</li>" for m in errors.values())
-    return ('<div class="hte-warning" role="alert"><strong>Results cleared: '
-            f"{len(errors)} field{'s' if len(errors) > 1 else ''} to fix.</strong>"
-            f"<ul>{items}</ul></div>")  # fmt: skip
+    return (
+        '<div class="hte-warning" role="alert"><strong>Results cleared: '
+        f"{len(errors)} field{'s' if len(errors) > 1 else ''} to fix.</strong>"
+        f"<ul>{items}</ul></div>"
+    )
 
 
 def summary_html(effects: Mapping) -> str:
     defaults = effects.get("defaults_used") or []
-    extra = (f" Fields not given took the cohort's typical value: {', '.join(defaults)}."
-             if defaults and len(defaults) < 6 else "")  # fmt: skip
+    extra = (
+        f" Fields not given took the cohort's typical value: {', '.join(defaults)}."
+        if defaults and len(defaults) < 6
+        else ""
+    )
     unknown = [k for k, v in (effects.get("profile") or {}).items() if v is None]
     if unknown:
         extra += f" Unknown: {', '.join(unknown)} (treated as the model treats missing values)."
@@ -267,8 +336,13 @@ def icons_html(effects: Mapping) -> str:
     for arm in ("cart", "tec"):
         groups = []
         if surv:
-            groups.append((f"alive at {surv['horizon_months']:g} months", surv[arm]["alive"],
-                           ARM_COLOURS[arm]))  # fmt: skip
+            groups.append(
+                (
+                    f"alive at {surv['horizon_months']:g} months",
+                    surv[arm]["alive"],
+                    ARM_COLOURS[arm],
+                )
+            )
             groups.append(("died", surv[arm]["dead"], "#d1d5db"))
         if not groups:
             continue
@@ -294,9 +368,11 @@ def curves_html(effects: Mapping) -> str:
     alt = "Predicted survival curves for this profile under CAR-T (solid) and teclistamab (dashed)"
     if effects.get("survival_cart") and h is not None:
         c, t = effects["survival_cart"], effects["survival_tec"]
-        alt += (f": at {h:g} months {_pct(c['value'])} alive with CAR-T (band {_pct(c['lower'])}"
-                f" to {_pct(c['upper'])}) and {_pct(t['value'])} with teclistamab (band "
-                f"{_pct(t['lower'])} to {_pct(t['upper'])})")  # fmt: skip
+        alt += (
+            f": at {h:g} months {_pct(c['value'])} alive with CAR-T (band {_pct(c['lower'])}"
+            f" to {_pct(c['upper'])}) and {_pct(t['value'])} with teclistamab (band "
+            f"{_pct(t['lower'])} to {_pct(t['upper'])})"
+        )
     level = interval_level(effects.get("alpha"))
     return svg.survival_curves(curves["times"], curves, h, alt + ".", level)
 
@@ -321,10 +397,13 @@ def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7
     rows.append(("not captured by the explanation", scale * wf["approximation"]))
     base, total = scale * wf["base_value"], scale * wf["total"]
     title = f"Why this {what} differs from the cohort average"
-    alt = (f"Waterfall chart. {title}: cohort average {base:+.1f} {unit}; "
-           + "; ".join(f"{label} {'raises' if v >= 0 else 'lowers'} it by {abs(v):.1f}"
-                       for label, v in rows)
-           + f"; this profile {total:+.1f} {unit}.")  # fmt: skip
+    alt = (
+        f"Waterfall chart. {title}: cohort average {base:+.1f} {unit}; "
+        + "; ".join(
+            f"{label} {'raises' if v >= 0 else 'lowers'} it by {abs(v):.1f}" for label, v in rows
+        )
+        + f"; this profile {total:+.1f} {unit}."
+    )
     return svg.waterfall(rows, base, total, unit, title, alt)
 
 
@@ -356,18 +435,35 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
         current = "yes" if current in (True, "yes") else "no"
     label = f.label + (f" ({f.unit})" if f.unit else "")
     effect = scale * frame["effect"].to_numpy(float)
-    alt = (f"{words} ({unit}) as {label} varies from {x[0]} to {x[-1]}, other fields held: "
-           f"from {effect[0]:+.1f} to {effect[-1]:+.1f}.")  # fmt: skip
+    alt = (
+        f"{words} ({unit}) as {label} varies from {x[0]} to {x[-1]}, other fields held: "
+        f"from {effect[0]:+.1f} to {effect[-1]:+.1f}."
+    )
     return svg.what_moves_it(
-        x, effect, scale * frame["lower"].to_numpy(float), scale * frame["upper"].to_numpy(float),
-        current, label, f"{words} ({unit})", categorical, alt,
-    )  # fmt: skip
+        x,
+        effect,
+        scale * frame["lower"].to_numpy(float),
+        scale * frame["upper"].to_numpy(float),
+        current,
+        label,
+        f"{words} ({unit})",
+        categorical,
+        alt,
+    )
 
 
 HEADLINE = ("warning", "cards", "summary")  # the answer
 FIGURES = ("curves", "icons", "waterfall_os", "waterfall_crs", "moves")  # drawn from its effects
-OUTPUTS = ("warning", "cards", "curves", "summary", "icons", "waterfall_os", "waterfall_crs",
-           "moves")  # fmt: skip
+OUTPUTS = (
+    "warning",
+    "cards",
+    "curves",
+    "summary",
+    "icons",
+    "waterfall_os",
+    "waterfall_crs",
+    "moves",
+)
 
 
 def effects_json(explorer, profile: Mapping) -> dict:
@@ -375,8 +471,9 @@ def effects_json(explorer, profile: Mapping) -> dict:
     return _checked(explorer.effects, profile).to_json()
 
 
-def headline_outputs(explorer, values: Mapping, coverage: Mapping | None = None,
-                     effects_of=effects_json) -> tuple[dict[str, str], dict | None, tuple]:  # fmt: skip
+def headline_outputs(
+    explorer, values: Mapping, coverage: Mapping | None = None, effects_of=effects_json
+) -> tuple[dict[str, str], dict | None, tuple]:
     """(refused fields -> reason, the profile's effects JSON or None, (warning, cards, summary)).
     A refused field clears the answer (the warning box lists what to fix). ``effects_of(explorer,
     profile)`` gives the effects (a cache may stand in for ``effects_json``)."""
@@ -389,12 +486,16 @@ def headline_outputs(explorer, values: Mapping, coverage: Mapping | None = None,
             errors = {exc.field: str(exc).removeprefix("invalid profile: ")}
     if errors:
         return errors, None, (form_error_html(errors), "", "")
-    return {}, effects, (warning_html(effects), effect_cards(effects, coverage),
-                         summary_html(effects))  # fmt: skip
+    return (
+        {},
+        effects,
+        (warning_html(effects), effect_cards(effects, coverage), summary_html(effects)),
+    )
 
 
-def figure_outputs(explorer, values: Mapping, move_field, move_target,
-                   effects_of=effects_json) -> tuple:  # fmt: skip
+def figure_outputs(
+    explorer, values: Mapping, move_field, move_target, effects_of=effects_json
+) -> tuple:
     """(curves, icons, OS waterfall, CRS waterfall, what-moves-it) of the form's profile; all
     empty when a field is refused (the headline says why): nothing stale stays on screen."""
     profile, errors = check_form(explorer.fields(), values)
@@ -414,9 +515,14 @@ def figure_outputs(explorer, values: Mapping, move_field, move_target,
     )
 
 
-def whatif_outputs(explorer, values: Mapping, move_field, move_target,
-                   coverage: Mapping | None = None,
-                   effects_of=effects_json) -> tuple[dict[str, str], tuple]:  # fmt: skip
+def whatif_outputs(
+    explorer,
+    values: Mapping,
+    move_field,
+    move_target,
+    coverage: Mapping | None = None,
+    effects_of=effects_json,
+) -> tuple[dict[str, str], tuple]:
     """(refused fields -> reason, the eight outputs in ``OUTPUTS`` order): the headline and the
     figures of one form state."""
     errors, _, head = headline_outputs(explorer, values, coverage, effects_of)

@@ -26,23 +26,30 @@ def field_component(field) -> gr.components.Component:
     allowed = bool(getattr(field, "missing_allowed", False))
     if field.kind == "boolean":
         choices = ["no", "yes", *([UNKNOWN] if allowed else [])]
-        return gr.Radio(choices, value=_bool_word(field.default), label=label, interactive=True,
-                        elem_id=elem_id)  # fmt: skip
+        return gr.Radio(
+            choices, value=_bool_word(field.default), label=label, interactive=True, elem_id=elem_id
+        )
     if field.kind == "category":
         choices = [*field.choices, *([UNKNOWN] if allowed else [])]
-        return gr.Dropdown(choices, value=field.default, label=label, elem_id=elem_id,
-                           interactive=True)  # fmt: skip
+        return gr.Dropdown(
+            choices, value=field.default, label=label, elem_id=elem_id, interactive=True
+        )
     info = f"this run's patients: {_range_words(field)}" + (
         "; leave empty if unknown" if allowed else "; required"
     )
-    return gr.Number(value=field.default, label=label, info=info, elem_id=elem_id,
-                     interactive=True, step=field.step or 1)  # fmt: skip
+    return gr.Number(
+        value=field.default,
+        label=label,
+        info=info,
+        elem_id=elem_id,
+        interactive=True,
+        step=field.step or 1,
+    )
 
 
 def field_error(field) -> gr.HTML:
     """Where a refused value of this field is explained (empty when the value is fine)."""
-    return gr.HTML("", elem_id=f"error-{field.name}", elem_classes="hte-field-error",
-                   padding=False)  # fmt: skip
+    return gr.HTML("", elem_id=f"error-{field.name}", elem_classes="hte-field-error", padding=False)
 
 
 def _bool_word(value: Any) -> str:
@@ -92,9 +99,11 @@ def check_form(fields: Sequence, values: Mapping[str, Any]) -> tuple[dict, dict[
                 profile[f.name] = None
             else:
                 need = f" from {_range_words(f)}" if f.kind in ("number", "integer") else ""
-                errors[f.name] = (f"{f.label} is empty. Every patient in this run's cohort had it "
-                                  f"recorded, so the models cannot use \"unknown\" here: enter a "
-                                  f"value{need}.")  # fmt: skip
+                errors[f.name] = (
+                    f"{f.label} is empty. Every patient in this run's cohort had it "
+                    f'recorded, so the models cannot use "unknown" here: enter a '
+                    f"value{need}."
+                )
             continue
         if f.kind == "boolean":
             profile[f.name] = v == "yes" if isinstance(v, str) else bool(v)
@@ -107,8 +116,10 @@ def check_form(fields: Sequence, values: Mapping[str, Any]) -> tuple[dict, dict[
                 errors[f.name] = f"{f.label}: {v!r} is not a number."
                 continue
             if not (f.minimum <= x <= f.maximum):
-                errors[f.name] = (f"{f.label}: {x:g} is outside the range of this run's patients "
-                                  f"({_range_words(f)}); enter a value in that range.")  # fmt: skip
+                errors[f.name] = (
+                    f"{f.label}: {x:g} is outside the range of this run's patients "
+                    f"({_range_words(f)}); enter a value in that range."
+                )
             elif f.kind == "integer" and x != round(x):
                 errors[f.name] = f"{f.label}: must be a whole number; got {x:g}."
             else:

@@ -79,10 +79,14 @@ def _file_problem(rule: str) -> pd.DataFrame:
 
 def _validation_check(exc: CohortValidationError) -> UploadCheck:
     rows = [
-        {"column": p.column, "rule": f"{p.rule}; {p.hint}" if p.hint else p.rule,
-         "rows": describe_rows(p.rows, p.n_rows) if p.n_rows else "", "n_rows": p.n_rows}
+        {
+            "column": p.column,
+            "rule": f"{p.rule}; {p.hint}" if p.hint else p.rule,
+            "rows": describe_rows(p.rows, p.n_rows) if p.n_rows else "",
+            "n_rows": p.n_rows,
+        }
         for p in exc.problems
-    ]  # fmt: skip
+    ]
     return UploadCheck(
         False,
         pd.DataFrame(rows, columns=PROBLEM_COLUMNS),
@@ -137,10 +141,18 @@ def check_upload(path: str | Path | None, omop_spec: Path | None = None) -> Uplo
     if size > MAX_UPLOAD_BYTES:
         return UploadCheck(
             False,
-            pd.DataFrame([{"column": "(file)", "rule": f"file is {size / 2**20:.1f} MB; "
-                           f"the limit is {MAX_UPLOAD_MB} MB", "rows": "", "n_rows": 0}]),
+            pd.DataFrame(
+                [
+                    {
+                        "column": "(file)",
+                        "rule": f"file is {size / 2**20:.1f} MB; the limit is {MAX_UPLOAD_MB} MB",
+                        "rows": "",
+                        "n_rows": 0,
+                    }
+                ]
+            ),
             f"**Refused:** the file is larger than {MAX_UPLOAD_MB} MB.",
-        )  # fmt: skip
+        )
     if path.suffix.lower() in OMOP_SUFFIXES:
         return _check_omop(path, omop_spec or Path("configs") / OMOP_SPEC)
     try:
@@ -174,8 +186,11 @@ def summary_markdown(cohort: pd.DataFrame) -> str:
     if s.crs_per_arm is not None:
         c = s.crs_per_arm
         lines.append(f"| any-grade CRS | {c.get(CART, 0):,} | {c.get(TEC, 0):,} |")
-    lines += ["", f"Outcomes: {', '.join(s.outcomes) or 'none'}. "
-              f"Covariates ({len(s.covariates)}): {', '.join(s.covariates)}."]  # fmt: skip
+    lines += [
+        "",
+        f"Outcomes: {', '.join(s.outcomes) or 'none'}. "
+        f"Covariates ({len(s.covariates)}): {', '.join(s.covariates)}.",
+    ]
     missing = {k: v for k, v in s.missing.items() if v[0] > 0}
     if missing:
         shown = ", ".join(f"{k} {v[1]:.0%}" for k, v in list(missing.items())[:12])

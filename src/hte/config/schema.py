@@ -129,9 +129,13 @@ class EstimatorSpec(StrictModel):
                 raise PydanticCustomError(
                     "unknown_parameter",
                     "unknown parameter for {kind}{hint} (parameters: {allowed})",
-                    {"param": key, "kind": kind, "hint": did_you_mean(key, allowed),
-                     "allowed": ", ".join(allowed)},
-                )  # fmt: skip
+                    {
+                        "param": key,
+                        "kind": kind,
+                        "hint": did_you_mean(key, allowed),
+                        "allowed": ", ".join(allowed),
+                    },
+                )
             _check_param_type(kind, key, value, known[key])
             _check_param_bounds(kind, key, value)
         return params
@@ -219,9 +223,13 @@ def _check_param_bounds(kind: str, key: str, value: object) -> None:
         raise PydanticCustomError(
             "parameter_type",
             "{kind} parameter {param} must be {expected}; got {value}",
-            {"param": key, "kind": kind, "expected": f"between {lo:g} and {hi:g}",
-             "value": repr(value)},
-        )  # fmt: skip
+            {
+                "param": key,
+                "kind": kind,
+                "expected": f"between {lo:g} and {hi:g}",
+                "value": repr(value),
+            },
+        )
 
 
 KeyPath = tuple[str | int, ...]
@@ -331,9 +339,14 @@ class ExperimentConfig(StrictModel):
                 raise PydanticCustomError(
                     "unknown_sweep_item",
                     "{item} is not in the estimators section{hint} (names: {choices})",
-                    {"index": i, "item": repr(name), "hint": did_you_mean(name, names),
-                     "choices": ", ".join(names), "field": "estimators"},
-                )  # fmt: skip
+                    {
+                        "index": i,
+                        "item": repr(name),
+                        "hint": did_you_mean(name, names),
+                        "choices": ", ".join(names),
+                        "field": "estimators",
+                    },
+                )
         defaults = {"estimators": names}
         if data is not None:
             defaults |= {"scenarios": [data.scenario], "sizes": [data.n]}

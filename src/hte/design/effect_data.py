@@ -121,10 +121,16 @@ class EffectData:
             return None if a is None else a[idx]
 
         return EffectData(
-            self.X[idx], self.feature_names, self.treatment[idx], take(self.time),
-            take(self.event), take(self.crs), take(self.crs_grade), take(self.weights),
+            self.X[idx],
+            self.feature_names,
+            self.treatment[idx],
+            take(self.time),
+            take(self.event),
+            take(self.crs),
+            take(self.crs_grade),
+            take(self.weights),
             self.row_ids[idx],
-        )  # fmt: skip
+        )
 
 
 def unpack_survival_fit(X, time, event, treatment, weights=None):

@@ -38,8 +38,20 @@ from hte.estimators.shared_nuisances import (
 )
 
 
-def _sample(X, W, y, e, *, num_gfr: int, num_burnin: int, num_mcmc: int, mu_trees: int,
-            tau_trees: int, variance_trees: int, seed: int | None):  # fmt: skip
+def _sample(
+    X,
+    W,
+    y,
+    e,
+    *,
+    num_gfr: int,
+    num_burnin: int,
+    num_mcmc: int,
+    mu_trees: int,
+    tau_trees: int,
+    variance_trees: int,
+    seed: int | None,
+):
     """One BCF posterior: warm-start (grow-from-root) sweeps, then the retained MCMC draws.
     ``variance_trees`` > 0 adds a forest for the log noise variance (heteroskedastic BCF): the
     pseudo-outcome's noise differs by patient (censoring weights), and a single noise variance
@@ -48,13 +60,22 @@ def _sample(X, W, y, e, *, num_gfr: int, num_burnin: int, num_mcmc: int, mu_tree
 
     model = BCFModel()
     model.sample(
-        X, W, y, e, num_gfr=num_gfr, num_burnin=num_burnin, num_mcmc=num_mcmc,
-        general_params={"random_seed": 0 if seed is None else int(seed), "adaptive_coding": True,
-                        "num_threads": 1},
+        X,
+        W,
+        y,
+        e,
+        num_gfr=num_gfr,
+        num_burnin=num_burnin,
+        num_mcmc=num_mcmc,
+        general_params={
+            "random_seed": 0 if seed is None else int(seed),
+            "adaptive_coding": True,
+            "num_threads": 1,
+        },
         prognostic_forest_params={"num_trees": mu_trees},
         treatment_effect_forest_params={"num_trees": tau_trees},
         variance_forest_params={"num_trees": variance_trees},
-    )  # fmt: skip
+    )
     return model
 
 
@@ -83,10 +104,18 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
 
     def _fit_sampler(self, X, W, y, e) -> None:
         self.model_ = _sample(
-            X, W, y, e, num_gfr=self.num_gfr, num_burnin=self.num_burnin, num_mcmc=self.num_mcmc,
-            mu_trees=self.mu_trees, tau_trees=self.tau_trees,
-            variance_trees=self.variance_trees, seed=self.random_state,
-        )  # fmt: skip
+            X,
+            W,
+            y,
+            e,
+            num_gfr=self.num_gfr,
+            num_burnin=self.num_burnin,
+            num_mcmc=self.num_mcmc,
+            mu_trees=self.mu_trees,
+            tau_trees=self.tau_trees,
+            variance_trees=self.variance_trees,
+            seed=self.random_state,
+        )
         # stochtree needs a propensity for every prediction (mu sees it): new patients get one
         # from a model fitted on the whole cohort (tau itself does not depend on it)
         self.propensity_model_ = PropensityModel(clip=self.propensity_clip).fit(X, W)

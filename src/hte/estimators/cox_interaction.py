@@ -83,9 +83,10 @@ class CoxInteractionModel(CounterfactualSurvivalEstimator):
                 problem = f"did not converge at penalizer {penalizer:g} ({_first_sentence(exc)})"
                 continue
             diverging = [
-                w for w in caught
+                w
+                for w in caught
                 if issubclass(w.category, ConvergenceWarning) and "norm(delta)" in str(w.message)
-            ]  # fmt: skip
+            ]
             if diverging:
                 problem = (
                     f"did not converge at penalizer {penalizer:g} (no unique maximum: "

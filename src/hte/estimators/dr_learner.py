@@ -45,9 +45,13 @@ def boosted_final(random_state: int | None) -> GradientBoostingRegressor:
     """The boosted DR-learner's final stage: slow and shallow, because the doubly robust
     pseudo-effects are very noisy (per-patient signal-to-noise ~0.01 on the synthetic cohort)."""
     return GradientBoostingRegressor(
-        n_estimators=100, learning_rate=0.01, max_depth=2, subsample=0.5, min_samples_leaf=100,
+        n_estimators=100,
+        learning_rate=0.01,
+        max_depth=2,
+        subsample=0.5,
+        min_samples_leaf=100,
         random_state=random_state,
-    )  # fmt: skip
+    )
 
 
 class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEstimator):

@@ -68,9 +68,12 @@ DEFAULT_SURVIVAL = {
 def _outcome_model() -> HistGradientBoostingClassifier:
     """The CRS outcome learner of every AIPW estimate (depth 2, 100 rounds)."""
     return HistGradientBoostingClassifier(
-        max_depth=2, max_iter=100, min_samples_leaf=30, l2_regularization=1.0,
+        max_depth=2,
+        max_iter=100,
+        min_samples_leaf=30,
+        l2_regularization=1.0,
         early_stopping=False,
-    )  # fmt: skip
+    )
 
 
 def cross_fit_arm_risks(
@@ -136,9 +139,12 @@ def truncate(nuis: SurvivalNuisances, horizon: float) -> SurvivalNuisances:
         )
     k = int(hits[0]) + 1
     return SurvivalNuisances(
-        grid=nuis.grid[:k], surv=nuis.surv[:, :k], surv1=nuis.surv1[:, :k],
-        surv0=nuis.surv0[:, :k], cens=nuis.cens[:, :k],
-    )  # fmt: skip
+        grid=nuis.grid[:k],
+        surv=nuis.surv[:, :k],
+        surv1=nuis.surv1[:, :k],
+        surv0=nuis.surv0[:, :k],
+        cens=nuis.cens[:, :k],
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -224,9 +230,13 @@ class Nuisances:
         """The dict of ``cross_fit_pseudo_outcomes`` for one target, from these nuisances."""
         e = np.clip(self.propensity, propensity_clip, 1.0 - propensity_clip)
         return pseudo_outcomes_from_nuisances(
-            time, event, e, self.survival_for(horizon), target=target,
+            time,
+            event,
+            e,
+            self.survival_for(horizon),
+            target=target,
             censoring_floor=censoring_floor,
-        )  # fmt: skip
+        )
 
     def arm_risks(self, outcome: str) -> ArmRisks:
         if outcome in self.errors:
@@ -238,16 +248,23 @@ class Nuisances:
     # --- run folder ------------------------------------------------------------------------
     def save(self, path: Path) -> Path:
         """Plain arrays in an .npz and the settings as JSON inside it (no pickle)."""
-        arrays = {"row_ids": self.row_ids, "treatment": self.treatment,
-                  "propensity": self.propensity}  # fmt: skip
+        arrays = {
+            "row_ids": self.row_ids,
+            "treatment": self.treatment,
+            "propensity": self.propensity,
+        }
         if self.survival is not None:
             for name in ("grid", "surv", "surv1", "surv0", "cens"):
                 arrays[f"survival_{name}"] = getattr(self.survival, name)
         for outcome, risks in self.crs.items():
             for name in ("keep", "y", "mu1", "mu0"):
                 arrays[f"crs_{outcome}_{name}"] = getattr(risks, name)
-        meta = {"horizons": list(self.horizons), "crs": sorted(self.crs),
-                "settings": _jsonable(self.settings), "errors": self.errors}  # fmt: skip
+        meta = {
+            "horizons": list(self.horizons),
+            "crs": sorted(self.crs),
+            "settings": _jsonable(self.settings),
+            "errors": self.errors,
+        }
         arrays["meta_json"] = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as fh:
@@ -268,9 +285,15 @@ class Nuisances:
                 for o in meta["crs"]
             }
             return cls(
-                z["row_ids"], z["treatment"], z["propensity"], survival,
-                tuple(meta["horizons"]), crs, meta["settings"], meta["errors"],
-            )  # fmt: skip
+                z["row_ids"],
+                z["treatment"],
+                z["propensity"],
+                survival,
+                tuple(meta["horizons"]),
+                crs,
+                meta["settings"],
+                meta["errors"],
+            )
 
 
 def _same(a, b) -> bool:
@@ -282,8 +305,9 @@ def _same(a, b) -> bool:
 
 
 def _jsonable(settings: dict) -> dict:
-    return {k: v if isinstance(v, str | int | float | None) else repr(v)
-            for k, v in settings.items()}  # fmt: skip
+    return {
+        k: v if isinstance(v, str | int | float | None) else repr(v) for k, v in settings.items()
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -312,8 +336,9 @@ def fit_nuisances(
     from hte.estimators.crs_forest import crs_binary_outcome
 
     W = data.treatment
-    e = cross_fit_propensity(data.X, W, n_folds=n_folds, random_state=random_state,
-                             clip=DESIGN_CLIP)  # fmt: skip
+    e = cross_fit_propensity(
+        data.X, W, n_folds=n_folds, random_state=random_state, clip=DESIGN_CLIP
+    )
     errors: dict[str, str] = {}
     ok: list[float] = []
     survival = None
@@ -329,10 +354,17 @@ def fit_nuisances(
             grid = shared_grid(t, ok, grid_size)
             with threadpool_limits(limits=1):  # many small OpenMP fits: one thread each
                 survival = cross_fit_survival(
-                    data.X, W, t, d, grid, event_learner=event_learner,
-                    censoring_learner=censoring_learner, n_folds=n_folds,
-                    random_state=random_state, n_jobs=n_jobs,
-                )  # fmt: skip
+                    data.X,
+                    W,
+                    t,
+                    d,
+                    grid,
+                    event_learner=event_learner,
+                    censoring_learner=censoring_learner,
+                    n_folds=n_folds,
+                    random_state=random_state,
+                    n_jobs=n_jobs,
+                )
     crs: dict[str, ArmRisks] = {}
     for outcome in crs_outcomes:
         try:
@@ -341,9 +373,13 @@ def fit_nuisances(
             crs[outcome] = ArmRisks(keep, y[keep], mu1, mu0)
         except ValueError as exc:
             errors[outcome] = str(exc)
-    settings = {"grid_size": grid_size, "event_learner": event_learner,
-                "censoring_learner": censoring_learner, "n_folds": n_folds,
-                "random_state": random_state}  # fmt: skip
+    settings = {
+        "grid_size": grid_size,
+        "event_learner": event_learner,
+        "censoring_learner": censoring_learner,
+        "n_folds": n_folds,
+        "random_state": random_state,
+    }
     return Nuisances(data.row_ids.copy(), W.copy(), e, survival, tuple(ok), crs, settings, errors)
 
 
@@ -379,9 +415,13 @@ def shared_pseudo_outcomes(estimator, nuisances: Nuisances, t, d, W, row_ids) ->
         )
     nuisances.check_rows(W, row_ids)
     return nuisances.pseudo_outcomes(
-        t, d, target=estimator.target, horizon=float(estimator.horizon),
-        censoring_floor=estimator.censoring_floor, propensity_clip=estimator.propensity_clip,
-    )  # fmt: skip
+        t,
+        d,
+        target=estimator.target,
+        horizon=float(estimator.horizon),
+        censoring_floor=estimator.censoring_floor,
+        propensity_clip=estimator.propensity_clip,
+    )
 
 
 class PseudoOutcomeScoresMixin:

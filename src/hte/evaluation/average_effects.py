@@ -30,8 +30,14 @@ from hte.design.propensity import cross_fit_propensity
 from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 from hte.estimators.shared_nuisances import cross_fit_arm_risks
 
-__all__ = ["DRAverage", "aipcw_survival_difference", "aipw_from_nuisances", "aipw_risk_difference",
-           "cross_fit_arm_risks", "log_ratio_se"]  # fmt: skip
+__all__ = [
+    "DRAverage",
+    "aipcw_survival_difference",
+    "aipw_from_nuisances",
+    "aipw_risk_difference",
+    "cross_fit_arm_risks",
+    "log_ratio_se",
+]
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields
@@ -111,9 +117,14 @@ def fast_hazard_learner() -> HistGradientBoostingClassifier:
     time feature has at most ``grid_size`` values anyway).
     """
     return HistGradientBoostingClassifier(
-        max_depth=3, learning_rate=0.1, max_iter=100, min_samples_leaf=40, l2_regularization=1.0,
-        early_stopping=False, max_bins=32,
-    )  # fmt: skip
+        max_depth=3,
+        learning_rate=0.1,
+        max_iter=100,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        early_stopping=False,
+        max_bins=32,
+    )
 
 
 def aipcw_survival_difference(

@@ -131,8 +131,18 @@ def benefit_calibration(
         m = groups == g
         obs = float(y[m].mean())
         se = float(y[m].std(ddof=1) / np.sqrt(m.sum())) if m.sum() > 1 else float("nan")
-        out.append(BenefitGroup(float(p[m].min()), float(p[m].max()), int(m.sum()),
-                                float(p[m].mean()), obs, se, obs - z * se, obs + z * se))  # fmt: skip
+        out.append(
+            BenefitGroup(
+                float(p[m].min()),
+                float(p[m].max()),
+                int(m.sum()),
+                float(p[m].mean()),
+                obs,
+                se,
+                obs - z * se,
+                obs + z * se,
+            )
+        )
     if np.ptp(p) > 0:
         a, a_se, b, b_se = _ols_hc1(p, y)
     else:
@@ -150,10 +160,15 @@ def calibration_summary(cal: BenefitCalibration, digits: int = 6) -> dict:
     return {
         "n": cal.n,
         "groups": [
-            {"n": g.n, "predicted": rnd(g.predicted), "observed": rnd(g.observed),
-             "observed_se": rnd(g.observed_se), "lower": rnd(g.observed_lower),
-             "upper": rnd(g.observed_upper), "prediction_range": [rnd(g.lower_cut),
-                                                                  rnd(g.upper_cut)]}
+            {
+                "n": g.n,
+                "predicted": rnd(g.predicted),
+                "observed": rnd(g.observed),
+                "observed_se": rnd(g.observed_se),
+                "lower": rnd(g.observed_lower),
+                "upper": rnd(g.observed_upper),
+                "prediction_range": [rnd(g.lower_cut), rnd(g.upper_cut)],
+            }
             for g in cal.groups
         ],
         "intercept": rnd(cal.intercept),
@@ -169,4 +184,4 @@ def calibration_summary(cal: BenefitCalibration, digits: int = 6) -> dict:
             "observed| over groups; c-for-benefit: concordance of predictions with DR score "
             "differences over all pairs (not matched pairs)"
         ),
-    }  # fmt: skip
+    }

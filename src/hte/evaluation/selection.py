@@ -308,8 +308,10 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             "difference, then the lowest loss"
         ),
         "n": selection.n,
-        "constant_effect": {"estimate": rnd(selection.constant_effect),
-                            "std_err": rnd(selection.constant_se)},
+        "constant_effect": {
+            "estimate": rnd(selection.constant_effect),
+            "std_err": rnd(selection.constant_se),
+        },
         "losses": [
             {
                 "candidate": r.name,
@@ -322,7 +324,7 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             }
             for r in selection.table
         ],
-    }  # fmt: skip
+    }
     if selection.stack is not None:
         out["stack"] = {
             "weights": {k: rnd(v) for k, v in selection.stack.weights.items()},

@@ -104,9 +104,15 @@ def _bin(X: np.ndarray) -> _Binned:
     feature = np.concatenate([np.full(t.size, j) for j, t in enumerate(thresholds)]).astype(int)
     k = np.concatenate([np.arange(t.size) for t in thresholds]).astype(int)
     return _Binned(
-        codes, offsets, int(sizes.sum()), thresholds, feature, k, offsets[feature] + k,
+        codes,
+        offsets,
+        int(sizes.sum()),
+        thresholds,
+        feature,
+        k,
+        offsets[feature] + k,
         offsets[feature],
-    )  # fmt: skip
+    )
 
 
 def _gain(total: float) -> float:
@@ -314,8 +320,11 @@ def policy_value_cv(
     treat = np.zeros(n, dtype=bool)
     for train, test in KFold(n_folds, shuffle=True, random_state=random_state).split(X):
         tree = policy_tree(
-            X.iloc[train], net[train], max_depth=max_depth,
-            min_leaf_fraction=min_leaf_fraction, alpha=alpha,
-        )  # fmt: skip
+            X.iloc[train],
+            net[train],
+            max_depth=max_depth,
+            min_leaf_fraction=min_leaf_fraction,
+            alpha=alpha,
+        )
         treat[test] = tree.predict(X.iloc[test]) == CART
     return Interval(*mean_interval(net * treat, alpha)[:3])

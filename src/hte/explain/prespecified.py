@@ -38,13 +38,23 @@ def _subgroup_row(label, column, member, known, scores, treatment, cate, truth, 
     n_cart, n_tec = _arm_counts(treatment, inside)
     c_cart, c_tec = _arm_counts(treatment, outside)
     row = {
-        "subgroup": label, "column": column, "n": int(inside.sum()), "n_cart": n_cart,
-        "n_tec": n_tec, "estimate": math.nan, "lower": math.nan, "upper": math.nan,
-        "complement_n": int(outside.sum()), "complement_estimate": math.nan,
-        "complement_lower": math.nan, "complement_upper": math.nan, "difference": math.nan,
-        "difference_lower": math.nan, "difference_upper": math.nan,
+        "subgroup": label,
+        "column": column,
+        "n": int(inside.sum()),
+        "n_cart": n_cart,
+        "n_tec": n_tec,
+        "estimate": math.nan,
+        "lower": math.nan,
+        "upper": math.nan,
+        "complement_n": int(outside.sum()),
+        "complement_estimate": math.nan,
+        "complement_lower": math.nan,
+        "complement_upper": math.nan,
+        "difference": math.nan,
+        "difference_lower": math.nan,
+        "difference_upper": math.nan,
         "difference_p_value": math.nan,
-    }  # fmt: skip
+    }
     for name, values in cate.items():
         row[f"mean_cate_{name}"] = float(values[inside].mean()) if inside.any() else math.nan
     row["truth"] = float(truth[inside].mean()) if truth is not None and inside.any() else math.nan
@@ -63,11 +73,17 @@ def _subgroup_row(label, column, member, known, scores, treatment, cate, truth, 
     diff, diff_se = est - c_est, math.hypot(se, c_se)
     z = float(stats.norm.ppf(1 - alpha / 2))
     row |= {
-        "estimate": est, "lower": lo, "upper": hi, "complement_estimate": c_est,
-        "complement_lower": c_lo, "complement_upper": c_hi, "difference": diff,
-        "difference_lower": diff - z * diff_se, "difference_upper": diff + z * diff_se,
+        "estimate": est,
+        "lower": lo,
+        "upper": hi,
+        "complement_estimate": c_est,
+        "complement_lower": c_lo,
+        "complement_upper": c_hi,
+        "difference": diff,
+        "difference_lower": diff - z * diff_se,
+        "difference_upper": diff + z * diff_se,
         "difference_p_value": float(2 * stats.norm.sf(abs(diff) / diff_se)),
-    }  # fmt: skip
+    }
     row["note"] = "; ".join(notes) or None
     return row
 

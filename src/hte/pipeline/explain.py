@@ -183,7 +183,11 @@ def explain_fits(
         if result.get("warning"):
             log.warning("no attributions for %s/%s: %s", data.label, job["fit"], result["warning"])
         if result.get("arms_warning"):
-            log.warning("no per-arm attributions for %s/%s: %s", data.label, job["fit"],
-                        result["arms_warning"])  # fmt: skip
+            log.warning(
+                "no per-arm attributions for %s/%s: %s",
+                data.label,
+                job["fit"],
+                result["arms_warning"],
+            )
         out.setdefault(job["estimator"], {})[job["target"]] = result["summary"]
     return out

@@ -165,15 +165,23 @@ def _aipcw_pseudo_outcomes(
     shared = data.nuisances
     if shared is not None and _serves_default(shared, horizon, seed):
         shared.check_rows(W)
-        s = shared.pseudo_outcomes(t, d, target=target, horizon=horizon, censoring_floor=floor,
-                                   propensity_clip=clip)  # fmt: skip
+        s = shared.pseudo_outcomes(
+            t, d, target=target, horizon=horizon, censoring_floor=floor, propensity_clip=clip
+        )
         what += "; the analysis's shared nuisances, the ones its estimators were fitted with"
     else:
         X = data.X.to_numpy(dtype=float)
         s = cross_fit_pseudo_outcomes(
-            X, W, t, d, target=target, horizon=horizon, random_state=seed, n_jobs=2,
+            X,
+            W,
+            t,
+            d,
+            target=target,
+            horizon=horizon,
+            random_state=seed,
+            n_jobs=2,
             **SURVIVAL_NUISANCE,
-        )  # fmt: skip
+        )
     return s, what
 
 
@@ -292,9 +300,11 @@ def fold_nuisances(
     out = []
     for train, test in heldout_splits(_os_strata(data, n_folds), n_folds, seed):
         nuis = fit_nuisances(
-            data.effect_data.subset(train), horizons=horizons, random_state=seed,
+            data.effect_data.subset(train),
+            horizons=horizons,
+            random_state=seed,
             **DEFAULT_SURVIVAL,
-        )  # fmt: skip
+        )
         out.append(FoldNuisances(train, test, nuis))
     return out
 
@@ -354,8 +364,9 @@ def _priorities_note(seed: int) -> str:
 
 
 def _rate_summary(priorities, scores, kind: str, alpha: float, seed: int) -> dict:
-    res = rate(priorities, scores, kind=kind, n_bootstrap=N_BOOTSTRAP, alpha=alpha,
-               random_state=seed)  # fmt: skip
+    res = rate(
+        priorities, scores, kind=kind, n_bootstrap=N_BOOTSTRAP, alpha=alpha, random_state=seed
+    )
     return {
         "estimate": res.estimate,
         "std_err": res.std_err,
@@ -366,8 +377,9 @@ def _rate_summary(priorities, scores, kind: str, alpha: float, seed: int) -> dic
 
 
 def _toc_summary(priorities, scores, alpha: float, seed: int) -> dict:
-    band = toc_band(priorities, scores, TOC_GRID, n_bootstrap=N_BOOTSTRAP, alpha=alpha,
-                    random_state=seed)  # fmt: skip
+    band = toc_band(
+        priorities, scores, TOC_GRID, n_bootstrap=N_BOOTSTRAP, alpha=alpha, random_state=seed
+    )
     return {
         "q": [round(float(q), 2) for q in band.q],
         "toc": band.toc.tolist(),
@@ -475,8 +487,9 @@ def all_heldout_effects(
     by the estimators that take them; the refits run in ``N_JOBS`` processes, each sent only an
     unfitted copy of its estimator (same seeds, same numbers)."""
     fits = [f for f in fits if f.estimate is not None and f.error is None]
-    light = [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={})
-             for f in fits]  # fmt: skip
+    light = [
+        dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in fits
+    ]
     if folds is None:
         folds = heldout_fold_nuisances(fits, data, seed, n_folds)
     task = partial(_heldout_or_error, data=data, seed=seed, folds=folds, n_folds=n_folds)
@@ -487,8 +500,13 @@ def all_heldout_effects(
 def _heldout_tests(fit, effects, data, keep, gamma, alpha: float, seed: int) -> dict:
     note = {"in_sample": False, "priorities": _priorities_note(seed)}
     if isinstance(effects, str):
-        log.warning("held-out refit of %s/%s failed on %s: %s", fit.estimator, fit.target,
-                    data.label, effects)  # fmt: skip
+        log.warning(
+            "held-out refit of %s/%s failed on %s: %s",
+            fit.estimator,
+            fit.target,
+            data.label,
+            effects,
+        )
         return note | {"error": f"held-out refit failed: {effects}"}
     # rounded: last-bit differences between identical runs must not reorder near-ties
     priorities = np.round(effects[keep], 10)

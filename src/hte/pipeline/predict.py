@@ -81,10 +81,12 @@ def read_new_patients(path: Path, config: ExperimentConfig) -> pd.DataFrame:
                 update={
                     "columns": kept,
                     "exclude": [c for c in column_map.exclude if c in named],
-                    **{key: {c: v for c, v in getattr(column_map, key).items() if c in named}
-                       for key in ("values", "units")},
+                    **{
+                        key: {c: v for c, v in getattr(column_map, key).items() if c in named}
+                        for key in ("values", "units")
+                    },
                 }
-            ).apply(raw)  # fmt: skip
+            ).apply(raw)
         raw = raw.drop(columns=[c for c in unused if c in raw.columns])
         n = len(raw)
         frame = raw

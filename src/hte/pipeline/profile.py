@@ -470,8 +470,9 @@ class ProfileExplorer:
                     columns=self._columns,
                 )
             else:
-                rows = pd.concat([profile_frame(self.bundle.fields, row)] * len(values),
-                                 ignore_index=True)  # fmt: skip
+                rows = pd.concat(
+                    [profile_frame(self.bundle.fields, row)] * len(values), ignore_index=True
+                )
                 rows[field] = pd.Series(values, dtype=object if f.kind == "category" else None)
                 X = self._design(rows)
             point, lower, upper = self._effect(target, X)

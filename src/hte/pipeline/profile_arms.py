@@ -215,8 +215,13 @@ def match_curves(
         h = float(rmst_horizon)
         now = {a: _area(grid, curves[a], scales[a], h) for a in curves}
         if knot is None:  # one scale over the whole curve
-            ranges = {a: (_area(grid, curves[a], CurveScale(MAX_SCALE, 0, None), h),
-                          _area(grid, curves[a], CurveScale(0.0, 0, None), h)) for a in curves}  # fmt: skip
+            ranges = {
+                a: (
+                    _area(grid, curves[a], CurveScale(MAX_SCALE, 0, None), h),
+                    _area(grid, curves[a], CurveScale(0.0, 0, None), h),
+                )
+                for a in curves
+            }
         else:
             ranges = {a: _area_range(grid, curves[a], k1[a], knot, h) for a in curves}
         rmst = split_difference(

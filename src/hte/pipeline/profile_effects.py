@@ -97,10 +97,14 @@ def coherent_survival(
     members = _arm_members(ens, arr)
     grid = ens.grid
     match = match_curves(
-        grid, members["cart"][0], members["tec"][0], h_surv,
-        None if surv_diff is None else surv_diff.value, h_rmst,
+        grid,
+        members["cart"][0],
+        members["tec"][0],
+        h_surv,
+        None if surv_diff is None else surv_diff.value,
+        h_rmst,
         None if rmst_diff is None else rmst_diff.value,
-    )  # fmt: skip
+    )
     curves: dict[str, Any] = {"times": grid}
     scaled = {}
     for arm in ARMS:

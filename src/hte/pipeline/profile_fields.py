@@ -135,15 +135,35 @@ def _numeric_field(name, s: pd.Series, label, unit, hard) -> ProfileField:
     median = float(np.nanmedian(values))
     if integer:
         return ProfileField(
-            name, label, "integer", unit, round(median), lo, hi, p01, p99, 1.0,
-            hard_minimum=hard[0], hard_maximum=hard[1],
-        )  # fmt: skip
+            name,
+            label,
+            "integer",
+            unit,
+            round(median),
+            lo,
+            hi,
+            p01,
+            p99,
+            1.0,
+            hard_minimum=hard[0],
+            hard_maximum=hard[1],
+        )
     step = _nice_step(p01, p99)
     default = round(median, _decimals(step))
     return ProfileField(
-        name, label, "number", unit, default, lo, hi, p01, p99, step,
-        hard_minimum=hard[0], hard_maximum=hard[1],
-    )  # fmt: skip
+        name,
+        label,
+        "number",
+        unit,
+        default,
+        lo,
+        hi,
+        p01,
+        p99,
+        step,
+        hard_minimum=hard[0],
+        hard_maximum=hard[1],
+    )
 
 
 # --------------------------------------------------------------------------------------------------

@@ -94,11 +94,20 @@ def _refutation_entry(target: str, r: RefutationResult) -> dict:
 def _failed_refutations(target: str, error: str, original: float | None = None) -> list[dict]:
     """Entries of refuters that could not run (the error in ``detail``, ``passed`` false)."""
     return [
-        {"target": target, "refuter": name, "description": "not run: an estimate failed",
-         "original": _clean(original), "estimate": None, "lower": None, "upper": None,
-         "expected": "not run", "passed": False, "detail": f"error: {error}"}
+        {
+            "target": target,
+            "refuter": name,
+            "description": "not run: an estimate failed",
+            "original": _clean(original),
+            "estimate": None,
+            "lower": None,
+            "upper": None,
+            "expected": "not run",
+            "passed": False,
+            "detail": f"error: {error}",
+        }
         for name in REFUTERS
-    ]  # fmt: skip
+    ]
 
 
 def _evalue_entry(target: str, ev: EValue, note: str) -> dict:
@@ -115,8 +124,16 @@ def _evalue_entry(target: str, ev: EValue, note: str) -> dict:
 
 
 def _failed_evalue(target: str, measure: str, error: str) -> dict:
-    return {"target": target, "measure": measure, "estimate": None, "lower": None, "upper": None,
-            "evalue": None, "evalue_ci": None, "note": f"not computed: {error}"}  # fmt: skip
+    return {
+        "target": target,
+        "measure": measure,
+        "estimate": None,
+        "lower": None,
+        "upper": None,
+        "evalue": None,
+        "evalue_ci": None,
+        "note": f"not computed: {error}",
+    }
 
 
 def _ratio_evalue(result: DRAverage, *, complement: bool, alpha: float) -> EValue:
@@ -159,10 +176,18 @@ def _run_task(task: tuple):
             return target.estimate_fn(target.X, target.W, *target.outcome, seed=seed)
         alpha, refuter, original, n_subsets = task[3:]
         return refute(
-            partial(_as_pair, target.estimate_fn), target.X, target.W, target.outcome,
-            seed=seed, alpha=alpha, refuters=(refuter,), tolerance=RCC_TOLERANCE,
-            n_subsets=n_subsets, fraction=SUBSET_FRACTION, original=original.as_pair(),
-        )[0]  # fmt: skip
+            partial(_as_pair, target.estimate_fn),
+            target.X,
+            target.W,
+            target.outcome,
+            seed=seed,
+            alpha=alpha,
+            refuters=(refuter,),
+            tolerance=RCC_TOLERANCE,
+            n_subsets=n_subsets,
+            fraction=SUBSET_FRACTION,
+            original=original.as_pair(),
+        )[0]
     except STAGE_FAILURES as exc:  # recorded, the other targets go on
         return ("error", f"{type(exc).__name__}: {exc}")
 
@@ -284,10 +309,17 @@ def robustness_checks(
     if os_cfg.enabled and data.has_os and os_cfg.survival_horizon is not None:
         horizon = float(os_cfg.survival_horizon)
         fn = partial(aipcw_survival_difference, horizon=horizon, n_jobs=N_JOBS)
-        targets.append(_Target(
-            "survival", fn, X, data.treatment, data.survival_outcome(), complement=True,
-            what=f"risk of death by {horizon:g} months",
-        ))  # fmt: skip
+        targets.append(
+            _Target(
+                "survival",
+                fn,
+                X,
+                data.treatment,
+                data.survival_outcome(),
+                complement=True,
+                what=f"risk of death by {horizon:g} months",
+            )
+        )
     grade = data.cohort[CRS_GRADE].to_numpy() if CRS_GRADE in data.cohort.columns else None
     for outcome in crs_outcomes(config, data.cohort):
         crs = data.cohort[CRS].to_numpy(dtype=int)
@@ -295,10 +327,18 @@ def robustness_checks(
         what = "risk of any-grade CRS" if outcome == "crs" else "risk of grade >= 3 CRS"
         if not keep.all():
             what += f" ({int((~keep).sum())} patients without a recorded grade left out)"
-        targets.append(_Target(
-            outcome, aipw_risk_difference, X[keep], data.treatment[keep], (y[keep],),
-            complement=False, what=what, original=_shared_crs_original(data, outcome, seed),
-        ))  # fmt: skip
+        targets.append(
+            _Target(
+                outcome,
+                aipw_risk_difference,
+                X[keep],
+                data.treatment[keep],
+                (y[keep],),
+                complement=False,
+                what=what,
+                original=_shared_crs_original(data, outcome, seed),
+            )
+        )
     refutations: list[dict] = []
     evalues: list[dict] = []
     for target, (original, refuted) in zip(

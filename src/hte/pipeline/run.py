@@ -127,9 +127,12 @@ class _Stages:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
             self._progress = Progress(
-                TextColumn("{task.description:<48}"), BarColumn(), TextColumn("{task.completed}/"
-                "{task.total}"), TimeElapsedColumn(), transient=False,
-            )  # fmt: skip
+                TextColumn("{task.description:<48}"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TimeElapsedColumn(),
+                transient=False,
+            )
             self._progress.__enter__()
             self._task = self._progress.add_task("starting", total=self.total)
         return self
@@ -185,12 +188,14 @@ def n_stages(config: ExperimentConfig, columns: tuple[str, ...], profile: bool =
         else:
             fits += len(config.outcomes.crs.outcomes(has_grade=CRS_GRADE in columns))
     per_analysis = (
-        3 + fits + 1  # design stages, fits, heterogeneity tests
+        3
+        + fits
+        + 1  # design stages, fits, heterogeneity tests
         + (1 if config.explanation.subgroup_rules else 0)
         + (1 if config.evaluation.robustness else 0)
         + (1 if config.explanation.shap else 0)
         + (1 if profile else 0)
-    )  # fmt: skip
+    )
     return 1 + len(config.time_zero) * per_analysis + 1
 
 
@@ -228,8 +233,7 @@ def run_experiment(
             _run_log(partial / LOG_FILE),
             _Stages(n_stages(config, facts.columns, write_models), progress) as stages,
         ):
-            log.info("run %s of %s (written in %s until it finishes)", run_id, config.name,
-                     partial)  # fmt: skip
+            log.info("run %s of %s (written in %s until it finishes)", run_id, config.name, partial)
             result = _run(config, facts, partial, run_id, resolved, stages, timings, write_models)
         timings["total"] = time.perf_counter() - clock
         write_json(partial / TIMINGS_FILE, timings)
@@ -296,9 +300,14 @@ def _write_provenance(run_dir: Path, config, resolved: dict, fingerprint: dict) 
     seed = config.seed
     write_json(
         run_dir / SEEDS_FILE,
-        {"global": seed, "data": getattr(config.data, "seed", None), "estimators": seed,
-         "folds": seed, "bootstrap": seed},
-    )  # fmt: skip
+        {
+            "global": seed,
+            "data": getattr(config.data, "seed", None),
+            "estimators": seed,
+            "folds": seed,
+            "bootstrap": seed,
+        },
+    )
 
 
 def _analyse(cohort, analysis, config, stages, timings, with_truth):
@@ -376,9 +385,13 @@ def _evidence(data, fits, scores, baselines, config, stages, timings) -> dict:
         clock = time.perf_counter()
         try:
             out["subgroups"] = subgroup_evidence(
-                data, fits, scores, max_depth=config.explanation.max_rule_depth,
-                alpha=config.evaluation.alpha, seed=config.seed,
-            )  # fmt: skip
+                data,
+                fits,
+                scores,
+                max_depth=config.explanation.max_rule_depth,
+                alpha=config.evaluation.alpha,
+                seed=config.seed,
+            )
         except STAGE_FAILURES as exc:
             log.exception("subgroup rules failed for %s", label)
             out["subgroups"] = {"error": f"{type(exc).__name__}: {exc}"}

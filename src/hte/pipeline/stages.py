@@ -63,11 +63,14 @@ class AnalysisData:
             t, d = self.survival_outcome() if self.has_os else (None, None)
             cohort = self.cohort
             self._effect_data = EffectData.from_arrays(
-                self.X, self.treatment, time=t, event=d,
+                self.X,
+                self.treatment,
+                time=t,
+                event=d,
                 crs=cohort[CRS].to_numpy(dtype=int) if CRS in cohort.columns else None,
                 crs_grade=cohort[CRS_GRADE].to_numpy() if CRS_GRADE in cohort.columns else None,
                 allow_nan=True,
-            )  # fmt: skip
+            )
         return self._effect_data
 
     @property
@@ -211,9 +214,12 @@ def fit_analysis_nuisances(data: AnalysisData, config: ExperimentConfig) -> Nuis
     horizons = [h for _, h in os_cfg.targets()] if os_cfg.enabled and data.has_os else []
     crs = crs_outcomes(config, data.cohort) if CRS in data.cohort.columns else []
     data.nuisances = fit_nuisances(
-        data.effect_data, horizons=horizons, crs_outcomes=crs, random_state=config.seed,
+        data.effect_data,
+        horizons=horizons,
+        crs_outcomes=crs,
+        random_state=config.seed,
         **DEFAULT_SURVIVAL,
-    )  # fmt: skip
+    )
     return data.nuisances
 
 
@@ -335,9 +341,14 @@ def matched_comparison(data: AnalysisData, config: ExperimentConfig) -> dict:
     for target, horizon in config.outcomes.os.targets():
         try:
             ate = average_treatment_effect_survival(
-                t, d, w, horizon=horizon, alpha=alpha, n_bootstrap=KM_BOOTSTRAP,
+                t,
+                d,
+                w,
+                horizon=horizon,
+                alpha=alpha,
+                n_bootstrap=KM_BOOTSTRAP,
                 random_state=config.seed,
-            )  # fmt: skip
+            )
             out[f"ate_{target}_km"] = asdict(getattr(ate, target))
         except ValueError as exc:  # e.g. no matched patient followed to the horizon in one arm
             out[f"ate_{target}_km"] = {"error": str(exc)}
@@ -462,14 +473,19 @@ def shared_nuisance_kwargs(model, nuisances: Nuisances | None) -> dict:
 # (words in the error, the fix): the first match wins
 _FIXES = (
     ("horizon", "choose a horizon within every arm's follow-up (outcomes.os)"),
-    ("penalizer", "drop collinear or sparse covariates (column map: exclude) or raise "
-                  "params.penalizer"),
-    ("converge", "drop collinear or sparse covariates (column map: exclude), or set a penalty "
-                 "in params (penalizer / penalty)"),
+    (
+        "penalizer",
+        "drop collinear or sparse covariates (column map: exclude) or raise params.penalizer",
+    ),
+    (
+        "converge",
+        "drop collinear or sparse covariates (column map: exclude), or set a penalty "
+        "in params (penalizer / penalty)",
+    ),
     ("only one arm", "the analysed cohort needs patients in both arms"),
     ("no events", "the analysed cohort needs deaths in both arms"),
     ("missing values", "give the covariate's missing values, or exclude it in the column map"),
-)  # fmt: skip
+)
 
 
 def failure_fix(exc: BaseException, kind: str) -> str:

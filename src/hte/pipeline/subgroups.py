@@ -119,8 +119,12 @@ def _rules_section(data, fits, scores, max_depth, alpha, seed) -> dict:
         keep, values = scores.get(target, (np.ones(n, dtype=bool), None))
         cate = np.asarray(fit.estimate.effect, dtype=float)[keep]
         if not np.isfinite(cate).all():
-            log.warning("no subgroup rules for %s/%s: %s has non-finite effects",
-                        data.label, target, fit.estimator)  # fmt: skip
+            log.warning(
+                "no subgroup rules for %s/%s: %s has non-finite effects",
+                data.label,
+                target,
+                fit.estimator,
+            )
             continue
         rules = cate_rules(
             data.X[keep].reset_index(drop=True),
@@ -202,8 +206,12 @@ def _policy_section(data, fits, scores, crs_weights, max_depth, alpha, seed) -> 
         if weight > 0 and crs_target is None:
             continue  # no CRS scores: only the OS-only policy is defined
         net_inputs = (X, os_full[rows], None if crs_full is None else crs_full[rows])
-        settings = {"crs_weight": float(weight), "max_depth": max_depth, "alpha": alpha,
-                    "random_state": seed}  # fmt: skip
+        settings = {
+            "crs_weight": float(weight),
+            "max_depth": max_depth,
+            "alpha": alpha,
+            "random_state": seed,
+        }
         tree = _policy_json(policy_tree(*net_inputs, **settings, categories=_categories(data)))
         # the in-sample value of a searched tree is optimistic: the held-out value of the search
         # (each patient's arm from a tree searched without them) sits beside it

@@ -37,8 +37,15 @@ def _matched_rows(table, matched: dict) -> None:
     table.add_row(label, "HR", _num(hr["hr"], 2), _ci(hr["lower"], hr["upper"], 2), "", "", "")
     for key, b in matched.items():
         if key.startswith("ate_") and "error" not in b:
-            table.add_row("Matched KM", _target_label(b["target"], b.get("horizon")),
-                          _num(b["estimate"]), _ci(b["lower"], b["upper"]), "", "", "")  # fmt: skip
+            table.add_row(
+                "Matched KM",
+                _target_label(b["target"], b.get("horizon")),
+                _num(b["estimate"]),
+                _ci(b["lower"], b["upper"]),
+                "",
+                "",
+                "",
+            )
 
 
 def render_summary(metrics: dict):
@@ -69,38 +76,57 @@ def render_summary(metrics: dict):
                 avg = s.get("average") or {}
                 truth = s.get("truth", {})
                 table.add_row(
-                    name, tgt, _num(s["mean_effect"]), _ci(avg.get("lower"), avg.get("upper")),
-                    _num(truth.get("ate_true")), _num(truth.get("normalized_mse"), 2),
+                    name,
+                    tgt,
+                    _num(s["mean_effect"]),
+                    _ci(avg.get("lower"), avg.get("upper")),
+                    _num(truth.get("ate_true")),
+                    _num(truth.get("normalized_mse"), 2),
                     _num(truth.get("coverage"), 2),
-                )  # fmt: skip
+                )
         # whole-cohort decision-time truth: comparable to the baselines only when nobody is excluded
         truth = metrics.get("decision_truth", {}) if not excluded else {}
         for key, b in a["baselines"].items():
             if key == "hazard_ratio_iptw":
-                table.add_row("IPTW Cox", "HR", _num(b["hr"], 2),
-                              _ci(b["lower"], b["upper"], 2), _num(truth.get("hazard_ratio"), 2),
-                              "", "")  # fmt: skip
+                table.add_row(
+                    "IPTW Cox",
+                    "HR",
+                    _num(b["hr"], 2),
+                    _ci(b["lower"], b["upper"], 2),
+                    _num(truth.get("hazard_ratio"), 2),
+                    "",
+                    "",
+                )
             elif key == "matched":
                 _matched_rows(table, b)
             else:
                 method = "IPTW KM" if "iptw_km" in key else "AIPW"
-                table.add_row(method, _target_label(b["target"], b.get("horizon")),
-                              _num(b["estimate"]), _ci(b["lower"], b["upper"]),
-                              _num(truth.get(f"ate_{b['target']}")), "", "")  # fmt: skip
+                table.add_row(
+                    method,
+                    _target_label(b["target"], b.get("horizon")),
+                    _num(b["estimate"]),
+                    _ci(b["lower"], b["upper"]),
+                    _num(truth.get(f"ate_{b['target']}")),
+                    "",
+                    "",
+                )
         parts.append(table)
     comparison = metrics.get("time_zero_comparison")
     if comparison:
         table = _table("Time zero vs the decision-time truth (whole cohort)")
-        for col in ("analysis", "n", "HR IPTW", "true HR", "surv ATE", "true", "RMST ATE",
-                    "true"):  # fmt: skip
+        for col in ("analysis", "n", "HR IPTW", "true HR", "surv ATE", "true", "RMST ATE", "true"):
             table.add_column(col, justify="left" if col == "analysis" else "right", no_wrap=True)
         for row in comparison:
             table.add_row(
-                row["analysis"], str(row["n_analysed"]), _num(row.get("hazard_ratio_iptw"), 2),
-                _num(row.get("hazard_ratio_true"), 2), _num(row.get("ate_survival_iptw_km")),
-                _num(row.get("ate_survival_true")), _num(row.get("ate_rmst_iptw_km"), 2),
+                row["analysis"],
+                str(row["n_analysed"]),
+                _num(row.get("hazard_ratio_iptw"), 2),
+                _num(row.get("hazard_ratio_true"), 2),
+                _num(row.get("ate_survival_iptw_km")),
+                _num(row.get("ate_survival_true")),
+                _num(row.get("ate_rmst_iptw_km"), 2),
                 _num(row.get("ate_rmst_true"), 2),
-            )  # fmt: skip
+            )
         parts.append(table)
     if metrics.get("failures"):
         parts.append(f"[red]{len(metrics['failures'])} fit(s) failed[/red]: see metrics.json")

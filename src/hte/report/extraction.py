@@ -21,11 +21,21 @@ def extraction_blocks(run: RunFolder) -> list[dict]:
     att = ext.get("attrition") or {}
     rows = [["persons in the database", "", f"{att.get('n_in', 0):,}"]]
     for step in att.get("steps") or []:
-        rows.append([f"\u2193 excluded: not {step.get('criterion')}", f"\u2212{step.get('excluded', 0):,}",
-                     f"{step.get('remaining', 0):,}"])  # fmt: skip
+        rows.append(
+            [
+                f"\u2193 excluded: not {step.get('criterion')}",
+                f"\u2212{step.get('excluded', 0):,}",
+                f"{step.get('remaining', 0):,}",
+            ]
+        )
     arms = att.get("n_by_arm") or {}
-    rows.append([f"in the cohort (CAR-T {arms.get('cart', 0):,}, teclistamab {arms.get('tec', 0):,})",
-                 "", f"{att.get('n_out', 0):,}"])  # fmt: skip
+    rows.append(
+        [
+            f"in the cohort (CAR-T {arms.get('cart', 0):,}, teclistamab {arms.get('tec', 0):,})",
+            "",
+            f"{att.get('n_out', 0):,}",
+        ]
+    )
     out = [
         b.h3("Cohort from the database (target-trial emulation)", anchor="attrition"),
         b.text(
@@ -35,11 +45,12 @@ def extraction_blocks(run: RunFolder) -> list[dict]:
             "from look-back windows that end at time zero."
         ),
         b.table(
-            ["step", "excluded", "persons"], rows,
+            ["step", "excluded", "persons"],
+            rows,
             reading="Each person is counted once, at the first criterion they fail; the "
             "exclusions add up to the difference between persons in and persons out.",
         ),
-    ]  # fmt: skip
+    ]
     unmatched = ext.get("unmatched_concepts") or []
     if unmatched:
         listing = "; ".join(f"{u.get('concept_set')}: {u.get('concept')}" for u in unmatched)

@@ -120,8 +120,14 @@ def cate_figure(effects: pd.DataFrame, panels: list[dict], level: str) -> str | 
         ax = row[0]
         for i, (name, col) in enumerate(zip(panel["estimators"], cols, strict=True)):
             v = scale * effects[col].to_numpy(dtype=float)
-            ax.hist(np.clip(v[np.isfinite(v)], lo, hi) if hi > lo else v[np.isfinite(v)], bins=bins, histtype="step", lw=1.3,
-                    color=PALETTE[i % len(PALETTE)], label=name)  # fmt: skip
+            ax.hist(
+                np.clip(v[np.isfinite(v)], lo, hi) if hi > lo else v[np.isfinite(v)],
+                bins=bins,
+                histtype="step",
+                lw=1.3,
+                color=PALETTE[i % len(PALETTE)],
+                label=name,
+            )
         ax.axvline(0, color="0.4", lw=0.8)
         ax.set_title(target_name(target, panel["horizon"]), fontsize=10)
         ax.set_xlabel(f"CAR-T minus teclistamab ({short_unit(target)})", fontsize=9)
@@ -135,8 +141,16 @@ def cate_figure(effects: pd.DataFrame, panels: list[dict], level: str) -> str | 
 def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float, level: str) -> None:
     name = panel.get("interval_estimator")
     if name is None:
-        ax.text(0.5, 0.5, "no estimator with per-patient intervals", ha="center", va="center",
-                transform=ax.transAxes, fontsize=9, color="0.4")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no estimator with per-patient intervals",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+            fontsize=9,
+            color="0.4",
+        )
         ax.set_axis_off()
         return
     est, lo, hi = (
@@ -144,8 +158,15 @@ def _caterpillar(ax, effects: pd.DataFrame, panel: dict, scale: float, level: st
     )
     frame = effects[[est, lo, hi]].dropna().sort_values(est)
     x = np.arange(len(frame))
-    ax.fill_between(x, scale * frame[lo], scale * frame[hi],
-                    color=PALETTE[0], alpha=0.25, lw=0, label=f"{level} interval")  # fmt: skip
+    ax.fill_between(
+        x,
+        scale * frame[lo],
+        scale * frame[hi],
+        color=PALETTE[0],
+        alpha=0.25,
+        lw=0,
+        label=f"{level} interval",
+    )
     ax.plot(x, scale * frame[est], color=PALETTE[0], lw=1.2, label="estimate")
     ax.axhline(0, color="0.4", lw=0.8)
     ax.set_title(f"{name}: patients ranked by estimated effect", fontsize=10)
@@ -166,8 +187,10 @@ def benefit_harm_figure(panels: list[dict]) -> str | None:
     fig = _figure(max(4.8 * len(panels), 6.0), 4.3)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, p in zip(axes, panels, strict=True):
-        for arm, colour, name in (("tec", TEC, "treated with teclistamab"),
-                                  ("cart", CART, "treated with CAR-T")):  # fmt: skip
+        for arm, colour, name in (
+            ("tec", TEC, "treated with teclistamab"),
+            ("cart", CART, "treated with CAR-T"),
+        ):
             m = np.asarray(p["arm"]) == arm
             ax.scatter(p["x"][m], p["y"][m], s=7, alpha=0.45, color=colour, lw=0, label=name)
         ax.axvline(0, color="0.4", lw=0.8)
@@ -175,14 +198,35 @@ def benefit_harm_figure(panels: list[dict]) -> str | None:
         ax.set_xlabel(p["x_label"], fontsize=9)
         ax.set_ylabel(p["y_label"], fontsize=9)
         ax.set_title(f"{p['label']} time zero", fontsize=10)
-        ax.text(0.98, 0.02, "more OS gain →", transform=ax.transAxes, ha="right", fontsize=7,
-                color="0.4")  # fmt: skip
-        ax.text(0.02, 0.98, "↑ more CRS with CAR-T", transform=ax.transAxes, va="top",
-                fontsize=7, color="0.4")  # fmt: skip
+        ax.text(
+            0.98,
+            0.02,
+            "more OS gain →",
+            transform=ax.transAxes,
+            ha="right",
+            fontsize=7,
+            color="0.4",
+        )
+        ax.text(
+            0.02,
+            0.98,
+            "↑ more CRS with CAR-T",
+            transform=ax.transAxes,
+            va="top",
+            fontsize=7,
+            color="0.4",
+        )
         _style(ax)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=8, frameon=False, loc="outside lower center", ncols=2,
-               markerscale=2.5)  # fmt: skip
+    fig.legend(
+        handles,
+        labels,
+        fontsize=8,
+        frameon=False,
+        loc="outside lower center",
+        ncols=2,
+        markerscale=2.5,
+    )
     return data_uri(fig)
 
 
@@ -203,12 +247,22 @@ def toc_figure(curves: list[dict]) -> str | None:
         for i, c in enumerate(mine):
             colour = PALETTE[i % len(PALETTE)]
             q = np.asarray(c["q"], dtype=float)
-            ax.plot(q, scale * np.asarray(c["toc"], dtype=float), color=colour, lw=1.3,
-                    label=c["estimator"])  # fmt: skip
+            ax.plot(
+                q,
+                scale * np.asarray(c["toc"], dtype=float),
+                color=colour,
+                lw=1.3,
+                label=c["estimator"],
+            )
             if c.get("lower") is not None and c.get("upper") is not None:
-                ax.fill_between(q, scale * np.asarray(c["lower"], dtype=float),
-                                scale * np.asarray(c["upper"], dtype=float), color=colour,
-                                alpha=0.12, lw=0)  # fmt: skip
+                ax.fill_between(
+                    q,
+                    scale * np.asarray(c["lower"], dtype=float),
+                    scale * np.asarray(c["upper"], dtype=float),
+                    color=colour,
+                    alpha=0.12,
+                    lw=0,
+                )
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_title(target_name(target, horizon), fontsize=10)
         ax.set_xlabel("share of patients treated first (by priority)", fontsize=9)

@@ -64,16 +64,51 @@ def postgres_url():
         shutil.chown(root, "postgres")
         shutil.chown(sock, "postgres")
     port = _free_port()
-    _run([str(bindir / "initdb"), "-D", str(data), "-U", "hte", "--auth=trust", "-E", "UTF8",
-          "--no-sync"], as_postgres)  # fmt: skip
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "hte",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        as_postgres,
+    )
     opts = f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c fsync=off"
-    _run([str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w",
-          "start"], as_postgres)  # fmt: skip
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        ],
+        as_postgres,
+    )
     try:
         for _ in range(50):
             try:
-                _run([str(bindir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "hte",
-                      "omop"], as_postgres)  # fmt: skip
+                _run(
+                    [
+                        str(bindir / "createdb"),
+                        "-h",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "-U",
+                        "hte",
+                        "omop",
+                    ],
+                    as_postgres,
+                )
                 break
             except subprocess.CalledProcessError:
                 time.sleep(0.2)

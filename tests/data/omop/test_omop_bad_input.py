@@ -64,11 +64,18 @@ def test_lab_one_day_after_time_zero_never_enters(ehr):
     )
     assert after.loc["P000001", "extramedullary"] == before.loc["P000001", "extramedullary"]
     # the same lab on the index day does enter (the window includes time zero)
-    _sql(ehr, "INSERT INTO measurement (measurement_id, person_id, measurement_concept_id, "
-         "measurement_date, measurement_type_concept_id, value_as_number) VALUES "
-         f"(99999993, {pid}, {ferritin}, DATE '{index}', 32817, 4321)")  # fmt: skip
-    assert build_cohort(f"duckdb:///{ehr}", SPEC).cohort.set_index("patient_id").loc[
-        "P000001", "ferritin"] == 4321  # fmt: skip
+    _sql(
+        ehr,
+        "INSERT INTO measurement (measurement_id, person_id, measurement_concept_id, "
+        "measurement_date, measurement_type_concept_id, value_as_number) VALUES "
+        f"(99999993, {pid}, {ferritin}, DATE '{index}', 32817, 4321)",
+    )
+    assert (
+        build_cohort(f"duckdb:///{ehr}", SPEC)
+        .cohort.set_index("patient_id")
+        .loc["P000001", "ferritin"]
+        == 4321
+    )
 
 
 def test_missing_table_named(ehr):
@@ -106,11 +113,17 @@ def test_optional_codes_without_rows_reported(ehr):
 
 def test_dates_out_of_order_named(ehr):
     pid, _ = _index_of(ehr, "P000002")
-    _sql(ehr, "UPDATE observation_period SET observation_period_end_date = "
-         f"observation_period_start_date - 1 WHERE person_id = {pid}")  # fmt: skip
-    with pytest.raises(OmopError, match=rf"observation_period.observation_period_end_date is "
-                       rf"before observation_period_start_date: 1 row\(s\), e.g. person_id "
-                       rf"{pid} \(P000002\)"):  # fmt: skip
+    _sql(
+        ehr,
+        "UPDATE observation_period SET observation_period_end_date = "
+        f"observation_period_start_date - 1 WHERE person_id = {pid}",
+    )
+    with pytest.raises(
+        OmopError,
+        match=rf"observation_period.observation_period_end_date is "
+        rf"before observation_period_start_date: 1 row\(s\), e.g. person_id "
+        rf"{pid} \(P000002\)",
+    ):
         build_cohort(f"duckdb:///{ehr}", SPEC)
 
 
@@ -130,14 +143,20 @@ def test_death_before_time_zero_named(ehr):
 def test_two_decisions_named_or_first(ehr, tmp_path):
     pid, index = _index_of(ehr, "P000001")
     ids = concept_ids()
-    _sql(ehr, "INSERT INTO procedure_occurrence (procedure_occurrence_id, person_id, "
-         "procedure_concept_id, procedure_date, procedure_type_concept_id) VALUES "
-         f"(99999994, {pid}, {ids['apheresis']}, DATE '{index}' + 40, 32817)",
-         "INSERT INTO drug_exposure (drug_exposure_id, person_id, drug_concept_id, "
-         "drug_exposure_start_date, drug_exposure_end_date, drug_type_concept_id) VALUES "
-         f"(99999995, {pid}, {ids['teclistamab']}, DATE '{index}' + 40, DATE '{index}' + 40, 32817)")  # fmt: skip
-    with pytest.raises(OmopError, match=rf"two treatment decisions.*procedure_date.*"
-                       rf"drug_exposure_start_date.*person_id {pid} \(P000001\)"):  # fmt: skip
+    _sql(
+        ehr,
+        "INSERT INTO procedure_occurrence (procedure_occurrence_id, person_id, "
+        "procedure_concept_id, procedure_date, procedure_type_concept_id) VALUES "
+        f"(99999994, {pid}, {ids['apheresis']}, DATE '{index}' + 40, 32817)",
+        "INSERT INTO drug_exposure (drug_exposure_id, person_id, drug_concept_id, "
+        "drug_exposure_start_date, drug_exposure_end_date, drug_type_concept_id) VALUES "
+        f"(99999995, {pid}, {ids['teclistamab']}, DATE '{index}' + 40, DATE '{index}' + 40, 32817)",
+    )
+    with pytest.raises(
+        OmopError,
+        match=rf"two treatment decisions.*procedure_date.*"
+        rf"drug_exposure_start_date.*person_id {pid} \(P000001\)",
+    ):
         build_cohort(f"duckdb:///{ehr}", SPEC)
     spec = yaml.safe_load(open(SPEC))
     spec["two_decisions"] = "first"

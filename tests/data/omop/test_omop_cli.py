@@ -33,8 +33,17 @@ def test_synthesize_then_build(tmp_path):
 
 
 def test_build_errors_exit_1_with_the_reason(tmp_path):
-    res = runner.invoke(app, ["cohort", "build", "--db", f"duckdb:///{tmp_path}/none.duckdb",
-                              "--out", str(tmp_path / "c.parquet")])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "cohort",
+            "build",
+            "--db",
+            f"duckdb:///{tmp_path}/none.duckdb",
+            "--out",
+            str(tmp_path / "c.parquet"),
+        ],
+    )
     assert res.exit_code == 1
     assert "no such DuckDB database" in res.output
     res = runner.invoke(

@@ -12,8 +12,20 @@ from hte.data.simulate import simulate_cohort
 
 SPEC = "configs/cohort_omop.yaml"
 N_SMALL, SEED = 400, 3  # as the small_ehr fixture (conftest.py)
-EXACT = ["treatment", "death", "age", "sex", "race", "prior_lines", "extramedullary", "prior_asct",
-         "penta_refractory", "prior_bcma", "rapid_progression", "years_since_diagnosis"]  # fmt: skip
+EXACT = [
+    "treatment",
+    "death",
+    "age",
+    "sex",
+    "race",
+    "prior_lines",
+    "extramedullary",
+    "prior_asct",
+    "penta_refractory",
+    "prior_bcma",
+    "rapid_progression",
+    "years_since_diagnosis",
+]
 LABS = ["ferritin", "crp", "crcl", "ecog", "bm_plasma_pct"]
 
 

@@ -36,8 +36,7 @@ def omop_run(tmp_path_factory):
     synthesis = synthesize(N, SEED, "default", root / "ehr.duckdb")
     path = root / "omop.yaml"
     path.write_text(CONFIG.format(db=root / "ehr.duckdb"), encoding="utf-8")
-    result = run_experiment(load_config(path), output_root=root, progress=False,
-                            write_models=False)  # fmt: skip
+    result = run_experiment(load_config(path), output_root=root, progress=False, write_models=False)
     mp.undo()
     return result, synthesis, pd.read_parquet(synthesis.truth_path)
 
@@ -49,7 +48,8 @@ def test_run_folder_records_spec_attrition_and_fingerprint(omop_run):
     assert att["n_out"] == N
     assert att["n_in"] - sum(s["excluded"] for s in att["steps"]) == att["n_out"]
     assert (result.run_dir / "cohort_spec.yaml").read_bytes() == open(
-        "configs/cohort_omop.yaml", "rb").read()  # fmt: skip
+        "configs/cohort_omop.yaml", "rb"
+    ).read()
     fingerprint = json.loads((result.run_dir / "fingerprint.json").read_text())
     assert fingerprint["n"] == N and fingerprint["source"].startswith("omop: duckdb:///")
     from hte.report import build_report

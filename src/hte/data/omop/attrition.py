@@ -61,10 +61,13 @@ class Attrition:
         """One row per line of the flow: persons in, each exclusion, persons out."""
         rows = [{"step": "persons in the database", "excluded": None, "remaining": self.n_in}]
         rows += [
-            {"step": f"excluded: not {s.criterion}", "excluded": s.excluded,
-             "remaining": s.remaining}
+            {
+                "step": f"excluded: not {s.criterion}",
+                "excluded": s.excluded,
+                "remaining": s.remaining,
+            }
             for s in self.steps
-        ]  # fmt: skip
+        ]
         arms = ", ".join(f"{k} {v}" for k, v in self.n_by_arm.items())
         rows.append({"step": f"in the cohort ({arms})", "excluded": None, "remaining": self.n_out})
         return pd.DataFrame(rows)

@@ -106,24 +106,32 @@ def _assemble(
     infused = (facts["arm"] == "cart") & infusion.notna() & (infusion <= end)
     out = pd.DataFrame(
         {
-            "patient_id": facts["person_source_value"].fillna(facts["person_id"].astype(str)).astype(str),
+            "patient_id": facts["person_source_value"]
+            .fillna(facts["person_id"].astype(str))
+            .astype(str),
             "treatment": facts["arm"].to_numpy(),
             "os_months": days / DAYS_PER_MONTH,
             "death": died.to_numpy(),
             "crs": (crs_date.notna() & (crs_date <= end)).to_numpy(),  # coded while followed
             "infusion_day": np.where(infused, _days_between(infusion, index), np.nan),
             "age": np.round(_days_between(index, facts["birth_date"]) / DAYS_PER_YEAR, 1),
-            "sex": facts["gender_concept_id"].map({GENDER["male"]: "male", GENDER["female"]: "female"}),
+            "sex": facts["gender_concept_id"].map(
+                {GENDER["male"]: "male", GENDER["female"]: "female"}
+            ),
             "race": facts["race_concept_id"].map({v: k for k, v in RACE.items()}).fillna("other"),
             "prior_lines": facts["n_lines"].astype(int).to_numpy(),
             "extramedullary": facts["extramedullary"].astype(bool).to_numpy(),
             "prior_asct": facts["prior_asct"].astype(bool).to_numpy(),
-            "penta_refractory": ((facts["n_imid"] >= 2) & (facts["n_pi"] >= 2) & (facts["n_cd38"] >= 1)).to_numpy(),
+            "penta_refractory": (
+                (facts["n_imid"] >= 2) & (facts["n_pi"] >= 2) & (facts["n_cd38"] >= 1)
+            ).to_numpy(),
             "prior_bcma": (facts["n_bcma"] > 0).to_numpy(),
             "rapid_progression": facts["rapid_progression"].astype(bool).to_numpy(),
-            "years_since_diagnosis": np.round(_days_between(index, facts["first_dx"]) / DAYS_PER_YEAR, 2),
+            "years_since_diagnosis": np.round(
+                _days_between(index, facts["first_dx"]) / DAYS_PER_YEAR, 2
+            ),
         }
-    )  # fmt: skip
+    )
     wide = labs.pivot(index="person_id", columns="covariate", values="value") if len(labs) else None
     for name in (*LAB_COVARIATES, *FLAG_MEASUREMENTS, "ldh"):
         if name not in spec.concept_sets:
@@ -183,12 +191,14 @@ def _build(db: Database, spec: CohortSpec, spec_sha: str) -> BuildResult:
         {
             "has_decision": everyone["index_date"].notna(),
             "has_myeloma": everyone["first_dx"].notna(),
-            "triple_class": (everyone["n_imid"] >= 1) & (everyone["n_pi"] >= 1) & (everyone["n_cd38"] >= 1),
+            "triple_class": (everyone["n_imid"] >= 1)
+            & (everyone["n_pi"] >= 1)
+            & (everyone["n_cd38"] >= 1),
             "adult": pd.Series(age >= spec.min_age, index=everyone.index),
             "no_prior_cart_tec": ~everyone["prior_cart_tec"].fillna(True).astype(bool),
             "observed": everyone["obs_end"].notna() & (index <= pd.Timestamp(cut)),
         }
-    )  # fmt: skip
+    )
     criteria = dict(CRITERIA)
     criteria["adult"] = f"aged {spec.min_age:g} or older at time zero"
     attrition, keep = Attrition.from_flags(passes, criteria, everyone["arm"])

@@ -12,19 +12,39 @@ MAX_LISTED = 5  # persons named in an error
 
 # table -> columns the builder reads
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "person": ("person_id", "gender_concept_id", "year_of_birth", "month_of_birth",
-               "day_of_birth", "birth_datetime", "race_concept_id", "person_source_value"),
-    "observation_period": ("person_id", "observation_period_start_date",
-                           "observation_period_end_date"),
+    "person": (
+        "person_id",
+        "gender_concept_id",
+        "year_of_birth",
+        "month_of_birth",
+        "day_of_birth",
+        "birth_datetime",
+        "race_concept_id",
+        "person_source_value",
+    ),
+    "observation_period": (
+        "person_id",
+        "observation_period_start_date",
+        "observation_period_end_date",
+    ),
     "condition_occurrence": ("person_id", "condition_concept_id", "condition_start_date"),
-    "drug_exposure": ("person_id", "drug_concept_id", "drug_exposure_start_date",
-                      "drug_exposure_end_date"),
+    "drug_exposure": (
+        "person_id",
+        "drug_concept_id",
+        "drug_exposure_start_date",
+        "drug_exposure_end_date",
+    ),
     "procedure_occurrence": ("person_id", "procedure_concept_id", "procedure_date"),
-    "measurement": ("person_id", "measurement_id", "measurement_concept_id", "measurement_date",
-                    "value_as_number"),
+    "measurement": (
+        "person_id",
+        "measurement_id",
+        "measurement_concept_id",
+        "measurement_date",
+        "value_as_number",
+    ),
     "death": ("person_id", "death_date"),
     "concept": ("concept_id", "concept_name", "vocabulary_id", "concept_code"),
-}  # fmt: skip
+}
 
 
 def check_tables(db: Database) -> dict[str, set[str]]:

@@ -32,11 +32,15 @@ def resolve_concepts(
     conditions = []
     for _, _, ref in refs:
         if ref.code is not None:
-            conditions.append(f"(vocabulary_id = {sql_text(ref.vocabulary)} AND "
-                              f"concept_code = {sql_text(ref.code)})")  # fmt: skip
+            conditions.append(
+                f"(vocabulary_id = {sql_text(ref.vocabulary)} AND "
+                f"concept_code = {sql_text(ref.code)})"
+            )
         else:
-            conditions.append(f"(vocabulary_id = {sql_text(ref.vocabulary)} AND "
-                              f"lower(concept_name) = {sql_text(ref.name.lower())})")  # fmt: skip
+            conditions.append(
+                f"(vocabulary_id = {sql_text(ref.vocabulary)} AND "
+                f"lower(concept_name) = {sql_text(ref.name.lower())})"
+            )
     found = db.query(
         f"SELECT concept_id, vocabulary_id, concept_code, lower(concept_name) AS name "
         f"FROM {db.table('concept')} WHERE " + " OR ".join(conditions)
@@ -84,18 +88,21 @@ def resolve_concepts(
                 "column": DOMAINS[domain].concept_column,
                 "concept_ids": got,
                 "n_rows": int(sum(counts.get(i, 0) for i in got)),
-                "problem": None if got and sum(counts.get(i, 0) for i in got) else
-                ("no concept with this code in the concept table" if not got else "no rows"),
+                "problem": None
+                if got and sum(counts.get(i, 0) for i in got)
+                else ("no concept with this code in the concept table" if not got else "no rows"),
             }
-        )  # fmt: skip
+        )
     empty = []
     for name in REQUIRED_SETS:
         rows = [r for r in report.rows if r["concept_set"] == name]
         if sum(r["n_rows"] for r in rows) == 0:
             d = DOMAINS[spec.concept_sets[name].domain]
             codes = "; ".join(f"{r['concept']}: {r['problem']}" for r in rows)
-            empty.append(f"concept set {name!r} matched no rows of {db.table(d.table)}."
-                         f"{d.concept_column} ({codes})")  # fmt: skip
+            empty.append(
+                f"concept set {name!r} matched no rows of {db.table(d.table)}."
+                f"{d.concept_column} ({codes})"
+            )
     if empty:
         raise OmopError(
             "required concept sets with no matches:\n" + "\n".join(f"- {e}" for e in empty)

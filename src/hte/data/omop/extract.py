@@ -62,8 +62,10 @@ def build_index(db: Database, spec: CohortSpec, ids: dict[str, list[int]]) -> li
             "earlier decision as time zero (ITT)"
         )
     if len(both):
-        notes.append(f"{len(both)} person(s) had decisions for both arms; the earlier one is time "
-                     "zero (intention to treat)")  # fmt: skip
+        notes.append(
+            f"{len(both)} person(s) had decisions for both arms; the earlier one is time "
+            "zero (intention to treat)"
+        )
     db.execute("DROP TABLE IF EXISTS hte_index")
     db.execute(
         """CREATE TEMPORARY TABLE hte_index AS
@@ -91,9 +93,11 @@ def person_facts(
         if set_name not in ids:
             return "FALSE"
         window = f" AND c.condition_start_date >= i.index_date - {lookback}" if lookback else ""
-        return (f"EXISTS (SELECT 1 FROM {t('condition_occurrence')} c WHERE c.person_id = i.person_id"
-                f" AND c.condition_concept_id IN ({sql_ids(ids[set_name])})"
-                f" AND c.condition_start_date <= i.index_date{window})")  # fmt: skip
+        return (
+            f"EXISTS (SELECT 1 FROM {t('condition_occurrence')} c WHERE c.person_id = i.person_id"
+            f" AND c.condition_concept_id IN ({sql_ids(ids[set_name])})"
+            f" AND c.condition_start_date <= i.index_date{window})"
+        )
 
     sql = f"""
     WITH dx AS (

@@ -60,17 +60,35 @@ class EHRRates:
     """How the synthetic EHR loses information (documented losses; the round-trip test counts them)."""
 
     lab_missing: dict[str, float] = field(
-        default_factory=lambda: {"ferritin": 0.08, "crp": 0.06, "crcl": 0.04, "ldh": 0.06,
-                                 "ecog": 0.10, "bm_plasma_pct": 0.12}
-    )  # fmt: skip
+        default_factory=lambda: {
+            "ferritin": 0.08,
+            "crp": 0.06,
+            "crcl": 0.04,
+            "ldh": 0.06,
+            "ecog": 0.10,
+            "bm_plasma_pct": 0.12,
+        }
+    )
     lab_stale: dict[str, float] = field(
-        default_factory=lambda: {"ferritin": 0.05, "crp": 0.05, "crcl": 0.03, "ldh": 0.05,
-                                 "ecog": 0.05, "bm_plasma_pct": 0.08}
-    )  # fmt: skip
+        default_factory=lambda: {
+            "ferritin": 0.05,
+            "crp": 0.05,
+            "crcl": 0.03,
+            "ldh": 0.05,
+            "ecog": 0.05,
+            "bm_plasma_pct": 0.08,
+        }
+    )
     lookback_days: dict[str, int] = field(
-        default_factory=lambda: {"ferritin": 30, "crp": 30, "crcl": 30, "ldh": 30, "ecog": 60,
-                                 "bm_plasma_pct": 90}
-    )  # fmt: skip
+        default_factory=lambda: {
+            "ferritin": 30,
+            "crp": 30,
+            "crcl": 30,
+            "ldh": 30,
+            "ecog": 60,
+            "bm_plasma_pct": 90,
+        }
+    )
     cytogenetics_missing: float = 0.10
     iss_missing: float = 0.05
     crs_recorded: float = 0.75
@@ -105,8 +123,11 @@ def _events(person_id, key, day, **extra) -> pd.DataFrame:
     person_id = np.asarray(person_id)
     frame = {"person_id": person_id, "_key": key, "_day": _days(np.asarray(day))}
     for name, value in extra.items():
-        frame[name] = np.broadcast_to(np.asarray(value), person_id.shape) if np.ndim(value) == 0 \
-            else np.asarray(value)  # fmt: skip
+        frame[name] = (
+            np.broadcast_to(np.asarray(value), person_id.shape)
+            if np.ndim(value) == 0
+            else np.asarray(value)
+        )
     return pd.DataFrame(frame)
 
 
@@ -131,8 +152,13 @@ class _Rendered:
     index: np.ndarray  # time zero of each person (datetime64[D])
 
 
-def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: EHRRates,
-            accrual_months: float) -> _Rendered:  # fmt: skip
+def _render(
+    sim: pd.DataFrame,
+    first_id: int,
+    rng: np.random.Generator,
+    rates: EHRRates,
+    accrual_months: float,
+) -> _Rendered:
     n = len(sim)
     pid = np.arange(first_id, first_id + n)
     index = ORIGIN + np.floor(rng.random(n) * accrual_months * DAYS_PER_MONTH).astype(
@@ -177,8 +203,9 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
             "period_type_concept_id": EHR_TYPE,
         }
     )
-    death = pd.DataFrame({"person_id": pid[died], "death_date": _days(end[died]),
-                          "death_type_concept_id": EHR_TYPE})  # fmt: skip
+    death = pd.DataFrame(
+        {"person_id": pid[died], "death_date": _days(end[died]), "death_type_concept_id": EHR_TYPE}
+    )
 
     conditions = [
         _events(pid, "myeloma", dx),
@@ -191,8 +218,13 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
     late_emd = ~emd & (rng.random(n) < 0.05) & (end_days >= 20)  # coded after time zero: ignored
     conditions.append(_events(pid[late_emd], "emd", index[late_emd] + np.timedelta64(20, "D")))
     rapid = sim["rapid_progression"].to_numpy(dtype=bool)
-    conditions.append(_events(pid[rapid], "rapid_progression",
-                              index[rapid] - _uniform_days(rng, 1, 50, int(rapid.sum()))))  # fmt: skip
+    conditions.append(
+        _events(
+            pid[rapid],
+            "rapid_progression",
+            index[rapid] - _uniform_days(rng, 1, 50, int(rapid.sum())),
+        )
+    )
     old_flag = ~rapid & (rng.random(n) < 0.3)
     old_day = index - _uniform_days(rng, 90, 400, n)
     old_flag &= old_day >= dx
@@ -224,15 +256,24 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
         drugs.append(
             _events(pid[given], "teclistamab", index[given] + np.timedelta64(int(offset), "D"))
         )
-    drugs.append(_events(pid[infused], np.where(rng.random(int(infused.sum())) < 0.6, "cilta_cel", "ide_cel"),
-                         index[infused] + inf_day[infused].astype("timedelta64[D]")))  # fmt: skip
+    drugs.append(
+        _events(
+            pid[infused],
+            np.where(rng.random(int(infused.sum())) < 0.6, "cilta_cel", "ide_cel"),
+            index[infused] + inf_day[infused].astype("timedelta64[D]"),
+        )
+    )
     bridging = cart & (end_days >= 3)
     drugs.append(_events(pid[bridging], "carfilzomib", index[bridging] + np.timedelta64(3, "D")))
 
     procedures = [
         _events(pid[cart], "apheresis", index[cart]),
-        _events(pid[infused], "cart_infusion", index[infused] + inf_day[infused].astype("timedelta64[D]")),
-    ]  # fmt: skip
+        _events(
+            pid[infused],
+            "cart_infusion",
+            index[infused] + inf_day[infused].astype("timedelta64[D]"),
+        ),
+    ]
     asct = sim["prior_asct"].to_numpy(dtype=bool)
     asct_day = dx + np.round(0.3 * span).astype("timedelta64[D]")
     asct_day = np.minimum(asct_day, index - np.timedelta64(1, "D"))
@@ -246,10 +287,16 @@ def _render(sim: pd.DataFrame, first_id: int, rng: np.random.Generator, rates: E
 
 
 # drugs of line k (k >= 3 cycles through the last tuple); penta patients see two IMiDs and two PIs
-_LINES_PENTA = (("lenalidomide", "bortezomib"), ("daratumumab", "pomalidomide"),
-                ("carfilzomib", "cyclophosphamide"))  # fmt: skip
-_LINES_OTHER = (("lenalidomide", "bortezomib"), ("daratumumab", "lenalidomide"),
-                ("bortezomib", "cyclophosphamide"))  # fmt: skip
+_LINES_PENTA = (
+    ("lenalidomide", "bortezomib"),
+    ("daratumumab", "pomalidomide"),
+    ("carfilzomib", "cyclophosphamide"),
+)
+_LINES_OTHER = (
+    ("lenalidomide", "bortezomib"),
+    ("daratumumab", "lenalidomide"),
+    ("bortezomib", "cyclophosphamide"),
+)
 _LATER = ("selinexor", "elotuzumab", "isatuximab", "cyclophosphamide")
 
 
@@ -295,8 +342,9 @@ def _measurements(sim, pid, index, dx, end_days, rng, rates: EHRRates):
     n = len(sim)
     out: list[pd.DataFrame] = []
     losses: dict[str, int] = {}
-    ldh = np.where(sim["ldh_high"].to_numpy(dtype=bool), rng.uniform(300, 700, n),
-                   rng.uniform(120, 220, n)).round(0)  # fmt: skip
+    ldh = np.where(
+        sim["ldh_high"].to_numpy(dtype=bool), rng.uniform(300, 700, n), rng.uniform(120, 220, n)
+    ).round(0)
     values = {
         "ferritin": sim["ferritin"].to_numpy(float),
         "crp": sim["crp"].to_numpy(float),
@@ -314,29 +362,51 @@ def _measurements(sim, pid, index, dx, end_days, rng, rates: EHRRates):
         stale = ~missing & (u < rates.lab_missing[lab] + rates.lab_stale[lab])
         fresh = ~missing & ~stale
         value = values[lab]
-        other = np.clip(np.round(value + rng.integers(-1, 2, n)), 0, 4) if lab == "ecog" \
-            else _perturb(value, rng)  # fmt: skip
+        other = (
+            np.clip(np.round(value + rng.integers(-1, 2, n)), 0, 4)
+            if lab == "ecog"
+            else _perturb(value, rng)
+        )
         out.append(_events(pid[fresh], lab, when[fresh], value_as_number=value[fresh]))
         earlier = fresh & (rng.random(n) < 0.5)  # an older value: the latest must win
-        out.append(_events(pid[earlier], lab, when[earlier] - _uniform_days(rng, 10, 60, int(earlier.sum())),
-                           value_as_number=other[earlier]))  # fmt: skip
+        out.append(
+            _events(
+                pid[earlier],
+                lab,
+                when[earlier] - _uniform_days(rng, 10, 60, int(earlier.sum())),
+                value_as_number=other[earlier],
+            )
+        )
         old = index - np.timedelta64(rates.lookback_days[lab], "D") - _uniform_days(rng, 1, 300, n)
         out.append(_events(pid[stale], lab, old[stale], value_as_number=other[stale]))
         losses[f"{lab}_missing"] = int(missing.sum())
         losses[f"{lab}_stale"] = int(stale.sum())
     workup = end_days >= 1  # CRS work-up the day after time zero: never a baseline value
     for lab in ("ferritin", "crp"):
-        out.append(_events(pid[workup], lab, index[workup] + np.timedelta64(1, "D"),
-                           value_as_number=np.round(values[lab][workup] * 3.0, 1)))  # fmt: skip
+        out.append(
+            _events(
+                pid[workup],
+                lab,
+                index[workup] + np.timedelta64(1, "D"),
+                value_as_number=np.round(values[lab][workup] * 3.0, 1),
+            )
+        )
     at_dx = np.minimum(dx + _uniform_days(rng, 0, 30, n), index)
     iss_ok = rng.random(n) >= rates.iss_missing
-    out.append(_events(pid[iss_ok], "iss_stage", at_dx[iss_ok],
-                       value_as_number=sim["iss_stage"].to_numpy(float)[iss_ok]))  # fmt: skip
+    out.append(
+        _events(
+            pid[iss_ok],
+            "iss_stage",
+            at_dx[iss_ok],
+            value_as_number=sim["iss_stage"].to_numpy(float)[iss_ok],
+        )
+    )
     losses["iss_stage_missing"] = int((~iss_ok).sum())
     fish = rng.random(n) >= rates.cytogenetics_missing  # FISH not in the EHR: both flags missing
     for flag in ("high_risk_cytogenetics", "gain_1q"):
-        out.append(_events(pid[fish], flag, at_dx[fish],
-                           value_as_number=sim[flag].to_numpy(float)[fish]))  # fmt: skip
+        out.append(
+            _events(pid[fish], flag, at_dx[fish], value_as_number=sim[flag].to_numpy(float)[fish])
+        )
         losses[f"{flag}_missing"] = int((~fish).sum())
     return out, losses
 
@@ -373,8 +443,13 @@ def _make_ineligible(r: _Rendered, groups: dict[str, np.ndarray]) -> None:
 # Assembling the CDM tables
 
 
-def _domain_table(frames: list[pd.DataFrame], table: str, concept_col: str, date_col: str,
-                  end_col: str | None = None) -> pd.DataFrame:  # fmt: skip
+def _domain_table(
+    frames: list[pd.DataFrame],
+    table: str,
+    concept_col: str,
+    date_col: str,
+    end_col: str | None = None,
+) -> pd.DataFrame:
     ids = concept_ids()
     frame = pd.concat([f for f in frames if len(f)], ignore_index=True)
     frame = frame.sort_values(["person_id", "_day"], kind="stable").reset_index(drop=True)
@@ -391,15 +466,25 @@ def _domain_table(frames: list[pd.DataFrame], table: str, concept_col: str, date
         out[end_col] = end.fillna(frame["_day"]).to_numpy()
     if "value_as_number" in frame.columns:
         out["value_as_number"] = frame["value_as_number"].to_numpy()
-    prefix = {"condition_occurrence": "condition", "drug_exposure": "drug",
-              "procedure_occurrence": "procedure", "measurement": "measurement"}[table]  # fmt: skip
+    prefix = {
+        "condition_occurrence": "condition",
+        "drug_exposure": "drug",
+        "procedure_occurrence": "procedure",
+        "measurement": "measurement",
+    }[table]
     out[f"{prefix}_type_concept_id"] = EHR_TYPE
     out[f"{prefix}_source_value"] = frame["_key"].to_numpy()
     return out
 
 
-def omop_tables(n: int, seed: int, scenario: str = "default", *, ineligible: int | None = None,
-                rates: EHRRates | None = None) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict]:  # fmt: skip
+def omop_tables(
+    n: int,
+    seed: int,
+    scenario: str = "default",
+    *,
+    ineligible: int | None = None,
+    rates: EHRRates | None = None,
+) -> tuple[dict[str, pd.DataFrame], pd.DataFrame, dict]:
     """The CDM tables (name -> frame), the truth (person_id, patient_id, true_* columns) and the
     documented losses, for ``simulate_cohort(n, seed, scenario)`` plus ``ineligible`` persons per
     exclusion criterion (default max(2, n // 200))."""
@@ -424,31 +509,54 @@ def omop_tables(n: int, seed: int, scenario: str = "default", *, ineligible: int
         "observation_period": pd.concat([p.observation for p in parts], ignore_index=True),
         "death": pd.concat([p.death for p in parts], ignore_index=True),
         "condition_occurrence": _domain_table(
-            [f for p in parts for f in p.conditions], "condition_occurrence",
-            "condition_concept_id", "condition_start_date"),
+            [f for p in parts for f in p.conditions],
+            "condition_occurrence",
+            "condition_concept_id",
+            "condition_start_date",
+        ),
         "drug_exposure": _domain_table(
-            [f for p in parts for f in p.drugs], "drug_exposure", "drug_concept_id",
-            "drug_exposure_start_date", end_col="drug_exposure_end_date"),
+            [f for p in parts for f in p.drugs],
+            "drug_exposure",
+            "drug_concept_id",
+            "drug_exposure_start_date",
+            end_col="drug_exposure_end_date",
+        ),
         "procedure_occurrence": _domain_table(
-            [f for p in parts for f in p.procedures], "procedure_occurrence",
-            "procedure_concept_id", "procedure_date"),
+            [f for p in parts for f in p.procedures],
+            "procedure_occurrence",
+            "procedure_concept_id",
+            "procedure_date",
+        ),
         "measurement": _domain_table(
-            [f for p in parts for f in p.measurements], "measurement",
-            "measurement_concept_id", "measurement_date"),
+            [f for p in parts for f in p.measurements],
+            "measurement",
+            "measurement_concept_id",
+            "measurement_date",
+        ),
         "concept": concept_table(),
-    }  # fmt: skip
+    }
     truth_cols = [c for c in sim.columns if c.startswith(TRUTH_PREFIX)]
     truth = pd.concat(
-        [pd.DataFrame({"person_id": np.arange(1, n + 1), PATIENT_ID: sim[PATIENT_ID]}),
-         sim[truth_cols].reset_index(drop=True)], axis=1,
-    )  # fmt: skip
+        [
+            pd.DataFrame({"person_id": np.arange(1, n + 1), PATIENT_ID: sim[PATIENT_ID]}),
+            sim[truth_cols].reset_index(drop=True),
+        ],
+        axis=1,
+    )
     info = {"losses": main.losses, "ineligible": {g: len(v) for g, v in groups.items()}}
     return tables, truth, info
 
 
-def synthesize(n: int, seed: int, scenario: str, out: str | Path, *,
-               truth_path: str | Path | None = None, ineligible: int | None = None,
-               rates: EHRRates | None = None) -> SynthesisResult:  # fmt: skip
+def synthesize(
+    n: int,
+    seed: int,
+    scenario: str,
+    out: str | Path,
+    *,
+    truth_path: str | Path | None = None,
+    ineligible: int | None = None,
+    rates: EHRRates | None = None,
+) -> SynthesisResult:
     """Write the synthetic EHR to ``out`` (a .duckdb path or a database URL), the truth to
     ``truth_path`` (default: beside a .duckdb file, ``<stem>.truth.parquet``)."""
     tables, truth, info = omop_tables(n, seed, scenario, ineligible=ineligible, rates=rates)

@@ -29,11 +29,13 @@ def attributions_section(run: RunFolder) -> dict:
             blocks.append(b.missing(f"SHAP attributions of the {label} analysis", why))
     if not analyses:
         blocks.append(b.missing("SHAP attributions"))
-    lead = ("Which baseline features move each estimator's per-patient effect (SHAP values of a "
-            "boosted-tree surrogate fitted to the estimator's own effects). Fidelity R² "
-            "(cross-validated) says how well the surrogate copies the estimator; below "
-            f"{FIDELITY_WARN} read its attributions loosely. Attributions explain the model, not "
-            "the biology.")  # fmt: skip
+    lead = (
+        "Which baseline features move each estimator's per-patient effect (SHAP values of a "
+        "boosted-tree surrogate fitted to the estimator's own effects). Fidelity R² "
+        "(cross-validated) says how well the surrogate copies the estimator; below "
+        f"{FIDELITY_WARN} read its attributions loosely. Attributions explain the model, not "
+        "the biology."
+    )
     return section("attributions", "Attributions (SHAP)", lead, blocks)
 
 
@@ -67,9 +69,14 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
     if png is not None:
         blocks.append(b.figure(fig.file_uri(png), f"beeswarm {est} {target}", None, wide=False))
     elif shap is not None and top:
-        blocks.append(b.figure(fig.swarm_figure(shap, [f for f, _ in top], target),
-                               f"beeswarm {est} {target}", "uncoloured: the run folder keeps no "
-                               "covariate values", wide=False))  # fmt: skip
+        blocks.append(
+            b.figure(
+                fig.swarm_figure(shap, [f for f, _ in top], target),
+                f"beeswarm {est} {target}",
+                "uncoloured: the run folder keeps no covariate values",
+                wide=False,
+            )
+        )
     else:
         blocks.append(b.missing("beeswarm plot"))
     arms = summary.get("arms")
@@ -81,11 +88,21 @@ def _attribution_card(run: RunFolder, label: str, est: str, target: str, s: dict
             if top_arm:
                 parts.append(f"{name}: {top_arm} (R² {num(a.get('surrogate_r2_cv'))})")
         if parts:
-            blocks.append(b.text("Drives each arm's own prediction: " + "; ".join(parts) + ".",
-                                 muted=True))  # fmt: skip
-    fidelity = f"fidelity R² (cross-validated) {num(r2)}" if is_number(r2) else (
-        "exact attributions (no surrogate)" if summary.get("method") not in (None, "surrogate")
-        else "fidelity R²: not recorded")  # fmt: skip
-    return {"title": f"{est} · {target_name(target, s.get('horizon'))}",
-            "subtitle": fidelity, "warn": is_number(r2) and r2 < FIDELITY_WARN,
-            "blocks": blocks}  # fmt: skip
+            blocks.append(
+                b.text("Drives each arm's own prediction: " + "; ".join(parts) + ".", muted=True)
+            )
+    fidelity = (
+        f"fidelity R² (cross-validated) {num(r2)}"
+        if is_number(r2)
+        else (
+            "exact attributions (no surrogate)"
+            if summary.get("method") not in (None, "surrogate")
+            else "fidelity R²: not recorded"
+        )
+    )
+    return {
+        "title": f"{est} · {target_name(target, s.get('horizon'))}",
+        "subtitle": fidelity,
+        "warn": is_number(r2) and r2 < FIDELITY_WARN,
+        "blocks": blocks,
+    }

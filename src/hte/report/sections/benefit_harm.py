@@ -28,8 +28,11 @@ def _pick(
     analysis: dict, targets: tuple[str, ...], kinds: tuple[str, ...], effects
 ) -> tuple | None:
     """The (estimator, target) to plot: preferred kinds first, then any fit with effects."""
-    fits = [(e, t, s) for e, t, s in fits_of(analysis) if t in targets and "error" not in s
-            and _col(e, t, EFFECT) in effects.columns]  # fmt: skip
+    fits = [
+        (e, t, s)
+        for e, t, s in fits_of(analysis)
+        if t in targets and "error" not in s and _col(e, t, EFFECT) in effects.columns
+    ]
     for target in targets:
         for kind in kinds:
             for e, t, s in fits:
@@ -59,11 +62,16 @@ def benefit_harm_section(run: RunFolder) -> dict:
             if TREATMENT_COLUMN in effects.columns
             else np.full(len(x), "")
         )
-        panels.append({
-            "label": label, "x": x, "y": y, "arm": arm,
-            "x_label": f"OS benefit: {target_name(ot, horizon_of(run, ot))} ({short_unit(ot)}), {oe}",
-            "y_label": f"CRS harm: {target_name(ct)} ({short_unit(ct)}), {ce}",
-        })  # fmt: skip
+        panels.append(
+            {
+                "label": label,
+                "x": x,
+                "y": y,
+                "arm": arm,
+                "x_label": f"OS benefit: {target_name(ot, horizon_of(run, ot))} ({short_unit(ot)}), {oe}",
+                "y_label": f"CRS harm: {target_name(ct)} ({short_unit(ct)}), {ce}",
+            }
+        )
         n = len(x)
         quad = [
             ("OS gain, more CRS with CAR-T (a trade-off)", (x > 0) & (y > 0)),
@@ -81,12 +89,21 @@ def benefit_harm_section(run: RunFolder) -> dict:
             )
             counts.setdefault(name, {})[label] = cell
     if not panels:
-        blocks.append(b.missing("benefit-harm scatter", "needs per-patient effects of an OS and a "
-                                "CRS estimator in effects.parquet"))  # fmt: skip
+        blocks.append(
+            b.missing(
+                "benefit-harm scatter",
+                "needs per-patient effects of an OS and a CRS estimator in effects.parquet",
+            )
+        )
     else:
-        blocks.append(b.figure(fig.benefit_harm_figure(panels), "OS benefit against CRS harm",
-                               "Each dot is a patient's estimated effects under CAR-T versus "
-                               "teclistamab (whichever they actually received)."))  # fmt: skip
+        blocks.append(
+            b.figure(
+                fig.benefit_harm_figure(panels),
+                "OS benefit against CRS harm",
+                "Each dot is a patient's estimated effects under CAR-T versus "
+                "teclistamab (whichever they actually received).",
+            )
+        )
         labels = [p["label"] for p in panels]
         rows = [[name, *[by.get(lb, DASH) for lb in labels]] for name, by in counts.items()]
         blocks.append(

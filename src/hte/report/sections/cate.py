@@ -27,8 +27,14 @@ def cate_section(run: RunFolder) -> dict:
     for label, a in analyses.items():
         if len(analyses) > 1:
             blocks.append(b.h3(f"{label} time zero"))
-        headers = ["estimator", "target", "mean", "SD", "10th / 50th / 90th pct",
-                   "interval excludes 0"]  # fmt: skip
+        headers = [
+            "estimator",
+            "target",
+            "mean",
+            "SD",
+            "10th / 50th / 90th pct",
+            "interval excludes 0",
+        ]
         if truth_on:
             headers += ["true mean", "NMSE", "corr. with truth", "coverage"]
         rows = []
@@ -39,16 +45,25 @@ def cate_section(run: RunFolder) -> dict:
                 continue
             q = s.get("quantiles") or {}
             row = [
-                est, name, effect(s.get("mean_effect"), target),
+                est,
+                name,
+                effect(s.get("mean_effect"), target),
                 num(target_scale(target) * s["sd_effect"], 1 if target_scale(target) == 100 else 2)
-                if is_number(s.get("sd_effect")) else DASH,
+                if is_number(s.get("sd_effect"))
+                else DASH,
                 " / ".join(effect(q.get(k), target) for k in ("q10", "q50", "q90")),
-                pct(s.get("share_excluding_zero"), 0) if s.get("share_with_interval") else "no intervals",
-            ]  # fmt: skip
+                pct(s.get("share_excluding_zero"), 0)
+                if s.get("share_with_interval")
+                else "no intervals",
+            ]
             if truth_on:
                 t = s.get("truth") or {}
-                row += [effect(t.get("ate_true"), target), num(t.get("normalized_mse")),
-                        num(t.get("correlation")), pct(t.get("coverage"), 0)]  # fmt: skip
+                row += [
+                    effect(t.get("ate_true"), target),
+                    num(t.get("normalized_mse")),
+                    num(t.get("correlation")),
+                    pct(t.get("coverage"), 0),
+                ]
             rows.append(row)
         if not rows:
             blocks.append(b.missing(f"per-patient effects of the {label} analysis"))
@@ -64,14 +79,23 @@ def cate_section(run: RunFolder) -> dict:
                 f"of true effects inside the intervals ({run.level} is the aim)."
             )
         blocks.append(b.table(headers, rows, reading=reading, numeric_from=2))
-        blocks.append(b.figure(_cate_figure(run, label, a), f"per-patient effects, {label}",
-                               "Left: distribution of per-patient effects by estimator. Right: "
-                               f"one estimator's patients ranked, with {run.level} intervals."))  # fmt: skip
+        blocks.append(
+            b.figure(
+                _cate_figure(run, label, a),
+                f"per-patient effects, {label}",
+                "Left: distribution of per-patient effects by estimator. Right: "
+                f"one estimator's patients ranked, with {run.level} intervals.",
+            )
+        )
     if not analyses:
         blocks.append(b.missing("per-patient effects"))
-    return section("cate", "Individual effects (CATE)",
-                    "Distributions of the per-patient (conditional average) treatment effects per "
-                    "estimator and target, with their intervals.", blocks)  # fmt: skip
+    return section(
+        "cate",
+        "Individual effects (CATE)",
+        "Distributions of the per-patient (conditional average) treatment effects per "
+        "estimator and target, with their intervals.",
+        blocks,
+    )
 
 
 def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
@@ -80,13 +104,23 @@ def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
         return None
     panels = []
     for target in dict.fromkeys(t for _, t, _ in fits_of(analysis)):
-        ests = [e for e, t, _ in fits_of(analysis) if t == target
-                and effects_column(fit_key(e, target), EFFECT) in effects.columns]  # fmt: skip
+        ests = [
+            e
+            for e, t, _ in fits_of(analysis)
+            if t == target and effects_column(fit_key(e, target), EFFECT) in effects.columns
+        ]
         if not ests:
             continue
         lower = {e: effects_column(fit_key(e, target), LOWER) for e in ests}
-        with_int = [e for e in ests if lower[e] in effects.columns
-                    and effects[lower[e]].notna().any()]  # fmt: skip
-        panels.append({"target": target, "horizon": horizon_of(run, target), "estimators": ests,
-                       "interval_estimator": with_int[0] if with_int else None})  # fmt: skip
+        with_int = [
+            e for e in ests if lower[e] in effects.columns and effects[lower[e]].notna().any()
+        ]
+        panels.append(
+            {
+                "target": target,
+                "horizon": horizon_of(run, target),
+                "estimators": ests,
+                "interval_estimator": with_int[0] if with_int else None,
+            }
+        )
     return fig.cate_figure(effects, panels, run.level)

@@ -19,37 +19,49 @@ def cohort_section(run: RunFolder) -> dict:
     if not analyses:
         blocks.append(b.missing("analyses"))
         return section("cohort", "Cohort and design", "", blocks)
-    reasons = list(dict.fromkeys(r for a in analyses.values()
-                                 for r in (a.get("n_excluded_by_reason") or {})))  # fmt: skip
+    reasons = list(
+        dict.fromkeys(r for a in analyses.values() for r in (a.get("n_excluded_by_reason") or {}))
+    )
     rows = [
         ["patients analysed"] + [str(a.get("n_analysed", DASH)) for a in analyses.values()],
-        ["\u2003CAR-T"] + [str((a.get("n_by_arm") or {}).get("cart", DASH)) for a in analyses.values()],
-        ["\u2003teclistamab"] + [str((a.get("n_by_arm") or {}).get("tec", DASH))
-                             for a in analyses.values()],
-        ["excluded, total"] + [str(sum((a.get("n_excluded_by_reason") or {}).values()))
-                               for a in analyses.values()],
-    ]  # fmt: skip
+        ["\u2003CAR-T"]
+        + [str((a.get("n_by_arm") or {}).get("cart", DASH)) for a in analyses.values()],
+        ["\u2003teclistamab"]
+        + [str((a.get("n_by_arm") or {}).get("tec", DASH)) for a in analyses.values()],
+        ["excluded, total"]
+        + [str(sum((a.get("n_excluded_by_reason") or {}).values())) for a in analyses.values()],
+    ]
     for reason in reasons:
-        rows.append([f"\u2003{reason}"] + [str((a.get("n_excluded_by_reason") or {}).get(reason, 0))
-                                       for a in analyses.values()])  # fmt: skip
-    rows.append(["covariates used"] + [str(len((a.get("design") or {}).get("features") or []))
-                                       for a in analyses.values()])  # fmt: skip
+        rows.append(
+            [f"\u2003{reason}"]
+            + [str((a.get("n_excluded_by_reason") or {}).get(reason, 0)) for a in analyses.values()]
+        )
+    rows.append(
+        ["covariates used"]
+        + [str(len((a.get("design") or {}).get("features") or [])) for a in analyses.values()]
+    )
     rows.append(["missing covariate values"] + [_missing_text(a) for a in analyses.values()])
     blocks += extraction_blocks(run)
     blocks.append(b.h3("Time zero and exclusions"))
     for label, a in analyses.items():
         blocks.append(b.text(f"{label}: {a.get('description', a.get('mode', DASH))}."))
-    blocks.append(b.table(
-        ["", *labels], rows,
-        reading="Who was analysed from which time zero. Starting the clock at infusion drops "
-        "CAR-T patients who died or left while their cells were made (immortal-time bias); the "
-        "decision time zero keeps everyone, as in a target-trial emulation.",
-    ))  # fmt: skip
+    blocks.append(
+        b.table(
+            ["", *labels],
+            rows,
+            reading="Who was analysed from which time zero. Starting the clock at infusion drops "
+            "CAR-T patients who died or left while their cells were made (immortal-time bias); the "
+            "decision time zero keeps everyone, as in a target-trial emulation.",
+        )
+    )
     blocks += _overlap_blocks(analyses)
     blocks += _balance_blocks(analyses)
-    return section("cohort", "Cohort and design",
-                    "Time zero, exclusions with counts, overlap of the arms and covariate balance.",
-                    blocks)  # fmt: skip
+    return section(
+        "cohort",
+        "Cohort and design",
+        "Time zero, exclusions with counts, overlap of the arms and covariate balance.",
+        blocks,
+    )
 
 
 def _missing_text(a: dict) -> str:
@@ -70,18 +82,24 @@ def _overlap_blocks(analyses: dict[str, dict]) -> list[dict]:
     for name, getter in (
         ("propensity model", lambda a, o: (a.get("propensity") or {}).get("method", DASH)),
         ("mean propensity, CAR-T", lambda a, o: num((a.get("propensity") or {}).get("mean_cart"))),
-        ("mean propensity, teclistamab",
-         lambda a, o: num((a.get("propensity") or {}).get("mean_tec"))),
+        (
+            "mean propensity, teclistamab",
+            lambda a, o: num((a.get("propensity") or {}).get("mean_tec")),
+        ),
         ("outside [0.05, 0.95]", lambda a, o: pct((o.get("share_outside_05_95") or {}).get("all"))),
         ("outside [0.10, 0.90]", lambda a, o: pct((o.get("share_outside_10_90") or {}).get("all"))),
         ("effective n after IPTW, CAR-T / tec", lambda a, o: _pair(o.get("ess_ipw"))),
         ("effective n, overlap weights", lambda a, o: _pair(o.get("ess_overlap"))),
         ("notes", lambda a, o: "; ".join(o.get("notes") or []) or "none"),
-    ):  # fmt: skip
+    ):
         rows.append([name] + [getter(analyses[k], o) for k, o in overlaps.items()])
     table = b.table(["", *list(overlaps)], rows)
-    plot = b.figure(fig.overlap_figure(overlaps), "propensity overlap by arm",
-                    "Cross-fitted propensity by arm.", wide=False)  # fmt: skip
+    plot = b.figure(
+        fig.overlap_figure(overlaps),
+        "propensity overlap by arm",
+        "Cross-fitted propensity by arm.",
+        wide=False,
+    )
     out.append(b.row(table, plot) if len(overlaps) == 1 else b.row(table))
     if len(overlaps) > 1:
         out.append(plot)
@@ -123,9 +141,12 @@ def _balance_blocks(analyses: dict[str, dict]) -> list[dict]:
         row += [num(bal.get("max_abs_smd")), num(bal.get("max_abs_smd_iptw"))]
     rows.append(row)
     worst = max((bal.get("max_abs_smd_iptw") or 0) for bal in balances.values())
-    verdict = ("every covariate is within 0.1 after weighting" if worst < 0.1 else
-               f"the largest difference after weighting is {worst:.2f}, above 0.1: read the "
-               "averages with that imbalance in mind")  # fmt: skip
+    verdict = (
+        "every covariate is within 0.1 after weighting"
+        if worst < 0.1
+        else f"the largest difference after weighting is {worst:.2f}, above 0.1: read the "
+        "averages with that imbalance in mind"
+    )
     plot = b.figure(
         fig.balance_figure(balances),
         "covariate balance before and after IPTW",
@@ -133,8 +154,11 @@ def _balance_blocks(analyses: dict[str, dict]) -> list[dict]:
         wide=False,
     )
     out.append(b.row(plot, b.table(headers, rows, compact=True)))
-    out.append(b.reading(
-        "How different the arms are on each covariate, in standard deviations, "
-        "before and after inverse-probability weighting; |SMD| < 0.1 is the usual bar for "
-        f"balance. Here {verdict}."))  # fmt: skip
+    out.append(
+        b.reading(
+            "How different the arms are on each covariate, in standard deviations, "
+            "before and after inverse-probability weighting; |SMD| < 0.1 is the usual bar for "
+            f"balance. Here {verdict}."
+        )
+    )
     return out

@@ -55,22 +55,26 @@ def shown_cards(run: RunFolder) -> list[dict]:
             if m.get("chosen") == "constant":
                 c = m.get("constant_effect") or {}
                 g = ((m.get("patients_like_this") or {}).get("groups") or [{}])[0]
-                items.append({
-                    "label": f"{name}: average effect shown",
-                    "value": f"{effect(c.get('estimate'), target)} {short_unit(target)}",
-                    "sub": f"{run.level} CI {effect_interval(g.get('lower'), g.get('upper'), target)}",
-                    "truth": "this cohort does not support individual differences; showing the "
-                             "average effect",
-                })  # fmt: skip
+                items.append(
+                    {
+                        "label": f"{name}: average effect shown",
+                        "value": f"{effect(c.get('estimate'), target)} {short_unit(target)}",
+                        "sub": f"{run.level} CI {effect_interval(g.get('lower'), g.get('upper'), target)}",
+                        "truth": "this cohort does not support individual differences; showing the "
+                        "average effect",
+                    }
+                )
             else:
                 best = (m.get("losses") or [{}])[0]
                 z = _z(best)
-                items.append({
-                    "label": f"{name}: individual effects shown",
-                    "value": str(m.get("chosen")),
-                    "sub": f"beats the constant effect by {num(z, 1)} SE ({_loss_name(m)})",
-                    "truth": "",
-                })  # fmt: skip
+                items.append(
+                    {
+                        "label": f"{name}: individual effects shown",
+                        "value": str(m.get("chosen")),
+                        "sub": f"beats the constant effect by {num(z, 1)} SE ({_loss_name(m)})",
+                        "truth": "",
+                    }
+                )
         if items:
             out.append(b.cards(items, title=f"{label} time zero: the model shown per target"))
     return out
@@ -91,45 +95,68 @@ def _z(row: dict) -> float | None:
 def _loss_table(m: dict, target: str) -> dict:
     rows = []
     for r in m.get("losses") or []:
-        rows.append([
-            r["candidate"] + (" (shown)" if r["candidate"] == m.get("chosen") else ""),
-            num(r.get("loss"), 4), num(r.get("loss_se"), 4),
-            num(r.get("diff_vs_constant"), 4) + f" ± {num(r.get('diff_vs_constant_se'), 4)}",
-            num(_z(r), 1) if r["candidate"] != "constant" else DASH,
-        ])  # fmt: skip
+        rows.append(
+            [
+                r["candidate"] + (" (shown)" if r["candidate"] == m.get("chosen") else ""),
+                num(r.get("loss"), 4),
+                num(r.get("loss_se"), 4),
+                num(r.get("diff_vs_constant"), 4) + f" ± {num(r.get('diff_vs_constant_se'), 4)}",
+                num(_z(r), 1) if r["candidate"] != "constant" else DASH,
+            ]
+        )
     return b.table(
-        ["candidate", _loss_name(m), "SE", "difference vs constant ± SE",
-         "gain over constant (SE)"], rows, numeric_from=1,
+        [
+            "candidate",
+            _loss_name(m),
+            "SE",
+            "difference vs constant ± SE",
+            "gain over constant (SE)",
+        ],
+        rows,
+        numeric_from=1,
         reading=str(m.get("reason", "")),
-    )  # fmt: skip
+    )
 
 
 def _groups_table(m: dict, target: str, level: str) -> dict:
     pl = m.get("patients_like_this") or {}
     rows = [
-        [str(i + 1), str(g.get("n")), f"{effect(g.get('estimate'), target)} "
-         f"({effect_interval(g.get('lower'), g.get('upper'), target)})"]
+        [
+            str(i + 1),
+            str(g.get("n")),
+            f"{effect(g.get('estimate'), target)} "
+            f"({effect_interval(g.get('lower'), g.get('upper'), target)})",
+        ]
         for i, g in enumerate(pl.get("groups") or [])
-    ]  # fmt: skip
-    return b.table(["predicted-benefit group", "patients", f"DR estimate ({level} CI)"], rows,
-                   numeric_from=1, reading=str(pl.get("method", "")))  # fmt: skip
+    ]
+    return b.table(
+        ["predicted-benefit group", "patients", f"DR estimate ({level} CI)"],
+        rows,
+        numeric_from=1,
+        reading=str(pl.get("method", "")),
+    )
 
 
 def _calibration_table(m: dict) -> dict:
     rows = []
     for name, c in (m.get("benefit_calibration") or {}).items():
-        rows.append([
-            name, f"{num(c.get('intercept'), 3)} ± {num(c.get('intercept_se'), 3)}",
-            f"{num(c.get('slope'), 2)} ± {num(c.get('slope_se'), 2)}",
-            num(c.get("e_for_benefit"), 3), num(c.get("c_for_benefit"), 3),
-        ])  # fmt: skip
+        rows.append(
+            [
+                name,
+                f"{num(c.get('intercept'), 3)} ± {num(c.get('intercept_se'), 3)}",
+                f"{num(c.get('slope'), 2)} ± {num(c.get('slope_se'), 2)}",
+                num(c.get("e_for_benefit"), 3),
+                num(c.get("c_for_benefit"), 3),
+            ]
+        )
     method = next(iter((m.get("benefit_calibration") or {}).values()), {}).get("method", "")
     return b.table(
         ["learner", "calibration intercept ± SE", "slope ± SE", "E-for-benefit", "c-for-benefit"],
-        rows, numeric_from=1,
+        rows,
+        numeric_from=1,
         reading="A model calibrated for benefit has slope 1 and intercept 0: slope below 1 means "
         "its predicted differences between patients are too large. " + str(method),
-    )  # fmt: skip
+    )
 
 
 def calibration_figure(panels: list[dict]) -> str | None:
@@ -146,8 +173,16 @@ def calibration_figure(panels: list[dict]) -> str | None:
             y = np.array([g["observed"] for g in groups], float) * scale
             lo = np.array([g["lower"] for g in groups], float) * scale
             hi = np.array([g["upper"] for g in groups], float) * scale
-            ax.errorbar(x + 0.002 * k * np.ptp(y), y, yerr=[y - lo, hi - y], fmt="o", ms=4,
-                        capsize=2, color=fig.PALETTE[k % len(fig.PALETTE)], label=name)  # fmt: skip
+            ax.errorbar(
+                x + 0.002 * k * np.ptp(y),
+                y,
+                yerr=[y - lo, hi - y],
+                fmt="o",
+                ms=4,
+                capsize=2,
+                color=fig.PALETTE[k % len(fig.PALETTE)],
+                label=name,
+            )
         lims = ax.get_xlim()
         ax.plot(lims, lims, color="#888", lw=0.8, ls="--")
         ax.set_title(p["title"], fontsize=9)
@@ -181,27 +216,43 @@ def model_choice_section(run: RunFolder) -> dict:
             stack = m.get("stack")
             if stack:
                 weights = ", ".join(f"{k} {num(v, 2)}" for k, v in stack["weights"].items() if v)
-                blocks.append(b.text(f"Stack: intercept {num(stack['intercept'], 3)}; weights "
-                                     f"{weights or 'none'}. {stack.get('note', '')}", muted=True))  # fmt: skip
+                blocks.append(
+                    b.text(
+                        f"Stack: intercept {num(stack['intercept'], 3)}; weights "
+                        f"{weights or 'none'}. {stack.get('note', '')}",
+                        muted=True,
+                    )
+                )
             blocks.append(_groups_table(m, target, run.level))
             if m.get("benefit_calibration"):
                 blocks.append(_calibration_table(m))
                 cal = m["benefit_calibration"]
                 shown = m.get("chosen")
-                models = {shown: cal[shown]["groups"]} if shown in cal else {
-                    k: v["groups"] for k, v in cal.items()}  # fmt: skip
-                panels.append({"target": target, "models": models,
-                               "title": f"{name} ({label})" if len(choices) > 1 else name})  # fmt: skip
+                models = (
+                    {shown: cal[shown]["groups"]}
+                    if shown in cal
+                    else {k: v["groups"] for k, v in cal.items()}
+                )
+                panels.append(
+                    {
+                        "target": target,
+                        "models": models,
+                        "title": f"{name} ({label})" if len(choices) > 1 else name,
+                    }
+                )
     if not choices:
         blocks.append(b.missing("model choice by held-out doubly robust loss"))
     else:
         blocks.append(b.h3("Calibration for benefit"))
-        blocks.append(b.figure(
-            calibration_figure(panels), "calibration for benefit",
-            "Held-out predicted-benefit fifths of the shown model (every learner when the "
-            f"constant is shown) against their doubly robust observed benefit, {run.level} intervals; "
-            "dashed: perfect calibration.",
-        ))  # fmt: skip
+        blocks.append(
+            b.figure(
+                calibration_figure(panels),
+                "calibration for benefit",
+                "Held-out predicted-benefit fifths of the shown model (every learner when the "
+                f"constant is shown) against their doubly robust observed benefit, {run.level} intervals; "
+                "dashed: perfect calibration.",
+            )
+        )
     lead = (
         "Every learner and a constant (average-only) effect are scored on patients they did not "
         "see, by the doubly robust loss mean((Gamma - tau_hat)^2) and by the R-loss "
@@ -211,5 +262,9 @@ def model_choice_section(run: RunFolder) -> dict:
         "predicted-benefit fifth: an interval for a group's mean effect, which is what the data "
         "can cover."
     )
-    return {"id": "model-choice", "title": "Which model is shown, and how sure it is",
-            "lead": lead, "blocks": blocks}  # fmt: skip
+    return {
+        "id": "model-choice",
+        "title": "Which model is shown, and how sure it is",
+        "lead": lead,
+        "blocks": blocks,
+    }

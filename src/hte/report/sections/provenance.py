@@ -20,9 +20,12 @@ def provenance_section(run: RunFolder) -> dict:
         ["data sha256", str(fp.get("sha256", DASH))],
         ["what was hashed", str(fp.get("hashed", DASH))],
         ["patients in the data", str(fp.get("n", DASH))],
-        ["columns", str(len(fp.get("columns") or [])) + (": " + ", ".join(fp["columns"])
-                                                         if fp.get("columns") else "")],
-    ]  # fmt: skip
+        [
+            "columns",
+            str(len(fp.get("columns") or []))
+            + (": " + ", ".join(fp["columns"]) if fp.get("columns") else ""),
+        ],
+    ]
     if fp.get("path"):
         rows.append(["data file", str(fp["path"])])
     blocks.append(b.h3("Run and data fingerprint"))
@@ -38,21 +41,35 @@ def provenance_section(run: RunFolder) -> dict:
         if run.seeds
         else b.missing("seeds.json")
     )
-    versions = (b.table(["package", "version"], [[k, str(v)] for k, v in run.versions.items()],
-                        numeric_from=99, compact=True) if run.versions
-                else b.missing("versions.json"))  # fmt: skip
+    versions = (
+        b.table(
+            ["package", "version"],
+            [[k, str(v)] for k, v in run.versions.items()],
+            numeric_from=99,
+            compact=True,
+        )
+        if run.versions
+        else b.missing("versions.json")
+    )
     blocks.append(b.row(seeds, versions))
     blocks.append(b.h3("Resolved config"))
     blocks.append(b.pre(run.config_text) if run.config_text else b.missing("config.resolved.yaml"))
     blocks.append(b.h3("Timings and log"))
     if run.timings:
         total = run.timings.get("total")
-        blocks.append(b.pre("\n".join(f"{k:<48} {v:9.2f} s" for k, v in run.timings.items()
-                                      if is_number(v)),
-                            summary=f"seconds per stage (total {num(total, 1)} s)"))  # fmt: skip
+        blocks.append(
+            b.pre(
+                "\n".join(f"{k:<48} {v:9.2f} s" for k, v in run.timings.items() if is_number(v)),
+                summary=f"seconds per stage (total {num(total, 1)} s)",
+            )
+        )
     else:
         blocks.append(b.missing("timings.json"))
     blocks.append(b.pre(run.log_text, summary="run.log") if run.log_text else b.missing("run.log"))
-    return section("provenance", "Provenance",
-                    "Everything needed to reproduce this run: the exact resolved config, the data "
-                    "fingerprint, seeds and package versions.", blocks)  # fmt: skip
+    return section(
+        "provenance",
+        "Provenance",
+        "Everything needed to reproduce this run: the exact resolved config, the data "
+        "fingerprint, seeds and package versions.",
+        blocks,
+    )

@@ -20,35 +20,73 @@ def robustness_section(run: RunFolder) -> dict:
             continue
         refs = rob.get("refutations")
         if isinstance(refs, list) and refs:
-            rows = [[names.get(r.get("target"), str(r.get("target"))), r.get("refuter", DASH), r.get("description", ""),
-                     effect(r.get("original"), r.get("target", "")),
-                     with_ci(r.get("estimate"), r.get("lower"), r.get("upper"), r.get("target", "")),
-                     str(r.get("expected", DASH)),
-                     {True: "passed", False: "FAILED"}.get(r.get("passed"), DASH),
-                     r.get("detail") or ""] for r in refs]  # fmt: skip
-            blocks.append(b.table(
-                ["target", "refuter", "what it does", "original", f"refuted estimate ({run.level} CI)",
-                 "expected", "result", "detail"], rows, numeric_from=3, numeric_to=5,
-                reading="Each refuter changes the data in a way whose effect on the estimate is "
-                "known (a placebo treatment should give zero; a random extra covariate or a "
-                "subsample should change little). A failure points at a fragile estimate.",
-            ))  # fmt: skip
+            rows = [
+                [
+                    names.get(r.get("target"), str(r.get("target"))),
+                    r.get("refuter", DASH),
+                    r.get("description", ""),
+                    effect(r.get("original"), r.get("target", "")),
+                    with_ci(r.get("estimate"), r.get("lower"), r.get("upper"), r.get("target", "")),
+                    str(r.get("expected", DASH)),
+                    {True: "passed", False: "FAILED"}.get(r.get("passed"), DASH),
+                    r.get("detail") or "",
+                ]
+                for r in refs
+            ]
+            blocks.append(
+                b.table(
+                    [
+                        "target",
+                        "refuter",
+                        "what it does",
+                        "original",
+                        f"refuted estimate ({run.level} CI)",
+                        "expected",
+                        "result",
+                        "detail",
+                    ],
+                    rows,
+                    numeric_from=3,
+                    numeric_to=5,
+                    reading="Each refuter changes the data in a way whose effect on the estimate is "
+                    "known (a placebo treatment should give zero; a random extra covariate or a "
+                    "subsample should change little). A failure points at a fragile estimate.",
+                )
+            )
         else:
             blocks.append(b.missing("refutation tests"))
         evs = rob.get("evalues")
         if isinstance(evs, list) and evs:
-            rows = [[names.get(r.get("target"), str(r.get("target"))), r.get("measure", DASH),
-                     f"{num(r.get('estimate'), 2)} ({interval(r.get('lower'), r.get('upper'))})",
-                     num(r.get("evalue"), 2), num(r.get("evalue_ci"), 2), r.get("note") or ""]
-                    for r in evs]  # fmt: skip
-            blocks.append(b.table(
-                ["target", "measure", f"estimate ({run.level} CI)", "E-value", "E-value of CI bound", "note"],
-                rows, numeric_from=2, numeric_to=5,
-                reading="The E-value is how strongly (as a risk ratio with both treatment and "
-                "outcome) an unmeasured confounder would have to act to explain the effect away; "
-                "the CI column, to move the interval to include no effect. 1 means no confounding "
-                "is needed.",
-            ))  # fmt: skip
+            rows = [
+                [
+                    names.get(r.get("target"), str(r.get("target"))),
+                    r.get("measure", DASH),
+                    f"{num(r.get('estimate'), 2)} ({interval(r.get('lower'), r.get('upper'))})",
+                    num(r.get("evalue"), 2),
+                    num(r.get("evalue_ci"), 2),
+                    r.get("note") or "",
+                ]
+                for r in evs
+            ]
+            blocks.append(
+                b.table(
+                    [
+                        "target",
+                        "measure",
+                        f"estimate ({run.level} CI)",
+                        "E-value",
+                        "E-value of CI bound",
+                        "note",
+                    ],
+                    rows,
+                    numeric_from=2,
+                    numeric_to=5,
+                    reading="The E-value is how strongly (as a risk ratio with both treatment and "
+                    "outcome) an unmeasured confounder would have to act to explain the effect away; "
+                    "the CI column, to move the interval to include no effect. 1 means no confounding "
+                    "is needed.",
+                )
+            )
         else:
             blocks.append(b.missing("E-values"))
     if not analyses:

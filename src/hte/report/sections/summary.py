@@ -27,8 +27,10 @@ def summary_section(run: RunFolder) -> dict:
         blocks.append(b.text(str(cfg["description"])))
     data = cfg.get("data") or {}
     if data.get("source") == "synthetic":
-        source = (f"synthetic cohort, scenario {data.get('scenario')}, n = {data.get('n')}, "
-                  f"seed {data.get('seed')} (true effects known)")  # fmt: skip
+        source = (
+            f"synthetic cohort, scenario {data.get('scenario')}, n = {data.get('n')}, "
+            f"seed {data.get('seed')} (true effects known)"
+        )
     elif data.get("source") == "omop":
         source = omop_source(data)
     elif data:
@@ -40,13 +42,21 @@ def summary_section(run: RunFolder) -> dict:
         ["experiment", run.summary.experiment.name],
         ["run id", run.run_id],
         ["data", source],
-        ["analyses (time zero)", "; ".join(
-            f"{label}: {a.get('n_analysed', DASH)} patients ({a.get('description', '')})"
-            for label, a in analyses_of(run).items()) or DASH],
-        ["estimators", ", ".join(estimator_name(e.get("name", "?"), e.get("kind"))
-                                 for e in estimators) or DASH],
+        [
+            "analyses (time zero)",
+            "; ".join(
+                f"{label}: {a.get('n_analysed', DASH)} patients ({a.get('description', '')})"
+                for label, a in analyses_of(run).items()
+            )
+            or DASH,
+        ],
+        [
+            "estimators",
+            ", ".join(estimator_name(e.get("name", "?"), e.get("kind")) for e in estimators)
+            or DASH,
+        ],
         ["intervals", f"{run.level} confidence intervals"],
-    ]  # fmt: skip
+    ]
     blocks.append(b.table(["", ""], rows, numeric_from=99, compact=True))
     for label, a in analyses_of(run).items():
         blocks.append(
@@ -83,25 +93,41 @@ def _headline_cards(run: RunFolder, analysis: dict) -> list[dict]:
     items = []
     hr = base.get("hazard_ratio_iptw")
     if hr:
-        items.append({
-            "label": "hazard ratio of death (IPTW Cox)",
-            "value": num(hr.get("hr"), 2),
-            "sub": f"{run.level} CI {interval(hr.get('lower'), hr.get('upper'))}",
-            "truth": f"truth (decision time) {num(truth['hazard_ratio'], 2)}" if "hazard_ratio" in truth else "",
-        })  # fmt: skip
-    for key, target in (("ate_survival_iptw_km", "survival"), ("ate_rmst_iptw_km", "rmst"),
-                        ("ate_crs_aipw", "crs"), ("ate_crs_g3_aipw", "crs_g3")):  # fmt: skip
+        items.append(
+            {
+                "label": "hazard ratio of death (IPTW Cox)",
+                "value": num(hr.get("hr"), 2),
+                "sub": f"{run.level} CI {interval(hr.get('lower'), hr.get('upper'))}",
+                "truth": f"truth (decision time) {num(truth['hazard_ratio'], 2)}"
+                if "hazard_ratio" in truth
+                else "",
+            }
+        )
+    for key, target in (
+        ("ate_survival_iptw_km", "survival"),
+        ("ate_rmst_iptw_km", "rmst"),
+        ("ate_crs_aipw", "crs"),
+        ("ate_crs_g3_aipw", "crs_g3"),
+    ):
         e = base.get(key)
         if not e:
             continue
         true = truth.get(f"ate_{target}")
-        items.append({
-            "label": f"{target_name(target, e.get('horizon'))} ({'IPTW KM' if 'km' in key else 'AIPW'})",
-            "value": f"{effect(e.get('estimate'), target)} {short_unit(target)}",
-            "sub": f"{run.level} CI {effect_interval(e.get('lower'), e.get('upper'), target)}",
-            "truth": f"truth (decision time) {effect(true, target)}" if is_number(true) else "",
-        })  # fmt: skip
+        items.append(
+            {
+                "label": f"{target_name(target, e.get('horizon'))} ({'IPTW KM' if 'km' in key else 'AIPW'})",
+                "value": f"{effect(e.get('estimate'), target)} {short_unit(target)}",
+                "sub": f"{run.level} CI {effect_interval(e.get('lower'), e.get('upper'), target)}",
+                "truth": f"truth (decision time) {effect(true, target)}" if is_number(true) else "",
+            }
+        )
     if not items:
-        items.append({"label": "average effects", "value": DASH, "sub": "not run in this run folder",
-                      "truth": ""})  # fmt: skip
+        items.append(
+            {
+                "label": "average effects",
+                "value": DASH,
+                "sub": "not run in this run folder",
+                "truth": "",
+            }
+        )
     return items
