@@ -33,10 +33,10 @@ from hte.design.design_matrix import build_design_matrix, treatment_array
 from hte.estimators.causal_survival_forest import CausalSurvivalForest
 from hte.estimators.nuisance import (
     SurvivalNuisances,
-    _KaplanMeier,
     cross_fit_pseudo_outcomes,
     risk_sets,
 )
+from hte.estimators.survival_learners import _KaplanMeier
 from hte.evaluation.truth_scoring import markdown_table
 
 HORIZONS = {"rmst": 24.0, "survival": 12.0}

@@ -50,7 +50,8 @@ def test_km_learner_matches_kaplan_meier_per_arm():
         X, W, t, d, grid, event_learner="km", censoring_learner="km", n_folds=2, random_state=0
     )
     # cross-fitted KM is on halves; compare the full-data fit with scikit-survival's KM
-    from hte.estimators.nuisance import _KaplanMeier, risk_sets
+    from hte.estimators.nuisance import risk_sets
+    from hte.estimators.survival_learners import _KaplanMeier
 
     km = _KaplanMeier().fit(X, W, risk_sets(t, d, grid)[0], grid)
     for arm in (0, 1):

@@ -29,7 +29,7 @@ same seed: the decision dates are spread over the scenario's accrual window from
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,14 @@ import pandas as pd
 from hte.data.columns import CART, DAYS_PER_MONTH, PATIENT_ID, TRUTH_PREFIX
 from hte.data.omop.cdm import TABLES
 from hte.data.omop.connection import connect
+from hte.data.omop.histories import (
+    EHRRates,
+    as_days,
+    event_rows,
+    measurement_rows,
+    prior_line_drugs,
+    uniform_days,
+)
 from hte.data.omop.vocabulary import (
     EHR_TYPE,
     GENDER,
@@ -51,48 +59,7 @@ from hte.data.simulation_params import scenario_params
 
 ORIGIN = np.datetime64("2022-01-01", "D")
 DAYS_PER_YEAR = 365.25
-LABS = ("ferritin", "crp", "crcl", "ldh", "ecog", "bm_plasma_pct")
 EXCLUSIONS = ("no_decision", "no_myeloma", "not_triple_class", "under_age", "prior_cart")
-
-
-@dataclass(frozen=True)
-class EHRRates:
-    """How the synthetic EHR loses information (documented losses; the round-trip test counts them)."""
-
-    lab_missing: dict[str, float] = field(
-        default_factory=lambda: {
-            "ferritin": 0.08,
-            "crp": 0.06,
-            "crcl": 0.04,
-            "ldh": 0.06,
-            "ecog": 0.10,
-            "bm_plasma_pct": 0.12,
-        }
-    )
-    lab_stale: dict[str, float] = field(
-        default_factory=lambda: {
-            "ferritin": 0.05,
-            "crp": 0.05,
-            "crcl": 0.03,
-            "ldh": 0.05,
-            "ecog": 0.05,
-            "bm_plasma_pct": 0.08,
-        }
-    )
-    lookback_days: dict[str, int] = field(
-        default_factory=lambda: {
-            "ferritin": 30,
-            "crp": 30,
-            "crcl": 30,
-            "ldh": 30,
-            "ecog": 60,
-            "bm_plasma_pct": 90,
-        }
-    )
-    cytogenetics_missing: float = 0.10
-    iss_missing: float = 0.05
-    crs_recorded: float = 0.75
-    ldh_upper_limit: float = 250.0
 
 
 @dataclass
@@ -108,31 +75,6 @@ class SynthesisResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
-
-
-# --------------------------------------------------------------------------------------------------
-# Small helpers: events as frames with a concept key, dates as day numbers
-
-
-def _days(dates: np.ndarray) -> np.ndarray:
-    return dates.astype("datetime64[D]")
-
-
-def _events(person_id, key, day, **extra) -> pd.DataFrame:
-    """Rows of one concept for the persons given (day = datetime64[D])."""
-    person_id = np.asarray(person_id)
-    frame = {"person_id": person_id, "_key": key, "_day": _days(np.asarray(day))}
-    for name, value in extra.items():
-        frame[name] = (
-            np.broadcast_to(np.asarray(value), person_id.shape)
-            if np.ndim(value) == 0
-            else np.asarray(value)
-        )
-    return pd.DataFrame(frame)
-
-
-def _uniform_days(rng: np.random.Generator, lo: int, hi: int, n: int) -> np.ndarray:
-    return rng.integers(lo, hi + 1, n).astype("timedelta64[D]")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -198,37 +140,41 @@ def _render(
         {
             "observation_period_id": pid,
             "person_id": pid,
-            "observation_period_start_date": _days(obs_start),
-            "observation_period_end_date": _days(end),
+            "observation_period_start_date": as_days(obs_start),
+            "observation_period_end_date": as_days(end),
             "period_type_concept_id": EHR_TYPE,
         }
     )
     death = pd.DataFrame(
-        {"person_id": pid[died], "death_date": _days(end[died]), "death_type_concept_id": EHR_TYPE}
+        {
+            "person_id": pid[died],
+            "death_date": as_days(end[died]),
+            "death_type_concept_id": EHR_TYPE,
+        }
     )
 
     conditions = [
-        _events(pid, "myeloma", dx),
-        _events(pid, "myeloma", index - _uniform_days(rng, 3, 20, n)),
+        event_rows(pid, "myeloma", dx),
+        event_rows(pid, "myeloma", index - uniform_days(rng, 3, 20, n)),
     ]
     emd = sim["extramedullary"].to_numpy(dtype=bool)
     span = (index - dx).astype(int)
     emd_day = dx + (rng.random(n) * np.maximum(span - 1, 0)).astype("timedelta64[D]")
-    conditions.append(_events(pid[emd], "emd", emd_day[emd]))
+    conditions.append(event_rows(pid[emd], "emd", emd_day[emd]))
     late_emd = ~emd & (rng.random(n) < 0.05) & (end_days >= 20)  # coded after time zero: ignored
-    conditions.append(_events(pid[late_emd], "emd", index[late_emd] + np.timedelta64(20, "D")))
+    conditions.append(event_rows(pid[late_emd], "emd", index[late_emd] + np.timedelta64(20, "D")))
     rapid = sim["rapid_progression"].to_numpy(dtype=bool)
     conditions.append(
-        _events(
+        event_rows(
             pid[rapid],
             "rapid_progression",
-            index[rapid] - _uniform_days(rng, 1, 50, int(rapid.sum())),
+            index[rapid] - uniform_days(rng, 1, 50, int(rapid.sum())),
         )
     )
     old_flag = ~rapid & (rng.random(n) < 0.3)
-    old_day = index - _uniform_days(rng, 90, 400, n)
+    old_day = index - uniform_days(rng, 90, 400, n)
     old_flag &= old_day >= dx
-    conditions.append(_events(pid[old_flag], "rapid_progression", old_day[old_flag]))
+    conditions.append(event_rows(pid[old_flag], "rapid_progression", old_day[old_flag]))
 
     # CRS: under-recorded, no grade, only while observed
     crs = sim["crs"].to_numpy(dtype=bool)
@@ -241,34 +187,34 @@ def _render(
     observable = crs & (~cart | infused) & (crs_day <= end_days)
     keep = observable & recorded
     conditions.append(
-        _events(pid[keep], "crs", index[keep] + crs_day[keep].astype("timedelta64[D]"))
+        event_rows(pid[keep], "crs", index[keep] + crs_day[keep].astype("timedelta64[D]"))
     )
     losses["crs_true"] = int(crs.sum())
     losses["crs_not_observable"] = int((crs & ~observable).sum())
     losses["crs_not_recorded"] = int((observable & ~recorded).sum())
 
-    drugs, lines_merged = _prior_lines(sim, pid, dx, index, rng)
+    drugs, lines_merged = prior_line_drugs(sim, pid, dx, index, rng)
     losses["prior_lines_merged"] = lines_merged
     tec = ~cart
     weeks = np.array([0, 2, 4, *range(11, 7 * 53, 7)])  # step-up doses, then weekly
     for offset in weeks:
         given = tec & (end_days >= offset)
         drugs.append(
-            _events(pid[given], "teclistamab", index[given] + np.timedelta64(int(offset), "D"))
+            event_rows(pid[given], "teclistamab", index[given] + np.timedelta64(int(offset), "D"))
         )
     drugs.append(
-        _events(
+        event_rows(
             pid[infused],
             np.where(rng.random(int(infused.sum())) < 0.6, "cilta_cel", "ide_cel"),
             index[infused] + inf_day[infused].astype("timedelta64[D]"),
         )
     )
     bridging = cart & (end_days >= 3)
-    drugs.append(_events(pid[bridging], "carfilzomib", index[bridging] + np.timedelta64(3, "D")))
+    drugs.append(event_rows(pid[bridging], "carfilzomib", index[bridging] + np.timedelta64(3, "D")))
 
     procedures = [
-        _events(pid[cart], "apheresis", index[cart]),
-        _events(
+        event_rows(pid[cart], "apheresis", index[cart]),
+        event_rows(
             pid[infused],
             "cart_infusion",
             index[infused] + inf_day[infused].astype("timedelta64[D]"),
@@ -277,138 +223,13 @@ def _render(
     asct = sim["prior_asct"].to_numpy(dtype=bool)
     asct_day = dx + np.round(0.3 * span).astype("timedelta64[D]")
     asct_day = np.minimum(asct_day, index - np.timedelta64(1, "D"))
-    procedures.append(_events(pid[asct], "asct", asct_day[asct]))
+    procedures.append(event_rows(pid[asct], "asct", asct_day[asct]))
 
-    measurements, lab_losses = _measurements(sim, pid, index, dx, end_days, rng, rates)
+    measurements, lab_losses = measurement_rows(sim, pid, index, dx, end_days, rng, rates)
     losses.update(lab_losses)
     return _Rendered(
         person, observation, conditions, drugs, procedures, measurements, death, losses, index
     )
-
-
-# drugs of line k (k >= 3 cycles through the last tuple); penta patients see two IMiDs and two PIs
-_LINES_PENTA = (
-    ("lenalidomide", "bortezomib"),
-    ("daratumumab", "pomalidomide"),
-    ("carfilzomib", "cyclophosphamide"),
-)
-_LINES_OTHER = (
-    ("lenalidomide", "bortezomib"),
-    ("daratumumab", "lenalidomide"),
-    ("bortezomib", "cyclophosphamide"),
-)
-_LATER = ("selinexor", "elotuzumab", "isatuximab", "cyclophosphamide")
-
-
-def _prior_lines(sim, pid, dx, index, rng) -> tuple[list[pd.DataFrame], int]:
-    """Drug exposures of the prior lines: line k starts at dx + 14 + k * span / L (whole days)."""
-    lines = sim["prior_lines"].to_numpy(dtype=int)
-    penta = sim["penta_refractory"].to_numpy(dtype=bool)
-    bcma = sim["prior_bcma"].to_numpy(dtype=bool)
-    span = np.maximum((index - dx).astype(int) - 44, 0)  # last line starts >= 30 days before
-    out, merged = [], 0
-    starts = []
-    for k in range(int(lines.max())):
-        has = lines > k
-        start = dx + 14 + np.floor(k * span / np.maximum(lines, 1)).astype("timedelta64[D]")
-        starts.append(np.where(has, start.astype(int), -1))
-        nxt = dx + 14 + np.floor((k + 1) * span / np.maximum(lines, 1)).astype("timedelta64[D]")
-        gap = np.maximum((np.minimum(nxt, index) - start).astype(int) - 1, 0)
-        length = np.minimum(84, gap).astype("timedelta64[D]")
-        if k < 3:
-            first = np.where(penta, _LINES_PENTA[k][0], _LINES_OTHER[k][0])
-            second = np.where(penta, _LINES_PENTA[k][1], _LINES_OTHER[k][1])
-        else:
-            first = np.full(len(sim), _LATER[(k - 3) % len(_LATER)])
-            second = None
-        for drug in (first, second):
-            if drug is None:
-                continue
-            out.append(_events(pid[has], drug[has], start[has], _end=_days(start + length)[has]))
-        last = has & (lines == k + 1) & bcma
-        out.append(_events(pid[last], "belantamab", start[last], _end=_days(start + length)[last]))
-    starts_arr = np.column_stack(starts)
-    for row in starts_arr:  # lines whose start days coincide (a very short history) merge
-        valid = row[row >= 0]
-        merged += len(valid) - len(np.unique(valid))
-    return out, merged
-
-
-def _perturb(values: np.ndarray, rng: np.random.Generator, sd: float = 0.3) -> np.ndarray:
-    return np.round(values * np.exp(rng.normal(0.0, sd, len(values))), 1)
-
-
-def _measurements(sim, pid, index, dx, end_days, rng, rates: EHRRates):
-    n = len(sim)
-    out: list[pd.DataFrame] = []
-    losses: dict[str, int] = {}
-    ldh = np.where(
-        sim["ldh_high"].to_numpy(dtype=bool), rng.uniform(300, 700, n), rng.uniform(120, 220, n)
-    ).round(0)
-    values = {
-        "ferritin": sim["ferritin"].to_numpy(float),
-        "crp": sim["crp"].to_numpy(float),
-        "crcl": sim["crcl"].to_numpy(float),
-        "ldh": ldh,
-        "ecog": sim["ecog"].to_numpy(float),
-        "bm_plasma_pct": sim["bm_plasma_pct"].to_numpy(float),
-    }
-    visit = index - _uniform_days(rng, 0, 14, n)
-    biopsy = index - _uniform_days(rng, 7, 80, n)
-    for lab in LABS:
-        when = biopsy if lab == "bm_plasma_pct" else visit
-        u = rng.random(n)
-        missing = u < rates.lab_missing[lab]
-        stale = ~missing & (u < rates.lab_missing[lab] + rates.lab_stale[lab])
-        fresh = ~missing & ~stale
-        value = values[lab]
-        other = (
-            np.clip(np.round(value + rng.integers(-1, 2, n)), 0, 4)
-            if lab == "ecog"
-            else _perturb(value, rng)
-        )
-        out.append(_events(pid[fresh], lab, when[fresh], value_as_number=value[fresh]))
-        earlier = fresh & (rng.random(n) < 0.5)  # an older value: the latest must win
-        out.append(
-            _events(
-                pid[earlier],
-                lab,
-                when[earlier] - _uniform_days(rng, 10, 60, int(earlier.sum())),
-                value_as_number=other[earlier],
-            )
-        )
-        old = index - np.timedelta64(rates.lookback_days[lab], "D") - _uniform_days(rng, 1, 300, n)
-        out.append(_events(pid[stale], lab, old[stale], value_as_number=other[stale]))
-        losses[f"{lab}_missing"] = int(missing.sum())
-        losses[f"{lab}_stale"] = int(stale.sum())
-    workup = end_days >= 1  # CRS work-up the day after time zero: never a baseline value
-    for lab in ("ferritin", "crp"):
-        out.append(
-            _events(
-                pid[workup],
-                lab,
-                index[workup] + np.timedelta64(1, "D"),
-                value_as_number=np.round(values[lab][workup] * 3.0, 1),
-            )
-        )
-    at_dx = np.minimum(dx + _uniform_days(rng, 0, 30, n), index)
-    iss_ok = rng.random(n) >= rates.iss_missing
-    out.append(
-        _events(
-            pid[iss_ok],
-            "iss_stage",
-            at_dx[iss_ok],
-            value_as_number=sim["iss_stage"].to_numpy(float)[iss_ok],
-        )
-    )
-    losses["iss_stage_missing"] = int((~iss_ok).sum())
-    fish = rng.random(n) >= rates.cytogenetics_missing  # FISH not in the EHR: both flags missing
-    for flag in ("high_risk_cytogenetics", "gain_1q"):
-        out.append(
-            _events(pid[fish], flag, at_dx[fish], value_as_number=sim[flag].to_numpy(float)[fish])
-        )
-        losses[f"{flag}_missing"] = int((~fish).sum())
-    return out, losses
 
 
 # --------------------------------------------------------------------------------------------------
@@ -436,7 +257,7 @@ def _make_ineligible(r: _Rendered, groups: dict[str, np.ndarray]) -> None:
     prior = groups["prior_cart"]
     obs = r.observation.set_index("person_id").loc[prior]
     first = obs["observation_period_start_date"].to_numpy() + np.timedelta64(30, "D")
-    r.procedures.append(_events(prior, "cart_infusion", first))
+    r.procedures.append(event_rows(prior, "cart_infusion", first))
 
 
 # --------------------------------------------------------------------------------------------------
