@@ -120,6 +120,24 @@ def test_round_trip_through_the_signed_model_store(fitted, data, tmp_path, monke
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+def test_same_seed_same_numbers_even_with_two_threads(fitted, data):
+    """A refit with the same seed, and every repeated prediction, gives the same bits: threads may
+    fit trees in any order but must not change a sum (``hte.estimators.serial_prediction``)."""
+    kind, model = fitted
+    threaded = clone(model)
+    if "n_jobs" in threaded.get_params():
+        threaded.set_params(n_jobs=2)
+    threaded.fit(data)
+    X = data.frame()
+    first, again = threaded.estimate(X), threaded.estimate(X)
+    reference = clone(threaded).fit(data).estimate(X)
+    for other in (again, reference):
+        for field in ("effect", "lower", "upper"):
+            np.testing.assert_array_equal(
+                getattr(first, field), getattr(other, field), err_msg=f"{kind.name}: {field}"
+            )
+
+
 def test_feature_names_are_checked_at_predict_time(fitted, data):
     _, model = fitted
     X = _rows(data)

@@ -122,3 +122,16 @@ class TestValidation:
             self._fast().fit(bad, crs, w)
         with pytest.raises(RuntimeError, match="not fitted"):
             self._fast().predict(X)
+
+
+def test_default_nuisance_forests_are_single_threaded_so_refits_are_identical():
+    """Threaded forests sum tree probabilities in completion order; last-bit differences could
+    flip a split of the final forest and make two runs of one config differ."""
+    X, crs, w, *_ = simulate(600, seed=3)
+    fits = [
+        CRSCausalForest(n_estimators=100, random_state=5, n_jobs=2).fit(X, crs, w) for _ in "ab"
+    ]
+    for fit in fits:
+        nuisances = [*fit.model_.models_y[0], *fit.model_.models_t[0]]
+        assert nuisances and all(m.n_jobs == 1 for m in nuisances)
+    np.testing.assert_array_equal(fits[0].predict(X), fits[1].predict(X))

@@ -38,6 +38,7 @@ from hte.estimators.nuisance import (
     pseudo_outcomes_from_nuisances,
 )
 from hte.estimators.result import EffectEstimate
+from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.shared_nuisances import Nuisances, shared_pseudo_outcomes
 
 
@@ -211,6 +212,7 @@ class CausalSurvivalForest(BaseEstimator):
         self.training_scores_ = {k: scores[k] for k in ("e", "mu1", "mu0", "pseudo_outcome")}
         self.training_scores_["W"] = W
         self.forest_ = self._make_forest(n, arr.shape[1]).fit(arr, scores["J"], scores["A"])
+        predict_in_one_thread(self.forest_)  # same numbers on every call
         return self
 
     def get_scores(self) -> np.ndarray:

@@ -25,6 +25,7 @@ from hte.array_checks import (
 )
 from hte.design.effect_data import unpack_crs_fit
 from hte.estimators.result import IntervalEstimateMixin
+from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.vocabulary import CRS_TARGETS
 
 CRS_OUTCOMES = CRS_TARGETS  # the CRS targets of hte.vocabulary
@@ -148,8 +149,11 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         self.random_state = random_state
 
     def _nuisance(self, model):
+        # One thread for the default nuisance forests whatever n_jobs says: a threaded forest sums
+        # its trees' probabilities in completion order, and the last-bit differences that leaves
+        # can flip a split of the final forest, so two runs of one config would differ.
         if model is None:
-            return default_nuisance_classifier(self.random_state, self.n_jobs)
+            return default_nuisance_classifier(self.random_state, n_jobs=1)
         return clone(model)
 
     def fit(self, X, crs=None, treatment=None, *, crs_grade=None):
@@ -184,6 +188,7 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             self.model_.fit(y, w, X=Xa)
+        predict_in_one_thread(self.model_.model_cate)  # same numbers on every call
         self.fit_seconds_ = _time.perf_counter() - start
         return self
 

@@ -25,6 +25,7 @@ from hte.array_checks import (
 from hte.design.propensity import default_propensity_learner
 from hte.estimators.nuisance import TARGETS
 from hte.estimators.result import IntervalEstimateMixin
+from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.shared_nuisances import (
     Nuisances,
     PseudoOutcomeScoresMixin,
@@ -139,6 +140,7 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         self._keep_pseudo_outcomes(out, W, shared=nuisances is not None)
         with threadpool_limits(limits=1):  # small OpenMP fits: one thread each is faster
             self.model_ = self._make_learner().fit(self.pseudo_outcome_, W, X=arr)
+        predict_in_one_thread(*self.model_.fitted_models_final)  # same numbers on every call
         return self
 
     def _check_X(self, X) -> np.ndarray:
