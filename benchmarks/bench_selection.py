@@ -204,6 +204,10 @@ def run_cell(
             "stack_weights": None if stack is None else stack["weights"],
             "excluded": m.get("excluded", {}),
             "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
+            "calibration_slope_z": {
+                k: c["slope"] / c["slope_se"] if c["slope_se"] else 0.0
+                for k, c in m["benefit_calibration"].items()
+            },
             "c_for_benefit": {k: c["c_for_benefit"] for k, c in m["benefit_calibration"].items()},
             "seconds": time.perf_counter() - started,
         }
