@@ -89,6 +89,13 @@ def _ols_hc1(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float, float]:
     return float(beta[0]), float(se[0]), float(beta[1]), float(se[1])
 
 
+def calibration_slope(predicted: np.ndarray, gamma: np.ndarray) -> tuple[float, float]:
+    """Slope of the DR scores on the predictions (with an intercept) and its HC1 standard error:
+    the calibration slope of ``benefit_calibration``, alone."""
+    _, _, slope, slope_se = _ols_hc1(np.asarray(predicted, float), np.asarray(gamma, float))
+    return slope, slope_se
+
+
 def _tied_pairs(*columns: np.ndarray) -> int:
     """Pairs of rows equal in every given column."""
     _, counts = np.unique(np.column_stack(columns), axis=0, return_counts=True)

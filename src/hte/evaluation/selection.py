@@ -23,9 +23,18 @@ propensity is extreme (which of the two selects better on the synthetic cohort i
 leave-one-out residual-on-residual slope, its stack the NNLS fit of the outcome residual on the
 treatment residual times the learners' predictions.
 
-Rule (``select_model``): the constant is shown unless the best learner beats it by more than
-``threshold`` standard errors of the paired difference; then the learner with the lowest loss.
-A learner close to the constant is not worth the noise it would show a clinician.
+Rule (``select_model``): the learner with the lowest held-out loss is shown if it passes a gate,
+otherwise the constant. Two gates (``gate``):
+
+* ``"loss"``: it beats the constant by more than ``threshold`` standard errors of the paired loss
+  difference. A learner close to the constant is not worth the noise it would show a clinician.
+  Beating the constant needs a calibration slope above 1/2: a learner whose held-out predictions
+  rank patients correctly but spread them twice too far fails it.
+* ``"slope"``: its held-out calibration slope (OLS of Gamma on tau_hat, heteroskedasticity-robust
+  standard error; the slope of the best linear predictor of the CATE given tau_hat in Chernozhukov
+  et al.'s sense) exceeds 0 by more than ``threshold`` standard errors: the learner has found
+  differences between patients that the held-out outcomes confirm. A test of heterogeneity, not of
+  calibration.
 """
 
 from __future__ import annotations
@@ -35,12 +44,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.stats import norm
 from sklearn.model_selection import KFold
+
+from hte.evaluation.benefit_calibration import calibration_slope
 
 CONSTANT = "constant"
 STACK = "stack"
 LOSSES = ("dr", "r")
+GATES = ("loss", "slope")
 THRESHOLD_SE = 2.0
+SLOPE_GATE_LEVEL = 0.025  # family-wise one-sided level of the slope gate
 STACK_FOLDS = 5
 
 
@@ -105,6 +119,8 @@ class Selection:
     n: int
     threshold_se: float
     loss: str = "dr"
+    gate: str = "loss"
+    gate_z: float = 0.0  # the shown-or-not statistic of the lowest-loss learner, in SE
 
     def loss_of(self, name: str) -> CandidateLoss:
         for row in self.table:
@@ -223,16 +239,19 @@ def select_model(
     gamma: np.ndarray,
     predictions: Mapping[str, np.ndarray],
     *,
-    threshold_se: float = THRESHOLD_SE,
+    threshold_se: float | None = None,
     stack: bool = True,
     random_state: int | None = 0,
     residuals: Residuals | None = None,
+    gate: str = "loss",
 ) -> Selection:
     """Score the learners' held-out ``predictions`` and the constant against ``gamma`` by DR
     loss (by R-loss when ``residuals`` are given; the average effect reported stays the mean DR
     score) and choose what to show (module docstring). The stack is scored and reported but is
     not a shown candidate (a weighted mix of models has no single model's interval)."""
     gamma = _check(gamma, predictions)
+    if gate not in GATES:
+        raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
     if residuals is not None and residuals.outcome.shape != gamma.shape:
         raise ValueError(
             f"residuals have {residuals.outcome.size} rows, the DR scores {gamma.size}"
@@ -250,29 +269,82 @@ def select_model(
     loss_name = "DR loss" if residuals is None else "R-loss"
     learners = [r for r in table if r.name not in (CONSTANT, STACK)]
     c_mean, c_se = _mean_se(gamma)
+    if threshold_se is None:  # the gate's default: 2 SE, or Bonferroni over the learners
+        threshold_se = THRESHOLD_SE if gate == "loss" else slope_gate_z(len(learners))
+    gate_z = 0.0
     if not learners:
         chosen, reason = CONSTANT, "no learner was fitted for this target"
+    elif gate == "slope":
+        chosen, reason, gate_z = _slope_gate(learners, gamma, heldout, loss_name, threshold_se)
     else:
         best = learners[0]
         margin = -best.diff_vs_constant
-        z = margin / best.diff_vs_constant_se if best.diff_vs_constant_se > 0 else 0.0
-        if z > threshold_se:
+        gate_z = margin / best.diff_vs_constant_se if best.diff_vs_constant_se > 0 else 0.0
+        if gate_z > threshold_se:
             chosen = best.name
             reason = (
                 f"{best.name} has the lowest held-out {loss_name} ({best.loss:.4g}) and beats the "
-                f"constant effect by {margin:.3g} ({z:.1f} SE of the paired difference > "
+                f"constant effect by {margin:.3g} ({gate_z:.1f} SE of the paired difference > "
                 f"{threshold_se:g})"
             )
         else:
             chosen = CONSTANT
             reason = (
                 f"no learner beats the constant effect by more than {threshold_se:g} SE of the "
-                f"paired difference in held-out {loss_name} (best: {best.name}, {z:.1f} SE): this "
-                "cohort does not support individual differences; showing the average effect"
+                f"paired difference in held-out {loss_name} (best: {best.name}, {gate_z:.1f} SE): "
+                "this cohort does not support individual differences; showing the average effect"
             )
     loss = "dr" if residuals is None else "r"
     return Selection(
-        chosen, reason, c_mean, c_se, table, fitted_stack, len(gamma), threshold_se, loss
+        chosen,
+        reason,
+        c_mean,
+        c_se,
+        table,
+        fitted_stack,
+        len(gamma),
+        threshold_se,
+        loss,
+        gate,
+        gate_z,
+    )
+
+
+def slope_gate_z(n_learners: int, level: float = SLOPE_GATE_LEVEL) -> float:
+    """One-sided Bonferroni bound for ``n_learners`` slope tests at family-wise ``level``."""
+    return float(norm.ppf(1 - level / max(n_learners, 1)))
+
+
+def _slope_gate(
+    learners: list[CandidateLoss],
+    gamma: np.ndarray,
+    heldout: Mapping[str, np.ndarray],
+    loss_name: str,
+    bound: float,
+) -> tuple[str, str, float]:
+    """The lowest-loss learner whose held-out calibration slope exceeds 0 by more than
+    ``bound`` standard errors, or the constant."""
+    z = {}
+    for row in learners:
+        slope, slope_se = calibration_slope(heldout[row.name], gamma)
+        z[row.name] = slope / slope_se if slope_se > 0 else 0.0
+    passing = [row for row in learners if z[row.name] > bound]  # learners are sorted by loss
+    if passing:
+        best = passing[0]
+        return (
+            best.name,
+            f"{best.name} has the lowest held-out {loss_name} ({best.loss:.4g}) of the learners "
+            f"whose held-out predictions rank patients by benefit as their outcomes do "
+            f"(calibration slope > 0 by {z[best.name]:.1f} SE > {bound:.2f})",
+            z[best.name],
+        )
+    top = max(z, key=lambda k: (z[k], k))
+    return (
+        CONSTANT,
+        f"no learner's held-out predictions rank patients by benefit beyond chance (largest "
+        f"calibration-slope z: {top}, {z[top]:.1f} SE; the rule asks more than {bound:.2f}): "
+        "this cohort does not support individual differences; showing the average effect",
+        z[top],
     )
 
 
@@ -306,7 +378,14 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             f"{loss_formula}; the constant effect unless the best "
             f"learner beats it by more than {selection.threshold_se:g} SE of the paired "
             "difference, then the lowest loss"
+            if selection.gate == "loss"
+            else f"{loss_formula}; the lowest-loss learner whose held-out calibration slope "
+            f"(OLS of Gamma on its predictions) exceeds 0 by more than "
+            f"{selection.threshold_se:.2f} SE (one-sided, Bonferroni over the learners), "
+            "else the constant effect"
         ),
+        "gate": selection.gate,
+        "gate_z": rnd(selection.gate_z),
         "n": selection.n,
         "constant_effect": {
             "estimate": rnd(selection.constant_effect),
