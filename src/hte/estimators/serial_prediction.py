@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 
 def predict_in_one_thread(*models: Any) -> None:
     """Set ``n_jobs = 1`` on each fitted forest given and on the forests inside it (in place).
@@ -24,8 +26,11 @@ def predict_in_one_thread(*models: Any) -> None:
         model = stack.pop()
         if hasattr(model, "n_jobs"):
             model.n_jobs = 1
+        members = getattr(model, "estimators_", None)  # a list, or boosting's array of trees
+        if members is None:
+            continue
         stack.extend(
             member
-            for member in getattr(model, "estimators_", None) or ()
+            for member in (members.ravel() if isinstance(members, np.ndarray) else members)
             if hasattr(member, "n_jobs") or hasattr(member, "estimators_")
         )
