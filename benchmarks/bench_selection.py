@@ -201,6 +201,15 @@ def run_cell(
                 )
                 for k, f in by_name.items()
             },
+            "own_excluding_zero": {
+                k: float(
+                    np.mean(
+                        (np.asarray(f.estimate.lower, float)[keep] > 0)
+                        | (np.asarray(f.estimate.upper, float)[keep] < 0)
+                    )
+                )
+                for k, f in by_name.items()
+            },
             "stack_weights": None if stack is None else stack["weights"],
             "excluded": m.get("excluded", {}),
             "calibration_slope": {k: c["slope"] for k, c in m["benefit_calibration"].items()},
