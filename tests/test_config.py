@@ -651,3 +651,14 @@ def test_preflight_checks_each_arm(arms, message):
     )
     with pytest.raises(ConfigError, match=message):
         check_config_against_data(config, ALL_COLUMNS, 36.0, {"decision": arms})
+
+
+def test_model_choice_loss_and_gate_are_config_keys():
+    config = load_config(
+        CONFIGS / "default.yaml",
+        ["evaluation.model_choice_gate=slope", "evaluation.model_choice_loss=r"],
+    )
+    assert config.evaluation.model_choice_gate == "slope"
+    assert config.evaluation.model_choice_loss == "r"
+    with pytest.raises(ConfigError, match="model_choice_gate"):
+        load_config(CONFIGS / "default.yaml", ["evaluation.model_choice_gate=ranking"])

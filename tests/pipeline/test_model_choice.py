@@ -55,6 +55,12 @@ def test_a_strong_known_interaction_is_chosen_over_the_constant(tmp_path):
     metrics, choices = _choose(cohort, _config(tmp_path, seed, survival=False), seed)
     m = metrics["crs"]
     assert m["chosen"] == "logit" and m["shown"] == "logit" and m["statement"] is None
+    assert m["gate"] == "loss"
+    by_slope, _ = model_choices(
+        *_inputs(cohort, _config(tmp_path, seed, survival=False), seed), 0.05, seed, gate="slope"
+    )
+    assert by_slope["crs"]["chosen"] == "logit" and by_slope["crs"]["gate"] == "slope"
+    assert by_slope["crs"]["gate_z"] > 2
     assert choices["crs"].estimator == "logit" and len(choices["crs"].cuts) == 4
     cal = m["benefit_calibration"]["logit"]
     assert abs(cal["slope"] - 1) < 3 * cal["slope_se"]  # well specified: calibrated for benefit
@@ -69,11 +75,12 @@ def null_choice(tmp_path_factory):
     cohort = simulate_cohort(n=1000, seed=seed, scenario="null_effect")
     config = _config(tmp_path_factory.mktemp("null"), seed)
     inputs = _inputs(cohort, config, seed)  # the AIPCW nuisances are most of the time
-    return model_choices(*inputs, 0.05, seed), model_choices(*inputs, 0.05, seed)
+    slope = model_choices(*inputs, 0.05, seed, gate="slope")
+    return model_choices(*inputs, 0.05, seed), model_choices(*inputs, 0.05, seed), slope
 
 
 def test_under_a_null_effect_the_constant_is_shown(null_choice):
-    (metrics, choices), _ = null_choice
+    (metrics, choices), _, _ = null_choice
     for target in ("survival", "crs"):
         assert metrics[target]["chosen"] == "constant", metrics[target]["reason"]
         assert metrics[target]["statement"] == CONSTANT_WORDS
@@ -83,6 +90,14 @@ def test_under_a_null_effect_the_constant_is_shown(null_choice):
 
 
 def test_choice_metrics_are_json_ready_and_reproducible(null_choice):
-    (a, _), (b, _) = null_choice
+    (a, _), (b, _), _ = null_choice
     text = json.dumps(a, sort_keys=True, allow_nan=False)
     assert text == json.dumps(b, sort_keys=True, allow_nan=False)
+
+
+def test_the_slope_gate_also_keeps_the_constant_under_a_null_effect(null_choice):
+    _, _, (metrics, choices) = null_choice
+    for target in ("survival", "crs"):
+        assert metrics[target]["gate"] == "slope"
+        assert metrics[target]["chosen"] == "constant", metrics[target]["reason"]
+        assert choices[target].is_constant

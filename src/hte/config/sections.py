@@ -115,6 +115,12 @@ class Evaluation(StrictModel):
     matching: bool = False
     matching_caliper: float = Field(0.2, gt=0, le=10)
     robustness: bool = True  # refutations of the average effects and E-values
+    # which model a target shows (hte.evaluation.selection): ranked by this held-out loss ...
+    model_choice_loss: Literal["dr", "r"] = "dr"
+    # ... and shown if it passes this gate (else the average effect): "loss" = beats the
+    # constant by 2 SE of the paired loss difference, "slope" = its held-out calibration slope
+    # exceeds 0 (one-sided, Bonferroni over the learners)
+    model_choice_gate: Literal["loss", "slope"] = "loss"
 
 
 class Explanation(StrictModel):

@@ -130,11 +130,13 @@ def model_choices(
     seed: int,
     residuals: dict[str, Residuals] | None = None,
     loss: str = "dr",
+    gate: str = "loss",
 ) -> tuple[dict[str, dict], dict[str, ModelChoice]]:
     """Per target: metrics (selection, calibration for benefit, patients-like-this groups) and
     the ``ModelChoice``. The choice is by ``loss`` ("dr" or "r"; "r" needs ``residuals`` of that
     target, as from ``heterogeneity.r_loss_residuals``); where residuals are given, the other
-    loss's table is recorded beside it. Fits whose held-out refit failed are left out of the
+    loss's table is recorded beside it. ``gate`` ("loss" or "slope") decides whether the
+    lowest-loss learner is shown or the average effect (``hte.evaluation.selection``). Fits whose held-out refit failed are left out of the
     candidates (named in ``excluded``)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -158,10 +160,12 @@ def model_choices(
         try:
             if loss == "r" and resid is None:
                 raise ValueError("the R-loss needs this target's residuals; none were given")
-            by_dr = select_model(gamma, predictions, random_state=seed)
+            by_dr = select_model(gamma, predictions, random_state=seed, gate=gate)
             by_r = None
             if resid is not None:
-                by_r = select_model(gamma, predictions, random_state=seed, residuals=resid)
+                by_r = select_model(
+                    gamma, predictions, random_state=seed, residuals=resid, gate=gate
+                )
         except ValueError as exc:
             log.warning("no model selection for %s/%s: %s", data.label, target, exc)
             metrics[target] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -351,7 +351,15 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     )
     residuals = r_loss_residuals(data, fits, scores, config.seed)
     choice_metrics, choices = model_choices(
-        data, fits, scores, refits, config.evaluation.alpha, config.seed, residuals=residuals
+        data,
+        fits,
+        scores,
+        refits,
+        config.evaluation.alpha,
+        config.seed,
+        residuals=residuals,
+        loss=config.evaluation.model_choice_loss,
+        gate=config.evaluation.model_choice_gate,
     )
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():

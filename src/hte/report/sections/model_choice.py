@@ -65,19 +65,28 @@ def shown_cards(run: RunFolder) -> list[dict]:
                     }
                 )
             else:
-                best = (m.get("losses") or [{}])[0]
-                z = _z(best)
                 items.append(
                     {
                         "label": f"{name}: individual effects shown",
                         "value": str(m.get("chosen")),
-                        "sub": f"beats the constant effect by {num(z, 1)} SE ({_loss_name(m)})",
+                        "sub": _passed_gate(m),
                         "truth": "",
                     }
                 )
         if items:
             out.append(b.cards(items, title=f"{label} time zero: the model shown per target"))
     return out
+
+
+def _passed_gate(m: dict) -> str:
+    """Why a learner is shown, in the words of the gate it passed (the loss gate for older runs)."""
+    if m.get("gate") == "slope":
+        return (
+            f"its held-out calibration slope is above 0 by {num(m.get('gate_z'), 1)} SE "
+            f"(lowest {_loss_name(m)} of the learners that pass)"
+        )
+    chosen = next((r for r in m.get("losses") or [] if r.get("candidate") == m.get("chosen")), {})
+    return f"beats the constant effect by {num(_z(chosen), 1)} SE ({_loss_name(m)})"
 
 
 def _loss_name(m: dict) -> str:
