@@ -255,3 +255,11 @@ def test_survival_scores_centre_on_the_true_average_effect_and_reuse_the_forest(
     assert "shared nuisances" in reused_source
     np.testing.assert_allclose(reused, gamma, rtol=0, atol=1e-12)
     np.testing.assert_allclose(fits[0].model.get_scores(), gamma, rtol=0, atol=1e-12)
+
+
+def test_the_priorities_note_names_the_fold_count_used():
+    from hte.pipeline.heterogeneity import _priorities_note
+
+    assert "2-fold" in _priorities_note(7) and "the other half" in _priorities_note(7)
+    five = _priorities_note(7, n_folds=5)
+    assert five.startswith("5-fold") and "the other 4 folds" in five and "half" not in five

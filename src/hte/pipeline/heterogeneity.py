@@ -356,10 +356,11 @@ def _shared_heldout(model, data, strata, n_folds, seed, folds) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------------------------
-def _priorities_note(seed: int) -> str:
+def _priorities_note(seed: int, n_folds: int = N_FOLDS) -> str:
+    others = "the other half" if n_folds == 2 else f"the other {n_folds - 1} folds"
     return (
-        f"{N_FOLDS}-fold cross-fitted CATE predictions: each patient ranked by the estimator "
-        f"refitted on the other half (folds stratified by arm x outcome, seed {seed})"
+        f"{n_folds}-fold cross-fitted CATE predictions: each patient ranked by the estimator "
+        f"refitted on {others} (folds stratified by arm x outcome, seed {seed})"
     )
 
 
@@ -424,13 +425,15 @@ def heterogeneity_tests(
     seed: int,
     scores: dict[str, Scores] | None = None,
     refits: dict[str, np.ndarray | str] | None = None,
+    n_folds: int = N_FOLDS,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
     """Per estimator x target held-out test results and, per target, where its DR scores came
     from (or why the target was skipped).
 
     ``scores``: ``target_scores(data, fits, seed)`` when the caller already has it (computed
     here otherwise). ``refits``: ``all_heldout_effects(fits, data, seed)`` when the caller
-    already has it. A fit whose held-out refit fails gets ``{"error": ...}`` and the rest go on.
+    already has it, made with ``n_folds`` folds (the number the results are labelled with). A
+    fit whose held-out refit fails gets ``{"error": ...}`` and the rest go on.
     """
     skipped: dict[str, str] = {}
     if scores is None:
@@ -442,12 +445,12 @@ def heterogeneity_tests(
         sources[target] = skipped.get(target, "skipped: no doubly robust scores for it")
     tested = [f for f in ok if f.target in scores]
     if refits is None:
-        refits = all_heldout_effects(tested, data, seed)
+        refits = all_heldout_effects(tested, data, seed, n_folds=n_folds)
     for target in dict.fromkeys(f.target for f in tested):
         keep, gamma, sources[target] = scores[target]
         for fit in (f for f in tested if f.target == target):
             results.setdefault(fit.estimator, {})[target] = _heldout_tests(
-                fit, refits[fit.key], data, keep, gamma, alpha, seed
+                fit, refits[fit.key], data, keep, gamma, alpha, seed, n_folds
             )
     return results, sources
 
@@ -497,8 +500,10 @@ def all_heldout_effects(
     return {f.key: r for f, r in zip(fits, out, strict=True)}
 
 
-def _heldout_tests(fit, effects, data, keep, gamma, alpha: float, seed: int) -> dict:
-    note = {"in_sample": False, "priorities": _priorities_note(seed)}
+def _heldout_tests(
+    fit, effects, data, keep, gamma, alpha: float, seed: int, n_folds: int = N_FOLDS
+) -> dict:
+    note = {"in_sample": False, "priorities": _priorities_note(seed, n_folds)}
     if isinstance(effects, str):
         log.warning(
             "held-out refit of %s/%s failed on %s: %s",
