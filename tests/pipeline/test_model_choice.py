@@ -55,12 +55,11 @@ def test_a_strong_known_interaction_is_chosen_over_the_constant(tmp_path):
     metrics, choices = _choose(cohort, _config(tmp_path, seed, survival=False), seed)
     m = metrics["crs"]
     assert m["chosen"] == "logit" and m["shown"] == "logit" and m["statement"] is None
-    assert m["gate"] == "loss"
-    by_slope, _ = model_choices(
-        *_inputs(cohort, _config(tmp_path, seed, survival=False), seed), 0.05, seed, gate="slope"
+    assert m["gate"] == "slope" and m["gate_z"] > 2  # the default gate
+    by_loss, _ = model_choices(
+        *_inputs(cohort, _config(tmp_path, seed, survival=False), seed), 0.05, seed, gate="loss"
     )
-    assert by_slope["crs"]["chosen"] == "logit" and by_slope["crs"]["gate"] == "slope"
-    assert by_slope["crs"]["gate_z"] > 2
+    assert by_loss["crs"]["chosen"] == "logit" and by_loss["crs"]["gate"] == "loss"
     assert choices["crs"].estimator == "logit" and len(choices["crs"].cuts) == 4
     cal = m["benefit_calibration"]["logit"]
     assert abs(cal["slope"] - 1) < 3 * cal["slope_se"]  # well specified: calibrated for benefit
@@ -75,8 +74,8 @@ def null_choice(tmp_path_factory):
     cohort = simulate_cohort(n=1000, seed=seed, scenario="null_effect")
     config = _config(tmp_path_factory.mktemp("null"), seed)
     inputs = _inputs(cohort, config, seed)  # the AIPCW nuisances are most of the time
-    slope = model_choices(*inputs, 0.05, seed, gate="slope")
-    return model_choices(*inputs, 0.05, seed), model_choices(*inputs, 0.05, seed), slope
+    by_loss = model_choices(*inputs, 0.05, seed, gate="loss")
+    return model_choices(*inputs, 0.05, seed), model_choices(*inputs, 0.05, seed), by_loss
 
 
 def test_under_a_null_effect_the_constant_is_shown(null_choice):
@@ -95,9 +94,9 @@ def test_choice_metrics_are_json_ready_and_reproducible(null_choice):
     assert text == json.dumps(b, sort_keys=True, allow_nan=False)
 
 
-def test_the_slope_gate_also_keeps_the_constant_under_a_null_effect(null_choice):
+def test_the_loss_gate_also_keeps_the_constant_under_a_null_effect(null_choice):
     _, _, (metrics, choices) = null_choice
     for target in ("survival", "crs"):
-        assert metrics[target]["gate"] == "slope"
+        assert metrics[target]["gate"] == "loss"
         assert metrics[target]["chosen"] == "constant", metrics[target]["reason"]
         assert choices[target].is_constant

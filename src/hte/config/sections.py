@@ -117,10 +117,11 @@ class Evaluation(StrictModel):
     robustness: bool = True  # refutations of the average effects and E-values
     # which model a target shows (hte.evaluation.selection): ranked by this held-out loss ...
     model_choice_loss: Literal["dr", "r"] = "dr"
-    # ... and shown if it passes this gate (else the average effect): "loss" = beats the
-    # constant by 2 SE of the paired loss difference, "slope" = its held-out calibration slope
-    # exceeds 0 (one-sided, Bonferroni over the learners)
-    model_choice_gate: Literal["loss", "slope"] = "loss"
+    # ... and shown if it passes this gate (else the average effect): "slope" = its held-out
+    # calibration slope exceeds 0 (one-sided, Bonferroni over the learners; the default: fewer
+    # false showings and lower error on the synthetic cohort, experiments/benchmarks/
+    # learner_selection.md), "loss" = it beats the constant by 2 SE of the paired loss difference
+    model_choice_gate: Literal["loss", "slope"] = "slope"
 
 
 class Explanation(StrictModel):

@@ -130,7 +130,7 @@ def model_choices(
     seed: int,
     residuals: dict[str, Residuals] | None = None,
     loss: str = "dr",
-    gate: str = "loss",
+    gate: str = "slope",
 ) -> tuple[dict[str, dict], dict[str, ModelChoice]]:
     """Per target: metrics (selection, calibration for benefit, patients-like-this groups) and
     the ``ModelChoice``. The choice is by ``loss`` ("dr" or "r"; "r" needs ``residuals`` of that
