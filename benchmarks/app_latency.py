@@ -27,6 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hte.app.launch import JSON_ROUTE
+
 DEFAULT_OUT = Path("experiments/benchmarks/app_latency.md")
 GOAL_P95_MS = 300.0
 
@@ -233,7 +235,8 @@ def report(
         "The app in its own process (`python app.py`), the clients in the benchmark's process, "
         "over HTTP on 127.0.0.1 through gradio_client (its queue protocol, JSON encoding and "
         "all; gradio_client polls for its answer every 50 ms, so it adds up to 50 ms per query) "
-        "or plain HTTP POSTs to `/gradio_api/run/profile_effects`. Every query is a profile the "
+        "or plain HTTP POSTs to `/gradio_api/run/profile_effects` or to the app's JSON route "
+        f"`{JSON_ROUTE}` (the profile as the body, the answer as JSON). Every query is a profile the "
         "app has not answered before (no row is served from its cache) unless the row says so. "
         "Server CPU: the app process's user + system CPU time over the row, less what it uses "
         f"idle ({1000 * IDLE['cpu_per_s']:.0f} ms per second here: Gradio's queue loop wakes "
@@ -254,9 +257,26 @@ def report(
     return "\n".join(lines) + "\n"
 
 
-def concurrent_http(url: str, profiles: list[dict], n_clients: int, per_client: int):
+def _gradio_post(http, profile: dict) -> None:
+    r = http.post("gradio_api/run/profile_effects", json={"data": [profile]})
+    r.raise_for_status()
+    if "survival_difference" not in r.json()["data"][0]:
+        raise ValueError(r.text[:200])
+
+
+def _json_post(http, profile: dict) -> None:
+    r = http.post(JSON_ROUTE.lstrip("/"), json=profile)
+    r.raise_for_status()
+    if "survival_difference" not in r.json():
+        raise ValueError(r.text[:200])
+
+
+def concurrent_http(
+    url: str, profiles: list[dict], n_clients: int, per_client: int, post=_gradio_post
+):
     """As ``concurrent`` with plain HTTP POSTs (``httpx``, one connection per client) to the
-    endpoint's direct route: what a script without gradio_client sees."""
+    Gradio endpoint's direct route (``_gradio_post``) or the app's JSON route (``_json_post``):
+    what a script without gradio_client sees."""
     import httpx
 
     def one(k: int) -> tuple[list[float], list[str]]:
@@ -266,10 +286,7 @@ def concurrent_http(url: str, profiles: list[dict], n_clients: int, per_client: 
                 p = profiles[(k * per_client + j) % len(profiles)]
                 start = time.perf_counter()
                 try:
-                    r = http.post("gradio_api/run/profile_effects", json={"data": [p]})
-                    r.raise_for_status()
-                    if "survival_difference" not in r.json()["data"][0]:
-                        raise ValueError(r.text[:200])
+                    post(http, p)
                     times.append(1000.0 * (time.perf_counter() - start))
                 except Exception as exc:
                     errors.append(f"client {k}: {type(exc).__name__}: {exc}")
@@ -349,10 +366,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     explorer = AppContext.create(args.run_dir).explorer()
     n_conc = args.clients * args.per_client
     # disjoint sets of profiles per phase, so no phase is answered from the app's cache
-    profiles = random_profiles(explorer.fields(), args.n + 2 * n_conc, args.seed)
+    profiles = random_profiles(explorer.fields(), args.n + 3 * n_conc, args.seed)
     seq_profiles = profiles[: args.n]
     conc_profiles = profiles[args.n : args.n + n_conc]
-    http_profiles = profiles[args.n + n_conc :]
+    http_profiles = profiles[args.n + n_conc : args.n + 2 * n_conc]
+    json_profiles = profiles[args.n + 2 * n_conc :]
     start = time.process_time()
     direct_ms = direct_timings(explorer, seq_profiles)
     direct_cpu = {
@@ -392,6 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{args.clients} concurrent plain HTTP clients x {args.per_client}",
                 _stats(h_times),
                 len(h_errors),
+                _per_query(ph, n_conc),
+            )
+        )
+        with _Phase(server.pid) as ph:
+            j_times, j_errors, _ = concurrent_http(
+                url, json_profiles, args.clients, args.per_client, post=_json_post
+            )
+        rows.append(
+            (
+                f"{args.clients} concurrent plain HTTP clients x {args.per_client}, the JSON "
+                f"route `{JSON_ROUTE}`",
+                _stats(j_times),
+                len(j_errors),
                 _per_query(ph, n_conc),
             )
         )

@@ -93,3 +93,22 @@ def test_valid_upload_shows_the_cohort_summary(client, tmp_path):
     simulate_cohort(40, seed=3).to_csv(path, index=False)
     verdict = client.predict(handle_file(str(path)), api_name="/check_upload")[0]
     assert verdict.startswith("**Valid cohort:** 40 patients")
+
+
+def test_the_json_route_gives_the_same_answer_and_names_bad_input(app_url, client, explorer):
+    import httpx
+
+    from hte.app.launch import JSON_ROUTE
+
+    profile = explorer.default_profile() | {"age": 66, "extramedullary": False}
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        answer = http.post(JSON_ROUTE, json=profile)
+        assert answer.status_code == 200
+        assert answer.json() == _call(client, profile)  # one answer, two doors
+        too_old = http.post(JSON_ROUTE, json=profile | {"age": 300})
+        assert too_old.status_code == 422 and "field 'age'" in too_old.json()["error"]
+        not_json = http.post(JSON_ROUTE, content=b"age=66")
+        assert not_json.status_code == 422 and "not JSON" in not_json.json()["error"]
+        a_list = http.post(JSON_ROUTE, json=[profile])
+        assert a_list.status_code == 422 and "JSON object" in a_list.json()["error"]
+        assert http.get(JSON_ROUTE).status_code == 405  # POST only

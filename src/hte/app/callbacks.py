@@ -197,6 +197,22 @@ def api_profile_effects(context: AppContext):
     return profile_effects
 
 
+def rest_profile_effects(context: AppContext):
+    """The same answer as ``profile_effects`` for a plain JSON POST (``/hte/profile_effects``):
+    ``(status, body)``, 200 with the effects or 422 with ``{"error": ...}`` naming the field.
+    Served beside Gradio's queue, without its per-request processing."""
+
+    def answer(profile: Any) -> tuple[int, dict]:
+        if not isinstance(profile, dict):
+            return 422, {"error": "invalid profile: the body must be a JSON object"}
+        try:
+            return 200, wi.api_effects(context.explorer(), profile, _effects_of(context.run_dir))
+        except wi.InvalidProfile as exc:
+            return 422, {"error": str(exc)}
+
+    return answer
+
+
 # --------------------------------------------------------------------------------------------------
 # Cohort and subgroups
 

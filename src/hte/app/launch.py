@@ -24,6 +24,7 @@ from pathlib import Path
 DEFAULT_CONFIG = Path("configs/default.yaml")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
+JSON_ROUTE = "/hte/profile_effects"  # plain JSON what-if answers (add_json_route)
 
 
 def default_run(config_path: Path = DEFAULT_CONFIG, *, echo=print) -> Path:
@@ -74,7 +75,7 @@ def serve(
         server_port=port,
         share=share,
         inbrowser=False,
-        prevent_thread_lock=not block,
+        prevent_thread_lock=True,  # the JSON route is added after the server starts
         allowed_paths=[],  # nothing served by path; see the module docstring
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,
@@ -88,7 +89,31 @@ def serve(
         css=APP_CSS,
         js=UPLOAD_TYPES_JS,
     )
+    add_json_route(demo, context)
+    if block:
+        demo.block_thread()
     return demo
+
+
+def add_json_route(demo, context) -> None:
+    """``POST /hte/profile_effects`` with a profile object as the body: the what-if answer as
+    plain JSON, for clients that do not speak Gradio's queue protocol (and faster under many
+    concurrent clients: no per-request Gradio processing)."""
+    from starlette.responses import JSONResponse
+
+    from hte.app.callbacks import rest_profile_effects
+
+    answer = rest_profile_effects(context)
+
+    async def profile_effects(request) -> JSONResponse:  # a Starlette route: the raw request
+        try:
+            profile = await request.json()
+        except ValueError:
+            return JSONResponse({"error": "invalid profile: the body is not JSON"}, 422)
+        status, body = answer(profile)
+        return JSONResponse(body, status)
+
+    demo.app.add_route(JSON_ROUTE, profile_effects, methods=["POST"])
 
 
 def launch(
