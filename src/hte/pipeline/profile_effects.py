@@ -5,7 +5,7 @@ with the effect estimates (``coherent_survival``, ``arm_risks``; the matching it
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -73,7 +73,7 @@ class ProfileEffects:
     def to_json(self) -> dict:
         from hte.runs import round_floats
 
-        return round_floats(asdict(self))
+        return round_floats(self)
 
 
 # --------------------------------------------------------------------------------------------------

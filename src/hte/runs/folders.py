@@ -3,6 +3,7 @@ fingerprints and package versions (the names of the files are in ``hte.runs.layo
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -48,6 +49,12 @@ _PACKAGES = (
 # Canonical JSON
 
 
+def _round_float(x: float, digits: int) -> float | None:
+    if not math.isfinite(x):
+        return None
+    return float(f"{x:.{digits}g}") if x != 0 else 0.0
+
+
 def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     """A JSON-ready copy: floats to ``digits`` significant digits, NaN/inf -> None, numpy scalars
     and arrays to Python, tuples to lists, Paths to strings, mapping keys to strings."""
@@ -56,12 +63,13 @@ def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     if isinstance(obj, int | np.integer):
         return int(obj)
     if isinstance(obj, float | np.floating):
-        x = float(obj)
-        if not math.isfinite(x):
-            return None
-        return float(f"{x:.{digits}g}") if x != 0 else 0.0
+        return _round_float(float(obj), digits)
     if isinstance(obj, Mapping):
         return {str(k): round_floats(v, digits) for k, v in obj.items()}
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # as asdict, without copies
+        return {f.name: round_floats(getattr(obj, f.name), digits) for f in dataclasses.fields(obj)}
+    if isinstance(obj, np.ndarray) and obj.dtype.kind == "f" and obj.ndim == 1:
+        return [_round_float(x, digits) for x in obj.tolist()]  # the common case, without recursion
     if isinstance(obj, list | tuple | np.ndarray):
         return [round_floats(v, digits) for v in (obj.tolist() if hasattr(obj, "tolist") else obj)]
     if isinstance(obj, Path):
