@@ -112,3 +112,5 @@ def test_the_json_route_gives_the_same_answer_and_names_bad_input(app_url, clien
         a_list = http.post(JSON_ROUTE, json=[profile])
         assert a_list.status_code == 422 and "JSON object" in a_list.json()["error"]
         assert http.get(JSON_ROUTE).status_code == 405  # POST only
+        huge = http.post(JSON_ROUTE, content=b"{" + b" " * 70_000 + b"}")
+        assert huge.status_code == 413 and "over 65536 bytes" in huge.json()["error"]

@@ -17,6 +17,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ DEFAULT_CONFIG = Path("configs/default.yaml")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
 JSON_ROUTE = "/hte/profile_effects"  # plain JSON what-if answers (add_json_route)
+MAX_PROFILE_BYTES = 65_536  # a profile is a few hundred bytes; larger bodies are refused
 
 
 def default_run(config_path: Path = DEFAULT_CONFIG, *, echo=print) -> Path:
@@ -106,12 +108,19 @@ def add_json_route(demo, context) -> None:
     answer = rest_profile_effects(context)
 
     async def profile_effects(request) -> JSONResponse:  # a Starlette route: the raw request
+        body = bytearray()
+        async for chunk in request.stream():  # read at most MAX_PROFILE_BYTES, whatever it says
+            body += chunk
+            if len(body) > MAX_PROFILE_BYTES:
+                return JSONResponse(
+                    {"error": f"invalid profile: the body is over {MAX_PROFILE_BYTES} bytes"}, 413
+                )
         try:
-            profile = await request.json()
+            profile = json.loads(body)
         except ValueError:
             return JSONResponse({"error": "invalid profile: the body is not JSON"}, 422)
-        status, body = answer(profile)
-        return JSONResponse(body, status)
+        status, answer_body = answer(profile)
+        return JSONResponse(answer_body, status)
 
     demo.app.add_route(JSON_ROUTE, profile_effects, methods=["POST"])
 
