@@ -23,16 +23,18 @@ propensity is extreme (which of the two selects better on the synthetic cohort i
 leave-one-out residual-on-residual slope, its stack the NNLS fit of the outcome residual on the
 treatment residual times the learners' predictions.
 
-Rule (``select_model``): the learner with the lowest held-out loss is shown if it passes a gate,
-otherwise the constant. Two gates (``gate``):
+Rule (``select_model``): the learners are ranked by held-out loss and the best-ranked one that
+passes a gate is shown, otherwise the constant. Two gates (``gate``):
 
-* ``"loss"``: it beats the constant by more than ``threshold`` standard errors of the paired loss
+* ``"loss"`` (tested on the lowest-loss learner only): it beats the constant by more than ``threshold`` standard errors of the paired loss
   difference. A learner close to the constant is not worth the noise it would show a clinician.
   Beating the constant needs a calibration slope above 1/2: a learner whose held-out predictions
   rank patients correctly but spread them twice too far fails it.
-* ``"slope"``: its held-out calibration slope (OLS of Gamma on tau_hat, heteroskedasticity-robust
-  standard error; the slope of the best linear predictor of the CATE given tau_hat in Chernozhukov
-  et al.'s sense) exceeds 0 by more than ``threshold`` standard errors: the learner has found
+* ``"slope"`` (tested on every learner): its held-out calibration slope (OLS of Gamma on tau_hat,
+  heteroskedasticity-robust standard error; the slope of the best linear predictor of the CATE
+  given tau_hat in Chernozhukov et al.'s sense) exceeds 0 by more than ``threshold`` standard
+  errors, by default the one-sided Bonferroni bound for the number of learners at a family-wise
+  ``SLOPE_GATE_LEVEL`` (``slope_gate_z``): the learner has found
   differences between patients that the held-out outcomes confirm. A test of heterogeneity, not of
   calibration.
 """
@@ -120,7 +122,7 @@ class Selection:
     threshold_se: float
     loss: str = "dr"
     gate: str = "loss"
-    gate_z: float = 0.0  # the shown-or-not statistic of the lowest-loss learner, in SE
+    gate_z: float = 0.0  # the gate's statistic in SE: the shown learner's, else the best tested
 
     def loss_of(self, name: str) -> CandidateLoss:
         for row in self.table:
