@@ -40,8 +40,6 @@ from hte.pipeline.heterogeneity import (
     N_FOLDS,
     all_heldout_effects,
     heldout_fold_nuisances,
-    r_loss_residuals,
-    target_scores,
 )
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.stages import (
@@ -51,6 +49,7 @@ from hte.pipeline.stages import (
     prepare_analysis,
     prepare_cohort,
 )
+from hte.pipeline.target_scores import target_scores_and_residuals
 
 log = logging.getLogger("hte.bench_selection")
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -142,11 +141,10 @@ def run_cell(
     fit_analysis_nuisances(data, config)
     design_diagnostics(data, seed)
     fits = fit_estimators(data, config)
-    scores = target_scores(data, fits, seed)
+    scores, residuals = target_scores_and_residuals(data, fits, seed)
     tested = [f for f in fits if f.target in scores]
     folds = heldout_fold_nuisances(tested, data, seed, n_folds)
     refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=n_folds)
-    residuals = r_loss_residuals(data, fits, scores, seed)
     alpha = config.evaluation.alpha
     by_loss = {
         loss: model_choices(data, fits, scores, refits, alpha, seed, residuals, loss=loss)

@@ -18,11 +18,9 @@ from hte.estimators.shared_nuisances import fit_nuisances
 from hte.evaluation.rate import rate
 from hte.pipeline.heterogeneity import (
     TOC_GRID,
-    aipcw_scores,
     cross_fitted_effects,
     heldout_effects,
     heterogeneity_tests,
-    target_scores,
 )
 from hte.pipeline.stages import (
     FittedEffect,
@@ -30,6 +28,7 @@ from hte.pipeline.stages import (
     fit_estimators,
     prepare_analysis,
 )
+from hte.pipeline.target_scores import aipcw_scores, target_scores
 
 NULL_SEED = 3
 
@@ -263,3 +262,32 @@ def test_the_priorities_note_names_the_fold_count_used():
     assert "2-fold" in _priorities_note(7) and "the other half" in _priorities_note(7)
     five = _priorities_note(7, n_folds=5)
     assert five.startswith("5-fold") and "the other 4 folds" in five and "half" not in five
+
+
+def test_scores_and_residuals_come_from_one_read_of_each_targets_nuisances(null_run, monkeypatch):
+    import hte.pipeline.target_scores as target_scores_module
+    from hte.pipeline.target_scores import r_loss_residuals, target_scores_and_residuals
+
+    data, fits, scores, _, _ = null_run
+    reads: list[str] = []
+    read_crs = target_scores_module.crs_nuisances
+    read_os = target_scores_module._aipcw_pseudo_outcomes
+    monkeypatch.setattr(
+        target_scores_module,
+        "crs_nuisances",
+        lambda d, target, seed: reads.append(target) or read_crs(d, target, seed),
+    )
+    monkeypatch.setattr(
+        target_scores_module,
+        "_aipcw_pseudo_outcomes",
+        lambda d, target, h, seed: reads.append(target) or read_os(d, target, h, seed),
+    )
+    both, residuals = target_scores_and_residuals(data, fits, NULL_SEED)
+    assert sorted(reads) == sorted(scores) == sorted(residuals)  # once per target
+    separate = r_loss_residuals(data, fits, list(scores), NULL_SEED)
+    for target, (keep, gamma, source) in scores.items():
+        np.testing.assert_array_equal(both[target][0], keep)
+        np.testing.assert_array_equal(both[target][1], gamma)
+        assert both[target][2] == source
+        np.testing.assert_array_equal(residuals[target].outcome, separate[target].outcome)
+        np.testing.assert_array_equal(residuals[target].treatment, separate[target].treatment)

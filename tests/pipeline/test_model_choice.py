@@ -11,9 +11,10 @@ from known_effects import cohort_with_age_crs_interaction
 
 from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
-from hte.pipeline.heterogeneity import all_heldout_effects, target_scores
+from hte.pipeline.heterogeneity import all_heldout_effects
 from hte.pipeline.model_choice import CONSTANT_WORDS, model_choices
 from hte.pipeline.stages import design_diagnostics, fit_estimators, prepare_analysis
+from hte.pipeline.target_scores import target_scores
 
 ESTIMATORS = (
     "  - {name: cox, kind: cox_interaction}\n"

@@ -2,12 +2,8 @@
 
 Is the heterogeneity an estimator found real? Two ingredients, both out of sample:
 
-* Doubly robust scores per target (``target_scores``), computed once and independent of which
-  estimators the run fitted. OS targets: AIPCW scores
-  ``Gamma = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W)`` from 5-fold cross-fitted nuisances
-  (propensity, event and censoring survival): the analysis's shared nuisances
-  (``hte.estimators.shared_nuisances``, the ones the estimators were fitted with). CRS: AIPW
-  scores with the shared cross-fitted propensity and boosted arm risks.
+* Doubly robust scores per target (``hte.pipeline.target_scores``), computed once and
+  independent of which estimators the run fitted.
 * Held-out priorities per fit (``heldout_effects``): the fitted estimator is cloned and refitted
   on one half of the patients to predict the other half (2 folds, stratified by arm x outcome,
   seeded), so no patient is ranked by a model that saw its outcome. Estimators that take shared
@@ -31,28 +27,22 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-from hte.array_checks import check_survival_outcome
 from hte.data.columns import CRS, CRS_GRADE
 from hte.errors import STAGE_FAILURES
-from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.blp_calibration import blp_calibration_test
 from hte.evaluation.rate import (
-    aipw_scores_binary,
     cross_fitted_priorities,
-    dr_scores_from_pseudo_outcomes,
     rate,
     toc_band,
 )
-from hte.evaluation.selection import Residuals
 from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
-    crs_nuisances,
     shared_nuisance_kwargs,
 )
-from hte.vocabulary import CRS_TARGETS
+from hte.pipeline.target_scores import Scores, _scores_and_reasons
 
 log = logging.getLogger("hte.pipeline")
 
@@ -62,153 +52,6 @@ N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on 
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2
 TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
-# Survival nuisances of the OS scores: the causal survival forest's defaults, so a forest fitted
-# with its defaults and the run's seed holds exactly these scores (and they are reused).
-SURVIVAL_NUISANCE = {
-    "grid_size": 25,
-    "event_learner": "hazard_gbm",
-    "censoring_learner": "hazard_gbm",
-    "n_folds": 5,
-    "censoring_floor": 0.05,
-    "propensity_clip": 0.01,
-}
-Scores = tuple[np.ndarray, np.ndarray, str]
-
-
-# --------------------------------------------------------------------------------------------
-# doubly robust scores per target
-# --------------------------------------------------------------------------------------------
-def target_scores(data: AnalysisData, fits: list[FittedEffect], seed: int) -> dict[str, Scores]:
-    """Per fitted target: (keep mask over ``data.cohort`` rows, doubly robust scores of the kept
-    rows, where they come from). A target whose scores cannot be computed is left out (logged);
-    ``heterogeneity_tests`` records the reason."""
-    scores, _ = _scores_and_reasons(data, fits, seed)
-    return scores
-
-
-def _scores_and_reasons(
-    data: AnalysisData, fits: list[FittedEffect], seed: int
-) -> tuple[dict[str, Scores], dict[str, str]]:
-    scores: dict[str, Scores] = {}
-    skipped: dict[str, str] = {}
-    for target, horizon in _targets(fits).items():
-        try:
-            if target in CRS_TARGETS:
-                scores[target] = crs_scores(data, target, seed)
-            else:
-                scores[target] = aipcw_scores(data, fits, target, horizon, seed)
-        except STAGE_FAILURES as exc:  # an optional extra: the run goes on, the reason is recorded
-            log.warning("no doubly robust scores for %s/%s: %s", data.label, target, exc)
-            skipped[target] = f"skipped: {type(exc).__name__}: {exc}"
-    return scores, skipped
-
-
-def _targets(fits: list[FittedEffect]) -> dict[str, float | None]:
-    """Each target the run fitted (successfully or not) and its horizon."""
-    out: dict[str, float | None] = {}
-    for fit in fits:
-        out.setdefault(fit.target, None if fit.horizon is None else float(fit.horizon))
-    return out
-
-
-def crs_scores(data: AnalysisData, target: str, seed: int) -> Scores:
-    """AIPW scores of a CRS target over the rows that carry it."""
-    keep, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
-    source = (
-        "AIPW: the design's 5-fold cross-fitted propensity and 5-fold cross-fitted boosted "
-        f"outcome models (covariates + arm), {int(keep.sum())} patients with the outcome"
-    )
-    return keep, aipw_scores_binary(y, w, e, mu1, mu0), source
-
-
-def _with_propensity(data: AnalysisData, seed: int) -> AnalysisData:
-    """``data`` with a cross-fitted propensity (fitted here when the analysis has none)."""
-    if data.propensity is not None:
-        return data
-    from hte.design.propensity import cross_fit_propensity
-
-    e = cross_fit_propensity(data.X, data.treatment, random_state=seed)
-    return dataclasses.replace(data, propensity=e)
-
-
-def aipcw_scores(
-    data: AnalysisData, fits: list[FittedEffect], target: str, horizon: float | None, seed: int
-) -> Scores:
-    """AIPCW scores of an OS target ("survival" or "rmst" at ``horizon``), every patient kept.
-
-    Read from the analysis's shared nuisances (``data.nuisances``, cross-fitted once with
-    ``SURVIVAL_NUISANCE`` and the seed: the ones the causal survival forest and DR-learner were
-    fitted with); cross-fitted here with the same settings when the analysis has none. ``fits``
-    is kept for the signature (the scores do not depend on which estimators ran).
-    """
-    s, what = _aipcw_pseudo_outcomes(data, target, horizon, seed)
-    W = data.treatment
-    gamma = dr_scores_from_pseudo_outcomes(s["pseudo_outcome"], W, s["e"], s["mu1"], s["mu0"])
-    return np.ones(len(W), dtype=bool), gamma, what
-
-
-def _aipcw_pseudo_outcomes(
-    data: AnalysisData, target: str, horizon: float | None, seed: int
-) -> tuple[dict, str]:
-    """The AIPCW pseudo-outcomes and nuisances of an OS target, and where they come from."""
-    if horizon is None:
-        raise ValueError(f"target {target!r} needs a horizon")
-    t, d = data.survival_outcome()
-    W = data.treatment
-    check_survival_outcome(t, d, len(t), horizon)
-    what = (
-        f"AIPCW: 5-fold cross-fitted propensity, event and censoring survival (discrete-time "
-        f"hazard boosting on a grid of up to 25 points per horizon to {horizon:g} months, "
-        f"censoring survival floored at 0.05)"
-    )
-    floor, clip = SURVIVAL_NUISANCE["censoring_floor"], SURVIVAL_NUISANCE["propensity_clip"]
-    shared = data.nuisances
-    if shared is not None and _serves_default(shared, horizon, seed):
-        shared.check_rows(W)
-        s = shared.pseudo_outcomes(
-            t, d, target=target, horizon=horizon, censoring_floor=floor, propensity_clip=clip
-        )
-        what += "; the analysis's shared nuisances, the ones its estimators were fitted with"
-    else:
-        X = data.X.to_numpy(dtype=float)
-        s = cross_fit_pseudo_outcomes(
-            X,
-            W,
-            t,
-            d,
-            target=target,
-            horizon=horizon,
-            random_state=seed,
-            n_jobs=2,
-            **SURVIVAL_NUISANCE,
-        )
-    return s, what
-
-
-def r_loss_residuals(
-    data: AnalysisData, fits: list[FittedEffect], targets, seed: int
-) -> dict[str, Residuals]:
-    """Per target of ``targets``: the cross-fitted residuals of the R-loss over the same rows and
-    from the same nuisances as its DR scores. OS: ``Y* - (e mu1 + (1 - e) mu0)`` and ``W - e``
-    with the AIPCW pseudo-outcome Y*; CRS: ``Y - (e mu1 + (1 - e) mu0)`` and ``W - e``."""
-    horizons = _targets(fits)
-    out: dict[str, Residuals] = {}
-    for target in targets:
-        if target in CRS_TARGETS:
-            _, y, w, e, mu1, mu0 = crs_nuisances(_with_propensity(data, seed), target, seed)
-        else:
-            s, _ = _aipcw_pseudo_outcomes(data, target, horizons[target], seed)
-            y, w, e, mu1, mu0 = s["pseudo_outcome"], data.treatment, s["e"], s["mu1"], s["mu0"]
-        out[target] = Residuals(y - (e * mu1 + (1 - e) * mu0), w - e)
-    return out
-
-
-def _serves_default(nuisances: Nuisances, horizon: float, seed: int) -> bool:
-    """Shared nuisances fitted with ``SURVIVAL_NUISANCE``'s settings and ``seed``, reaching
-    ``horizon``."""
-    wanted = {k: SURVIVAL_NUISANCE[k] for k in DEFAULT_SURVIVAL} | {"random_state": seed}
-    same = all(nuisances.settings.get(k) == v for k, v in wanted.items())
-    return same and any(np.isclose(horizon, h) for h in nuisances.horizons)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +280,7 @@ def heterogeneity_tests(
     """
     skipped: dict[str, str] = {}
     if scores is None:
-        scores, skipped = _scores_and_reasons(data, fits, seed)
+        scores, skipped, _ = _scores_and_reasons(data, fits, seed)
     ok = [f for f in fits if f.estimate is not None and f.error is None]
     sources: dict[str, str] = {}
     results: dict[str, dict[str, dict]] = {}

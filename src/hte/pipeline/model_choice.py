@@ -1,6 +1,6 @@
 """Which model the run shows per target, and how sure it is (issue 10).
 
-Per target with doubly robust scores (``hte.pipeline.heterogeneity.target_scores``), from the
+Per target with doubly robust scores (``hte.pipeline.target_scores.target_scores``), from the
 fits' held-out (2-fold cross-fitted) effects (``all_heldout_effects``):
 
 * learner selection by held-out DR loss against a held-out constant effect, with the stack
@@ -134,7 +134,7 @@ def model_choices(
 ) -> tuple[dict[str, dict], dict[str, ModelChoice]]:
     """Per target: metrics (selection, calibration for benefit, patients-like-this groups) and
     the ``ModelChoice``. The choice is by ``loss`` ("dr" or "r"; "r" needs ``residuals`` of that
-    target, as from ``heterogeneity.r_loss_residuals``); where residuals are given, the other
+    target, as from ``target_scores.target_scores_and_residuals``); where residuals are given, the other
     loss's table is recorded beside it. ``gate`` ("loss" or "slope") decides whether the
     lowest-loss learner is shown or the average effect (``hte.evaluation.selection``). Fits whose held-out refit failed are left out of the
     candidates (named in ``excluded``)."""

@@ -26,8 +26,6 @@ from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
     heterogeneity_tests,
-    r_loss_residuals,
-    target_scores,
 )
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.results import (
@@ -51,6 +49,7 @@ from hte.pipeline.stages import (
     prepare_cohort,
 )
 from hte.pipeline.subgroups import subgroup_evidence
+from hte.pipeline.target_scores import target_scores_and_residuals
 from hte.runs import (
     COHORT_SPEC_FILE,
     CONFIG_FILE,
@@ -340,7 +339,8 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
-    scores = target_scores(data, fits, config.seed)  # once: tests, subgroups, model choice
+    # once: tests, subgroups, model choice (DR scores), and the R-loss residuals beside them
+    scores, residuals = target_scores_and_residuals(data, fits, config.seed)
     tested = [f for f in fits if f.target in scores]
     clock_folds = time.perf_counter()
     folds = heldout_fold_nuisances(tested, data, config.seed)  # once per fold, shared
@@ -349,7 +349,6 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
     tests, score_sources = heterogeneity_tests(
         data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
     )
-    residuals = r_loss_residuals(data, fits, scores, config.seed)
     choice_metrics, choices = model_choices(
         data,
         fits,

@@ -289,7 +289,7 @@ def subgroup_evidence(
 
     ``scores[target] = (keep, dr_scores)``: a boolean mask over the analysed cohort and the DR
     scores of the kept rows, for any of "survival", "rmst", "crs", "crs_g3" (a third element,
-    e.g. the source text of ``hte.pipeline.heterogeneity.target_scores``, is ignored). Returns::
+    e.g. the source text of ``hte.pipeline.target_scores.target_scores``, is ignored). Returns::
 
         {"rules": {target: {"estimator", "max_depth", "fidelity_r2",
                             "leaves": [{"rule", "n", "share", "mean_cate",
