@@ -109,6 +109,16 @@ def sequential(url: str, profiles: list[dict]) -> np.ndarray:
     return np.array([_timed(client, p) for p in profiles])
 
 
+def _run_clients(one, n_clients: int) -> tuple[np.ndarray, list[str], float]:
+    """Run ``one(k)`` -> (latencies, errors) for clients 0..n-1 in as many threads: all the
+    latencies, all the errors and the wall time."""
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=n_clients) as pool:
+        results = list(pool.map(one, range(n_clients)))
+    wall = time.perf_counter() - start
+    return np.array([t for r in results for t in r[0]]), [e for r in results for e in r[1]], wall
+
+
 def concurrent(url: str, profiles: list[dict], n_clients: int, per_client: int):
     """Latencies (ms) of the answered queries and the error messages, over ``n_clients``
     threads each with its own client."""
@@ -127,13 +137,7 @@ def concurrent(url: str, profiles: list[dict], n_clients: int, per_client: int):
                 errors.append(f"client {k}: {type(exc).__name__}: {exc}")
         return times, errors
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=n_clients) as pool:
-        results = list(pool.map(one, range(n_clients)))
-    wall = time.perf_counter() - start
-    times = np.array([t for r in results for t in r[0]])
-    errors = [e for r in results for e in r[1]]
-    return times, errors, wall
+    return _run_clients(one, n_clients)
 
 
 def browser_latency(
@@ -292,11 +296,7 @@ def concurrent_http(
                     errors.append(f"client {k}: {type(exc).__name__}: {exc}")
         return times, errors
 
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=n_clients) as pool:
-        results = list(pool.map(one, range(n_clients)))
-    wall = time.perf_counter() - start
-    return np.array([t for r in results for t in r[0]]), [e for r in results for e in r[1]], wall
+    return _run_clients(one, n_clients)
 
 
 class _Phase:
