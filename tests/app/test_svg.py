@@ -105,3 +105,18 @@ def test_the_palette_survives_deuteranopia():
     from hte.app.plots import BENEFIT_COLOUR, CART_COLOUR, HARM_COLOUR, TEC_COLOUR
 
     assert far(CART_COLOUR, TEC_COLOUR) > 40 and far(BENEFIT_COLOUR, HARM_COLOUR) > 40
+
+
+def test_what_moves_it_draws_a_model_without_intervals():
+    # a shown model without intervals (Cox with interactions, no bootstrap) gives NaN bounds:
+    # the line is drawn, with no band and no NaN anywhere in the figure
+    effect = [1.0, 2.0, 4.0]
+    nan = [float("nan")] * 3
+    for categorical, x in ((False, [40, 60, 80]), (True, ["a", "b", "c"])):
+        out = svg.what_moves_it(x, effect, nan, nan, x[1], "age", "effect", categorical, "alt")
+        assert "nan" not in out.lower() and "<svg" in out
+        assert "<polygon" not in out
+        banded = svg.what_moves_it(
+            x, effect, [0, 1, 3], [2, 3, 5], x[1], "age", "effect", categorical, "alt"
+        )
+        assert ("<polygon" in banded) != categorical

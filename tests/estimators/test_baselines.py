@@ -99,6 +99,25 @@ def test_cox_interaction_weights_and_bootstrap():
 
 
 # --- weighted hazard ratio -----------------------------------------------------------------
+def test_cox_interaction_linear_predictor_is_lifelines_own():
+    # the numpy linear predictor behind every prediction equals lifelines' predict_log_partial_hazard
+    # bit for bit, weighted or not (it reads lifelines' centring, which a lifelines upgrade could move)
+    from hte.estimators.cox_interaction import _interaction_frame, _log_partial_hazard
+
+    X, t, d, w, *_ = conditional_design(400, seed=5)
+    names = [f"x{j}" for j in range(X.shape[1])]
+    for weights in (None, np.random.default_rng(1).uniform(0.5, 2.0, size=400)):
+        model = CoxInteractionModel(target="survival", horizon=12.0).fit(
+            X, t, d, w, sample_weight=weights
+        )
+        for arm in (0, 1):
+            design = _interaction_frame(X[:60], np.full(60, arm), names)
+            shuffled = design[design.columns[::-1]]  # columns are matched by name
+            ours = _log_partial_hazard(model.state_, shuffled.to_numpy(), list(shuffled.columns))
+            theirs = model.state_.predict_log_partial_hazard(design).to_numpy()
+            assert np.array_equal(ours, theirs)
+
+
 def test_hazard_ratio_randomized_covers_truth():
     _, t, d, w, _ = marginal_design(3000, seed=11, confounded=False)
     hr = weighted_cox_hazard_ratio(t, d, w)

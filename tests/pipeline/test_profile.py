@@ -290,6 +290,40 @@ def test_what_moves_it_varies_only_the_field(explorer):
         explorer.what_moves_it(profile, "age", "pfs")
 
 
+def test_a_shown_cox_model_without_intervals_agrees_with_the_run(run, explorer):
+    # the default run chose Cox with interactions for OS (no bootstrap, so no interval): the
+    # explorer reads it without lifelines' frames, gives the run's numbers, no interval, and
+    # its what-moves-it figure draws (NaN bounds once broke the whole what-if tab)
+    import dataclasses
+
+    from hte.app.whatif import moves_html
+
+    result, cohort, _ = run
+    bundle = explorer.bundle
+    sources, models = dict(bundle.sources), dict(explorer.models)
+    for target in ("survival", "rmst"):
+        relpath = f"{bundle.analysis}/cox_interaction__{target}.joblib"
+        sources[target] = dataclasses.replace(
+            sources[target],
+            estimator="cox_interaction",
+            kind="cox_interaction",
+            fast=False,
+            relpath=relpath,
+        )
+        models[target] = load_model(result.run_dir, relpath)
+    ex = ProfileExplorer(dataclasses.replace(bundle, sources=sources), models)
+    effects = result.effects.set_index("patient_id")
+    for i in (3, 120):
+        row = cohort.iloc[i]
+        out = ex.effects(_profile(ex, row))
+        for target, est in (("survival", out.survival_difference), ("rmst", out.rmst_difference)):
+            saved = effects.loc[row["patient_id"], f"cox_interaction__{target}__effect"]
+            assert est.source == "cox_interaction" and est.lower is None and est.upper is None
+            assert est.value == pytest.approx(saved, abs=1e-12)
+    figure = moves_html(ex, ex.default_profile(), "age", "survival")
+    assert "<svg" in figure and "nan" not in figure.lower() and "gives no interval" in figure
+
+
 # --------------------------------------------------------------------------------------------------
 # The cheap models against references
 

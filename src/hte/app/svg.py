@@ -40,6 +40,10 @@ def _text(x, y, s, size=11, anchor="start", colour="#111827", weight="normal") -
     )
 
 
+def _finite(values: Sequence[float] | None) -> bool:
+    return values is not None and bool(np.isfinite(np.asarray(values, dtype=float)).all())
+
+
 def _nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     span = hi - lo if hi > lo else 1.0
     raw = span / n
@@ -198,8 +202,9 @@ def what_moves_it(
     """The effect (and its interval) as one covariate varies, the others held."""
     W, H, left, right, top, bottom = 640, 280, 58, 16, 20, 46
     y = np.asarray(effect, dtype=float)
-    lo = np.asarray(lower, dtype=float) if lower is not None else y
-    hi = np.asarray(upper, dtype=float) if upper is not None else y
+    banded = _finite(lower) and _finite(upper)  # a model without intervals gives NaN bounds
+    lo = np.asarray(lower, dtype=float) if banded else y
+    hi = np.asarray(upper, dtype=float) if banded else y
     ymin, ymax = float(min(lo.min(), 0.0)), float(max(hi.max(), 0.0))
     pad = 0.08 * (ymax - ymin if ymax > ymin else 1.0)
     ymin, ymax = ymin - pad, ymax + pad
@@ -225,10 +230,11 @@ def what_moves_it(
                 f'<rect x="{cx - width * 0.3:.1f}" y="{y0:.1f}" width="{width * 0.6:.1f}" '
                 f'height="{max(y1 - y0, 1):.1f}" fill="{colour}"/>'
             )
-            parts.append(
-                f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" '
-                'stroke="#111827"/>'
-            )
+            if banded:
+                parts.append(
+                    f'<line x1="{cx:.1f}" x2="{cx:.1f}" y1="{sy(a):.1f}" y2="{sy(b):.1f}" '
+                    'stroke="#111827"/>'
+                )
             parts.append(_text(cx, H - bottom + 16, label, 10, "middle", GREY))
     else:
         xv = np.asarray(x, dtype=float)
@@ -237,11 +243,12 @@ def what_moves_it(
         band = [(sx(a), sy(b)) for a, b in zip(xv, hi, strict=True)] + [
             (sx(a), sy(b)) for a, b in zip(xv[::-1], lo[::-1], strict=True)
         ]
-        parts.append(
-            '<polygon points="'
-            + " ".join(f"{p:.1f},{q:.1f}" for p, q in band)
-            + f'" fill="{CART}" fill-opacity="0.15"/>'
-        )
+        if banded:
+            parts.append(
+                '<polygon points="'
+                + " ".join(f"{p:.1f},{q:.1f}" for p, q in band)
+                + f'" fill="{CART}" fill-opacity="0.15"/>'
+            )
         parts.append(
             '<polyline points="'
             + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(xv, y, strict=True))

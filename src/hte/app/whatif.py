@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from hte import vocabulary
 from hte.app import svg
 from hte.app.icons import icon_array
@@ -171,6 +173,8 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
         f"{words} ({unit}) as {label} varies from {x[0]} to {x[-1]}, other fields held: "
         f"from {effect[0]:+.1f} to {effect[-1]:+.1f}."
     )
+    if not np.isfinite(frame[["lower", "upper"]].to_numpy(float)).all():
+        alt += f" {frame['estimator'].iloc[0]} gives no interval, so none is drawn."
     return svg.what_moves_it(
         x,
         effect,

@@ -22,10 +22,13 @@ RIDGE_LADDER = (0.01, 0.1, 1.0)
 MAX_STANDARDIZED_COEF = 10.0  # a hazard ratio of e^10 per SD: separation, not an estimate
 
 
+def _interaction_columns(names: list[str]) -> list[str]:
+    return [*names, _W, *[f"{_W}:{c}" for c in names]]
+
+
 def _interaction_frame(X: np.ndarray, treatment: np.ndarray, names: list[str]) -> pd.DataFrame:
     w = treatment.astype(float).reshape(-1, 1)
-    cols = [*names, _W, *[f"{_W}:{c}" for c in names]]
-    return pd.DataFrame(np.hstack([X, w, w * X]), columns=cols)
+    return pd.DataFrame(np.hstack([X, w, w * X]), columns=_interaction_columns(names))
 
 
 class CoxInteractionModel(CounterfactualSurvivalEstimator):
@@ -127,14 +130,32 @@ class CoxInteractionModel(CounterfactualSurvivalEstimator):
 
     def _arm_steps(self, state, X):
         names = [str(c) for c in self.feature_names_in_]
+        columns = _interaction_columns(names)
         knots = state.baseline_cumulative_hazard_.index.to_numpy(dtype=float)
         cumhaz = state.baseline_cumulative_hazard_.to_numpy()[:, 0]
+        X = np.asarray(X, dtype=float)
         out = []
         for arm in (1, 0):
-            df = _interaction_frame(X, np.full(X.shape[0], arm), names)
-            risk = state.predict_partial_hazard(df).to_numpy()
+            w = np.full((X.shape[0], 1), float(arm))
+            design = np.hstack([X, w, w * X])
+            risk = np.exp(_log_partial_hazard(state, design, columns))
             out.append((knots, np.exp(-np.outer(risk, cumhaz))))
         return out[0], out[1]
+
+
+def _log_partial_hazard(state: CoxPHFitter, design: np.ndarray, columns: list[str]) -> np.ndarray:
+    """lifelines' ``predict_log_partial_hazard`` (covariates centred at their training means, times
+    the coefficients) in plain numpy on a design whose columns are named ``columns``: the same
+    numbers without lifelines' per-call frame reshuffling, which cost ~6 ms a call and made each
+    what-if query ~60 ms."""
+    params = state.params_
+    position = {c: k for k, c in enumerate(columns)}
+    order = np.array([position.get(str(c), -1) for c in params.index.tolist()])
+    if (order < 0).any():
+        missing = [str(c) for c, k in zip(params.index.tolist(), order, strict=True) if k < 0]
+        raise ValueError(f"the design lacks the fitted model's columns {missing[:5]}")
+    centred = design[:, order] - state._norm_mean.to_numpy(dtype=float)
+    return np.dot(centred, params.to_numpy(dtype=float))
 
 
 def _first_sentence(exc: Exception) -> str:
