@@ -185,6 +185,11 @@ def test_the_all_extremes_profile_is_flagged_in_the_browser(app_url, small_run):
         )
         assert page.inner_text("#effect-cards") != before
         assert "Extrapolated" in page.inner_text("#effect-cards")
+        # the profile is not kept in the browser (Gradio's run history is off)
+        stored = page.evaluate(
+            "() => JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])"
+        )
+        assert "ferritin" not in stored and "Extrapolated" not in stored
         browser.close()
 
 

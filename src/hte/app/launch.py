@@ -85,6 +85,10 @@ def serve(
         footer_links=["api"],
         enable_monitoring=False,
         mcp_server=False,
+        # Gradio's run history would keep every call's inputs and outputs (patient profiles)
+        # in the browser's storage and offer to copy them to a Hugging Face bucket; writing it
+        # also cost ~50 ms of the browser's time per what-if change
+        run_history=False,
         ssr_mode=False,
         pwa=False,
         theme=theme(),
