@@ -101,3 +101,35 @@ def test_the_cohort_views_put_the_chosen_estimator_first():
 
     assert _Run("cox").primary("survival").estimator == "cox"
     assert _Run("constant").primary("survival").estimator == "csf"  # preference order
+
+
+def test_cohort_headline_says_when_the_spread_is_not_supported():
+    # a target whose held-out check chose the constant: the headline gives the average effect and
+    # says the histogram's spread is not a finding; a chosen learner keeps its plain summary
+    import numpy as np
+
+    from hte.app.cohort import _headline
+
+    class View(_View):
+        name, labels, level = "default", ["decision"], "95%"
+
+        def analysis(self, label=None):
+            a = _analysis({}, self._choice)
+            return a.model_copy(update={"n_analysed": 2000})
+
+    choice = {
+        "crs": {
+            "chosen": "constant",
+            "patients_like_this": {
+                "groups": [{"estimate": 0.11, "lower": 0.05, "upper": 0.17, "n": 2000}]
+            },
+        },
+        "survival": {"chosen": "cox"},
+    }
+    os_fit = EstimatorTarget("cox", "survival", "cox_interaction")
+    crs_fit = EstimatorTarget("crs_causal_forest", "crs", "crs_causal_forest")
+    text = _headline(View(choice), os_fit, crs_fit, np.array([0.1, -0.1]), np.array([0.0, 0.3]))
+    assert "OS (cox): mean 0" in text and "50% of patients" in text
+    assert "CRS: this cohort does not support individual differences" in text
+    assert "0.11 (0.05 to 0.17) (95% CI)" in text and "not a finding" in text
+    assert "mean risk difference" not in text

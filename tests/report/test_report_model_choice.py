@@ -58,6 +58,10 @@ def test_constant_shown_is_said_plainly(small_run, tmp_path):
     )
     assert "average effect shown" in _section(html, "summary")
     assert "ValueError: broken" in section  # an error is shown, not hidden
+    # the per-patient spread of that target is labelled as the estimators', not a finding
+    cate = _section(html, "cate")
+    assert "held-out predictions ranked patients by benefit beyond chance" in cate
+    assert "not a finding about patients" in cate
 
 
 def test_learner_shown_is_named_in_the_summary(small_run, tmp_path):

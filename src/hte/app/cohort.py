@@ -62,6 +62,10 @@ def cohort_tab(view: RunView, crs_weight: float = 1.0) -> CohortTab:
     os_eff, crs_eff = _effect(view, os_fit), _effect(view, crs_fit)
     os_label = target_words(view, os_fit) if os_fit else "OS"
     crs_label = target_words(view, crs_fit) if crs_fit else "CRS"
+    # a target whose held-out check found no individual differences: its spread is the
+    # estimator's noise, drawn for reference and labelled so (the headline says why)
+    os_label += " (not supported, see above)" if _constant_choice(view, "survival") else ""
+    crs_label += " (not supported, see above)" if _constant_choice(view, "crs") else ""
     dist = plots.effect_distributions(os_eff, crs_eff, os_label, crs_label)
     if os_eff is not None and crs_eff is not None and len(os_eff) == len(crs_eff):
         scatter = plots.benefit_vs_harm(os_eff, crs_eff, crs_weight, os_label, crs_label)
@@ -199,17 +203,47 @@ def policy_for_weight(sub: dict | None, crs_weight: float, level: str) -> tuple[
     return text, records_frame(leaves)
 
 
+def _constant_choice(view: RunView, target: str) -> dict | None:
+    """The run's held-out model choice for ``target`` when it chose the constant (average)
+    effect: no learner ranked patients by benefit beyond chance."""
+    choice = (view.analysis().model_choice or {}).get(target) or {}
+    return choice if choice.get("chosen") == "constant" else None
+
+
+def _average_only(view: RunView, target: str, fit: EstimatorTarget, words: str) -> str:
+    """What to say instead of a spread the data do not support."""
+    groups = (_constant_choice(view, target) or {}).get("patients_like_this", {}).get("groups")
+    average = ""
+    if groups:
+        g = groups[0]
+        average = f" The average effect is {_ci_text(g)} ({view.level} CI)."
+    return (
+        f"{words}: this cohort does not support individual differences (no learner's held-out "
+        f"predictions ranked patients by benefit beyond chance).{average} The histogram shows "
+        f"{fit.estimator}'s per-patient estimates for reference only: their spread is not a "
+        "finding."
+    )
+
+
 def _headline(view, os_fit, crs_fit, os_eff, crs_eff) -> str:
     parts = [
         f"**{view.name}**, analysis `{view.labels[0]}`: {view.analysis().n_analysed:,} patients."
     ]
     if os_eff is not None:
-        parts.append(
-            f"OS ({os_fit.estimator}): mean {fmt(np.mean(os_eff))}, "
-            f"{np.mean(os_eff > 0):.0%} of patients with a predicted gain under CAR-T."
-        )
+        if _constant_choice(view, "survival"):
+            parts.append(_average_only(view, "survival", os_fit, "OS"))
+        else:
+            parts.append(
+                f"OS ({os_fit.estimator}): mean {fmt(np.mean(os_eff))}, "
+                f"{np.mean(os_eff > 0):.0%} of patients with a predicted gain under CAR-T."
+            )
     if crs_eff is not None:
-        parts.append(f"CRS ({crs_fit.estimator}): mean risk difference {fmt(np.mean(crs_eff))}.")
+        if _constant_choice(view, "crs"):
+            parts.append(_average_only(view, "crs", crs_fit, "CRS"))
+        else:
+            parts.append(
+                f"CRS ({crs_fit.estimator}): mean risk difference {fmt(np.mean(crs_eff))}."
+            )
     return " ".join(parts)
 
 

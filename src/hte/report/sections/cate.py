@@ -79,6 +79,16 @@ def cate_section(run: RunFolder) -> dict:
                 f"of true effects inside the intervals ({run.level} is the aim)."
             )
         blocks.append(b.table(headers, rows, reading=reading, numeric_from=2))
+        unsupported = _average_only_targets(a)
+        if unsupported:
+            blocks.append(
+                b.caution(
+                    f"For {', '.join(unsupported)}, no learner's held-out predictions ranked "
+                    "patients by benefit beyond chance, so the run shows the average effect (see "
+                    "'The model shown'). The spread of these targets' estimates below is the "
+                    "estimators', not a finding about patients."
+                )
+            )
         blocks.append(
             b.figure(
                 _cate_figure(run, label, a),
@@ -96,6 +106,16 @@ def cate_section(run: RunFolder) -> dict:
         "estimator and target, with their intervals.",
         blocks,
     )
+
+
+def _average_only_targets(analysis: dict) -> list[str]:
+    """Targets whose held-out model choice was the constant (average) effect, named."""
+    choices = analysis.get("model_choice") or {}
+    return [
+        target_name(t)
+        for t, c in choices.items()
+        if isinstance(c, dict) and c.get("chosen") == "constant"
+    ]
 
 
 def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:
