@@ -21,6 +21,9 @@ def test_launched_app_is_private(served, small_run):
     assert demo.analytics_enabled is False
     assert demo.share is False and demo.share_url is None
     assert demo.run_history is False  # no call's inputs or outputs kept in the browser
+    from hte.app.launch import QUEUE_IDLE_POLL_S
+
+    assert demo._queue.sleep_when_free == QUEUE_IDLE_POLL_S  # the idle queue loop does not spin
     assert url.startswith("http://127.0.0.1:")
     # nothing is served by its path: run-folder files reach a session through private copies
     assert list(demo.allowed_paths) == []
