@@ -2,8 +2,8 @@
 
 import pytest
 
+from hte.app.answers import InvalidProfile
 from hte.app.run_view import RunFolderError
-from hte.app.whatif import InvalidProfile
 from hte.app.your_data import UploadRefused
 from hte.config import ConfigError, load_config
 from hte.data.column_map import ColumnMapError

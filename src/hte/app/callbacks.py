@@ -12,8 +12,8 @@ from typing import Any
 import gradio as gr
 import matplotlib.pyplot as plt
 
+from hte.app import answers, plots, your_data
 from hte.app import cohort as cohort_views
-from hte.app import plots, your_data
 from hte.app import whatif as wi
 from hte.app import whatif_form as form
 from hte.app.cache import AnswerCache, key_of
@@ -106,7 +106,7 @@ def _effects_of(run_dir):
         key = key_of(str(run_dir), profile)
         cached = _EFFECTS.get(key)
         if cached is None:
-            cached = wi.effects_json(explorer, profile)
+            cached = answers.effects_json(explorer, profile)
             _EFFECTS.put(key, cached)
         return cached
 
@@ -178,7 +178,7 @@ def moves_output(context, run_dir, names, values, move_field, move_target) -> st
         return wi.moves_output(
             explorer, dict(zip(names, values, strict=True)), move_field, move_target
         )
-    except wi.InvalidProfile as exc:
+    except answers.InvalidProfile as exc:
         raise gr.Error(str(exc)) from None
 
 
@@ -190,8 +190,8 @@ def api_profile_effects(context: AppContext):
         """One patient profile (covariate -> value) -> OS and CRS effects with intervals and
         per-arm predictions. Covariates left out take the cohort's typical value."""
         try:
-            return wi.api_effects(context.explorer(), profile, _effects_of(context.run_dir))
-        except wi.InvalidProfile as exc:
+            return answers.api_effects(context.explorer(), profile, _effects_of(context.run_dir))
+        except answers.InvalidProfile as exc:
             raise gr.Error(str(exc)) from None
 
     return profile_effects
@@ -203,12 +203,7 @@ def rest_profile_effects(context: AppContext):
     Served beside Gradio's queue, without its per-request processing."""
 
     def answer(profile: Any) -> tuple[int, dict]:
-        if not isinstance(profile, dict):
-            return 422, {"error": "invalid profile: the body must be a JSON object"}
-        try:
-            return 200, wi.api_effects(context.explorer(), profile, _effects_of(context.run_dir))
-        except wi.InvalidProfile as exc:
-            return 422, {"error": str(exc)}
+        return answers.rest_answer(context.explorer(), profile, _effects_of(context.run_dir))
 
     return answer
 

@@ -5,12 +5,12 @@ comes from ``hte.pipeline.profile.ProfileExplorer``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 
 from hte import vocabulary
 from hte.app import svg
+from hte.app.answers import InvalidProfile, checked_call, effects_json
 from hte.app.icons import icon_array
 from hte.app.svg import ARM_COLOURS
 from hte.app.whatif_cards import (
@@ -22,7 +22,6 @@ from hte.app.whatif_cards import (
     warning_html,
 )
 from hte.app.whatif_form import check_form
-from hte.errors import HteError
 from hte.runs import AnalysisSummary, interval_level
 
 MOVE_TARGETS = [
@@ -30,31 +29,6 @@ MOVE_TARGETS = [
     ("Months of life gained", "rmst"),
     ("CRS risk difference", "crs"),
 ]
-
-
-class InvalidProfile(HteError, ValueError):
-    """A profile the explorer refuses; the message names the field."""
-
-    def __init__(self, field: str, message: str):
-        self.field = field
-        super().__init__(f"invalid profile: field '{field}': {message}")
-
-
-def _profile_error():
-    from hte.pipeline.profile import ProfileError
-
-    return ProfileError
-
-
-def _checked(call, *args):
-    """Call the explorer; its ``ProfileError(field, message)`` becomes ``InvalidProfile``."""
-    error = _profile_error()
-    try:
-        return call(*args)
-    except error as exc:
-        field = getattr(exc, "field", None) or "profile"
-        message = getattr(exc, "message", None) or str(exc)
-        raise InvalidProfile(str(field), str(message)) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,7 +88,7 @@ def curves_html(effects: Mapping) -> str:
 def waterfall_html(explorer, profile: Mapping, target: str, max_display: int = 7) -> str:
     if target not in explorer.targets():
         return svg.message(f"No {TARGET_PLAIN.get(target, target)} effect in this run.")
-    wf = _checked(explorer.waterfall, profile, target)
+    wf = checked_call(explorer.waterfall, profile, target)
     scale, unit = vocabulary.target(target).scale, vocabulary.target(target).short_unit
     what = TARGET_PLAIN.get(target, target)
     if not wf["contributions"]:
@@ -156,7 +130,7 @@ def moves_html(explorer, profile: Mapping, field: str | None, target: str | None
         return svg.message(f"No {TARGET_PLAIN.get(target, target)} effect in this run.")
     if not field:
         return svg.message("Choose a covariate to vary.")
-    frame = _checked(explorer.what_moves_it, profile, field, target)
+    frame = checked_call(explorer.what_moves_it, profile, field, target)
     f = next(x for x in fields if x.name == field)
     scale, unit = vocabulary.target(target).scale, vocabulary.target(target).short_unit
     words = dict((v, k) for k, v in MOVE_TARGETS).get(target, target)
@@ -200,11 +174,6 @@ OUTPUTS = (
     "waterfall_crs",
     "moves",
 )
-
-
-def effects_json(explorer, profile: Mapping) -> dict:
-    """The explorer's answer for a checked profile, as JSON (``InvalidProfile`` names a field)."""
-    return _checked(explorer.effects, profile).to_json()
 
 
 def headline_outputs(
@@ -287,16 +256,3 @@ def interval_coverage(analysis: AnalysisSummary | None, effects_sources: Mapping
         truth = (fit.truth if fit is not None else None) or {}
         out[target] = {"kind": "patient", "coverage": truth.get("coverage")}
     return out
-
-
-def api_effects(explorer, profile: Any, effects_of=effects_json) -> dict:
-    """The ``profile_effects`` answer: the explorer's effects JSON without the curves' long
-    arrays trimmed (they are part of the answer), or ``InvalidProfile`` naming the field."""
-    if isinstance(profile, str):
-        import json
-
-        try:
-            profile = json.loads(profile)
-        except ValueError:
-            raise InvalidProfile("profile", "must be a JSON object (covariate -> value)") from None
-    return effects_of(explorer, profile)
