@@ -14,7 +14,7 @@ from hte import vocabulary
 from hte.app import plots
 from hte.app.run_view import EstimatorTarget, RunView
 from hte.app.tables import NOT_IN_RUN, fmt, interval_rows, records_frame
-from hte.runs import SHAP_PREFIX
+from hte.runs import SHAP_PREFIX, shows_average_only
 
 TARGET_WORDS = {
     "survival": "12-month survival difference",
@@ -206,8 +206,8 @@ def policy_for_weight(sub: dict | None, crs_weight: float, level: str) -> tuple[
 def _constant_choice(view: RunView, target: str) -> dict | None:
     """The run's held-out model choice for ``target`` when it chose the constant (average)
     effect: no learner ranked patients by benefit beyond chance."""
-    choice = (view.analysis().model_choice or {}).get(target) or {}
-    return choice if choice.get("chosen") == "constant" else None
+    choice = (view.analysis().model_choice or {}).get(target)
+    return choice if shows_average_only(choice) else None
 
 
 def _average_only(view: RunView, target: str, fit: EstimatorTarget, words: str) -> str:
@@ -368,7 +368,7 @@ def _choice_columns(view: RunView, fit) -> dict[str, Any]:
     return {
         "shown": "yes"
         if choice.get("chosen") == fit.estimator
-        else ("no (average effect shown)" if choice.get("chosen") == "constant" else "no"),
+        else ("no (average effect shown)" if shows_average_only(choice) else "no"),
         "held-out DR loss gain over constant (SE)": fmt(z),
         "calibration for benefit: slope": fmt(cal.get("slope")),
         "E-for-benefit": fmt(cal.get("e_for_benefit")),

@@ -81,17 +81,20 @@ from hte.runs.reader import (
 )
 from hte.runs.store import ModelIntegrityError, ModelStore, load_model, read_manifest
 from hte.runs.summary import (
+    AVERAGE_ONLY,
     SCHEMA_VERSION,
     AnalysisSummary,
     AverageEffect,
     EstimatorSummary,
     RunSummary,
+    shows_average_only,
 )
 
 __all__ = [
     "ANALYSIS_COLUMN",
     "ARM_PARTS",
     "ATTRIBUTIONS_DIR",
+    "AVERAGE_ONLY",
     "COHORT_SPEC_FILE",
     "COMPLETE_FILE",
     "CONFIG_FILE",
@@ -159,5 +162,6 @@ __all__ = [
     "run_state",
     "sha256_file",
     "shap_figure_name",
+    "shows_average_only",
     "write_json",
 ]

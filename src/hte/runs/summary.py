@@ -99,6 +99,15 @@ class DesignSummary(_Model):
     missing: Any  # hte.design.design_matrix.DesignMatrix.describe_missing
 
 
+AVERAGE_ONLY = "constant"  # model_choice[target]["chosen"] when no learner beat the average
+
+
+def shows_average_only(choice: object) -> bool:
+    """Whether one target's ``model_choice`` entry showed the average (constant) effect: no
+    learner's held-out predictions ranked patients by benefit beyond chance."""
+    return isinstance(choice, dict) and choice.get("chosen") == AVERAGE_ONLY
+
+
 class AnalysisSummary(_Model):
     """One analysis time zero: who was analysed, the design, baselines and every fit."""
 

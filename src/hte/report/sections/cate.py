@@ -17,7 +17,7 @@ from hte.report.format import (
 )
 from hte.report.loader import RunFolder
 from hte.report.sections.common import analyses_of, effects_of, fits_of, horizon_of, section
-from hte.runs import EFFECT, LOWER, effects_column, fit_key
+from hte.runs import EFFECT, LOWER, effects_column, fit_key, shows_average_only
 
 
 def cate_section(run: RunFolder) -> dict:
@@ -111,11 +111,7 @@ def cate_section(run: RunFolder) -> dict:
 def _average_only_targets(analysis: dict) -> list[str]:
     """Targets whose held-out model choice was the constant (average) effect, named."""
     choices = analysis.get("model_choice") or {}
-    return [
-        target_name(t)
-        for t, c in choices.items()
-        if isinstance(c, dict) and c.get("chosen") == "constant"
-    ]
+    return [target_name(t) for t, c in choices.items() if shows_average_only(c)]
 
 
 def _cate_figure(run: RunFolder, label: str, analysis: dict) -> str | None:

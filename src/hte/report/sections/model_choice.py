@@ -21,6 +21,7 @@ from hte.report.format import (
 )
 from hte.report.loader import RunFolder
 from hte.report.sections.common import TARGET_ORDER
+from hte.runs import shows_average_only
 
 
 def _choices(run: RunFolder) -> dict[str, dict[str, dict]]:
@@ -52,7 +53,7 @@ def shown_cards(run: RunFolder) -> list[dict]:
             if "error" in m:
                 continue
             name = target_name(target, _horizon(run, target=target, label=label))
-            if m.get("chosen") == "constant":
+            if shows_average_only(m):
                 c = m.get("constant_effect") or {}
                 g = ((m.get("patients_like_this") or {}).get("groups") or [{}])[0]
                 items.append(
