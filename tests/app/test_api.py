@@ -104,6 +104,7 @@ def test_the_json_route_gives_the_same_answer_and_names_bad_input(app_url, clien
     with httpx.Client(base_url=app_url, timeout=60) as http:
         answer = http.post(JSON_ROUTE, json=profile)
         assert answer.status_code == 200
+        assert answer.headers["content-type"] == "application/json"
         assert answer.json() == _call(client, profile)  # one answer, two doors
         too_old = http.post(JSON_ROUTE, json=profile | {"age": 300})
         assert too_old.status_code == 422 and "field 'age'" in too_old.json()["error"]

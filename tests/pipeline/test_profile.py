@@ -312,6 +312,8 @@ def test_a_shown_cox_model_without_intervals_agrees_with_the_run(run, explorer):
         )
         models[target] = load_model(result.run_dir, relpath)
     ex = ProfileExplorer(dataclasses.replace(bundle, sources=sources), models)
+    # fitted on the design's columns (checked once at load): queried with the row as an array
+    assert ex._array_models == {"survival", "rmst"}
     effects = result.effects.set_index("patient_id")
     for i in (3, 120):
         row = cohort.iloc[i]
@@ -677,6 +679,38 @@ def test_matched_exponential_curves_reach_both_targets():
         assert area == pytest.approx(d_rmst, abs=1e-6)
         for c in (c1, c0):
             assert c[0] == pytest.approx(1.0) and np.all(np.diff(c) <= 1e-12)
+
+
+def test_each_area_search_reaches_its_target():
+    """Weibull-like curves and reachable RMST targets: the hazard scale after the knot (k2),
+    the shape before it (gamma, when k2 alone cannot reach) and one scale without a knot each
+    give the target area to 1e-9 months, and the curve keeps its value at the knot."""
+    from hte.pipeline.profile_arms import (
+        _area_range,
+        _solve_after_knot,
+        _solve_k1_area,
+        restricted_mean,
+    )
+
+    grid = np.arange(0, 36.01, 0.5)
+    k = list(grid).index(12.0)
+    rng = np.random.default_rng(5)
+    paths = set()
+    for _ in range(60):
+        shape, rate = rng.uniform(0.5, 2.0), rng.uniform(0.01, 0.2)
+        curve = np.exp(-((rate * grid) ** shape))
+        low, high = _area_range(grid, curve, 1.0, 12.0, 24.0)
+        target = rng.uniform(low + 1e-6, high - 1e-6)
+        scale = _solve_after_knot(grid, curve, 1.0, 12.0, 24.0, target)
+        scaled = scale.apply(grid, curve)
+        assert restricted_mean(grid, scaled, 24.0) == pytest.approx(target, abs=1e-9)
+        assert scaled[k] == pytest.approx(curve[k], abs=1e-12)
+        paths.add("gamma" if scale.gamma != 1.0 else "k2")
+        target = rng.uniform(0.6, 0.99) * 24.0  # below the area of S = 1 (scale 0)
+        k1 = _solve_k1_area(grid, curve, 24.0, target)
+        scaled = np.exp(-k1 * -np.log(np.clip(curve, 1e-12, 1.0)))
+        assert restricted_mean(grid, scaled, 24.0) == pytest.approx(target, abs=1e-9)
+    assert paths == {"k2", "gamma"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -112,28 +112,35 @@ def add_json_route(demo, context) -> None:
     """``POST /hte/profile_effects`` with a profile object as the body: the what-if answer as
     plain JSON, for clients that do not speak Gradio's queue protocol (and faster under many
     concurrent clients: no per-request Gradio processing)."""
-    from starlette.responses import JSONResponse
-
     from hte.app.callbacks import rest_profile_effects
 
     answer = rest_profile_effects(context)
 
-    async def profile_effects(request) -> JSONResponse:  # a Starlette route: the raw request
+    async def profile_effects(request):  # a Starlette route: the raw request
         body = bytearray()
         async for chunk in request.stream():  # read at most MAX_PROFILE_BYTES, whatever it says
             body += chunk
             if len(body) > MAX_PROFILE_BYTES:
-                return JSONResponse(
+                return json_response(
                     {"error": f"invalid profile: the body is over {MAX_PROFILE_BYTES} bytes"}, 413
                 )
         try:
             profile = json.loads(body)
         except ValueError:
-            return JSONResponse({"error": "invalid profile: the body is not JSON"}, 422)
+            return json_response({"error": "invalid profile: the body is not JSON"}, 422)
         status, answer_body = answer(profile)
-        return JSONResponse(answer_body, status)
+        return json_response(answer_body, status)
 
     demo.app.add_route(JSON_ROUTE, profile_effects, methods=["POST"])
+
+
+def json_response(body: dict, status: int = 200):
+    """A JSON response written by orjson: an answer is ~12 kB of numbers, which the standard
+    library's encoder took ~0.45 ms to write (a twentieth of the answer's CPU)."""
+    import orjson
+    from starlette.responses import Response
+
+    return Response(orjson.dumps(body), status, media_type="application/json")
 
 
 def launch(

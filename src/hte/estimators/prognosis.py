@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit
 
+from hte.estimators.quantiles import linear_quantiles
+
 MAX_NEWTON = 50
 NEWTON_TOL = 1e-9
 
@@ -254,5 +256,5 @@ def percentile_band(members: np.ndarray, alpha: float) -> tuple[np.ndarray, np.n
     where needed so that lower <= point <= upper."""
     point = members[0]
     boot = members[1:] if members.shape[0] > 1 else members
-    lower, upper = np.quantile(boot, [alpha / 2, 1 - alpha / 2], axis=0)
+    lower, upper = linear_quantiles(boot, [alpha / 2, 1 - alpha / 2])
     return point, np.minimum(lower, point), np.maximum(upper, point)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from hte.estimators.prognosis import CoxArmEnsemble, LogisticArmEnsemble, percentile_band
+from hte.estimators.quantiles import linear_quantiles
 from hte.pipeline.profile_arms import match_curves, restricted_mean, shift_risks, split_difference
 
 ARMS = ("cart", "tec")
@@ -176,7 +177,7 @@ def arm_risks(ens: LogisticArmEnsemble | None, alpha: float, arr: np.ndarray, di
 def _banded(value: float, members: np.ndarray, alpha: float, source: str) -> Estimate:
     """An adjusted value with the percentile band of its bootstrap members (widened to hold
     the value)."""
-    lower, upper = np.quantile(np.asarray(members, float), [alpha / 2, 1 - alpha / 2])
+    lower, upper = linear_quantiles(members, [alpha / 2, 1 - alpha / 2])
     return Estimate(float(value), float(min(lower, value)), float(max(upper, value)), source)
 
 

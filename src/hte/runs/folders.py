@@ -52,7 +52,7 @@ _PACKAGES = (
 def _round_float(x: float, digits: int) -> float | None:
     if not math.isfinite(x):
         return None
-    return float(f"{x:.{digits}g}") if x != 0 else 0.0
+    return float("%.*g" % (digits, x)) if x != 0 else 0.0  # noqa: UP031 (a third faster)
 
 
 def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
