@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hte.app.launch import JSON_ROUTE
+from hte.app.launch import JSON_ROUTE, QUEUE_IDLE_POLL_S
 
 DEFAULT_OUT = Path("experiments/benchmarks/app_latency.md")
 GOAL_P95_MS = 300.0
@@ -286,8 +286,8 @@ def report(
         f"`{JSON_ROUTE}` (the profile as the body, the answer as JSON). Every query is a profile the "
         "app has not answered before (no row is served from its cache) unless the row says so. "
         "Server CPU: the app process's user + system CPU time over the row, less what it uses "
-        f"idle ({1000 * IDLE['cpu_per_s']:.0f} ms per second here: Gradio's queue loop wakes "
-        "up every millisecond), per query.",
+        f"idle ({1000 * IDLE['cpu_per_s']:.0f} ms per second here: Gradio's queue loop looks "
+        f"for work every {1000 * QUEUE_IDLE_POLL_S:g} ms), per query.",
         "",
         f"Run folder: `{run_dir}`.",
         "",
@@ -366,8 +366,9 @@ IDLE = {"cpu_per_s": 0.0}  # the app's CPU seconds per second while it answers n
 
 
 def idle_rate(pid: int, seconds: float = 10.0) -> float:
-    """The app process's CPU seconds per wall second while idle (Gradio's queue loop wakes up
-    every millisecond), to subtract from each phase: what remains is the work of the queries."""
+    """The app process's CPU seconds per wall second while idle (Gradio's queue loop looks for
+    work every ``QUEUE_IDLE_POLL_S``), to subtract from each phase: what remains is the work of
+    the queries."""
     cpu, start = cpu_seconds(pid), time.perf_counter()
     time.sleep(seconds)
     return (cpu_seconds(pid) - cpu) / (time.perf_counter() - start)
