@@ -55,9 +55,26 @@ def _round_float(x: float, digits: int) -> float | None:
     return float("%.*g" % (digits, x)) if x != 0 else 0.0  # noqa: UP031 (a third faster)
 
 
+def _round_array(values: list[float], digits: int) -> list[float | None]:
+    """``_round_float`` over a list, inlined (a call per element was half the time)."""
+    return [
+        (float("%.*g" % (digits, x)) if x != 0 else 0.0) if math.isfinite(x) else None  # noqa: UP031
+        for x in values
+    ]
+
+
 def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     """A JSON-ready copy: floats to ``digits`` significant digits, NaN/inf -> None, numpy scalars
     and arrays to Python, tuples to lists, Paths to strings, mapping keys to strings."""
+    kind = type(obj)  # exact built-in types first: a what-if answer is ~200 nodes, ~600 floats
+    if kind is float:
+        return _round_float(obj, digits)
+    if kind is str or obj is None:
+        return obj
+    if kind is dict:
+        return {str(k): round_floats(v, digits) for k, v in obj.items()}
+    if kind is list or kind is tuple:
+        return [round_floats(v, digits) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
@@ -69,7 +86,7 @@ def round_floats(obj: Any, digits: int = SIGNIFICANT_DIGITS) -> Any:
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):  # as asdict, without copies
         return {f.name: round_floats(getattr(obj, f.name), digits) for f in dataclasses.fields(obj)}
     if isinstance(obj, np.ndarray) and obj.dtype.kind == "f" and obj.ndim == 1:
-        return [_round_float(x, digits) for x in obj.tolist()]  # the common case, without recursion
+        return _round_array(obj.tolist(), digits)  # the common case, without recursion
     if isinstance(obj, list | tuple | np.ndarray):
         return [round_floats(v, digits) for v in (obj.tolist() if hasattr(obj, "tolist") else obj)]
     if isinstance(obj, Path):
