@@ -7,10 +7,13 @@ from scipy.special import expit
 
 from hte.evaluation.average_effects import aipcw_survival_difference, aipw_risk_difference
 from hte.evaluation.refutation import (
+    REFUTERS,
     data_subsets,
     placebo_treatment,
     random_common_cause,
     refute,
+    reruns,
+    verdict,
 )
 
 
@@ -152,3 +155,23 @@ def test_same_seed_same_results_and_errors_are_named():
         data_subsets(_ols_effect, X, W, (y,), seed=0, fraction=1.0)
     with pytest.raises(ValueError, match="tolerance must be > 0"):
         random_common_cause(_ols_effect, X, W, (y,), seed=0, tolerance=0)
+
+
+def test_planned_reruns_and_verdicts_are_the_refuters():
+    """The pipeline runs the refuters' re-estimates side by side (``reruns``) and judges them
+    apart (``verdict``): the same changed data and results as each refuter run in turn."""
+    X, W, y = _linear_design(n=600)
+    original = _ols_effect(X, W, y, seed=3)
+    together = refute(_ols_effect, X, W, (y,), seed=3, n_subsets=4, fraction=0.7, tolerance=0.5)
+    for name, expected in zip(REFUTERS, together, strict=True):
+        planned = reruns(name, X, W, (y,), seed=3, n_subsets=4, fraction=0.7)
+        assert len(planned) == (4 if name == "data_subsets" else 1)
+        estimates = [_ols_effect(r.X, r.W, *r.outcome, seed=3) for r in planned]
+        got = verdict(name, estimates, original, tolerance=0.5, fraction=0.7)
+        assert got == expected
+    # the draws are the refuter's own: the placebo permutes the arms, the subsets differ
+    placebo = reruns("placebo_treatment", X, W, (y,), seed=3)[0]
+    assert sorted(placebo.W) == sorted(W) and not np.array_equal(placebo.W, W)
+    subsets = reruns("data_subsets", X, W, (y,), seed=3, n_subsets=3, fraction=0.5)
+    assert all(r.X.shape == (300, 3) for r in subsets)
+    assert not np.array_equal(subsets[0].X, subsets[1].X)

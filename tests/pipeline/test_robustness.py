@@ -117,3 +117,34 @@ def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch
     assert all(set(r) == REFUTATION_KEYS for r in out["refutations"])
     assert [e["evalue"] for e in out["evalues"]] == [None, None]
     assert all(set(e) == EVALUE_KEYS and "no CRS" in e["note"] for e in out["evalues"])
+
+
+def test_a_failing_re_estimate_fails_its_target_only(tmp_path, monkeypatch):
+    # the re-estimates run as one flat list: a subset whose estimate fails marks its target's
+    # refutations failed (with the reason), the E-value from the original stays
+    path = tmp_path / "crs_only.yaml"
+    path.write_text(
+        CONFIG.replace(
+            "os: {survival_horizon: 12, rmst_horizon: null}", "os: {enabled: false}"
+        ).replace("{name: cox, kind: cox_interaction}", "{name: lr, kind: logistic_interaction}"),
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    cohort, _ = prepare_cohort(config)
+    data = prepare_analysis(cohort, config.time_zero[0])
+    full = len(data.cohort)
+    real = robustness.aipw_risk_difference
+
+    def fails_on_subsets(X, W, y, seed):
+        if len(y) < full and y.mean() < 0.2:  # the grade >= 3 subsets only
+            raise ValueError("too few events in a subset")
+        return real(X, W, y, seed)
+
+    monkeypatch.setattr(robustness, "aipw_risk_difference", fails_on_subsets)
+    out = robustness.robustness_checks(data, {}, config, config.seed)
+    by_target = {}
+    for r in out["refutations"]:
+        by_target.setdefault(r["target"], []).append(r)
+    assert all("too few events" in r["detail"] for r in by_target["crs_g3"])
+    assert not any("too few events" in r["detail"] for r in by_target["crs"])
+    assert all(e["evalue"] is not None for e in out["evalues"])

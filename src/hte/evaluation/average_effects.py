@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier
+from lightgbm import LGBMClassifier
 
 from hte.array_checks import (
     check_binary_outcome,
@@ -29,6 +29,7 @@ from hte.array_checks import (
 from hte.design.propensity import cross_fit_propensity
 from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 from hte.estimators.shared_nuisances import cross_fit_arm_risks
+from hte.estimators.survival_learners import default_hazard_learner
 
 __all__ = [
     "DRAverage",
@@ -109,22 +110,16 @@ def aipw_from_nuisances(y, w, e, mu1, mu0) -> DRAverage:
     return _from_scores(phi1, phi0, "AIPW, cross-fitted propensity and boosted outcome models")
 
 
-def fast_hazard_learner() -> HistGradientBoostingClassifier:
-    """The nuisance module's default hazard learner with 32 bins instead of 255.
+def fast_hazard_learner() -> LGBMClassifier:
+    """The nuisance module's default hazard learner (LightGBM, shallow boosting) with 32 bins
+    instead of 63: the time feature has at most ``grid_size`` values anyway.
 
-    Why: with exposure weights, scikit-learn bins each feature through weighted percentiles, which
-    took about two thirds of a cross-fit at n = 2,000; 32 bins make it about 3x faster (the grid
-    time feature has at most ``grid_size`` values anyway).
+    Why not scikit-learn's HistGradientBoosting: with the person-period exposure weights it bins
+    every feature through weighted percentiles. On the default cohort (n = 2,000, 12 seeds) one
+    cross-fitted estimate took 3.6 s of CPU with it and 1.6 s with LightGBM, with the same error
+    against the true effect (RMSE 0.027 both, the same standard errors; docs/benchmarks.md).
     """
-    return HistGradientBoostingClassifier(
-        max_depth=3,
-        learning_rate=0.1,
-        max_iter=100,
-        min_samples_leaf=40,
-        l2_regularization=1.0,
-        early_stopping=False,
-        max_bins=32,
-    )
+    return default_hazard_learner().set_params(max_bin=32)
 
 
 def aipcw_survival_difference(

@@ -89,6 +89,154 @@ def _original(estimate_fn, Xa, w, arrays, seed, original) -> tuple[float, float]
     return _call(estimate_fn, Xa, w, arrays, seed)
 
 
+@dataclass(frozen=True)
+class Rerun:
+    """One re-estimate a refuter asks for: the changed data (every nuisance is refitted on it)."""
+
+    X: np.ndarray
+    W: np.ndarray
+    outcome: tuple
+
+
+def reruns(
+    refuter: str,
+    X,
+    W,
+    outcome: tuple,
+    *,
+    seed: int,
+    n_subsets: int = 10,
+    fraction: float = 0.8,
+) -> list[Rerun]:
+    """The changed data sets of one refuter, drawn from its own seeded stream: one permuted
+    treatment (placebo), one added noise covariate (random common cause) or ``n_subsets`` row
+    subsets. Each is estimated with the original's ``seed``; ``verdict`` judges the estimates.
+    Split so that a caller can run the re-estimates of several refuters side by side."""
+    if refuter not in REFUTERS:
+        raise ValueError(f"unknown refuters {[refuter]}; choose from {REFUTERS}")
+    Xa, w, arrays = _inputs(X, W, outcome)
+    rng = _rng(seed, refuter)
+    if refuter == "placebo_treatment":
+        return [Rerun(Xa, rng.permutation(w), arrays)]
+    if refuter == "random_common_cause":
+        return [Rerun(np.column_stack([Xa, rng.standard_normal(Xa.shape[0])]), w, arrays)]
+    _check_subsets(n_subsets, fraction)
+    n = Xa.shape[0]
+    size = round(fraction * n)
+    out = []
+    for _ in range(int(n_subsets)):
+        rows = np.sort(rng.choice(n, size=size, replace=False))
+        out.append(Rerun(Xa[rows], w[rows], tuple(a[rows] for a in arrays)))
+    return out
+
+
+def _check_subsets(n_subsets: int, fraction: float) -> None:
+    if int(n_subsets) < 2:
+        raise ValueError(f"n_subsets must be >= 2; got {n_subsets}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be in (0, 1); got {fraction}")
+
+
+def verdict(
+    refuter: str,
+    estimates: Sequence[tuple[float, float]],
+    original: tuple[float, float],
+    *,
+    alpha: float = 0.05,
+    tolerance: float = 1.0,
+    fraction: float = 0.8,
+) -> RefutationResult:
+    """The refuter's result from its re-estimates ``(estimate, std_err)`` (in ``reruns``
+    order) and the original ``(estimate, std_err)``."""
+    z = _z(alpha)
+    orig, orig_se = (float(v) for v in original)
+    if refuter == "placebo_treatment":
+        est, se = (float(v) for v in estimates[0])
+        lo, hi = est - z * se, est + z * se
+        passed = bool(lo <= 0 <= hi)
+        return RefutationResult(
+            refuter="placebo_treatment",
+            description="treatment randomly permuted (arm sizes kept); nuisances refitted",
+            original=orig,
+            original_se=orig_se,
+            estimate=est,
+            lower=lo,
+            upper=hi,
+            expected="0 (a random label has no effect): the interval covers 0",
+            passed=passed,
+            detail=(
+                f"placebo effect {est:.4g} (SE {se:.3g}, {100 * (1 - alpha):g}% CI {lo:.4g} to "
+                f"{hi:.4g}) {'covers' if passed else 'excludes'} 0; original {orig:.4g}"
+            ),
+        )
+    if refuter == "random_common_cause":
+        _check_tolerance(tolerance)
+        est, se = (float(v) for v in estimates[0])
+        shift = abs(est - orig) / orig_se if orig_se > 0 else np.inf
+        passed = bool(shift <= tolerance)
+        return RefutationResult(
+            refuter="random_common_cause",
+            description="an independent N(0, 1) covariate added; nuisances refitted",
+            original=orig,
+            original_se=orig_se,
+            estimate=est,
+            lower=est - z * se,
+            upper=est + z * se,
+            expected=f"unchanged: within {tolerance:g} original SE of the original estimate",
+            passed=passed,
+            detail=(
+                f"new {est:.4g} vs original {orig:.4g}: moved {shift:.2f} original SE "
+                f"({orig_se:.3g}); tolerance {tolerance:g}"
+            ),
+        )
+    values = np.array([float(e[0]) for e in estimates])
+    mean = float(values.mean())
+    o_lo, o_hi = orig - z * orig_se, orig + z * orig_se
+    passed = bool(o_lo <= mean <= o_hi)
+    lo, hi = (float(q) for q in np.quantile(values, [alpha / 2, 1 - alpha / 2]))
+    return RefutationResult(
+        refuter="data_subsets",
+        description=f"{values.size} random subsets of {fraction:.0%} of the patients",
+        original=orig,
+        original_se=orig_se,
+        estimate=mean,
+        lower=lo,
+        upper=hi,
+        expected="stable: the subset estimates' mean within the original interval",
+        passed=passed,
+        detail=(
+            f"mean of subset estimates {mean:.4g} (sd {values.std(ddof=1):.3g}, range "
+            f"{values.min():.4g} to {values.max():.4g}) "
+            f"{'inside' if passed else 'outside'} the original interval {o_lo:.4g} to "
+            f"{o_hi:.4g}; lower/upper are the subset estimates' "
+            f"{100 * alpha / 2:g}% and {100 * (1 - alpha / 2):g}% quantiles"
+        ),
+    )
+
+
+def _check_tolerance(tolerance: float) -> None:
+    if not tolerance > 0:
+        raise ValueError(f"tolerance must be > 0 (in original standard errors); got {tolerance}")
+
+
+def _refuted(
+    refuter: str, estimate_fn, X, W, outcome, seed, alpha, original, **options
+) -> RefutationResult:
+    """One refuter run here: its re-estimates in turn, then its verdict."""
+    _z(alpha)
+    if refuter == "random_common_cause":
+        _check_tolerance(options.get("tolerance", 1.0))
+    sizes = {k: options[k] for k in ("n_subsets", "fraction") if k in options}
+    if refuter == "data_subsets":
+        _check_subsets(**sizes)
+    Xa, w, arrays = _inputs(X, W, outcome)
+    orig = _original(estimate_fn, Xa, w, arrays, seed, original)
+    planned = reruns(refuter, Xa, w, arrays, seed=seed, **sizes)
+    estimates = [_call(estimate_fn, r.X, r.W, r.outcome, seed) for r in planned]
+    judged = {k: options[k] for k in ("tolerance", "fraction") if k in options}
+    return verdict(refuter, estimates, orig, alpha=alpha, **judged)
+
+
 def placebo_treatment(
     estimate_fn: EstimateFn,
     X,
@@ -100,28 +248,7 @@ def placebo_treatment(
     original: tuple[float, float] | None = None,
 ) -> RefutationResult:
     """Re-estimate with the treatment randomly permuted; passes when the interval covers 0."""
-    z = _z(alpha)
-    Xa, w, arrays = _inputs(X, W, outcome)
-    orig, orig_se = _original(estimate_fn, Xa, w, arrays, seed, original)
-    placebo = _rng(seed, "placebo_treatment").permutation(w)
-    est, se = _call(estimate_fn, Xa, placebo, arrays, seed)
-    lo, hi = est - z * se, est + z * se
-    passed = bool(lo <= 0 <= hi)
-    return RefutationResult(
-        refuter="placebo_treatment",
-        description="treatment randomly permuted (arm sizes kept); nuisances refitted",
-        original=orig,
-        original_se=orig_se,
-        estimate=est,
-        lower=lo,
-        upper=hi,
-        expected="0 (a random label has no effect): the interval covers 0",
-        passed=passed,
-        detail=(
-            f"placebo effect {est:.4g} (SE {se:.3g}, {100 * (1 - alpha):g}% CI {lo:.4g} to "
-            f"{hi:.4g}) {'covers' if passed else 'excludes'} 0; original {orig:.4g}"
-        ),
-    )
+    return _refuted("placebo_treatment", estimate_fn, X, W, outcome, seed, alpha, original)
 
 
 def random_common_cause(
@@ -137,29 +264,16 @@ def random_common_cause(
 ) -> RefutationResult:
     """Re-estimate with an independent N(0, 1) covariate added; passes when the estimate moves by
     at most ``tolerance`` original standard errors."""
-    z = _z(alpha)
-    if not tolerance > 0:
-        raise ValueError(f"tolerance must be > 0 (in original standard errors); got {tolerance}")
-    Xa, w, arrays = _inputs(X, W, outcome)
-    orig, orig_se = _original(estimate_fn, Xa, w, arrays, seed, original)
-    noise = _rng(seed, "random_common_cause").standard_normal(Xa.shape[0])
-    est, se = _call(estimate_fn, np.column_stack([Xa, noise]), w, arrays, seed)
-    shift = abs(est - orig) / orig_se if orig_se > 0 else np.inf
-    passed = bool(shift <= tolerance)
-    return RefutationResult(
-        refuter="random_common_cause",
-        description="an independent N(0, 1) covariate added; nuisances refitted",
-        original=orig,
-        original_se=orig_se,
-        estimate=est,
-        lower=est - z * se,
-        upper=est + z * se,
-        expected=f"unchanged: within {tolerance:g} original SE of the original estimate",
-        passed=passed,
-        detail=(
-            f"new {est:.4g} vs original {orig:.4g}: moved {shift:.2f} original SE "
-            f"({orig_se:.3g}); tolerance {tolerance:g}"
-        ),
+    return _refuted(
+        "random_common_cause",
+        estimate_fn,
+        X,
+        W,
+        outcome,
+        seed,
+        alpha,
+        original,
+        tolerance=tolerance,
     )
 
 
@@ -177,42 +291,17 @@ def data_subsets(
 ) -> RefutationResult:
     """Re-estimate on random subsets of the rows; passes when the subset estimates' mean lies in
     the original (1 - alpha) interval."""
-    z = _z(alpha)
-    if int(n_subsets) < 2:
-        raise ValueError(f"n_subsets must be >= 2; got {n_subsets}")
-    if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be in (0, 1); got {fraction}")
-    Xa, w, arrays = _inputs(X, W, outcome)
-    orig, orig_se = _original(estimate_fn, Xa, w, arrays, seed, original)
-    n = Xa.shape[0]
-    size = round(fraction * n)
-    rng = _rng(seed, "data_subsets")
-    estimates = np.empty(int(n_subsets))
-    for i in range(int(n_subsets)):
-        rows = np.sort(rng.choice(n, size=size, replace=False))
-        sub = tuple(a[rows] for a in arrays)
-        estimates[i] = _call(estimate_fn, Xa[rows], w[rows], sub, seed)[0]
-    mean = float(estimates.mean())
-    o_lo, o_hi = orig - z * orig_se, orig + z * orig_se
-    passed = bool(o_lo <= mean <= o_hi)
-    lo, hi = (float(q) for q in np.quantile(estimates, [alpha / 2, 1 - alpha / 2]))
-    return RefutationResult(
-        refuter="data_subsets",
-        description=f"{int(n_subsets)} random subsets of {fraction:.0%} of the patients",
-        original=orig,
-        original_se=orig_se,
-        estimate=mean,
-        lower=lo,
-        upper=hi,
-        expected="stable: the subset estimates' mean within the original interval",
-        passed=passed,
-        detail=(
-            f"mean of subset estimates {mean:.4g} (sd {estimates.std(ddof=1):.3g}, range "
-            f"{estimates.min():.4g} to {estimates.max():.4g}) "
-            f"{'inside' if passed else 'outside'} the original interval {o_lo:.4g} to "
-            f"{o_hi:.4g}; lower/upper are the subset estimates' "
-            f"{100 * alpha / 2:g}% and {100 * (1 - alpha / 2):g}% quantiles"
-        ),
+    return _refuted(
+        "data_subsets",
+        estimate_fn,
+        X,
+        W,
+        outcome,
+        seed,
+        alpha,
+        original,
+        n_subsets=n_subsets,
+        fraction=fraction,
     )
 
 

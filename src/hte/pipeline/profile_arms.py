@@ -208,12 +208,10 @@ def match_curves(
     squares within what each curve can reach."""
     grid = np.asarray(grid, dtype=float)
     curves = {"cart": np.asarray(cart, float), "tec": np.asarray(tec, float)}
-    on_grid = lambda h: (
-        h is not None
-        and bool(  # noqa: E731  (np.isclose's tolerances)
-            np.any(np.abs(grid - h) <= 1e-8 + 1e-5 * abs(h))
-        )
-    )
+
+    def on_grid(h) -> bool:  # np.isclose's tolerances, without its overhead
+        return h is not None and bool(np.any(np.abs(grid - h) <= 1e-8 + 1e-5 * abs(h)))
+
     knot = float(survival_horizon) if on_grid(survival_horizon) else None
     point = None
     k1 = {"cart": 1.0, "tec": 1.0}

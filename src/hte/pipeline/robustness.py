@@ -45,7 +45,7 @@ from hte.evaluation.average_effects import (
 )
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.evaluation.evalues import EValue, evalue_hr, evalue_rr, risk_ratio_from_risks
-from hte.evaluation.refutation import REFUTERS, RefutationResult, refute
+from hte.evaluation.refutation import REFUTERS, RefutationResult, reruns, verdict
 from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import AnalysisData, crs_outcomes
 
@@ -167,27 +167,16 @@ def _as_pair(estimate_fn, X, W, *outcome, seed):
 
 
 def _run_task(task: tuple):
-    """A target's original estimate (``("original", target, seed)``) or one refuter of it
-    (``("refute", target, seed, alpha, refuter, original, n_subsets)``); an error comes back
-    as an ``("error", text)`` pair. Module-level and self-contained: it runs in a worker."""
+    """A target's original estimate (``("original", target, seed)``) or one re-estimate a
+    refuter asked for (``("rerun", target, seed, rerun)``: its ``(estimate, std_err)``); an
+    error comes back as an ``("error", text)`` pair. Module-level and self-contained: it runs
+    in a worker."""
     kind, target, seed = task[:3]
     try:
         if kind == "original":
             return target.estimate_fn(target.X, target.W, *target.outcome, seed=seed)
-        alpha, refuter, original, n_subsets = task[3:]
-        return refute(
-            partial(_as_pair, target.estimate_fn),
-            target.X,
-            target.W,
-            target.outcome,
-            seed=seed,
-            alpha=alpha,
-            refuters=(refuter,),
-            tolerance=RCC_TOLERANCE,
-            n_subsets=n_subsets,
-            fraction=SUBSET_FRACTION,
-            original=original.as_pair(),
-        )[0]
+        rerun = task[3]
+        return _as_pair(target.estimate_fn, rerun.X, rerun.W, *rerun.outcome, seed=seed)
     except STAGE_FAILURES as exc:  # recorded, the other targets go on
         return ("error", f"{type(exc).__name__}: {exc}")
 
@@ -196,42 +185,77 @@ def _is_error(result) -> bool:
     return isinstance(result, tuple) and len(result) == 2 and result[0] == "error"
 
 
+def _planned_reruns(target: _Target, seed: int) -> dict[str, list | tuple]:
+    """Per refuter, its changed data sets (``hte.evaluation.refutation.reruns``) or the error
+    that stopped drawing them."""
+    out: dict[str, list | tuple] = {}
+    for name in REFUTERS:
+        try:
+            out[name] = reruns(
+                name,
+                target.X,
+                target.W,
+                target.outcome,
+                seed=seed,
+                n_subsets=N_SUBSETS,
+                fraction=SUBSET_FRACTION,
+            )
+        except STAGE_FAILURES as exc:
+            out[name] = ("error", f"{type(exc).__name__}: {exc}")
+    return out
+
+
 def _refute_targets(targets: list[_Target], seed: int, alpha: float) -> list[tuple]:
     """Per target, its original (or the error that stopped it) and its refuters' results, in
-    ``REFUTERS`` order. Every estimate is independent: the missing originals and the refuters
-    of the targets whose original is in hand run first, in ``PROCESSES`` worker processes
-    (``hte.pipeline.parallel``), then the refuters of the originals just estimated. Each refuter
-    draws its own seeded stream, so running them apart gives the numbers ``refute`` gives."""
-    originals: dict[str, Any] = {t.name: t.original for t in targets}
-
-    def refuter_tasks(ready: list[_Target]) -> list[tuple]:
-        return [
-            ("refute", t, seed, alpha, name, originals[t.name], N_SUBSETS)
-            for t in ready
-            for name in REFUTERS
-        ]
-
-    first = [("original", t, seed) for t in targets if t.original is None]
-    first += refuter_tasks([t for t in targets if t.original is not None])
-    results = dict(zip(_task_keys(first), map_tasks(_run_task, first, PROCESSES), strict=True))
+    ``REFUTERS`` order. Every estimate is independent of the others (a refuter needs the
+    original only to judge its re-estimates), so the missing originals and every refuter's
+    re-estimates (7 per target: placebo, random common cause and the data subsets) run as one
+    flat list in ``PROCESSES`` worker processes (``hte.pipeline.parallel``), the targets in
+    their order (the survival ones, the slowest, first). Each refuter draws its changes from
+    its own seeded stream, so the numbers are those ``refute`` gives."""
+    plans = {t.name: _planned_reruns(t, seed) for t in targets}
+    tasks = [("original", t, seed) for t in targets if t.original is None]
+    for t in targets:
+        for name in REFUTERS:
+            if not _is_error(plans[t.name][name]):
+                tasks += [("rerun", t, seed, r) for r in plans[t.name][name]]
+    done = list(map_tasks(_run_task, tasks, PROCESSES))
+    originals = {t.name: t.original for t in targets}
+    position = 0
     for t in targets:
         if t.original is None:
-            originals[t.name] = results[("original", t.name)]
-    later = refuter_tasks(
-        [t for t in targets if t.original is None and not _is_error(originals[t.name])]
+            originals[t.name] = done[position]
+            position += 1
+    out = []
+    for t in targets:
+        refuted = []
+        for name in REFUTERS:
+            plan = plans[t.name][name]
+            if _is_error(plan):
+                refuted.append(plan)
+                continue
+            estimates = done[position : position + len(plan)]
+            position += len(plan)
+            refuted.append(_judged(name, estimates, originals[t.name], alpha))
+        out.append((originals[t.name], refuted))
+    return out
+
+
+def _judged(name: str, estimates: list, original, alpha: float):
+    """The refuter's result, or the first error among its re-estimates (or its original's)."""
+    failed = next((e for e in estimates if _is_error(e)), None)
+    if failed is not None:
+        return failed
+    if _is_error(original):
+        return original
+    return verdict(
+        name,
+        estimates,
+        original.as_pair(),
+        alpha=alpha,
+        tolerance=RCC_TOLERANCE,
+        fraction=SUBSET_FRACTION,
     )
-    results |= dict(zip(_task_keys(later), map_tasks(_run_task, later, PROCESSES), strict=True))
-    return [
-        (originals[t.name], [results.get(("refute", t.name, name)) for name in REFUTERS])
-        for t in targets
-    ]
-
-
-def _task_keys(tasks: list[tuple]) -> list[tuple]:
-    return [
-        ("original", t[1].name) if t[0] == "original" else ("refute", t[1].name, t[4])
-        for t in tasks
-    ]
 
 
 def _target_entries(target: _Target, original, refuted: list, alpha: float):
