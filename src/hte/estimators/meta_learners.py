@@ -15,6 +15,7 @@ from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalFore
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
+from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.survival_curves import CounterfactualSurvivalEstimator
 
 BASE_LEARNERS = ("rsf", "gbsa", "cox")
@@ -110,6 +111,14 @@ class _SurvivalMetaLearner(CounterfactualSurvivalEstimator):
     def _new_model(self, seed: int):
         return make_base_learner(self.base_learner, self.base_params, seed, self.n_jobs)
 
+    @staticmethod
+    def _fitted(model):
+        """A fitted base learner that predicts in one thread: a random survival forest sums its
+        trees in ``n_jobs`` threads in whatever order they finish, so two predictions of the
+        same rows differed in the last bits (up to 1e-14 months of RMST)."""
+        predict_in_one_thread(model)
+        return model
+
     def _outcome(self, time, event):
         return Surv.from_arrays(event=event, time=coarsen_times(time, self._resolution()))
 
@@ -131,7 +140,7 @@ class TLearnerSurvival(_SurvivalMetaLearner):
         models = {}
         for arm in (1, 0):
             rows = treatment == arm
-            models[arm] = self._new_model(seed + arm).fit(X[rows], y[rows])
+            models[arm] = self._fitted(self._new_model(seed + arm).fit(X[rows], y[rows]))
         return models
 
     def _arm_steps(self, state, X):
@@ -179,7 +188,8 @@ class SLearnerSurvival(_SurvivalMetaLearner):
         return np.hstack([X, w])
 
     def _fit_state(self, X, time, event, treatment, sample_weight, seed):
-        return self._new_model(seed).fit(self._features(X, treatment), self._outcome(time, event))
+        model = self._new_model(seed).fit(self._features(X, treatment), self._outcome(time, event))
+        return self._fitted(model)
 
     def _arm_steps(self, state, X):
         ones = np.ones(X.shape[0], dtype=int)
