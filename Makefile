@@ -62,6 +62,7 @@ bench: setup
 	$(BIN)/python experiments/benchmarks/learner_selection_rules/compare_gates.py > experiments/benchmarks/learner_selection_rules/gates.md
 	$(BIN)/python -m benchmarks.bench_csf
 	$(BIN)/python -m benchmarks.bench_attributions
+	$(BIN)/python -m benchmarks.refutation_hazard --seeds 12
 	$(BIN)/python -m benchmarks.app_latency --json-repeats 9
 	$(BIN)/python -m benchmarks.omop_build --n 100000
 
