@@ -94,7 +94,8 @@ def test_values_agree_with_the_baselines(checks):
     assert next(e for e in out["evalues"] if e["target"] == "survival")["estimate"] < 1
 
 
-def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
+def _crs_only(tmp_path):
+    """The test config without OS (CRS targets only), and its analysis."""
     path = tmp_path / "crs_only.yaml"
     path.write_text(
         CONFIG.replace(
@@ -105,6 +106,11 @@ def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch
     config = load_config(path)
     cohort, _ = prepare_cohort(config)
     data = prepare_analysis(cohort, config.time_zero[0])
+    return config, data
+
+
+def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
+    config, data = _crs_only(tmp_path)
 
     def broken(X, W, y, seed):
         raise ValueError("no CRS recorded in one arm")
@@ -122,16 +128,7 @@ def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch
 def test_a_failing_re_estimate_fails_its_target_only(tmp_path, monkeypatch):
     # the re-estimates run as one flat list: a subset whose estimate fails marks its target's
     # refutations failed (with the reason), the E-value from the original stays
-    path = tmp_path / "crs_only.yaml"
-    path.write_text(
-        CONFIG.replace(
-            "os: {survival_horizon: 12, rmst_horizon: null}", "os: {enabled: false}"
-        ).replace("{name: cox, kind: cox_interaction}", "{name: lr, kind: logistic_interaction}"),
-        encoding="utf-8",
-    )
-    config = load_config(path)
-    cohort, _ = prepare_cohort(config)
-    data = prepare_analysis(cohort, config.time_zero[0])
+    config, data = _crs_only(tmp_path)
     full = len(data.cohort)
     real = robustness.aipw_risk_difference
 
