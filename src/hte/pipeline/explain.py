@@ -36,9 +36,10 @@ N_TOP = 5
 # the boosted surrogate can turn that into visible changes of its fidelity, so the predictions it
 # is fitted to are rounded first (far below any clinically meaningful effect).
 EFFECT_DECIMALS = 8
-# the fits' explanations are independent and can run in worker processes
-# (hte.pipeline.parallel); 1 = here: in processes they took twice the CPU (docs/speed.md)
-N_JOBS = 1
+# the fits' explanations are independent: they run in 2 worker processes (hte.pipeline.parallel),
+# warm by then from the held-out and refutation stages: the default run's SHAP stage took 9.2 s
+# against 16.4 s in this process, for the same CPU (docs/speed.md); 1 = here
+N_JOBS = 2
 
 
 class RoundedEffect:
