@@ -164,3 +164,13 @@ def interval_z(alpha: float) -> float:
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1); got {alpha}")
     return float(stats.norm.ppf(1 - alpha / 2))
+
+
+def feature_names_match(names, estimator) -> bool:
+    """Whether a frame with these columns passes ``estimator``'s name check at predict time
+    (``check_feature_names``): then the same rows as an array give the same numbers."""
+    try:
+        check_feature_names(names, getattr(estimator, "feature_names_in_", None), "")
+    except ValueError:
+        return False
+    return True

@@ -133,10 +133,13 @@ def aipcw_survival_difference(
     grid_size: int = 10,
     n_folds: int = 5,
     n_jobs: int = 1,
+    hazard_learner=None,
 ) -> DRAverage:
     """Doubly robust difference in survival at ``horizon`` from AIPCW pseudo-outcomes, every
     nuisance cross-fitted on (X, W, time, event). A 10-point grid and the 32-bin hazard learner
-    keep a refit to a couple of seconds at n = 2,000."""
+    (``fast_hazard_learner``; ``hazard_learner`` makes another, for benchmarks) keep a refit to
+    a couple of seconds at n = 2,000."""
+    make_learner = fast_hazard_learner if hazard_learner is None else hazard_learner
     Xa, _ = check_covariates(X, allow_nan=True)
     w = check_treatment(W, Xa.shape[0])
     t, d = check_survival_outcome(time, event, Xa.shape[0], horizon=float(horizon))
@@ -148,8 +151,8 @@ def aipcw_survival_difference(
         target="survival",
         horizon=float(horizon),
         grid_size=grid_size,
-        event_learner=fast_hazard_learner(),
-        censoring_learner=fast_hazard_learner(),
+        event_learner=make_learner(),
+        censoring_learner=make_learner(),
         n_folds=n_folds,
         random_state=seed,
         n_jobs=n_jobs,

@@ -220,21 +220,29 @@ def _check_tolerance(tolerance: float) -> None:
 
 
 def _refuted(
-    refuter: str, estimate_fn, X, W, outcome, seed, alpha, original, **options
+    refuter: str,
+    estimate_fn,
+    X,
+    W,
+    outcome,
+    seed,
+    alpha,
+    original,
+    *,
+    tolerance: float = 1.0,
+    n_subsets: int = 10,
+    fraction: float = 0.8,
 ) -> RefutationResult:
-    """One refuter run here: its re-estimates in turn, then its verdict."""
+    """One refuter run here: its settings checked before any estimate, its re-estimates in
+    turn, then its verdict."""
     _z(alpha)
-    if refuter == "random_common_cause":
-        _check_tolerance(options.get("tolerance", 1.0))
-    sizes = {k: options[k] for k in ("n_subsets", "fraction") if k in options}
-    if refuter == "data_subsets":
-        _check_subsets(**sizes)
+    _check_tolerance(tolerance)
+    _check_subsets(n_subsets, fraction)
     Xa, w, arrays = _inputs(X, W, outcome)
     orig = _original(estimate_fn, Xa, w, arrays, seed, original)
-    planned = reruns(refuter, Xa, w, arrays, seed=seed, **sizes)
+    planned = reruns(refuter, Xa, w, arrays, seed=seed, n_subsets=n_subsets, fraction=fraction)
     estimates = [_call(estimate_fn, r.X, r.W, r.outcome, seed) for r in planned]
-    judged = {k: options[k] for k in ("tolerance", "fraction") if k in options}
-    return verdict(refuter, estimates, orig, alpha=alpha, **judged)
+    return verdict(refuter, estimates, orig, alpha=alpha, tolerance=tolerance, fraction=fraction)
 
 
 def placebo_treatment(

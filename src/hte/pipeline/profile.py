@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hte.array_checks import feature_names_match
 from hte.estimators.boosting_reader import boosting_reader
 from hte.estimators.grf_reader import grf_reader
 from hte.estimators.survival_curves import CounterfactualSurvivalEstimator
@@ -101,7 +102,7 @@ class ProfileExplorer:
             target
             for target, model in models.items()
             if isinstance(model, CounterfactualSurvivalEstimator)
-            and _names_match(self._columns, model)
+            and feature_names_match(self._columns, model)
         }
         self._threads = None
         # the propensity model read in numpy (bit for bit its own numbers, ~10x faster per row)
@@ -512,9 +513,3 @@ class ProfileExplorer:
 
 def _horizon(source: EffectSource | None) -> float | None:
     return None if source is None or source.horizon is None else float(source.horizon)
-
-
-def _names_match(columns: list[str], model) -> bool:
-    """Whether ``model`` was fitted on exactly these design columns, in order."""
-    fitted = getattr(model, "feature_names_in_", None)
-    return fitted is not None and [str(c) for c in fitted] == list(columns)

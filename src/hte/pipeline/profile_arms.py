@@ -111,7 +111,7 @@ def _area(grid, survival, scale: CurveScale, horizon) -> float:
     return float(restricted_mean(grid, scale.apply(grid, survival), horizon))
 
 
-def _bisect(area_of, lo: float, hi: float, target: float) -> float:
+def _solve_decreasing(area_of, lo: float, hi: float, target: float) -> float:
     """The parameter in [lo, hi] where the decreasing ``area_of`` reaches ``target`` (an end
     when the target is beyond it). Brent's method on the logarithm of the parameter (the
     bracket spans orders of magnitude, and the area is smooth in log scale): about a dozen
@@ -136,8 +136,8 @@ def _bisect(area_of, lo: float, hi: float, target: float) -> float:
 
 class _KnotArea:
     """The area up to ``horizon`` of one curve under ``CurveScale(k1, k2, knot, gamma)`` as a
-    cheap function of (k2, gamma): the grid terms are computed once (a bisection calls it
-    hundreds of times per query). Equal to ``_area`` (checked in the tests)."""
+    cheap function of (k2, gamma): the grid terms are computed once (a search calls it
+    a dozen or more times per arm and query). Equal to ``_area`` (checked in the tests)."""
 
     def __init__(self, grid, survival, k1, knot, horizon):
         H = -np.log(np.clip(np.asarray(survival, float), EPS, 1.0))
@@ -169,10 +169,10 @@ def _solve_after_knot(grid, survival, k1, knot, horizon, target_area) -> CurveSc
     area = _KnotArea(grid, survival, k1, knot, horizon)
     lowest, highest = area(MAX_SCALE), area(0.0)
     if lowest <= target_area <= highest:
-        return CurveScale(k1, _bisect(area, 0.0, MAX_SCALE, target_area), knot)
+        return CurveScale(k1, _solve_decreasing(area, 0.0, MAX_SCALE, target_area), knot)
     k2 = MAX_SCALE if target_area < lowest else 0.0
-    # area increases with gamma: bisect on 1 / gamma so that the area function decreases
-    inverse = _bisect(lambda g: area(k2, 1 / g), 1 / MAX_SCALE, MAX_SCALE, target_area)
+    # area increases with gamma: search on 1 / gamma so that the area function decreases
+    inverse = _solve_decreasing(lambda g: area(k2, 1 / g), 1 / MAX_SCALE, MAX_SCALE, target_area)
     return CurveScale(k1, k2, knot, 1 / inverse)
 
 
@@ -256,7 +256,7 @@ def match_curves(
 
 def _solve_k1_area(grid, survival, horizon, target_area) -> float:
     at_k = lambda k: _area(grid, survival, CurveScale(k, k, None), horizon)  # noqa: E731
-    return _bisect(at_k, 0.0, MAX_SCALE, target_area)
+    return _solve_decreasing(at_k, 0.0, MAX_SCALE, target_area)
 
 
 def shift_risks(members: np.ndarray, target: float) -> np.ndarray:
