@@ -74,6 +74,28 @@ def _square(x: int) -> int:
     return x * x
 
 
+WARM_PROBE = "xml.dom.minidom"  # a module neither hte nor this file imports
+
+
+def _worker_state(_: int) -> tuple[int, bool]:
+    import os
+    import sys
+
+    return os.getpid(), WARM_PROBE in sys.modules
+
+
+def test_warm_up_imports_in_the_workers_the_next_stage_uses(monkeypatch):
+    from hte.pipeline import parallel
+
+    monkeypatch.setenv("HTE_MAX_PROCESSES", "1")
+    assert parallel.warm_workers(2, (WARM_PROBE,)) is False  # one process: nothing to warm
+    monkeypatch.delenv("HTE_MAX_PROCESSES")
+    assert parallel.warm_workers(2, (WARM_PROBE,)) is True
+    states = list(map_tasks(_worker_state, range(8), n_jobs=2))
+    assert parallel._warm_up is None  # map_tasks waited for the warm-up before its own tasks
+    assert any(imported for _, imported in states)  # they ran in the warmed workers
+
+
 def test_map_tasks_keeps_the_order_in_and_out_of_process():
     assert list(map_tasks(_square, range(7), n_jobs=1)) == [x * x for x in range(7)]
     assert list(map_tasks(_square, range(7), n_jobs=2)) == [x * x for x in range(7)]

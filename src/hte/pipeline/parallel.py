@@ -10,9 +10,13 @@ limit each of the 2 processes would start a thread per core and they would fight
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
+
+log = logging.getLogger("hte.pipeline")
 
 N_JOBS = 2
 # caps the worker processes of every stage, e.g. on a machine whose cores are already busy (the
@@ -30,6 +34,64 @@ def max_processes() -> int | None:
     return int(raw)
 
 
+def effective_jobs(n_jobs: int) -> int:
+    """``n_jobs`` under the ``HTE_MAX_PROCESSES`` cap."""
+    cap = max_processes()
+    return int(n_jobs) if cap is None else min(int(n_jobs), cap)
+
+
+# The worker processes cost about 10 s of imports when they start (econml, scikit-survival,
+# pandas, statsmodels...). ``warm_workers`` pays it in the background at the start of a run, while
+# the run prepares its data and fits in this process; ``map_tasks`` waits for it to finish.
+WARM_MODULES = ("hte.pipeline.run",)
+_warm_up: threading.Thread | None = None
+
+
+def _import_modules(modules: tuple[str, ...]) -> int:
+    import importlib
+
+    for module in modules:
+        importlib.import_module(module)
+    return os.getpid()
+
+
+def _start_and_import(n_jobs: int, modules: tuple[str, ...]) -> None:
+    from joblib import Parallel, delayed
+
+    try:
+        Parallel(n_jobs=n_jobs, backend="loky", batch_size=1)(
+            delayed(_import_modules)(modules) for _ in range(n_jobs)
+        )
+    except Exception:  # a failed warm-up only costs the time it was meant to save
+        log.warning("warming the worker processes failed", exc_info=True)
+
+
+def warm_workers(n_jobs: int = N_JOBS, modules: tuple[str, ...] = WARM_MODULES) -> bool:
+    """Start the ``n_jobs`` worker processes now, in a background thread, and import
+    ``modules`` in each, so that the first stage that maps tasks to them does not wait for their
+    imports. Nothing happens when one process is all there is to use (``n_jobs`` or the cap is
+    1) or a warm-up is already under way. The numbers of a run are the same either way.
+    Returns whether a warm-up started."""
+    global _warm_up
+    jobs = effective_jobs(n_jobs)
+    if jobs < 2 or (_warm_up is not None and _warm_up.is_alive()):
+        return False
+    _warm_up = threading.Thread(
+        target=_start_and_import, args=(jobs, tuple(modules)), name="hte-warm-workers", daemon=True
+    )
+    _warm_up.start()
+    return True
+
+
+def wait_for_warm_up() -> None:
+    """Block until a warm-up started by ``warm_workers`` has finished (joblib's executor is then
+    free for this thread)."""
+    global _warm_up
+    if _warm_up is not None:
+        _warm_up.join()
+        _warm_up = None
+
+
 def single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
     """``fn(item)`` with BLAS and OpenMP limited to one thread."""
     from threadpoolctl import threadpool_limits
@@ -44,10 +106,11 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JO
     this process. Each call runs single-threaded (``single_threaded``). ``HTE_MAX_PROCESSES``
     caps ``n_jobs`` (same numbers either way)."""
     items = list(items)
-    cap = max_processes()
-    n_jobs = int(n_jobs) if cap is None else min(int(n_jobs), cap)
+    n_jobs = effective_jobs(n_jobs)
     if n_jobs > 1 and len(items) > 1:
         from joblib import Parallel, delayed
+
+        wait_for_warm_up()
 
         # batch_size=1: joblib's automatic batching would queue a slow task behind a batch of
         # quick ones in one worker while the other worker idles

@@ -28,6 +28,7 @@ from hte.pipeline.heterogeneity import (
     heterogeneity_tests,
 )
 from hte.pipeline.model_choice import model_choices
+from hte.pipeline.parallel import warm_workers
 from hte.pipeline.results import (
     decision_truth,
     effects_frame,
@@ -227,6 +228,7 @@ def run_experiment(
     check_output_root(root, "output root" if output_root is not None else "output.root")
     partial = create_partial_run_dir(root, config.name, run_id)
     _STOP.clear()
+    _warm_worker_processes()
     try:
         with (
             _run_log(partial / LOG_FILE),
@@ -245,6 +247,14 @@ def run_experiment(
         raise
     run_dir = finish_run_dir(partial, {"run_id": run_id, "name": config.name})
     return dataclasses.replace(result, run_dir=run_dir)
+
+
+def _warm_worker_processes() -> None:
+    """Start the held-out, refutation and SHAP stages' worker processes in the background now
+    (``hte.pipeline.parallel.warm_workers``): their imports then overlap the run's first stages."""
+    from hte.pipeline import explain, heterogeneity, robustness
+
+    warm_workers(max(heterogeneity.N_JOBS, robustness.PROCESSES, explain.N_JOBS))
 
 
 def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models) -> RunResult:
@@ -271,9 +281,12 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
         if data.nuisances is not None:
             data.nuisances.save(run_dir / nuisances_path(data.label))
         if store is not None:
+            clock = time.perf_counter()
             _save_models(store, data, fits)
+            timings[f"{data.label}/save_models"] = time.perf_counter() - clock
             _save_profile(store, data, fits, config, stages, timings, choices)
     stages.step("run folder: metrics, effects, figures")
+    clock = time.perf_counter()
     summary = _summary(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
     if facts.extraction is not None:  # cohort built from an OMOP database: its attrition
         summary.cohort_extraction = facts.extraction
@@ -286,6 +299,7 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
     write_figures(run_dir, prepared, all_fits)
     if store is not None:
         store.write_manifest()
+    timings["outputs"] = time.perf_counter() - clock
     return RunResult(
         run_dir=run_dir, metrics=json.loads(metrics_text), effects=effects, summary=summary
     )
