@@ -28,6 +28,7 @@ from hte.pipeline.heterogeneity import (
     heterogeneity_tests,
 )
 from hte.pipeline.model_choice import model_choices
+from hte.pipeline.model_saving import BackgroundSaving
 from hte.pipeline.parallel import warm_workers
 from hte.pipeline.results import (
     decision_truth,
@@ -270,21 +271,20 @@ def _run(config, facts, run_dir, run_id, resolved, stages, timings, write_models
     analyses: dict[str, AnalysisSummary] = {}
     prepared: list[AnalysisData] = []
     all_fits: dict[str, list[FittedEffect]] = {}
-    for analysis in config.time_zero:
-        data, fits, analyses[str(analysis.label)], choices = _analyse(
-            cohort, analysis, config, stages, timings, with_truth
-        )
-        prepared.append(data)
-        all_fits[data.label] = fits
-        if config.explanation.shap:
-            _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
-        if data.nuisances is not None:
-            data.nuisances.save(run_dir / nuisances_path(data.label))
-        if store is not None:
-            clock = time.perf_counter()
-            _save_models(store, data, fits)
-            timings[f"{data.label}/save_models"] = time.perf_counter() - clock
-            _save_profile(store, data, fits, config, stages, timings, choices)
+    with BackgroundSaving(store) as saving:
+        for analysis in config.time_zero:
+            data, fits, analyses[str(analysis.label)], choices = _analyse(
+                cohort, analysis, config, stages, timings, with_truth, saving.start
+            )
+            prepared.append(data)
+            all_fits[data.label] = fits
+            saving.wait(timings)  # the models are saved before this thread predicts with them
+            if config.explanation.shap:
+                _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
+            if data.nuisances is not None:
+                data.nuisances.save(run_dir / nuisances_path(data.label))
+            if store is not None:
+                _save_profile(store, data, fits, config, stages, timings, choices)
     stages.step("run folder: metrics, effects, figures")
     clock = time.perf_counter()
     summary = _summary(config, resolved, fingerprint, cohort, analyses, all_fits, with_truth)
@@ -323,9 +323,10 @@ def _write_provenance(run_dir: Path, config, resolved: dict, fingerprint: dict) 
     )
 
 
-def _analyse(cohort, analysis, config, stages, timings, with_truth):
+def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=None):
     """One time-zero analysis: design, diagnostics, baselines, fits; returns the prepared data,
-    the fits, the analysis's metrics and the chosen model per target."""
+    the fits, the analysis's metrics and the chosen model per target. ``on_fitted(data, fits)``
+    is called once the fits are summarized (the run starts saving the models then)."""
     label = str(analysis.label)
     stages.step(f"{label}: time zero and design")
     clock = time.perf_counter()
@@ -351,6 +352,8 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth):
         if truth is not None:
             summary.truth = truth
         estimators.setdefault(fit.estimator, {})[fit.target] = summary
+    if on_fitted is not None:
+        on_fitted(data, fits)
     stages.step(f"{label}: held-out RATE, TOC and BLP tests")
     clock = time.perf_counter()
     # once: tests, subgroups, model choice (DR scores), and the R-loss residuals beside them
@@ -484,30 +487,6 @@ def _attach_attributions(run_dir, data, fits, config, analyses, stages, timings)
     for estimator, by_target in summaries.items():
         for target, summary in by_target.items():
             estimators[estimator][target].attributions = summary
-
-
-def _save_models(store: ModelStore, data: AnalysisData, fits: list[FittedEffect]) -> None:
-    store.save(
-        model_path(data.label, "encoder"),
-        data.design.encoder,
-        role="encoder",
-        analysis=data.label,
-        features=data.design.feature_names,
-    )
-    for fit in fits:
-        if fit.model is None:
-            continue
-        store.save(
-            model_path(data.label, fit.key),
-            fit.model,
-            role="estimator",
-            analysis=data.label,
-            estimator=fit.estimator,
-            kind=fit.kind,
-            outcome=fit.outcome,
-            target=fit.target,
-            horizon=fit.horizon,
-        )
 
 
 def _save_profile(store, data, fits, config, stages, timings, choices=None) -> None:
