@@ -5,7 +5,8 @@ causal forests' posterior draws), on one core. The held-out, subgroup and refuta
 follow the fits keep this process mostly waiting on its worker processes, so the models are saved
 in a thread meanwhile (``BackgroundSaving``). Those stages read the fitted models (their settings,
 to make unfitted copies) but never change them; the run waits for the saving before the SHAP and
-profile stages predict with them. The files are the same bytes either way.
+profile stages predict with them. The files hold the same pickles of the same objects either
+way.
 """
 
 from __future__ import annotations

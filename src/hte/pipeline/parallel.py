@@ -47,12 +47,11 @@ WARM_MODULES = ("hte.pipeline.run",)
 _warm_up: threading.Thread | None = None
 
 
-def _import_modules(modules: tuple[str, ...]) -> int:
+def _import_modules(modules: tuple[str, ...]) -> None:
     import importlib
 
     for module in modules:
         importlib.import_module(module)
-    return os.getpid()
 
 
 def _start_and_import(n_jobs: int, modules: tuple[str, ...]) -> None:
