@@ -139,17 +139,19 @@ def fold_nuisances(
 ) -> list[FoldNuisances]:
     """Per held-out fold of the OS fits, the shared nuisances fitted on its training half only:
     once per fold, read by every estimator refitted on that half (none of the test half's
-    outcomes enters them)."""
-    out = []
-    for train, test in heldout_splits(_os_strata(data, n_folds), n_folds, seed):
-        nuis = fit_nuisances(
-            data.effect_data.subset(train),
-            horizons=horizons,
-            random_state=seed,
-            **DEFAULT_SURVIVAL,
-        )
-        out.append(FoldNuisances(train, test, nuis))
-    return out
+    outcomes enters them). The folds are fitted side by side in ``N_JOBS`` worker processes,
+    where the run's own process may be busy saving the models (``hte.pipeline.model_saving``)."""
+    splits = heldout_splits(_os_strata(data, n_folds), n_folds, seed)
+    task = partial(_fold_nuisances, data=data, seed=seed, horizons=tuple(horizons))
+    return list(map_tasks(task, splits, N_JOBS))
+
+
+def _fold_nuisances(split: tuple[np.ndarray, np.ndarray], data, seed, horizons) -> FoldNuisances:
+    train, test = split
+    nuis = fit_nuisances(
+        data.effect_data.subset(train), horizons=horizons, random_state=seed, **DEFAULT_SURVIVAL
+    )
+    return FoldNuisances(train, test, nuis)
 
 
 def _uses_shared(model, data: AnalysisData) -> bool:
