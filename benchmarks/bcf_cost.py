@@ -16,11 +16,8 @@ import json
 import sys
 import time
 
-import numpy as np
-
-from benchmarks.bcf_trial import TARGETS, cohort, score
+from benchmarks.bcf_trial import posterior_scores, pseudo_outcome_cases
 from hte.estimators.bcf import _sample
-from hte.estimators.shared_nuisances import fit_nuisances
 
 SETTINGS = {
     "package": {"num_gfr": 10, "num_mcmc": 200, "mu_trees": 200, "tau_trees": 50},
@@ -31,34 +28,18 @@ SETTINGS = {
 
 
 def rows_for_seed(seed: int):
-    data = cohort("default", 2000, seed)
-    t, d = data.survival_outcome()
-    X = np.asarray(data.X, dtype=float)
-    W = np.asarray(data.treatment, dtype=float)
-    nuisances = fit_nuisances(data.effect_data, horizons=(12.0, 24.0), random_state=seed)
-    for target in ("survival", "rmst"):
-        column, horizon = TARGETS[target]
-        truth = data.cohort[column].to_numpy(float)
-        out = nuisances.pseudo_outcomes(t, d, target=target, horizon=horizon)
-        e = np.clip(out["e"], 0.01, 0.99)
+    for target, X, W, y, e, _, truth in pseudo_outcome_cases(seed):
         for name, setting in SETTINGS.items():
             clock = time.process_time()
-            model = _sample(
-                X, W, out["pseudo_outcome"], e, num_burnin=0, variance_trees=0, seed=seed, **setting
-            )
+            model = _sample(X, W, y, e, num_burnin=0, variance_trees=0, seed=seed, **setting)
             cpu = time.process_time() - clock
-            draws = model.predict(X, np.zeros(len(W)), e, terms="cate", type="posterior")
-            draws = np.asarray(draws, dtype=float).reshape(len(W), -1)
-            band = tuple(np.quantile(draws, [0.025, 0.975], axis=1))
-            scores = score(draws.mean(axis=1), band, truth)
+            scores = posterior_scores(model, X, W, e, truth)
             yield {
                 "seed": seed,
                 "target": target,
                 "setting": name,
                 "cpu_seconds": round(cpu, 2),
-                "nmse": round(scores["nmse"], 3),
-                "coverage": round(scores["coverage"], 3),
-                "excludes_0": round(scores["excludes_0"], 3),
+                **scores,
             }
 
 

@@ -24,56 +24,31 @@ import sys
 
 import numpy as np
 
-from benchmarks.bcf_trial import TARGETS, cohort, score
+from benchmarks.bcf_trial import posterior_scores, pseudo_outcome_cases, score
 from hte.estimators.bcf import _sample
-from hte.estimators.shared_nuisances import fit_nuisances
-
-
-def _fit_and_score(X, W, y, e, truth, seed: int) -> dict:
-    model = _sample(
-        X,
-        W,
-        y,
-        e,
-        num_gfr=10,
-        num_burnin=0,
-        num_mcmc=200,
-        mu_trees=200,
-        tau_trees=50,
-        variance_trees=0,
-        seed=seed,
-    )
-    draws = model.predict(X, np.zeros(len(W)), e, terms="cate", type="posterior")
-    draws = np.asarray(draws, dtype=float).reshape(len(W), -1)
-    band = tuple(np.quantile(draws, [0.025, 0.975], axis=1))
-    scores = score(draws.mean(axis=1), band, truth)
-    return {k: round(scores[k], 3) for k in ("nmse", "coverage", "excludes_0")}
 
 
 def rows_for_seed(seed: int):
-    data = cohort("default", 2000, seed)
-    t, d = data.survival_outcome()
-    X = np.asarray(data.X, dtype=float)
-    W = np.asarray(data.treatment, dtype=float)
-    nuisances = fit_nuisances(data.effect_data, horizons=(12.0, 24.0), random_state=seed)
-    for target in ("survival", "rmst"):
-        column, horizon = TARGETS[target]
-        truth = data.cohort[column].to_numpy(float)
-        out = nuisances.pseudo_outcomes(t, d, target=target, horizon=horizon)
-        e = np.clip(out["e"], 0.01, 0.99)
-        g = out["mu1"] - out["mu0"]
-        variants = {
-            "base": X,
-            "g": np.column_stack([X, g]),
-            "g_m": np.column_stack([X, g, out["m"]]),
-        }
-        row = {
-            "seed": seed,
-            "target": target,
-            "plugin_nmse": round(score(g, (g, g), truth)["nmse"], 3),
-        }
+    for target, X, W, y, e, (mu1, mu0, m), truth in pseudo_outcome_cases(seed):
+        g = mu1 - mu0
+        variants = {"base": X, "g": np.column_stack([X, g]), "g_m": np.column_stack([X, g, m])}
+        plug_in = score(g, (g, g), truth)["nmse"]
+        row = {"seed": seed, "target": target, "plugin_nmse": round(plug_in, 3)}
         for name, features in variants.items():
-            row[name] = _fit_and_score(features, W, out["pseudo_outcome"], e, truth, seed)
+            model = _sample(
+                features,
+                W,
+                y,
+                e,
+                num_gfr=10,
+                num_burnin=0,
+                num_mcmc=200,
+                mu_trees=200,
+                tau_trees=50,
+                variance_trees=0,
+                seed=seed,
+            )
+            row[name] = posterior_scores(model, features, W, e, truth)
         yield row
 
 

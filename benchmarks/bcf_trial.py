@@ -63,6 +63,36 @@ def fit_and_predict(data, target: str, horizon: float | None, seed: int, setting
     return est.predict(data.X), (lo, hi)
 
 
+def pseudo_outcome_cases(seed: int, n: int = 2000, scenario: str = "default"):
+    """For survival at 12 months and RMST to 24 months of one cohort: (target, X, W, Y*, e,
+    plug-in arm means (mu1, mu0, m), true effect), from the shared nuisances cross-fitted once;
+    the inputs the BCF sampler gets in ``hte.estimators.bcf`` (e clipped at 0.01)."""
+    from hte.estimators.shared_nuisances import fit_nuisances
+
+    data = cohort(scenario, n, seed)
+    t, d = data.survival_outcome()
+    X = np.asarray(data.X, dtype=float)
+    W = np.asarray(data.treatment, dtype=float)
+    nuisances = fit_nuisances(data.effect_data, horizons=(12.0, 24.0), random_state=seed)
+    for target in ("survival", "rmst"):
+        column, horizon = TARGETS[target]
+        out = nuisances.pseudo_outcomes(t, d, target=target, horizon=horizon)
+        e = np.clip(out["e"], 0.01, 0.99)
+        plug_in = (out["mu1"], out["mu0"], out["m"])
+        truth = data.cohort[column].to_numpy(float)
+        yield target, X, W, out["pseudo_outcome"], e, plug_in, truth
+
+
+def posterior_scores(model, X, W, e, truth) -> dict:
+    """nMSE of a sampled BCF's posterior-mean effect, coverage of its 95% interval and the
+    share of intervals excluding 0, rounded to 3 digits."""
+    draws = model.predict(X, np.zeros(len(W)), e, terms="cate", type="posterior")
+    draws = np.asarray(draws, dtype=float).reshape(len(W), -1)
+    band = tuple(np.quantile(draws, [0.025, 0.975], axis=1))
+    scores = score(draws.mean(axis=1), band, truth)
+    return {k: round(scores[k], 3) for k in ("nmse", "coverage", "excludes_0")}
+
+
 def score(pred, band, truth) -> dict:
     lo, hi = band
     var = float(np.var(truth))
