@@ -12,11 +12,10 @@ against the true effect, 95% coverage and the share of intervals excluding 0 (do
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
-from benchmarks.bcf_trial import posterior_scores, pseudo_outcome_cases
+from benchmarks.bcf_trial import posterior_scores, print_rows_per_seed, pseudo_outcome_cases
 from hte.estimators.bcf import _sample
 
 SETTINGS = {
@@ -43,13 +42,5 @@ def rows_for_seed(seed: int):
             }
 
 
-def main(argv: list[str]) -> None:
-    if not argv:
-        raise SystemExit(__doc__)
-    for seed in (int(s) for s in argv):
-        for row in rows_for_seed(seed):
-            print(json.dumps(row), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    print_rows_per_seed(rows_for_seed, sys.argv[1:], __doc__)

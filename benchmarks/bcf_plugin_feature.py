@@ -19,12 +19,11 @@ trial did not show a gain.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import numpy as np
 
-from benchmarks.bcf_trial import posterior_scores, pseudo_outcome_cases, score
+from benchmarks.bcf_trial import posterior_scores, print_rows_per_seed, pseudo_outcome_cases, score
 from hte.estimators.bcf import _sample
 
 
@@ -52,13 +51,5 @@ def rows_for_seed(seed: int):
         yield row
 
 
-def main(argv: list[str]) -> None:
-    if not argv:
-        raise SystemExit(__doc__)
-    for seed in (int(s) for s in argv):
-        for row in rows_for_seed(seed):
-            print(json.dumps(row), flush=True)
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    print_rows_per_seed(rows_for_seed, sys.argv[1:], __doc__)

@@ -83,6 +83,15 @@ def pseudo_outcome_cases(seed: int, n: int = 2000, scenario: str = "default"):
         yield target, X, W, out["pseudo_outcome"], e, plug_in, truth
 
 
+def print_rows_per_seed(rows_for_seed, argv: list[str], usage: str) -> None:
+    """The command line of the trials that take seeds: one JSON line per row of each seed."""
+    if not argv:
+        raise SystemExit(usage)
+    for seed in (int(s) for s in argv):
+        for row in rows_for_seed(seed):
+            print(json.dumps(row), flush=True)
+
+
 def posterior_scores(model, X, W, e, truth) -> dict:
     """nMSE of a sampled BCF's posterior-mean effect, coverage of its 95% interval and the
     share of intervals excluding 0, rounded to 3 digits."""

@@ -149,46 +149,62 @@ def verdict(
     """The refuter's result from its re-estimates ``(estimate, std_err)`` (in ``reruns``
     order) and the original ``(estimate, std_err)``."""
     z = _z(alpha)
-    orig, orig_se = (float(v) for v in original)
+    orig = tuple(float(v) for v in original)
     if refuter == "placebo_treatment":
-        est, se = (float(v) for v in estimates[0])
-        lo, hi = est - z * se, est + z * se
-        passed = bool(lo <= 0 <= hi)
-        return RefutationResult(
-            refuter="placebo_treatment",
-            description="treatment randomly permuted (arm sizes kept); nuisances refitted",
-            original=orig,
-            original_se=orig_se,
-            estimate=est,
-            lower=lo,
-            upper=hi,
-            expected="0 (a random label has no effect): the interval covers 0",
-            passed=passed,
-            detail=(
-                f"placebo effect {est:.4g} (SE {se:.3g}, {100 * (1 - alpha):g}% CI {lo:.4g} to "
-                f"{hi:.4g}) {'covers' if passed else 'excludes'} 0; original {orig:.4g}"
-            ),
-        )
+        return _placebo_verdict(estimates[0], orig, z, alpha)
     if refuter == "random_common_cause":
         _check_tolerance(tolerance)
-        est, se = (float(v) for v in estimates[0])
-        shift = abs(est - orig) / orig_se if orig_se > 0 else np.inf
-        passed = bool(shift <= tolerance)
-        return RefutationResult(
-            refuter="random_common_cause",
-            description="an independent N(0, 1) covariate added; nuisances refitted",
-            original=orig,
-            original_se=orig_se,
-            estimate=est,
-            lower=est - z * se,
-            upper=est + z * se,
-            expected=f"unchanged: within {tolerance:g} original SE of the original estimate",
-            passed=passed,
-            detail=(
-                f"new {est:.4g} vs original {orig:.4g}: moved {shift:.2f} original SE "
-                f"({orig_se:.3g}); tolerance {tolerance:g}"
-            ),
-        )
+        return _common_cause_verdict(estimates[0], orig, z, tolerance)
+    return _subsets_verdict(estimates, orig, z, alpha, fraction)
+
+
+def _placebo_verdict(estimate, original, z: float, alpha: float) -> RefutationResult:
+    """Passes when the placebo effect's interval covers 0."""
+    (orig, orig_se), (est, se) = original, (float(v) for v in estimate)
+    lo, hi = est - z * se, est + z * se
+    passed = bool(lo <= 0 <= hi)
+    return RefutationResult(
+        refuter="placebo_treatment",
+        description="treatment randomly permuted (arm sizes kept); nuisances refitted",
+        original=orig,
+        original_se=orig_se,
+        estimate=est,
+        lower=lo,
+        upper=hi,
+        expected="0 (a random label has no effect): the interval covers 0",
+        passed=passed,
+        detail=(
+            f"placebo effect {est:.4g} (SE {se:.3g}, {100 * (1 - alpha):g}% CI {lo:.4g} to "
+            f"{hi:.4g}) {'covers' if passed else 'excludes'} 0; original {orig:.4g}"
+        ),
+    )
+
+
+def _common_cause_verdict(estimate, original, z: float, tolerance: float) -> RefutationResult:
+    """Passes when the estimate moved by at most ``tolerance`` original standard errors."""
+    (orig, orig_se), (est, se) = original, (float(v) for v in estimate)
+    shift = abs(est - orig) / orig_se if orig_se > 0 else np.inf
+    passed = bool(shift <= tolerance)
+    return RefutationResult(
+        refuter="random_common_cause",
+        description="an independent N(0, 1) covariate added; nuisances refitted",
+        original=orig,
+        original_se=orig_se,
+        estimate=est,
+        lower=est - z * se,
+        upper=est + z * se,
+        expected=f"unchanged: within {tolerance:g} original SE of the original estimate",
+        passed=passed,
+        detail=(
+            f"new {est:.4g} vs original {orig:.4g}: moved {shift:.2f} original SE "
+            f"({orig_se:.3g}); tolerance {tolerance:g}"
+        ),
+    )
+
+
+def _subsets_verdict(estimates, original, z: float, alpha: float, fraction: float):
+    """Passes when the subset estimates' mean lies in the original interval."""
+    orig, orig_se = original
     values = np.array([float(e[0]) for e in estimates])
     mean = float(values.mean())
     o_lo, o_hi = orig - z * orig_se, orig + z * orig_se

@@ -219,13 +219,8 @@ def _refute_targets(targets: list[_Target], seed: int, alpha: float) -> list[tup
         for name in REFUTERS:
             if not _is_error(plans[t.name][name]):
                 tasks += [("rerun", t, seed, r) for r in plans[t.name][name]]
-    done = list(map_tasks(_run_task, tasks, PROCESSES))
-    originals = {t.name: t.original for t in targets}
-    position = 0
-    for t in targets:
-        if t.original is None:
-            originals[t.name] = done[position]
-            position += 1
+    done = map_tasks(_run_task, tasks, PROCESSES)  # read back in the order of ``tasks``
+    originals = {t.name: next(done) if t.original is None else t.original for t in targets}
     out = []
     for t in targets:
         refuted = []
@@ -234,8 +229,7 @@ def _refute_targets(targets: list[_Target], seed: int, alpha: float) -> list[tup
             if _is_error(plan):
                 refuted.append(plan)
                 continue
-            estimates = done[position : position + len(plan)]
-            position += len(plan)
+            estimates = [next(done) for _ in plan]
             refuted.append(_judged(name, estimates, originals[t.name], alpha))
         out.append((originals[t.name], refuted))
     return out
