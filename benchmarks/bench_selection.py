@@ -41,6 +41,7 @@ from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
 )
+from hte.pipeline.model_average import preferred_model
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.stages import (
     design_diagnostics,
@@ -147,7 +148,17 @@ def run_cell(
     refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=n_folds)
     alpha = config.evaluation.alpha
     by_loss = {
-        loss: model_choices(data, fits, scores, refits, alpha, seed, residuals, loss=loss)
+        loss: model_choices(
+            data,
+            fits,
+            scores,
+            refits,
+            alpha,
+            seed,
+            residuals,
+            loss=loss,
+            preferred=preferred_model(config),
+        )
         for loss in LOSSES
     }
     rows = []

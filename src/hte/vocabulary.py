@@ -230,10 +230,14 @@ def estimator_kind(name: str) -> EstimatorKind:
         raise KeyError(f"unknown estimator kind {name!r}; kinds: {', '.join(KIND_NAMES)}") from None
 
 
+# Fits the run composes from other fits rather than fitting (not a config estimator kind)
+COMPOSED_KIND_LABELS = {"model_average": "equal-weight average of learners"}
+
+
 def kind_label(name: str | None) -> str | None:
     """The kind in words ("causal survival forest"), None for an unknown kind."""
     kind = _KINDS_BY_NAME.get(name or "")
-    return None if kind is None else kind.label
+    return COMPOSED_KIND_LABELS.get(name or "") if kind is None else kind.label
 
 
 def preference(outcome_or_target: str) -> tuple[str, ...]:

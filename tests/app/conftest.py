@@ -23,6 +23,7 @@ SMALL_OVERRIDES = [
     "{n_estimators: 100, min_samples_leaf: 15}}, {name: crs_causal_forest, kind: "
     "crs_causal_forest, params: {n_estimators: 100}}]",
     "outcomes.crs.grade3=false",
+    "evaluation.model_average=null",  # its members (BCF, S-learner, Cox) are not fitted here
     "explanation.shap=false",
 ]
 

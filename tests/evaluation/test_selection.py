@@ -286,3 +286,30 @@ def test_slope_gate_refuses_a_memorizer_and_names_the_rule():
     assert summary["gate"] == "slope" and "Bonferroni" in summary["rule"]
     with pytest.raises(ValueError, match="gate must be one of"):
         select_model(gamma, {"memo": gamma}, gate="ranking")
+
+
+def test_a_preferred_learner_replaces_the_gates_pick_only_when_not_clearly_worse():
+    # "close" (the truth plus a little noise) passes the gate with the lowest loss; the preferred
+    # "avg" (a little more noise) has a slightly higher loss, within 2 SE: it is shown instead
+    _, tau, gamma = _design(4, n=3000, slope=0.5)
+    rng = np.random.default_rng(4)
+    close = tau + rng.normal(scale=0.05, size=len(tau))
+    avg = tau + rng.normal(scale=0.1, size=len(tau))
+    plain = select_model(gamma, {"close": close, "avg": avg}, gate="slope", stack=False)
+    assert plain.chosen == "close" and plain.preferred is None
+    sel = select_model(
+        gamma, {"close": close, "avg": avg}, gate="slope", stack=False, preferred="avg"
+    )
+    assert sel.chosen == "avg", sel.reason
+    assert "shown instead: the prespecified avg" in sel.reason
+    assert selection_summary(sel)["preferred"] == "avg"
+    # a preferred learner that is clearly worse (predicting the effect upside down) stays unshown
+    wrong = 0.2 - 3.0 * (tau - 0.2)
+    sel = select_model(
+        gamma, {"close": close, "wrong": wrong}, gate="slope", stack=False, preferred="wrong"
+    )
+    assert sel.chosen == "close" and "prespecified wrong is not shown" in sel.reason
+    # no learner passes the gate: the preference does not bring one in
+    _, null_gamma, null_preds = _two_learners(0, 1000, 0.0)
+    sel = select_model(null_gamma, null_preds, gate="slope", preferred="linear")
+    assert sel.chosen == CONSTANT

@@ -40,6 +40,7 @@ OVERRIDES = [
     "crs_causal_forest, params: {n_estimators: 100}}, {name: cox_interaction, kind: "
     "cox_interaction}]",
     "seeds.global=11",
+    "evaluation.model_average=null",  # its members (BCF, S-learner) are not fitted here
 ]
 # The explorer reads the same forests on the same covariates as the run did: equal up to float
 # summation order (the fast reader sums trees in one pass), far below any reported digit.

@@ -20,6 +20,7 @@ SMALL = [
     "data.n=400",
     "outcomes.os.rmst_horizon=null",
     "outcomes.crs.grade3=false",
+    "evaluation.model_average=null",  # its members (BCF, S-learner, Cox) are not fitted here
     "estimators=[{name: causal_survival_forest, kind: causal_survival_forest, "
     "params: {n_estimators: 40, min_samples_leaf: 10}}, "
     "{name: cox_interaction, kind: cox_interaction}, "

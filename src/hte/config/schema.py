@@ -314,6 +314,35 @@ class ExperimentConfig(StrictModel):
         return value
 
     @model_validator(mode="after")
+    def _model_average_members(self) -> ExperimentConfig:
+        """The model average names configured estimators of one outcome, and no estimator
+        carries its name."""
+        spec = self.evaluation.model_average
+        if spec is None:
+            return self
+        outcomes = {e.name: e.outcome for e in self.estimators}
+        if spec.name in outcomes:
+            raise ValueError(
+                f"evaluation.model_average.name {spec.name!r} is also an estimator's name; "
+                "give the average another name"
+            )
+        for member in spec.members:
+            if member not in outcomes:
+                raise ValueError(
+                    f"evaluation.model_average member {member!r} is not in the estimators "
+                    f"section{did_you_mean(member, list(outcomes))} (names: "
+                    f"{', '.join(outcomes)}); name configured estimators, or set "
+                    "evaluation.model_average=null"
+                )
+        kinds = {outcomes[m] for m in spec.members}
+        if len(kinds) > 1:
+            raise ValueError(
+                "evaluation.model_average members must estimate effects on one outcome; got "
+                + ", ".join(f"{m} ({outcomes[m]})" for m in spec.members)
+            )
+        return self
+
+    @model_validator(mode="after")
     def _data_seed(self) -> ExperimentConfig:
         """A synthetic draw without its own seed uses the global seed (written out resolved)."""
         if isinstance(self.data, SyntheticData) and self.data.seed is None:

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from hte import vocabulary
-from hte.config.base import DEFAULT_SEED, Name, Seed, StrictModel
+from hte.config.base import DEFAULT_SEED, Name, Seed, StrictModel, require_unique
 from hte.data.columns import DAYS_PER_MONTH
 from hte.data.day_zero import DAY_ZERO_DAYS
 
@@ -105,6 +105,29 @@ class Outcomes(StrictModel):
         return self
 
 
+class ModelAverageSpec(StrictModel):
+    """An equal-weight average of configured learners of one outcome, shown and scored like a
+    learner (``hte.estimators.model_average``): ``members`` are estimator names of this config,
+    ``interval_member`` the member whose interval is moved to the average (null: no interval)."""
+
+    name: Name = "model_average"
+    members: list[Name] = Field(min_length=2)
+    interval_member: Name | None = None
+    # shown in place of the learner the model-choice gate passes, unless its held-out loss is
+    # worse by more than 2 SE of the paired difference (hte.evaluation.selection)
+    preferred: bool = True
+
+    @model_validator(mode="after")
+    def _interval_member_is_a_member(self) -> ModelAverageSpec:
+        require_unique(self.members, "model_average member", "name each member once")
+        if self.interval_member is not None and self.interval_member not in self.members:
+            raise ValueError(
+                f"interval_member {self.interval_member!r} is not one of the members "
+                f"({', '.join(self.members)})"
+            )
+        return self
+
+
 class Evaluation(StrictModel):
     """Interval level, truth metrics (``auto``: on when the cohort carries true_* columns), an
     optional propensity-matched comparison (1:1, caliper in SDs of the logit propensity), as
@@ -122,6 +145,8 @@ class Evaluation(StrictModel):
     # false showings and lower error on the synthetic cohort, experiments/benchmarks/
     # learner_selection.md), "loss" = it beats the constant by 2 SE of the paired loss difference
     model_choice_gate: Literal["loss", "slope"] = "slope"
+    # an equal-weight average of fitted learners, a candidate beside them (null: none)
+    model_average: ModelAverageSpec | None = None
 
 
 class Explanation(StrictModel):

@@ -123,6 +123,7 @@ class Selection:
     loss: str = "dr"
     gate: str = "loss"
     gate_z: float = 0.0  # the gate's statistic in SE: the shown learner's, else the best tested
+    preferred: str | None = None  # the learner named in advance (``select_model``)
 
     def loss_of(self, name: str) -> CandidateLoss:
         for row in self.table:
@@ -246,11 +247,16 @@ def select_model(
     random_state: int | None = 0,
     residuals: Residuals | None = None,
     gate: str = "loss",
+    preferred: str | None = None,
 ) -> Selection:
     """Score the learners' held-out ``predictions`` and the constant against ``gamma`` by DR
     loss (by R-loss when ``residuals`` are given; the average effect reported stays the mean DR
     score) and choose what to show (module docstring). The stack is scored and reported but is
-    not a shown candidate (a weighted mix of models has no single model's interval)."""
+    not a shown candidate (a weighted mix of models has no single model's interval).
+
+    ``preferred``: a learner named in advance (the run's model average). When the gate shows a
+    learner, the preferred one is shown in its place unless its held-out loss exceeds that
+    learner's by more than ``THRESHOLD_SE`` SE of the paired difference (``_prefer``)."""
     gamma = _check(gamma, predictions)
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
@@ -296,6 +302,13 @@ def select_model(
                 f"paired difference in held-out {loss_name} (best: {best.name}, {gate_z:.1f} SE): "
                 "this cohort does not support individual differences; showing the average effect"
             )
+    if preferred is not None and chosen != CONSTANT and preferred != chosen:
+        if preferred in heldout:
+            pair = {k: heldout[k] for k in (preferred, chosen)}
+            per_patient = per_patient_losses(gamma, pair, residuals)
+            chosen, reason = _prefer(chosen, reason, preferred, per_patient, loss_name)
+        else:  # its members' refits failed: the gate's learner stays
+            reason += f"; the prespecified {preferred} has no held-out predictions"
     loss = "dr" if residuals is None else "r"
     return Selection(
         chosen,
@@ -309,6 +322,27 @@ def select_model(
         loss,
         gate,
         gate_z,
+        preferred,
+    )
+
+
+def _prefer(
+    chosen: str, reason: str, preferred: str, per_patient: Mapping[str, np.ndarray], loss_name: str
+) -> tuple[str, str]:
+    """The preferred learner in place of the gate's ``chosen`` one, unless its held-out loss is
+    worse by more than ``THRESHOLD_SE`` SE of the paired per-patient difference. Held-out losses
+    of learners close to each other are noise at a few thousand patients; a learner named in
+    advance is then the better bet (docs/model_average.md)."""
+    diff, se = _mean_se(per_patient[preferred] - per_patient[chosen])
+    z = diff / se if se > 0 else 0.0
+    if z <= THRESHOLD_SE:
+        return preferred, (
+            f"{reason}; shown instead: the prespecified {preferred}, whose held-out {loss_name} "
+            f"is within {THRESHOLD_SE:g} SE of {chosen}'s (difference {diff:.3g}, {z:.1f} SE)"
+        )
+    return chosen, (
+        f"{reason}; the prespecified {preferred} is not shown: its held-out {loss_name} exceeds "
+        f"{chosen}'s by {z:.1f} SE (more than {THRESHOLD_SE:g})"
     )
 
 
@@ -385,9 +419,16 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             f"(OLS of Gamma on its predictions) exceeds 0 by more than "
             f"{selection.threshold_se:.2f} SE (one-sided, Bonferroni over the learners), "
             "else the constant effect"
+        )
+        + (
+            f"; when a learner passes, the prespecified {selection.preferred} is shown in its "
+            f"place unless its loss is worse by more than {THRESHOLD_SE:g} SE"
+            if selection.preferred
+            else ""
         ),
         "gate": selection.gate,
         "gate_z": rnd(selection.gate_z),
+        "preferred": selection.preferred,
         "n": selection.n,
         "constant_effect": {
             "estimate": rnd(selection.constant_effect),

@@ -36,6 +36,7 @@ from hte.evaluation.rate import (
     rate,
     toc_band,
 )
+from hte.pipeline.model_average import average_heldout, is_average
 from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
@@ -333,8 +334,10 @@ def all_heldout_effects(
     stopped the refit). Nuisances of the held-out folds (``folds``, from
     ``heldout_fold_nuisances``; fitted here when not given) are fitted once per fold and shared
     by the estimators that take them; the refits run in ``N_JOBS`` processes, each sent only an
-    unfitted copy of its estimator (same seeds, same numbers)."""
-    fits = [f for f in fits if f.estimate is not None and f.error is None]
+    unfitted copy of its estimator (same seeds, same numbers). A model average is not refitted:
+    its held-out effects are its members' averaged (``hte.pipeline.model_average``)."""
+    usable = [f for f in fits if f.estimate is not None and f.error is None]
+    fits = [f for f in usable if not is_average(f)]
     light = [
         dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in fits
     ]
@@ -342,7 +345,11 @@ def all_heldout_effects(
         folds = heldout_fold_nuisances(fits, data, seed, n_folds)
     task = partial(_heldout_or_error, data=data, seed=seed, folds=folds, n_folds=n_folds)
     out = list(map_tasks(task, light, N_JOBS))  # each single-threaded, in or out of process
-    return {f.key: r for f, r in zip(fits, out, strict=True)}
+    refits = {f.key: r for f, r in zip(fits, out, strict=True)}
+    for fit in usable:
+        if is_average(fit):
+            refits[fit.key] = average_heldout(fit, refits)
+    return refits
 
 
 def _heldout_tests(

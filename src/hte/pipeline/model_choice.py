@@ -131,12 +131,15 @@ def model_choices(
     residuals: dict[str, Residuals] | None = None,
     loss: str = "dr",
     gate: str = "slope",
+    preferred: str | None = None,
 ) -> tuple[dict[str, dict], dict[str, ModelChoice]]:
     """Per target: metrics (selection, calibration for benefit, patients-like-this groups) and
     the ``ModelChoice``. The choice is by ``loss`` ("dr" or "r"; "r" needs ``residuals`` of that
     target, as from ``target_scores.target_scores_and_residuals``); where residuals are given, the other
     loss's table is recorded beside it. ``gate`` ("loss" or "slope") decides whether the
-    lowest-loss learner is shown or the average effect (``hte.evaluation.selection``). Fits whose held-out refit failed are left out of the
+    lowest-loss learner is shown or the average effect (``hte.evaluation.selection``); a learner
+    named ``preferred`` (the run's model average) is shown in that learner's place unless its
+    held-out loss is clearly worse. Fits whose held-out refit failed are left out of the
     candidates (named in ``excluded``)."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
@@ -160,11 +163,17 @@ def model_choices(
         try:
             if loss == "r" and resid is None:
                 raise ValueError("the R-loss needs this target's residuals; none were given")
-            by_dr = select_model(gamma, predictions, random_state=seed, gate=gate)
+            prefer = preferred if preferred in predictions else None
+            by_dr = select_model(gamma, predictions, random_state=seed, gate=gate, preferred=prefer)
             by_r = None
             if resid is not None:
                 by_r = select_model(
-                    gamma, predictions, random_state=seed, residuals=resid, gate=gate
+                    gamma,
+                    predictions,
+                    random_state=seed,
+                    residuals=resid,
+                    gate=gate,
+                    preferred=prefer,
                 )
         except ValueError as exc:
             log.warning("no model selection for %s/%s: %s", data.label, target, exc)

@@ -145,8 +145,10 @@ def _choose_source(
     if chosen is None:
         return None
     fast = _fast_reader_agrees(chosen, X)
+    level = 100 * (1 - chosen.estimate.alpha)
     interval = (
-        f"{chosen.estimator}'s own {100 * (1 - chosen.estimate.alpha):g}% interval"
+        getattr(chosen.model, "interval_words", lambda _: None)(level)
+        or f"{chosen.estimator}'s own {level:g}% interval"
         if np.isfinite(chosen.estimate.lower).all()
         else f"none ({chosen.estimator} offers no interval)"
     )

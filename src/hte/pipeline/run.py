@@ -27,6 +27,7 @@ from hte.pipeline.heterogeneity import (
     heldout_fold_nuisances,
     heterogeneity_tests,
 )
+from hte.pipeline.model_average import preferred_model
 from hte.pipeline.model_choice import model_choices
 from hte.pipeline.model_saving import BackgroundSaving
 from hte.pipeline.parallel import warm_workers
@@ -376,6 +377,7 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
         residuals=residuals,
         loss=config.evaluation.model_choice_loss,
         gate=config.evaluation.model_choice_gate,
+        preferred=preferred_model(config),
     )
     timings[f"{label}/heterogeneity_tests"] = time.perf_counter() - clock
     for estimator, by_target in tests.items():

@@ -408,7 +408,10 @@ def fit_estimators(
 
     The fits are independent: they run in ``n_jobs`` worker processes (default
     ``FIT_JOBS``; 1 = in this process), each single-threaded (``hte.pipeline.parallel``), and
-    come back in config order with the same numbers either way."""
+    come back in config order with the same numbers either way. The model average
+    (``evaluation.model_average``) follows, composed from its members' fits
+    (``hte.pipeline.model_average``)."""
+    from hte.pipeline.model_average import average_fits
     from hte.pipeline.parallel import map_tasks
 
     tasks = [
@@ -426,7 +429,7 @@ def fit_estimators(
         if trace is not None:
             log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, trace)
         fits.append(fit)
-    return fits
+    return fits + average_fits(fits, config)
 
 
 def _fit_task(task: tuple, data: AnalysisData, config: ExperimentConfig):
@@ -465,7 +468,8 @@ def shared_nuisance_kwargs(model, nuisances: Nuisances | None) -> dict:
     own)."""
     import inspect
 
-    if nuisances is None or "nuisances" not in inspect.signature(model.fit).parameters:
+    fit = getattr(model, "fit", None)  # a model average is composed, not fitted
+    if nuisances is None or fit is None or "nuisances" not in inspect.signature(fit).parameters:
         return {}
     return {"nuisances": nuisances} if nuisances.serves(model) else {}
 
