@@ -53,6 +53,16 @@ def test_null_effect_rarely_excludes_zero():
     assert np.mean((lo > 0) | (hi < 0)) <= 0.15
 
 
+def test_effect_draws_do_not_depend_on_the_propensity(os_fit):
+    # the effect forest never sees the propensity (it enters the prognostic forest only), so
+    # predicting without the propensity model gives the very same draws as with it
+    est, X, _ = os_fit
+    Xa = np.asarray(X[:50], dtype=float)
+    W = np.zeros(len(Xa))
+    with_model = est.model_.predict(Xa, W, est.propensity_model_.predict(Xa), terms="cate")
+    np.testing.assert_array_equal(est._draws(X[:50]), np.asarray(with_model).reshape(50, -1))
+
+
 def test_pickles_through_json_and_is_deterministic(os_fit):
     est, X, _ = os_fit
     again = pickle.loads(pickle.dumps(est))

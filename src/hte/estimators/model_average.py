@@ -59,22 +59,29 @@ class ModelAverage:
             )
         return members
 
+    def _member_effects(self, X) -> dict[str, np.ndarray]:
+        return {
+            n: np.asarray(m.predict(X), dtype=float) for n, m in self._checked_members().items()
+        }
+
+    def _average_and_band(self, X, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The average and its moved interval, each member predicted once."""
+        effects = self._member_effects(X)
+        average = np.mean(list(effects.values()), axis=0)
+        if self.interval_member is None:
+            return average, np.full(average.shape, np.nan), np.full(average.shape, np.nan)
+        own = effects[self.interval_member]
+        lower, upper = self.members[self.interval_member].predict_interval(X, alpha)
+        return average, average - (own - np.asarray(lower)), average + (np.asarray(upper) - own)
+
     def predict(self, X) -> np.ndarray:
         """The members' mean effect per row of X."""
-        members = self._checked_members()
-        return np.mean([np.asarray(m.predict(X), dtype=float) for m in members.values()], axis=0)
+        return np.mean(list(self._member_effects(X).values()), axis=0)
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """The interval member's (1 - alpha) interval moved to the average (NaN without one)."""
-        members = self._checked_members()
-        average = self.predict(X)
-        if self.interval_member is None:
-            nan = np.full(average.shape, np.nan)
-            return nan, nan.copy()
-        member = members[self.interval_member]
-        own = np.asarray(member.predict(X), dtype=float)
-        lower, upper = member.predict_interval(X, alpha)
-        return average - (own - np.asarray(lower)), average + (np.asarray(upper) - own)
+        _, lower, upper = self._average_and_band(X, alpha)
+        return lower, upper
 
     def interval_words(self, level: float) -> str:
         """What the interval is, in words (the explorer shows it beside the band)."""
@@ -88,9 +95,9 @@ class ModelAverage:
 
     def estimate(self, X, alpha: float = 0.05) -> EffectEstimate:
         """Per-patient average effects with the moved interval, as the shared result type."""
-        lower, upper = self.predict_interval(X, alpha)
+        average, lower, upper = self._average_and_band(X, alpha)
         return EffectEstimate(
-            effect=self.predict(X),
+            effect=average,
             lower=lower,
             upper=upper,
             target=self.target,
