@@ -69,3 +69,20 @@ def test_learner_shown_is_named_in_the_summary(small_run, tmp_path):
     summary = _section(html, "summary")
     assert "individual effects shown" in summary and "cox_interaction" in summary
     assert "cox_interaction (shown)" in _section(html, "model-choice")
+
+
+def test_a_preferred_average_is_named_with_the_reason_it_is_shown(small_run, tmp_path):
+    # a run whose gate passed a learner and showed the prespecified average in its place
+    import shutil
+
+    run = tmp_path / small_run.name
+    shutil.copytree(small_run, run)
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    m = metrics["analyses"]["decision"]["model_choice"]["survival"]
+    m["chosen"] = m["shown"] = m["preferred"] = "cox_interaction"
+    m["statement"], m["gate"], m["gate_z"] = None, "slope", 3.6
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    summary = _section(build_report(run), "summary")
+    i = summary.find("held-out calibration slope is above 0 by 3.6 SE")
+    assert i > 0, summary[-3000:]
+    assert "the prespecified cox_interaction is shown" in summary[i : i + 300]

@@ -81,6 +81,12 @@ def shown_cards(run: RunFolder) -> list[dict]:
 
 def _passed_gate(m: dict) -> str:
     """Why a learner is shown, in the words of the gate it passed (the loss gate for older runs)."""
+    if m.get("preferred") and m.get("chosen") == m.get("preferred"):
+        return (
+            f"a learner's held-out calibration slope is above 0 by {num(m.get('gate_z'), 1)} SE; "
+            f"the prespecified {m['chosen']} is shown, its {_loss_name(m)} within 2 SE of "
+            "that learner's"
+        )
     if m.get("gate") == "slope":
         return (
             f"its held-out calibration slope is above 0 by {num(m.get('gate_z'), 1)} SE "
