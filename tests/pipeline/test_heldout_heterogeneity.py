@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from known_effects import cohort_with_age_crs_interaction
+from known_effects import SeenRows, cohort_with_age_crs_interaction
 from sklearn.base import BaseEstimator
 
 from hte.config import TimeZeroAnalysis, load_config
@@ -157,17 +157,6 @@ def test_strong_known_heterogeneity_is_found_and_calibrated(tmp_path):
     assert blp["differential_p_value"] < 1e-3
 
 
-class _SeenRows(BaseEstimator):
-    """Predicts 1 for a row it was fitted on and 0 for any other row (a pure memorizer)."""
-
-    def fit(self, X, **kwargs):
-        self.seen_ = {tuple(row) for row in np.asarray(X, dtype=float)}
-        return self
-
-    def predict(self, X):
-        return np.array([float(tuple(row) in self.seen_) for row in np.asarray(X, dtype=float)])
-
-
 class _NearestNeighbour(BaseEstimator):
     """Predicts the training y of the nearest training row: in sample it returns y itself."""
 
@@ -184,11 +173,11 @@ class _NearestNeighbour(BaseEstimator):
 
 def test_heldout_priorities_come_from_models_that_never_saw_the_row(null_run):
     data = null_run[0]
-    fit = FittedEffect("memo", "logistic_interaction", "crs", "crs", None, model=_SeenRows())
+    fit = FittedEffect("memo", "logistic_interaction", "crs", "crs", None, model=SeenRows())
     effects = heldout_effects(fit, data, seed=0)
     assert effects.shape == (len(data.cohort),)
     assert np.all(effects == 0.0)  # every row predicted, never by a model fitted on it
-    assert np.all(_SeenRows().fit(data.X).predict(data.X) == 1.0)  # the memorizer does memorize
+    assert np.all(SeenRows().fit(data.X).predict(data.X) == 1.0)  # the memorizer does memorize
 
 
 def test_a_memorizer_has_signal_in_sample_and_none_held_out():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sklearn.base import BaseEstimator
+from known_effects import SeenRows
 
 from hte.config import ConfigError, TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
@@ -68,17 +68,6 @@ def test_a_failed_member_gives_the_average_an_error_not_a_silent_subset(tmp_path
     assert average.error == "ValueError: member(s) not fitted for crs: forest"
 
 
-class _SeenRows(BaseEstimator):
-    """Predicts 1 for a row it was fitted on and 0 for any other row (a pure memorizer)."""
-
-    def fit(self, X, **kwargs):
-        self.seen_ = {tuple(row) for row in np.asarray(X, dtype=float)}
-        return self
-
-    def predict(self, X):
-        return np.array([float(tuple(row) in self.seen_) for row in np.asarray(X, dtype=float)])
-
-
 def test_the_average_of_memorizers_never_saw_the_patients_it_scores(
     tmp_path, crs_data, monkeypatch
 ):
@@ -86,7 +75,7 @@ def test_the_average_of_memorizers_never_saw_the_patients_it_scores(
     n = len(crs_data.cohort)
     dummy = EffectEstimate(np.zeros(n), np.zeros(n), np.zeros(n), "crs", None, 0.05, "memo")
     members = [
-        FittedEffect(name, "logistic_interaction", "crs", "crs", None, _SeenRows(), dummy)
+        FittedEffect(name, "logistic_interaction", "crs", "crs", None, SeenRows(), dummy)
         for name in ("logit", "forest")
     ]
     config = _config(tmp_path, "{members: [logit, forest]}")

@@ -26,7 +26,16 @@ import numpy as np
 
 from hte.estimators.result import EffectEstimate
 
-__all__ = ["ModelAverage", "average_estimates"]
+__all__ = ["ModelAverage", "average_estimates", "moved_band"]
+
+
+def moved_band(average, own, lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    """A member's interval (``lower``, ``upper`` around its estimate ``own``) moved to the
+    average: the same distances below and above, taken around ``average``."""
+    own = np.asarray(own, dtype=float)
+    return average - (own - np.asarray(lower, dtype=float)), average + (
+        np.asarray(upper, dtype=float) - own
+    )
 
 
 class ModelAverage:
@@ -70,9 +79,8 @@ class ModelAverage:
         average = np.mean(list(effects.values()), axis=0)
         if self.interval_member is None:
             return average, np.full(average.shape, np.nan), np.full(average.shape, np.nan)
-        own = effects[self.interval_member]
         lower, upper = self.members[self.interval_member].predict_interval(X, alpha)
-        return average, average - (own - np.asarray(lower)), average + (np.asarray(upper) - own)
+        return average, *moved_band(average, effects[self.interval_member], lower, upper)
 
     def predict(self, X) -> np.ndarray:
         """The members' mean effect per row of X."""
@@ -120,15 +128,14 @@ def average_estimates(
             raise ValueError(f"member {name!r} estimates another target, horizon or alpha")
     average = np.mean([np.asarray(e.effect, dtype=float) for e in estimates.values()], axis=0)
     if interval_member is None:
-        lower = upper = np.full(average.shape, np.nan)
+        lower, upper = np.full(average.shape, np.nan), np.full(average.shape, np.nan)
     else:
         own = estimates[interval_member]
-        lower = average - (own.effect - own.lower)
-        upper = average + (own.upper - own.effect)
+        lower, upper = moved_band(average, own.effect, own.lower, own.upper)
     return EffectEstimate(
         effect=average,
         lower=lower,
-        upper=np.array(upper, copy=True),
+        upper=upper,
         target=first.target,
         horizon=first.horizon,
         alpha=first.alpha,
