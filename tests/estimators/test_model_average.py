@@ -21,7 +21,7 @@ class _Linear:
         self.a, self.b, self.below, self.above = a, b, below, above
 
     def predict(self, X):
-        return self.a + self.b * np.asarray(X["x"], dtype=float)
+        return self.a + self.b * np.asarray(X, dtype=float)[:, 0]
 
     def predict_interval(self, X, alpha: float = 0.05):
         point = self.predict(X)
@@ -98,3 +98,14 @@ def test_the_interval_says_what_it_is():
     words = _average().interval_words(95)
     assert words.startswith("bayes's own 95% interval moved to the average of bayes, cox, s")
     assert _average(None).interval_words(95).startswith("none (the average of bayes, cox, s")
+
+
+def test_a_frame_is_checked_once_against_the_members_names():
+    model = _average()
+    for member in model.members.values():
+        member.feature_names_in_ = np.array(["x"])
+    np.testing.assert_array_equal(model.predict(X), model.predict(X.to_numpy()))
+    with pytest.raises(ValueError, match="missing"):
+        model.predict(X.rename(columns={"x": "age"}))
+    with pytest.raises(ValueError, match="not numeric"):
+        model.predict(pd.DataFrame({"x": ["a", "b", "c"]}))

@@ -23,7 +23,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from hte.array_checks import check_covariates, check_feature_names
 from hte.estimators.result import EffectEstimate
 
 __all__ = ["ModelAverage", "average_estimates", "moved_band"]
@@ -68,13 +70,24 @@ class ModelAverage:
             )
         return members
 
-    def _member_effects(self, X) -> dict[str, np.ndarray]:
-        return {
-            n: np.asarray(m.predict(X), dtype=float) for n, m in self._checked_members().items()
-        }
+    def _rows(self, X):
+        """A frame's covariates checked once (numeric, the members' fitted names) and handed to
+        the members as an array: each member's own check of a one-row frame cost ~0.2 ms."""
+        if not isinstance(X, pd.DataFrame):
+            return X
+        arr, names = check_covariates(X, allow_nan=True)  # the members check NaN themselves
+        for name, member in self._checked_members().items():
+            fitted = getattr(member, "feature_names_in_", None)
+            check_feature_names(names, fitted, f"{type(member).__name__} ({name})")
+        return arr
+
+    def _member_effects(self, rows) -> dict[str, np.ndarray]:
+        members = self._checked_members()
+        return {n: np.asarray(m.predict(rows), dtype=float) for n, m in members.items()}
 
     def _average_and_band(self, X, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The average and its moved interval, each member predicted once."""
+        X = self._rows(X)
         effects = self._member_effects(X)
         average = np.mean(list(effects.values()), axis=0)
         if self.interval_member is None:
@@ -84,7 +97,7 @@ class ModelAverage:
 
     def predict(self, X) -> np.ndarray:
         """The members' mean effect per row of X."""
-        return np.mean(list(self._member_effects(X).values()), axis=0)
+        return np.mean(list(self._member_effects(self._rows(X)).values()), axis=0)
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
         """The interval member's (1 - alpha) interval moved to the average (NaN without one)."""
