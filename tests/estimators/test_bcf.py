@@ -110,3 +110,10 @@ def test_predict_checks_columns(os_fit):
     est, X, _ = os_fit
     with pytest.raises(ValueError, match="columns"):
         est.predict(X[:, :2])
+
+
+def test_predict_with_interval_is_predict_and_predict_interval_in_one_pass(os_fit):
+    est, X, _ = os_fit
+    mean, lo, hi = est.predict_with_interval(X[:30], alpha=0.1)
+    np.testing.assert_array_equal(mean, est.predict(X[:30]))
+    np.testing.assert_array_equal(np.stack([lo, hi]), np.stack(est.predict_interval(X[:30], 0.1)))

@@ -109,3 +109,23 @@ def test_a_frame_is_checked_once_against_the_members_names():
         model.predict(X.rename(columns={"x": "age"}))
     with pytest.raises(ValueError, match="not numeric"):
         model.predict(pd.DataFrame({"x": ["a", "b", "c"]}))
+
+
+class _OnePass(_Linear):
+    """An interval member that gives its estimate and interval in one call (as BCF does)."""
+
+    calls = 0
+
+    def predict_with_interval(self, X, alpha: float = 0.05):
+        type(self).calls += 1
+        return self.predict(X), *self.predict_interval(X, alpha)
+
+
+def test_an_interval_member_with_one_pass_gives_the_same_band():
+    members = {"bayes": _OnePass(1.0, 2.0, 0.5, 1.5), "cox": _Linear(3.0, 0.0)}
+    one_pass = ModelAverage(members, interval_member="bayes").estimate(X)
+    members["bayes"] = _Linear(1.0, 2.0, 0.5, 1.5)
+    two_calls = ModelAverage(members, interval_member="bayes").estimate(X)
+    assert _OnePass.calls == 1
+    for part in ("effect", "lower", "upper"):
+        np.testing.assert_array_equal(getattr(one_pass, part), getattr(two_calls, part))

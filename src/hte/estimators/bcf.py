@@ -145,6 +145,12 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
         lo, hi = np.quantile(self._draws(X), [alpha / 2, 1 - alpha / 2], axis=1)
         return lo, hi
 
+    def predict_with_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, ...]:
+        """``predict`` and ``predict_interval`` from one pass over the posterior draws."""
+        draws = self._draws(X)
+        lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=1)
+        return draws.mean(axis=1), lo, hi
+
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         if "model_" in state:

@@ -86,14 +86,22 @@ class ModelAverage:
         return {n: np.asarray(m.predict(rows), dtype=float) for n, m in members.items()}
 
     def _average_and_band(self, X, alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The average and its moved interval, each member predicted once."""
-        X = self._rows(X)
-        effects = self._member_effects(X)
+        """The average and its moved interval, each member predicted once (an interval member
+        with ``predict_with_interval``, BCF, gives both from one pass over its draws)."""
+        rows = self._rows(X)
+        members = self._checked_members()
+        effects, band = {}, None
+        for name, member in members.items():
+            if name == self.interval_member and hasattr(member, "predict_with_interval"):
+                effects[name], *band = member.predict_with_interval(rows, alpha)
+            else:
+                effects[name] = np.asarray(member.predict(rows), dtype=float)
         average = np.mean(list(effects.values()), axis=0)
         if self.interval_member is None:
             return average, np.full(average.shape, np.nan), np.full(average.shape, np.nan)
-        lower, upper = self.members[self.interval_member].predict_interval(X, alpha)
-        return average, *moved_band(average, effects[self.interval_member], lower, upper)
+        if band is None:
+            band = members[self.interval_member].predict_interval(rows, alpha)
+        return average, *moved_band(average, effects[self.interval_member], *band)
 
     def predict(self, X) -> np.ndarray:
         """The members' mean effect per row of X."""
