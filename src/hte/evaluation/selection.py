@@ -37,6 +37,10 @@ passes a gate is shown, otherwise the constant. Two gates (``gate``):
   ``SLOPE_GATE_LEVEL`` (``slope_gate_z``): the learner has found
   differences between patients that the held-out outcomes confirm. A test of heterogeneity, not of
   calibration.
+
+A learner named in advance (``preferred``: the run's model average) is shown in place of the
+learner a gate passes unless its held-out loss is worse by more than ``THRESHOLD_SE`` SE of the
+paired difference; it never brings in a learner when the gate shows the constant.
 """
 
 from __future__ import annotations
