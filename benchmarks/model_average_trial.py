@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from hte.config import load_config
+from hte.estimators.model_average import moved_band
 from hte.pipeline.stages import (
     fit_analysis_nuisances,
     fit_estimators,
@@ -92,8 +93,7 @@ def average_scores(
             row = {"nmse": round(float(np.mean((point - truth) ** 2) / var), 3)}
             if band_member in subset:
                 own = estimates[band_member]
-                lo = point - (own.effect - own.lower)
-                hi = point + (own.upper - own.effect)
+                lo, hi = moved_band(point, own.effect, own.lower, own.upper)
                 row["coverage"] = round(float(np.mean((lo <= truth) & (truth <= hi))), 3)
                 row["excludes_0"] = round(float(np.mean((lo > 0) | (hi < 0))), 3)
             out["+".join(subset)] = row
