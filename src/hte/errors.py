@@ -49,3 +49,32 @@ STAGE_FAILURES: tuple[type[BaseException], ...] = (
 def describe_failure(exc: BaseException) -> str:
     """The recorded text of a failure: its type and message ("ValueError: ...")."""
     return f"{type(exc).__name__}: {exc}"
+
+
+# (words in the error, the fix): the first match wins
+_FIXES = (
+    ("horizon", "choose a horizon within every arm's follow-up (outcomes.os)"),
+    (
+        "penalizer",
+        "drop collinear or sparse covariates (column map: exclude) or raise params.penalizer",
+    ),
+    (
+        "converge",
+        "drop collinear or sparse covariates (column map: exclude), or set a penalty "
+        "in params (penalizer / penalty)",
+    ),
+    ("only one arm", "the analysed cohort needs patients in both arms"),
+    ("no events", "the analysed cohort needs deaths in both arms"),
+    ("missing values", "give the covariate's missing values, or exclude it in the column map"),
+)
+
+
+def failure_fix(exc: BaseException, kind: str) -> str:
+    """A plain fix for a failed fit, from its error (recorded beside the error in metrics)."""
+    if isinstance(exc, MemoryError):
+        return f"{kind} ran out of memory: fewer patients, trees or bootstrap draws"
+    text = str(exc).casefold()
+    for words, fix in _FIXES:
+        if words in text:
+            return fix
+    return f"see run.log for the traceback; run the other estimators without {kind}"

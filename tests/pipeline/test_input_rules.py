@@ -13,8 +13,8 @@ import yaml
 
 from hte.config import load_config
 from hte.data.simulate import simulate_cohort
+from hte.errors import failure_fix
 from hte.pipeline import run_experiment
-from hte.pipeline.stages import failure_fix
 
 
 @pytest.fixture(scope="module")

@@ -107,7 +107,8 @@ def test_fits_in_processes_equal_fits_in_this_process(analysis):
     here = fit_estimators(data, config, n_jobs=1)
     there = fit_estimators(data, config, on_fit=seen.append, n_jobs=2)
     assert [f.key for f in there] == [f.key for f in here]
-    assert seen == [f"decision: {f.estimator} ({f.target})" for f in here]
+    # each fit reported once (the ones run here first, then the workers')
+    assert sorted(seen) == sorted(f"decision: {f.estimator} ({f.target})" for f in here)
     for a, b in zip(here, there, strict=True):
         assert a.error == b.error
         if a.error is not None:  # the failing fit is recorded, the others went on
@@ -122,6 +123,24 @@ def test_fits_in_processes_equal_fits_in_this_process(analysis):
             np.testing.assert_array_equal(b.arms[arm], a.arms[arm])
     assert sum(f.error is not None for f in there) == 2  # both CRS outcomes of "broken"
     assert all("multiple of 4" in f.error for f in there if f.error)
+
+
+def test_threaded_fits_go_to_the_workers_only_beside_single_threaded_ones(analysis):
+    from hte.pipeline.stages import fit_placement
+
+    _, config = analysis
+    tasks = [(spec, "crs", None) for spec in config.estimators if spec.outcome == "crs"]
+    kinds = [spec.name for spec, _, _ in tasks]
+    assert kinds == ["crs_causal_forest", "logistic", "broken"]
+    # the forests spread over threads: to the workers, while logistic fits here
+    assert fit_placement(tasks, config, 2) == [True, False, True]
+    assert fit_placement(tasks, config, 1) == [False, False, False]  # one process: all here
+    forests = [t for t in tasks if t[0].name != "logistic"]
+    assert fit_placement(forests, config, 2) == [False, False]  # nothing to overlap with
+    one_thread = config.model_copy(deep=True)
+    one_thread.estimators[2].params["n_jobs"] = 1
+    single = [(spec, "crs", None) for spec in one_thread.estimators if spec.outcome == "crs"]
+    assert fit_placement(single, one_thread, 2) == [False, False, True]  # n_jobs=1: here
 
 
 def test_refutations_in_processes_equal_refutations_in_this_process(analysis, monkeypatch):

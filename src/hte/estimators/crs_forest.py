@@ -148,6 +148,12 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         self.n_jobs = n_jobs
         self.random_state = random_state
 
+    @property
+    def fits_in_threads(self) -> bool:
+        """Whether ``fit`` spreads over ``n_jobs`` threads (the pipeline runs such fits beside
+        the single-threaded ones, ``hte.pipeline.stages.fit_estimators``)."""
+        return self.n_jobs not in (None, 1)
+
     def _nuisance(self, model):
         # One thread for the default nuisance forests whatever n_jobs says: a threaded forest sums
         # its trees' probabilities in completion order, and the last-bit differences that leaves

@@ -18,7 +18,7 @@ from hte.config import DataFacts, ExperimentConfig, FileData, OmopData, TimeZero
 from hte.data.columns import CRS, CRS_GRADE, DEATH, OS_MONTHS
 from hte.design.design_matrix import DesignMatrix, build_design_matrix, treatment_array
 from hte.design.effect_data import EffectData
-from hte.errors import STAGE_FAILURES
+from hte.errors import STAGE_FAILURES, failure_fix
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 from hte.runs import ANALYSIS_COLUMN, fingerprint_file, fingerprint_frame, fit_key
@@ -30,10 +30,12 @@ log = logging.getLogger("hte.pipeline")
 ANALYSIS = ANALYSIS_COLUMN  # the effects table's analysis column (hte.runs.layout)
 DAY_ZERO_ATTR = "hte_day_zero"  # cohort.attrs key: what the day-zero rule did
 KM_BOOTSTRAP = 200  # bootstrap draws of the IPTW Kaplan-Meier intervals
-# the estimator fits are independent and can run in worker processes (hte.pipeline.parallel);
-# 1 = in this process: in processes they cost about twice the CPU (the fitted forests are
-# pickled back, the workers import the libraries) for no wall time on 2 cores (docs/speed.md)
-FIT_JOBS = 1
+# the estimator fits are independent (hte.pipeline.parallel). 2: the fits that spread over
+# threads (forests) run in worker processes while the single-threaded ones (BCF, boosting, Cox)
+# run here, side by side; 1: every fit in this process, one after another. Sending every fit
+# to the workers cost about twice the CPU (a BCF pickles through 40 MB of JSON) for no wall
+# time on 2 cores (docs/speed.md)
+FIT_JOBS = 2
 
 
 @dataclass
@@ -406,30 +408,64 @@ def fit_estimators(
     its ``FittedEffect.error`` (and logged) and the others go on. ``on_fit(description)`` is
     called before each fit's result is awaited (progress bars).
 
-    The fits are independent: they run in ``n_jobs`` worker processes (default
-    ``FIT_JOBS``; 1 = in this process), each single-threaded (``hte.pipeline.parallel``), and
-    come back in config order with the same numbers either way. The model average
+    The fits are independent: where they go is ``fit_placement`` (``n_jobs``, default
+    ``FIT_JOBS``). They come back in config order with the same numbers either way. The average
     (``evaluation.model_average``) follows, composed from its members' fits
     (``hte.pipeline.model_average``)."""
     from hte.pipeline.model_average import average_fits
-    from hte.pipeline.parallel import map_tasks
+    from hte.pipeline.parallel import effective_jobs, map_tasks
 
     tasks = [
         (spec, target, horizon)
         for spec in config.estimators
         for target, horizon in _fit_targets(config, spec.outcome, data.cohort)
     ]
-    jobs = FIT_JOBS if n_jobs is None else n_jobs
-    results = map_tasks(partial(_fit_task, data=data, config=config), tasks, jobs)
+    jobs = effective_jobs(FIT_JOBS if n_jobs is None else n_jobs)
+    away = fit_placement(tasks, config, jobs)
+    fit_task = partial(_fit_task, data=data, config=config)
+    # the workers start on their fits now (map_tasks dispatches at once), this process on its own
+    there = map_tasks(fit_task, [t for t, a in zip(tasks, away, strict=True) if a], jobs)
+    here = map_tasks(fit_task, [t for t, a in zip(tasks, away, strict=True) if not a], 1)
+    results: dict[int, tuple] = {}
+    for source, wanted in ((here, False), (there, True)):
+        for k, (spec, target, _) in enumerate(tasks):
+            if away[k] == wanted:
+                if on_fit is not None:
+                    on_fit(f"{data.label}: {spec.name} ({target})")
+                results[k] = next(source)
     fits = []
-    for spec, target, _ in tasks:
-        if on_fit is not None:
-            on_fit(f"{data.label}: {spec.name} ({target})")
-        fit, trace = next(results)
+    for k in range(len(tasks)):
+        fit, trace = results[k]
         if trace is not None:
-            log.error("%s %s failed on %s:\n%s", spec.name, target, data.label, trace)
+            log.error("%s %s failed on %s:\n%s", fit.estimator, fit.target, data.label, trace)
         fits.append(fit)
     return fits + average_fits(fits, config)
+
+
+def fit_placement(tasks: list[tuple], config: ExperimentConfig, jobs: int) -> list[bool]:
+    """Per (spec, target, horizon) task, whether it runs in a worker process: the fits that
+    spread over threads do when ``jobs`` > 1 and some single-threaded fit runs here beside
+    them; otherwise (nothing to overlap) every fit runs in this process."""
+    away = [jobs > 1 and _threaded(task, config) for task in tasks]
+    return [False] * len(tasks) if all(away) or not any(away) else away
+
+
+def fits_in_threads(model) -> bool:
+    """Whether a model's fit spreads over threads (the estimator says so: ``fits_in_threads``)."""
+    return bool(getattr(model, "fits_in_threads", False))
+
+
+def _threaded(task: tuple, config: ExperimentConfig) -> bool:
+    try:
+        return fits_in_threads(_build(*task, config))
+    except STAGE_FAILURES:  # its fit records the error, wherever it runs
+        return False
+
+
+def _build(spec, target: str, horizon, config: ExperimentConfig):
+    if spec.outcome == "os":
+        return spec.build(target=target, horizon=horizon, random_state=config.seed)
+    return spec.build(crs_outcome=target, random_state=config.seed)
 
 
 def _fit_task(task: tuple, data: AnalysisData, config: ExperimentConfig):
@@ -446,10 +482,7 @@ def _fit_one(
     trace = None
     started = time.perf_counter()
     try:
-        if spec.outcome == "os":
-            model = spec.build(target=target, horizon=horizon, random_state=config.seed)
-        else:
-            model = spec.build(crs_outcome=target, random_state=config.seed)
+        model = _build(spec, target, horizon, config)
         model.fit(data.effect_data, **shared_nuisance_kwargs(model, data.nuisances))
         fit.model = model
         fit.estimate = model.estimate(data.X, alpha=config.evaluation.alpha)
@@ -472,35 +505,6 @@ def shared_nuisance_kwargs(model, nuisances: Nuisances | None) -> dict:
     if nuisances is None or fit is None or "nuisances" not in inspect.signature(fit).parameters:
         return {}
     return {"nuisances": nuisances} if nuisances.serves(model) else {}
-
-
-# (words in the error, the fix): the first match wins
-_FIXES = (
-    ("horizon", "choose a horizon within every arm's follow-up (outcomes.os)"),
-    (
-        "penalizer",
-        "drop collinear or sparse covariates (column map: exclude) or raise params.penalizer",
-    ),
-    (
-        "converge",
-        "drop collinear or sparse covariates (column map: exclude), or set a penalty "
-        "in params (penalizer / penalty)",
-    ),
-    ("only one arm", "the analysed cohort needs patients in both arms"),
-    ("no events", "the analysed cohort needs deaths in both arms"),
-    ("missing values", "give the covariate's missing values, or exclude it in the column map"),
-)
-
-
-def failure_fix(exc: BaseException, kind: str) -> str:
-    """A plain fix for a failed fit, from its error (recorded beside the error in metrics)."""
-    if isinstance(exc, MemoryError):
-        return f"{kind} ran out of memory: fewer patients, trees or bootstrap draws"
-    text = str(exc).casefold()
-    for words, fix in _FIXES:
-        if words in text:
-            return fix
-    return f"see run.log for the traceback; run the other estimators without {kind}"
 
 
 def arm_predictions(model, X: pd.DataFrame, target: str, horizon) -> dict[str, np.ndarray]:
