@@ -12,6 +12,7 @@ import pytest
 from sklearn.base import clone
 
 from hte.estimators import EffectEstimate, SLearnerSurvival, TLearnerSurvival
+from hte.estimators.cox_interaction import CoxInteractionModel
 
 
 def simulate(n: int, seed: int, p: int = 4):
@@ -224,3 +225,35 @@ def test_a_random_survival_forest_gives_the_same_bits_on_every_prediction():
     first = model.predict(X)
     for _ in range(7):
         np.testing.assert_array_equal(model.predict(X), first)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        SLearnerSurvival("gbsa", target="survival", horizon=12.0, n_bootstrap=3, random_state=4),
+        TLearnerSurvival("rsf", target="survival", horizon=12.0, random_state=4),
+        CoxInteractionModel(target="survival", horizon=12.0, random_state=4),
+    ],
+    ids=["s_gbsa_bootstrap", "t_rsf", "cox"],
+)
+def test_a_fit_read_for_another_target_equals_a_fit_for_it(model):
+    """What the pipeline relies on to fit these models once for both OS targets."""
+    X, t, d, w, *_ = simulate(400, seed=3)
+    fitted = clone(model).fit(X, t, d, w)
+    read = fitted.for_target("rmst", 20.0)
+    own = clone(model).set_params(target="rmst", horizon=20.0).fit(X, t, d, w)
+    assert (read.target, read.horizon_, fitted.target, fitted.horizon_) == (
+        "rmst",
+        20.0,
+        "survival",
+        12.0,
+    )
+    np.testing.assert_array_equal(read.predict(X), own.predict(X))
+    for got, want in zip(read.predict_interval(X), own.predict_interval(X), strict=True):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(fitted.predict(X), clone(model).fit(X, t, d, w).predict(X))
+    longest = min(t[w == 1].max(), t[w == 0].max())
+    with pytest.raises(ValueError, match="beyond the longest follow-up in the"):
+        fitted.for_target("rmst", float(np.ceil(longest + 1)))
+    with pytest.raises(RuntimeError, match="not fitted"):
+        clone(model).for_target("rmst", 20.0)

@@ -4,6 +4,8 @@ that are really out of fold, and OS doubly robust scores centred on the true ave
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +14,10 @@ import pytest
 from known_effects import SeenRows, cohort_with_age_crs_interaction
 from sklearn.base import BaseEstimator
 
+import hte.pipeline.heterogeneity as heterogeneity
 from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
+from hte.estimators import EffectEstimate
 from hte.estimators.shared_nuisances import fit_nuisances
 from hte.evaluation.rate import rate
 from hte.pipeline.heterogeneity import (
@@ -178,6 +182,66 @@ def test_heldout_priorities_come_from_models_that_never_saw_the_row(null_run):
     assert effects.shape == (len(data.cohort),)
     assert np.all(effects == 0.0)  # every row predicted, never by a model fitted on it
     assert np.all(SeenRows().fit(data.X).predict(data.X) == 1.0)  # the memorizer does memorize
+
+
+class _SeenRowsAnyTarget(SeenRows):
+    """A memorizer whose one fit serves every target (as the survival meta-learners and Cox do):
+    1 for a row it saw, 0 otherwise, plus 10 when read for RMST. Counts its fits."""
+
+    fits = 0
+
+    def __init__(self, target: str = "survival", horizon: float | None = None):
+        self.target = target
+        self.horizon = horizon
+
+    def fit(self, X, **kwargs):
+        type(self).fits += 1
+        return super().fit(X)
+
+    def for_target(self, target, horizon=None):
+        other = copy.copy(self)
+        other.target, other.horizon = target, horizon
+        return other
+
+    def predict(self, X):
+        return super().predict(X) + (0.0 if self.target == "survival" else 10.0)
+
+
+def test_one_refit_per_fold_serves_every_target_and_never_saw_the_row(null_run, monkeypatch):
+    monkeypatch.setattr(heterogeneity, "N_JOBS", 1)  # in this process: fits counted
+    data = null_run[0]
+    n = len(data.cohort)
+    fits = [
+        FittedEffect(
+            "memo",
+            "s_learner",
+            "os",
+            target,
+            horizon,
+            model=_SeenRowsAnyTarget(target, horizon),
+            estimate=EffectEstimate(
+                np.zeros(n), np.zeros(n), np.zeros(n), target, horizon, 0.05, "memo"
+            ),
+        )
+        for target, horizon in (("survival", 12.0), ("rmst", 24.0))
+    ]
+    _SeenRowsAnyTarget.fits = 0
+    effects = heterogeneity.all_heldout_effects(fits, data, seed=0)
+    assert _SeenRowsAnyTarget.fits == heterogeneity.N_FOLDS  # one refit per fold, both targets
+    assert np.all(effects["memo__survival"] == 0.0)  # never predicted by a model that saw it
+    assert np.all(effects["memo__rmst"] == 10.0)  # read for its own target
+
+
+def test_grouped_refits_equal_one_refit_per_target(null_run):
+    data, fits = null_run[0], null_run[1]
+    cox = fits[0]
+    assert cox.estimator == "cox" and cox.target == "survival"
+    rmst = dataclasses.replace(
+        cox, target="rmst", horizon=20.0, model=cox.model.for_target("rmst", 20.0)
+    )
+    grouped = heterogeneity._heldout_for_targets([cox, rmst], data, 0, heterogeneity.N_FOLDS)
+    for fit, got in zip((cox, rmst), grouped, strict=True):
+        np.testing.assert_array_equal(got, heldout_effects(fit, data, seed=0))
 
 
 def test_a_memorizer_has_signal_in_sample_and_none_held_out():

@@ -126,21 +126,42 @@ def test_fits_in_processes_equal_fits_in_this_process(analysis):
 
 
 def test_threaded_fits_go_to_the_workers_only_beside_single_threaded_ones(analysis):
-    from hte.pipeline.stages import fit_placement
+    from hte.pipeline.stages import fit_placement, fit_tasks
 
-    _, config = analysis
-    tasks = [(spec, "crs", None) for spec in config.estimators if spec.outcome == "crs"]
-    kinds = [spec.name for spec, _, _ in tasks]
-    assert kinds == ["crs_causal_forest", "logistic", "broken"]
-    # the forests spread over threads: to the workers, while logistic fits here
-    assert fit_placement(tasks, config, 2) == [True, False, True]
-    assert fit_placement(tasks, config, 1) == [False, False, False]  # one process: all here
-    forests = [t for t in tasks if t[0].name != "logistic"]
-    assert fit_placement(forests, config, 2) == [False, False]  # nothing to overlap with
+    data, config = analysis
+    tasks = fit_tasks(config, data.cohort)
+    # Cox serves both OS targets from one fit: one task; the others one task per target
+    assert [(spec.name, [t for t, _ in targets]) for spec, targets in tasks] == [
+        ("causal_survival_forest", ["survival"]),
+        ("causal_survival_forest", ["rmst"]),
+        ("cox", ["survival", "rmst"]),
+        ("crs_causal_forest", ["crs"]),
+        ("crs_causal_forest", ["crs_g3"]),
+        ("logistic", ["crs"]),
+        ("logistic", ["crs_g3"]),
+        ("broken", ["crs"]),
+        ("broken", ["crs_g3"]),
+    ]
+    # the forests spread over threads: to the workers, while Cox and logistic fit here
+    assert fit_placement(tasks, config, 2) == [
+        True,
+        True,
+        False,
+        True,
+        True,
+        False,
+        False,
+        True,
+        True,
+    ]
+    assert not any(fit_placement(tasks, config, 1))  # one process: every fit here
+    forests = [t for t in tasks if t[0].name not in ("cox", "logistic")]
+    assert not any(fit_placement(forests, config, 2))  # nothing to overlap with: all here
     one_thread = config.model_copy(deep=True)
-    one_thread.estimators[2].params["n_jobs"] = 1
-    single = [(spec, "crs", None) for spec in one_thread.estimators if spec.outcome == "crs"]
-    assert fit_placement(single, one_thread, 2) == [False, False, True]  # n_jobs=1: here
+    for spec in one_thread.estimators:
+        if spec.kind in ("causal_survival_forest", "crs_causal_forest"):
+            spec.params["n_jobs"] = 1
+    assert not any(fit_placement(fit_tasks(one_thread, data.cohort), one_thread, 2))
 
 
 def test_refutations_in_processes_equal_refutations_in_this_process(analysis, monkeypatch):

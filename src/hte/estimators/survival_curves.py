@@ -9,6 +9,7 @@ exact area under that step function, so no quadrature error enters effect estima
 
 from __future__ import annotations
 
+import copy as _copy
 import time as _time
 
 import numpy as np
@@ -73,12 +74,21 @@ def restricted_mean(knots, values, horizon: float) -> np.ndarray:
 
 def check_horizon_per_arm(time: np.ndarray, treatment: np.ndarray, horizon: float) -> None:
     """Reject a horizon beyond the longest follow-up of either arm: curves there are extrapolated."""
+    check_horizon_within(longest_follow_up(time, treatment), horizon)
+
+
+def longest_follow_up(time: np.ndarray, treatment: np.ndarray) -> dict[int, float]:
+    """The longest follow-up of each arm (1 = CAR-T, 0 = teclistamab)."""
+    return {arm: float(time[treatment == arm].max()) for arm in (1, 0)}
+
+
+def check_horizon_within(longest: dict[int, float], horizon: float) -> None:
+    """``check_horizon_per_arm`` from each arm's longest follow-up."""
     for arm, name in ((1, "CAR-T (1)"), (0, "teclistamab (0)")):
-        longest = time[treatment == arm].max()
-        if horizon > longest:
+        if horizon > longest[arm]:
             raise ValueError(
                 f"horizon {horizon} is beyond the longest follow-up in the {name} arm "
-                f"({longest:.2f}); choose a horizon within follow-up of both arms"
+                f"({longest[arm]:.2f}); choose a horizon within follow-up of both arms"
             )
 
 
@@ -147,7 +157,8 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
         n = Xa.shape[0]
         w = check_treatment(treatment, n)
         t, d = check_survival_outcome(time, event, n, horizon=horizon)
-        check_horizon_per_arm(t, w, horizon)
+        self.longest_follow_up_ = longest_follow_up(t, w)
+        check_horizon_within(self.longest_follow_up_, horizon)
         for arm, name in ((1, "CAR-T (1)"), (0, "teclistamab (0)")):
             if not d[w == arm].any():
                 raise ValueError(
@@ -172,6 +183,20 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
                 )
             )
         return self
+
+    def for_target(self, target: str, horizon: float | None = None):
+        """This fitted model read for another target or horizon: the same fitted curves (its
+        survival models do not depend on the target), so nothing is refitted; equal to a model
+        fitted for that target with the same ``random_state``. The horizon must lie within each
+        arm's follow-up, as ``fit`` asks."""
+        if not hasattr(self, "longest_follow_up_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
+        copy = _copy.copy(self)
+        copy.target, copy.horizon = target, horizon
+        resolved = copy._resolved_horizon()
+        check_horizon_within(self.longest_follow_up_, resolved)
+        copy.horizon_ = resolved
+        return copy
 
     def _check_weights(self, sample_weight, n: int) -> np.ndarray | None:
         if sample_weight is None:

@@ -338,18 +338,66 @@ def all_heldout_effects(
     its held-out effects are its members' averaged (``hte.pipeline.model_average``)."""
     usable = [f for f in fits if f.estimate is not None and f.error is None]
     fits = [f for f in usable if not is_average(f)]
-    light = [
-        dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in fits
-    ]
     if folds is None:
         folds = heldout_fold_nuisances(fits, data, seed, n_folds)
-    task = partial(_heldout_or_error, data=data, seed=seed, folds=folds, n_folds=n_folds)
-    out = list(map_tasks(task, light, N_JOBS))  # each single-threaded, in or out of process
-    refits = {f.key: r for f, r in zip(fits, out, strict=True)}
+    groups = [
+        [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in group]
+        for group in refit_groups(fits, data)
+    ]
+    task = partial(_heldout_group, data=data, seed=seed, folds=folds, n_folds=n_folds)
+    out = list(map_tasks(task, groups, N_JOBS))  # each single-threaded, in or out of process
+    refits = {
+        f.key: r
+        for group, results in zip(groups, out, strict=True)
+        for f, r in zip(group, results, strict=True)
+    }
     for fit in usable:
         if is_average(fit):
             refits[fit.key] = average_heldout(fit, refits)
     return refits
+
+
+def refit_groups(fits: list[FittedEffect], data: AnalysisData) -> list[list[FittedEffect]]:
+    """The held-out refits to make: one per fit, except that the fits of one estimator whose
+    model serves every target (``for_target``; no shared nuisances) share one refit per fold."""
+    groups: dict[tuple, list[FittedEffect]] = {}
+    for fit in fits:
+        serves = hasattr(fit.model, "for_target") and not _uses_shared(fit.model, data)
+        groups.setdefault(("estimator", fit.estimator) if serves else ("fit", fit.key), []).append(
+            fit
+        )
+    return list(groups.values())
+
+
+def _heldout_group(group: list[FittedEffect], data, seed, folds, n_folds) -> list:
+    """Held-out effects (or errors) of a group from ``refit_groups``, in its order."""
+    if len(group) == 1:
+        return [_heldout_or_error(group[0], data, seed, folds, n_folds)]
+    try:
+        return _heldout_for_targets(group, data, seed, n_folds)
+    except STAGE_FAILURES:  # the shared refit failed: each fit on its own records its error
+        return [_heldout_or_error(f, data, seed, folds, n_folds) for f in group]
+
+
+def _heldout_for_targets(group: list[FittedEffect], data, seed, n_folds) -> list:
+    """One refit per held-out fold of the group's estimator (on the training half only), read
+    for each fit's target: what ``heldout_effects`` gives each fit, with one refit instead of
+    one per target."""
+    fit_kwargs, strata = _fit_arguments(group[0], data)
+    strata = _usable_strata(strata, data.treatment, n_folds)
+    template = _point_only(group[0].model)
+    out: list = [np.full(len(data.cohort), np.nan) for _ in group]
+    for train, test in heldout_splits(strata, n_folds, seed):
+        kwargs = {k: None if v is None else np.asarray(v)[train] for k, v in fit_kwargs.items()}
+        refit = clone(template).fit(data.X.iloc[train], **kwargs)
+        for k, fit in enumerate(group):
+            if isinstance(out[k], str):
+                continue
+            try:
+                out[k][test] = refit.for_target(fit.target, fit.horizon).predict(data.X.iloc[test])
+            except STAGE_FAILURES as exc:  # recorded for this target, the others go on
+                out[k] = f"{type(exc).__name__}: {exc}"
+    return out
 
 
 def _heldout_tests(

@@ -304,56 +304,11 @@ def baseline_averages(data: AnalysisData, config: ExperimentConfig) -> dict:
             )
             out[f"ate_{target}_iptw_km"] = asdict(getattr(ate, target))
         if config.evaluation.matching:
+            from hte.pipeline.matched import matched_comparison
+
             out["matched"] = matched_comparison(data, config)
     for outcome in crs_outcomes(config, data.cohort):
         out[f"ate_{outcome}_aipw"] = asdict(_aipw_crs(data, outcome, alpha, config.seed))
-    return out
-
-
-def matched_comparison(data: AnalysisData, config: ExperimentConfig) -> dict:
-    """1:1 propensity-matched Cox hazard ratio and Kaplan-Meier differences, with the pairs'
-    balance and the patients left unmatched (the design of published matched comparisons)."""
-    from hte.design.matching import match_on_propensity
-    from hte.design.overlap import balance_table
-    from hte.estimators import average_treatment_effect_survival, weighted_cox_hazard_ratio
-
-    alpha = config.evaluation.alpha
-    match = match_on_propensity(
-        data.propensity,
-        data.treatment,
-        caliper=config.evaluation.matching_caliper,
-        random_state=config.seed,
-    )
-    rows = match.rows()
-    t, d = data.survival_outcome()
-    t, d, w = t[rows], d[rows], data.treatment[rows]
-    cut = np.minimum(t, HR_HORIZON_MONTHS)
-    hr = weighted_cox_hazard_ratio(cut, d & (t <= HR_HORIZON_MONTHS), w, alpha=alpha)
-    smd = balance_table(data.X.iloc[rows], w)["smd"].abs()
-    out: dict[str, Any] = {
-        "method": (
-            f"1:1 greedy nearest-neighbour matching on logit propensity, caliper "
-            f"{config.evaluation.matching_caliper:g} SD, without replacement; Cox on treatment "
-            f"in the matched cohort (robust SE), follow-up cut at {HR_HORIZON_MONTHS:g} mo"
-        ),
-        **match.as_dict(),
-        "max_abs_smd_matched": float(smd.max()),
-        "hazard_ratio": asdict(hr),
-    }
-    for target, horizon in config.outcomes.os.targets():
-        try:
-            ate = average_treatment_effect_survival(
-                t,
-                d,
-                w,
-                horizon=horizon,
-                alpha=alpha,
-                n_bootstrap=KM_BOOTSTRAP,
-                random_state=config.seed,
-            )
-            out[f"ate_{target}_km"] = asdict(getattr(ate, target))
-        except ValueError as exc:  # e.g. no matched patient followed to the horizon in one arm
-            out[f"ate_{target}_km"] = {"error": str(exc)}
     return out
 
 
@@ -408,45 +363,57 @@ def fit_estimators(
     its ``FittedEffect.error`` (and logged) and the others go on. ``on_fit(description)`` is
     called before each fit's result is awaited (progress bars).
 
-    The fits are independent: where they go is ``fit_placement`` (``n_jobs``, default
-    ``FIT_JOBS``). They come back in config order with the same numbers either way. The average
-    (``evaluation.model_average``) follows, composed from its members' fits
-    (``hte.pipeline.model_average``)."""
+    An estimator whose fitted model serves every OS target (``for_target``: the survival
+    meta-learners and Cox) is fitted once and read for each target. The fits are independent:
+    where they go is ``fit_placement`` (``n_jobs``, default ``FIT_JOBS``). They come back in
+    config order with the same numbers either way. The average (``evaluation.model_average``)
+    follows, composed from its members' fits (``hte.pipeline.model_average``)."""
     from hte.pipeline.model_average import average_fits
     from hte.pipeline.parallel import effective_jobs, map_tasks
 
-    tasks = [
-        (spec, target, horizon)
-        for spec in config.estimators
-        for target, horizon in _fit_targets(config, spec.outcome, data.cohort)
-    ]
+    tasks = fit_tasks(config, data.cohort)
     jobs = effective_jobs(FIT_JOBS if n_jobs is None else n_jobs)
     away = fit_placement(tasks, config, jobs)
     fit_task = partial(_fit_task, data=data, config=config)
     # the workers start on their fits now (map_tasks dispatches at once), this process on its own
     there = map_tasks(fit_task, [t for t, a in zip(tasks, away, strict=True) if a], jobs)
     here = map_tasks(fit_task, [t for t, a in zip(tasks, away, strict=True) if not a], 1)
-    results: dict[int, tuple] = {}
+    results: dict[int, list] = {}
     for source, wanted in ((here, False), (there, True)):
-        for k, (spec, target, _) in enumerate(tasks):
+        for k, (spec, targets) in enumerate(tasks):
             if away[k] == wanted:
-                if on_fit is not None:
+                for target, _ in targets if on_fit is not None else ():
                     on_fit(f"{data.label}: {spec.name} ({target})")
                 results[k] = next(source)
     fits = []
     for k in range(len(tasks)):
-        fit, trace = results[k]
-        if trace is not None:
-            log.error("%s %s failed on %s:\n%s", fit.estimator, fit.target, data.label, trace)
-        fits.append(fit)
+        for fit, trace in results[k]:
+            if trace is not None:
+                log.error("%s %s failed on %s:\n%s", fit.estimator, fit.target, data.label, trace)
+            fits.append(fit)
     return fits + average_fits(fits, config)
 
 
+def fit_tasks(config: ExperimentConfig, cohort: pd.DataFrame) -> list[tuple]:
+    """The fits to make, as (spec, ((target, horizon), ...)): one task per estimator and target,
+    or one per estimator when its fitted model serves every target (``for_target``)."""
+    tasks = []
+    for spec in config.estimators:
+        targets = tuple(_fit_targets(config, spec.outcome, cohort))
+        if len(targets) > 1 and _serves_every_target(spec, targets[0], config):
+            tasks.append((spec, targets))
+        else:
+            tasks.extend((spec, (target,)) for target in targets)
+    return tasks
+
+
 def fit_placement(tasks: list[tuple], config: ExperimentConfig, jobs: int) -> list[bool]:
-    """Per (spec, target, horizon) task, whether it runs in a worker process: the fits that
-    spread over threads do when ``jobs`` > 1 and some single-threaded fit runs here beside
-    them; otherwise (nothing to overlap) every fit runs in this process."""
-    away = [jobs > 1 and _threaded(task, config) for task in tasks]
+    """Per task of ``fit_tasks``, whether it runs in a worker process: the fits that spread
+    over threads do when ``jobs`` > 1 and some single-threaded fit runs here beside them;
+    otherwise (nothing to overlap) every fit runs in this process."""
+    away = [
+        jobs > 1 and fits_in_threads(_built(spec, targets[0], config)) for spec, targets in tasks
+    ]
     return [False] * len(tasks) if all(away) or not any(away) else away
 
 
@@ -455,11 +422,16 @@ def fits_in_threads(model) -> bool:
     return bool(getattr(model, "fits_in_threads", False))
 
 
-def _threaded(task: tuple, config: ExperimentConfig) -> bool:
+def _serves_every_target(spec, first: tuple, config: ExperimentConfig) -> bool:
+    return spec.outcome == "os" and hasattr(_built(spec, first, config), "for_target")
+
+
+def _built(spec, target_horizon: tuple, config: ExperimentConfig):
+    """The unfitted model of a task, or None when its parameters fail (its fit records why)."""
     try:
-        return fits_in_threads(_build(*task, config))
-    except STAGE_FAILURES:  # its fit records the error, wherever it runs
-        return False
+        return _build(spec, *target_horizon, config)
+    except STAGE_FAILURES:
+        return None
 
 
 def _build(spec, target: str, horizon, config: ExperimentConfig):
@@ -468,9 +440,24 @@ def _build(spec, target: str, horizon, config: ExperimentConfig):
     return spec.build(crs_outcome=target, random_state=config.seed)
 
 
-def _fit_task(task: tuple, data: AnalysisData, config: ExperimentConfig):
-    spec, target, horizon = task
-    return _fit_one(spec, target, horizon, data, config)
+def _fit_task(task: tuple, data: AnalysisData, config: ExperimentConfig) -> list[tuple]:
+    """The task's fits: the first target fitted, the others read from it (``for_target``), or
+    fitted themselves when the first failed."""
+    spec, ((target, horizon), *others) = task
+    first = _fit_one(spec, target, horizon, data, config)
+    out = [first]
+    for other, other_horizon in others:
+        if first[0].error is not None:
+            out.append(_fit_one(spec, other, other_horizon, data, config))
+        else:
+            out.append(_read_for(first[0], other, other_horizon, data, config))
+    return out
+
+
+def _read_for(fitted: FittedEffect, target: str, horizon, data: AnalysisData, config):
+    """A fitted model read for another target: its own ``FittedEffect``, nothing refitted."""
+    fit = FittedEffect(fitted.estimator, fitted.kind, fitted.outcome, target, horizon)
+    return _recorded(fit, lambda: fitted.model.for_target(target, horizon), data, config)
 
 
 def _fit_one(
@@ -478,18 +465,27 @@ def _fit_one(
 ) -> tuple[FittedEffect, str | None]:
     """One fit and, when it failed, its traceback (logged by the caller: a worker process's
     log records would not reach the run's log)."""
+
+    def fitted():
+        model = _build(spec, target, horizon, config)
+        return model.fit(data.effect_data, **shared_nuisance_kwargs(model, data.nuisances))
+
     fit = FittedEffect(spec.name, spec.kind, spec.outcome, target, horizon)
+    return _recorded(fit, fitted, data, config)
+
+
+def _recorded(fit: FittedEffect, model, data: AnalysisData, config) -> tuple:
+    """``fit`` with the model ``model()`` gives, its estimate and arm predictions, and its
+    seconds; or the error that stopped it, its fix and traceback."""
     trace = None
     started = time.perf_counter()
     try:
-        model = _build(spec, target, horizon, config)
-        model.fit(data.effect_data, **shared_nuisance_kwargs(model, data.nuisances))
-        fit.model = model
-        fit.estimate = model.estimate(data.X, alpha=config.evaluation.alpha)
-        fit.arms = arm_predictions(model, data.X, target, horizon)
+        fit.model = model()
+        fit.estimate = fit.model.estimate(data.X, alpha=config.evaluation.alpha)
+        fit.arms = arm_predictions(fit.model, data.X, fit.target, fit.horizon)
     except STAGE_FAILURES as exc:  # recorded in metrics and the log, the run goes on
         fit.error = f"{type(exc).__name__}: {exc}"
-        fit.fix = failure_fix(exc, spec.kind)
+        fit.fix = failure_fix(exc, fit.kind)
         trace = traceback.format_exc()
     fit.seconds = time.perf_counter() - started
     return fit, trace
