@@ -77,6 +77,22 @@ def test_pickles_through_json_and_is_deterministic(os_fit):
     np.testing.assert_array_equal(fits[0], fits[1])
 
 
+def test_the_saved_json_is_made_once_per_fit_and_refits_are_saved_anew():
+    X, W, t, d, _, h = exponential_rmst_design(300, 6, slope=1.0)
+    est = BayesianCausalForest(horizon=h, random_state=3, **FAST_OS)
+    est.fit(X, time=t, event=d, treatment=W)
+    first = pickle.dumps(est)
+    calls = []
+    to_json = est.model_.to_json
+    est.model_.to_json = lambda: calls.append(1) or to_json()
+    assert pickle.dumps(est) == first and calls == []  # the kept JSON, not made again
+    X2, W2, t2, d2, _, _ = exponential_rmst_design(300, 7, slope=0.0)
+    est.fit(X2, time=t2, event=d2, treatment=W2)  # a new sampler: its own JSON
+    refitted = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(refitted.predict(X2[:10]), est.predict(X2[:10]))
+    assert not np.array_equal(refitted.predict(X[:10]), pickle.loads(first).predict(X[:10]))
+
+
 def test_crs_risk_difference_and_arm_risks_agree():
     X, W, crs, tau = _crs_design(1500, 2)
     est = CRSBayesianCausalForest(random_state=0, **FAST).fit(X, crs=crs, treatment=W)

@@ -152,9 +152,21 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
         return draws.mean(axis=1), lo, hi
 
     def __getstate__(self) -> dict:
+        """The sampler as compressed JSON, made once per fit and kept: a run saves each BCF
+        twice (its own file and the model average's), and the JSON costs ~2 s a time."""
         state = self.__dict__.copy()
+        state.pop("_saved_json", None)
         if "model_" in state:
-            state["model_"] = zlib.compress(state["model_"].to_json().encode(), level=6)
+            if self.__dict__.get("_saved_json") is None:
+                self._saved_json = (
+                    state["model_"],
+                    zlib.compress(state["model_"].to_json().encode(), level=6),
+                )
+            sampler, saved = self._saved_json
+            if sampler is not state["model_"]:  # refitted since: serialize the new sampler
+                self._saved_json = None
+                return self.__getstate__()
+            state["model_"] = saved
         return state
 
     def __setstate__(self, state: dict) -> None:
