@@ -26,6 +26,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.stats import norm
 
 from hte.config import load_config
 from hte.estimators.model_average import moved_band
@@ -96,15 +97,31 @@ def average_scores(
                 lo, hi = moved_band(point, own.effect, own.lower, own.upper)
                 row["coverage"] = round(float(np.mean((lo <= truth) & (truth <= hi))), 3)
                 row["excludes_0"] = round(float(np.mean((lo > 0) | (hi < 0))), 3)
+                if size > 1:  # the band widened by the members' spread (law of total variance)
+                    between = np.var([estimates[k].effect for k in subset], axis=0)
+                    lo, hi = total_band(point, own.effect, own.lower, own.upper, between)
+                    row["coverage_total"] = round(float(np.mean((lo <= truth) & (truth <= hi))), 3)
+                    row["excludes_0_total"] = round(float(np.mean((lo > 0) | (hi < 0))), 3)
             out["+".join(subset)] = row
     return out
+
+
+def total_band(average, own, lower, upper, between, alpha: float = 0.05):
+    """The interval member's band around the average, each half widened to
+    sqrt(half^2 + z^2 * between): its posterior spread plus the members' spread about their
+    mean (the variance of a model average: within plus between models)."""
+    z2 = norm.ppf(1 - alpha / 2) ** 2
+    below = np.sqrt((own - lower) ** 2 + z2 * between)
+    above = np.sqrt((upper - own) ** 2 + z2 * between)
+    return average - below, average + above
 
 
 def summary(rows: list[dict]) -> str:
     """Markdown table of means over seeds per target and subset, best nMSE first."""
     lines = [
-        "| target | learners averaged | seeds | nMSE | moved-band coverage |",
-        "|---|---|---|---|---|",
+        "| target | learners averaged | seeds | nMSE | moved-band coverage | excluding 0 |"
+        " widened-band coverage | excluding 0 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for target in dict.fromkeys(r["target"] for r in rows):
         per_target = [r for r in rows if r["target"] == target]
@@ -113,9 +130,13 @@ def summary(rows: list[dict]) -> str:
         subsets = per_target[0]["scores"]
         means = {k: float(np.mean([r["scores"][k]["nmse"] for r in per_target])) for k in subsets}
         for k in sorted(means, key=means.get):
-            cov = [r["scores"][k].get("coverage") for r in per_target]
-            cov_text = f"{np.mean(cov):.3f}" if None not in cov else "-"
-            lines.append(f"| {target} | {k} | {len(per_target)} | {means[k]:.3f} | {cov_text} |")
+            cells = []
+            for key in ("coverage", "excludes_0", "coverage_total", "excludes_0_total"):
+                values = [r["scores"][k].get(key) for r in per_target]
+                cells.append(f"{np.mean(values):.3f}" if None not in values else "-")
+            lines.append(
+                f"| {target} | {k} | {len(per_target)} | {means[k]:.3f} | {' | '.join(cells)} |"
+            )
     return "\n".join(lines)
 
 
