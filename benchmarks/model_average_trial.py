@@ -8,7 +8,8 @@ interactions, the T-learner with random survival forests) for survival at 12 mon
 24 months. Every subset of two or more learners is averaged with equal weights and scored on the
 cohort's true effects: normalized MSE (MSE / variance of the truth), and, for averages that contain
 BCF, the coverage of BCF's 95% posterior interval moved to the average and the share of those
-intervals excluding 0. Prints one JSON row per seed and target, then a table of means over seeds
+intervals excluding 0, and the same for the band the run ships (``widened_band``: BCF's interval
+around the average, widened by the members' spread). Prints one JSON row per seed and target, then a table of means over seeds
 (docs/model_average.md). The scoring is on the training patients, as for every learner in the
 synthetic-truth benchmarks; which average the run ships was chosen from seeds 1-5 and checked on
 seeds 6-10.
@@ -26,10 +27,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from scipy.stats import norm
 
 from hte.config import load_config
-from hte.estimators.model_average import moved_band
+from hte.estimators.model_average import moved_band, widened_band
 from hte.pipeline.stages import (
     fit_analysis_nuisances,
     fit_estimators,
@@ -91,29 +91,23 @@ def average_scores(
     for size in range(1, len(names) + 1):
         for subset in itertools.combinations(names, size):
             point = np.mean([estimates[k].effect for k in subset], axis=0)
-            row = {"nmse": round(float(np.mean((point - truth) ** 2) / var), 3)}
+            # no nMSE under a null effect: the truth has no spread to normalize by
+            nmse = np.mean((point - truth) ** 2) / var if var > 1e-12 else None
+            row = {"nmse": None if nmse is None else round(float(nmse), 3)}
             if band_member in subset:
                 own = estimates[band_member]
                 lo, hi = moved_band(point, own.effect, own.lower, own.upper)
                 row["coverage"] = round(float(np.mean((lo <= truth) & (truth <= hi))), 3)
                 row["excludes_0"] = round(float(np.mean((lo > 0) | (hi < 0))), 3)
-                if size > 1:  # the band widened by the members' spread (law of total variance)
-                    between = np.var([estimates[k].effect for k in subset], axis=0)
-                    lo, hi = total_band(point, own.effect, own.lower, own.upper, between)
+                if size > 1:  # the band the run ships: widened by the members' spread
+                    spread = [estimates[k].effect for k in subset]
+                    lo, hi = widened_band(
+                        point, own.effect, own.lower, own.upper, spread, own.alpha
+                    )
                     row["coverage_total"] = round(float(np.mean((lo <= truth) & (truth <= hi))), 3)
                     row["excludes_0_total"] = round(float(np.mean((lo > 0) | (hi < 0))), 3)
             out["+".join(subset)] = row
     return out
-
-
-def total_band(average, own, lower, upper, between, alpha: float = 0.05):
-    """The interval member's band around the average, each half widened to
-    sqrt(half^2 + z^2 * between): its posterior spread plus the members' spread about their
-    mean (the variance of a model average: within plus between models)."""
-    z2 = norm.ppf(1 - alpha / 2) ** 2
-    below = np.sqrt((own - lower) ** 2 + z2 * between)
-    above = np.sqrt((upper - own) ** 2 + z2 * between)
-    return average - below, average + above
 
 
 def summary(rows: list[dict]) -> str:
@@ -128,14 +122,25 @@ def summary(rows: list[dict]) -> str:
         if not per_target:
             continue
         subsets = per_target[0]["scores"]
-        means = {k: float(np.mean([r["scores"][k]["nmse"] for r in per_target])) for k in subsets}
-        for k in sorted(means, key=means.get):
+        means = {
+            k: float(
+                np.mean(
+                    [
+                        np.nan if r["scores"][k]["nmse"] is None else r["scores"][k]["nmse"]
+                        for r in per_target
+                    ]
+                )
+            )
+            for k in subsets
+        }
+        for k in sorted(means, key=lambda k: (np.isnan(means[k]), means[k], k)):
             cells = []
             for key in ("coverage", "excludes_0", "coverage_total", "excludes_0_total"):
                 values = [r["scores"][k].get(key) for r in per_target]
                 cells.append(f"{np.mean(values):.3f}" if None not in values else "-")
             lines.append(
-                f"| {target} | {k} | {len(per_target)} | {means[k]:.3f} | {' | '.join(cells)} |"
+                f"| {target} | {k} | {len(per_target)} | "
+                f"{'-' if np.isnan(means[k]) else f'{means[k]:.3f}'} | {' | '.join(cells)} |"
             )
     return "\n".join(lines)
 

@@ -24,5 +24,13 @@ def test_errors_that_cancel_average_to_the_truth():
     assert scores["bcf"] == {"nmse": 0.8, "coverage": 0.0, "excludes_0": 0.75}
     assert scores["cox_interaction"] == {"nmse": 0.8}
     # the average is exact; BCF's band (+-0.5) moved to it covers every patient, and excludes 0
-    # for the three patients whose true effect is at least 1 away from 0
-    assert scores["bcf+cox_interaction"] == {"nmse": 0.0, "coverage": 1.0, "excludes_0": 0.75}
+    # for the three patients whose true effect is at least 1 away from 0. Widened by the members'
+    # spread (variance 1 for every patient) each half is sqrt(0.25 + 1.96^2) = 2.02: no band
+    # excludes 0
+    assert scores["bcf+cox_interaction"] == {
+        "nmse": 0.0,
+        "coverage": 1.0,
+        "excludes_0": 0.75,
+        "coverage_total": 1.0,
+        "excludes_0_total": 0.0,
+    }

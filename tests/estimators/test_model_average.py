@@ -41,17 +41,30 @@ def _average(interval_member: str | None = "bayes") -> ModelAverage:
     return ModelAverage(members, interval_member=interval_member, target="rmst", horizon=24.0)
 
 
-def test_the_average_is_the_members_mean_and_the_band_moves_with_it():
+def test_the_average_is_the_members_mean_and_the_band_widens_where_they_disagree():
     model = _average()
-    expected = np.array([(-1 + 3 + 1) / 3, (1 + 3 + 2) / 3, (5 + 3 + 4) / 3])
+    members = np.array([[-1.0, 1.0, 5.0], [3.0, 3.0, 3.0], [1.0, 2.0, 4.0]])  # bayes, cox, s
+    expected = members.mean(axis=0)
     np.testing.assert_allclose(model.predict(X), expected, rtol=0, atol=1e-12)
-    lower, upper = model.predict_interval(X)
-    np.testing.assert_allclose(lower, expected - 0.5, rtol=0, atol=1e-12)
-    np.testing.assert_allclose(upper, expected + 1.5, rtol=0, atol=1e-12)
-    lower, upper = model.predict_interval(X, alpha=0.1)  # the member's own alpha is used
-    np.testing.assert_allclose(upper - lower, 4.0, rtol=0, atol=1e-12)
+    between = np.array([8 / 3, 2 / 3, 2 / 3])  # the members' variance per row, by hand
+    np.testing.assert_allclose(members.var(axis=0), between, atol=1e-12)
+    for alpha, below, above in ((0.05, 0.5, 1.5), (0.1, 1.0, 3.0)):  # the member's own alpha
+        z = {0.05: 1.959963984540054, 0.1: 1.6448536269514722}[alpha]
+        lower, upper = model.predict_interval(X, alpha=alpha)
+        np.testing.assert_allclose(lower, expected - np.sqrt(below**2 + z**2 * between), atol=1e-12)
+        np.testing.assert_allclose(upper, expected + np.sqrt(above**2 + z**2 * between), atol=1e-12)
     est = model.estimate(X, alpha=0.05)
     assert (est.target, est.horizon, est.alpha) == ("rmst", 24.0, 0.05)
+
+
+def test_members_that_agree_give_the_member_band_moved_to_the_average():
+    agree = ModelAverage(
+        {"bayes": _Linear(1.0, 2.0, 0.5, 1.5), "twin": _Linear(1.0, 2.0)}, interval_member="bayes"
+    )
+    lower, upper = agree.predict_interval(X)
+    point = 1.0 + 2.0 * X["x"].to_numpy()
+    np.testing.assert_allclose(lower, point - 0.5, atol=1e-12)
+    np.testing.assert_allclose(upper, point + 1.5, atol=1e-12)
 
 
 def test_without_an_interval_member_the_interval_is_missing():
@@ -96,7 +109,7 @@ def test_a_saved_average_predicts_the_same():
 
 def test_the_interval_says_what_it_is():
     words = _average().interval_words(95)
-    assert words.startswith("bayes's own 95% interval moved to the average of bayes, cox, s")
+    assert words.startswith("bayes's own 95% interval around the average of bayes, cox, s, widened")
     assert _average(None).interval_words(95).startswith("none (the average of bayes, cox, s")
 
 

@@ -49,9 +49,15 @@ def test_the_average_fit_is_the_mean_of_its_members(tmp_path, crs_data):
     assert average.error is None and average.kind == "model_average"
     logit, forest = by_name["logit"].estimate, by_name["forest"].estimate
     np.testing.assert_allclose(average.estimate.effect, (logit.effect + forest.effect) / 2)
-    np.testing.assert_allclose(
-        average.estimate.upper - average.estimate.effect, forest.upper - forest.effect
+    from hte.estimators.model_average import widened_band
+
+    spread = [logit.effect, forest.effect]
+    band = widened_band(
+        average.estimate.effect, forest.effect, forest.lower, forest.upper, spread, 0.05
     )
+    np.testing.assert_allclose(average.estimate.lower, band[0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(average.estimate.upper, band[1], rtol=0, atol=1e-12)
+    assert np.all(average.estimate.upper - average.estimate.effect >= forest.upper - forest.effect)
     own = average.model.estimate(crs_data.X, alpha=0.05)  # what the saved model gives later
     np.testing.assert_allclose(own.effect, average.estimate.effect, rtol=0, atol=1e-12)
     np.testing.assert_allclose(own.lower, average.estimate.lower, rtol=0, atol=1e-12)

@@ -108,7 +108,8 @@ class Outcomes(StrictModel):
 class ModelAverageSpec(StrictModel):
     """An equal-weight average of configured learners of one outcome, shown and scored like a
     learner (``hte.estimators.model_average``): ``members`` are estimator names of this config,
-    ``interval_member`` the member whose interval is moved to the average (null: no interval)."""
+    ``interval_member`` the member whose interval, widened where the members disagree, is the
+    average's (null: no interval)."""
 
     name: Name = "model_average"
     members: list[Name] = Field(min_length=2)

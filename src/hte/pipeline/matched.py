@@ -5,38 +5,43 @@ and Kaplan-Meier differences in the matched cohort)."""
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from hte.config import ExperimentConfig
 from hte.evaluation.cohort_calibration import HR_HORIZON_MONTHS
 
-if TYPE_CHECKING:
-    from hte.pipeline.stages import AnalysisData
 
-
-def matched_comparison(data: AnalysisData, config: ExperimentConfig) -> dict:
-    """1:1 propensity-matched Cox hazard ratio and Kaplan-Meier differences, with the pairs'
-    balance and the patients left unmatched (the design of published matched comparisons)."""
+def matched_comparison(
+    propensity: np.ndarray,
+    treatment: np.ndarray,
+    X: pd.DataFrame,
+    survival: tuple[np.ndarray, np.ndarray],
+    config: ExperimentConfig,
+    n_bootstrap: int,
+) -> dict:
+    """1:1 propensity-matched Cox hazard ratio and Kaplan-Meier differences (``n_bootstrap``
+    draws for their intervals), with the pairs' balance and the patients left unmatched (the
+    design of published matched comparisons); ``survival`` is (time, event) of every patient."""
     from hte.design.matching import match_on_propensity
     from hte.design.overlap import balance_table
     from hte.estimators import average_treatment_effect_survival, weighted_cox_hazard_ratio
-    from hte.pipeline.stages import KM_BOOTSTRAP
 
     alpha = config.evaluation.alpha
     match = match_on_propensity(
-        data.propensity,
-        data.treatment,
+        propensity,
+        treatment,
         caliper=config.evaluation.matching_caliper,
         random_state=config.seed,
     )
     rows = match.rows()
-    t, d = data.survival_outcome()
-    t, d, w = t[rows], d[rows], data.treatment[rows]
+    t, d = survival
+    t, d, w = t[rows], d[rows], treatment[rows]
     cut = np.minimum(t, HR_HORIZON_MONTHS)
     hr = weighted_cox_hazard_ratio(cut, d & (t <= HR_HORIZON_MONTHS), w, alpha=alpha)
-    smd = balance_table(data.X.iloc[rows], w)["smd"].abs()
+    smd = balance_table(X.iloc[rows], w)["smd"].abs()
     out: dict[str, Any] = {
         "method": (
             f"1:1 greedy nearest-neighbour matching on logit propensity, caliper "
@@ -55,7 +60,7 @@ def matched_comparison(data: AnalysisData, config: ExperimentConfig) -> dict:
                 w,
                 horizon=horizon,
                 alpha=alpha,
-                n_bootstrap=KM_BOOTSTRAP,
+                n_bootstrap=n_bootstrap,
                 random_state=config.seed,
             )
             out[f"ate_{target}_km"] = asdict(getattr(ate, target))

@@ -306,7 +306,9 @@ def baseline_averages(data: AnalysisData, config: ExperimentConfig) -> dict:
         if config.evaluation.matching:
             from hte.pipeline.matched import matched_comparison
 
-            out["matched"] = matched_comparison(data, config)
+            out["matched"] = matched_comparison(
+                data.propensity, data.treatment, data.X, (t, d), config, KM_BOOTSTRAP
+            )
     for outcome in crs_outcomes(config, data.cohort):
         out[f"ate_{outcome}_aipw"] = asdict(_aipw_crs(data, outcome, alpha, config.seed))
     return out
