@@ -155,18 +155,12 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
         """The sampler as compressed JSON, made once per fit and kept: a run saves each BCF
         twice (its own file and the model average's), and the JSON costs ~2 s a time."""
         state = self.__dict__.copy()
-        state.pop("_saved_json", None)
+        kept = state.pop("_saved_json", None)  # (sampler, its compressed JSON)
         if "model_" in state:
-            if self.__dict__.get("_saved_json") is None:
-                self._saved_json = (
-                    state["model_"],
-                    zlib.compress(state["model_"].to_json().encode(), level=6),
-                )
-            sampler, saved = self._saved_json
-            if sampler is not state["model_"]:  # refitted since: serialize the new sampler
-                self._saved_json = None
-                return self.__getstate__()
-            state["model_"] = saved
+            if kept is None or kept[0] is not state["model_"]:  # none yet, or refitted since
+                kept = (state["model_"], zlib.compress(state["model_"].to_json().encode(), level=6))
+                self._saved_json = kept
+            state["model_"] = kept[1]
         return state
 
     def __setstate__(self, state: dict) -> None:
