@@ -14,6 +14,8 @@ around the average, widened by the members' spread). Prints one JSON row per see
 synthetic-truth benchmarks; which average the run ships was chosen from seeds 1-5 and checked on
 seeds 6-10.
 
+``--gbsa-params "{max_depth: 3}"`` sets the S-learner's boosting parameters (a variant to measure).
+
 ``--crs`` does the same for the three CRS learners of ``configs/default.yaml`` (the CRS BCF, the
 CRS causal forest, logistic with interactions; the band from the CRS BCF) and the any-grade CRS
 risk difference.
@@ -43,6 +45,17 @@ LEARNERS = (
     "gbsa}}, {name: cox_interaction, kind: cox_interaction}, {name: t_learner_rsf, kind: "
     "t_learner, params: {base_learner: rsf}}]"
 )
+
+
+def os_learners(gbsa_params: str | None = None) -> str:
+    """The OS learners; ``gbsa_params`` (a YAML mapping) as the S-learner's boosting parameters."""
+    if gbsa_params is None:
+        return LEARNERS
+    return LEARNERS.replace(
+        "{base_learner: gbsa}", f"{{base_learner: gbsa, base_params: {gbsa_params}}}"
+    )
+
+
 TRUTH = {"survival": "true_cate_surv12", "rmst": "true_cate_rmst24"}
 BAND_MEMBER = "bcf"
 # --crs: the CRS learners of configs/default.yaml against the any-grade CRS risk difference
@@ -55,14 +68,16 @@ CRS_TRUTH = {"crs": "true_cate_crs"}
 CRS_BAND_MEMBER = "crs_bcf"
 
 
-def learner_estimates(seed: int, n: int, scenario: str, crs: bool = False) -> tuple[dict, dict]:
+def learner_estimates(
+    seed: int, n: int, scenario: str, crs: bool = False, gbsa_params: str | None = None
+) -> tuple[dict, dict]:
     """target -> learner -> EffectEstimate, and target -> true effects, for one cohort (the OS
     learners and targets, or with ``crs`` the CRS ones)."""
     overrides = [
         f"data.n={n}",
         f"data.scenario={scenario}",
         f"seeds.global={seed}",
-        f"estimators={CRS_LEARNERS if crs else LEARNERS}",
+        f"estimators={CRS_LEARNERS if crs else os_learners(gbsa_params)}",
         "evaluation.model_average=null",
     ]
     if crs:
@@ -151,11 +166,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--scenario", default="default")
     parser.add_argument("--crs", action="store_true", help="the CRS learners and target instead")
+    parser.add_argument(
+        "--gbsa-params",
+        help="the S-learner's boosting parameters, a YAML mapping: '{max_depth: 3}'",
+    )
     args = parser.parse_args()
     band_member = CRS_BAND_MEMBER if args.crs else BAND_MEMBER
     rows = []
     for seed in args.seeds:
-        estimates, truth = learner_estimates(seed, args.n, args.scenario, crs=args.crs)
+        estimates, truth = learner_estimates(
+            seed, args.n, args.scenario, crs=args.crs, gbsa_params=args.gbsa_params
+        )
         for target in truth:
             row = {"n": args.n, "scenario": args.scenario, "seed": seed, "target": target}
             row["scores"] = average_scores(estimates[target], truth[target], band_member)
