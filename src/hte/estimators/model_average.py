@@ -171,13 +171,13 @@ def average_estimates(
     for name, est in estimates.items():
         if (est.target, est.horizon, est.alpha) != (first.target, first.horizon, first.alpha):
             raise ValueError(f"member {name!r} estimates another target, horizon or alpha")
-    average = np.mean([np.asarray(e.effect, dtype=float) for e in estimates.values()], axis=0)
+    effects = [np.asarray(e.effect, dtype=float) for e in estimates.values()]
+    average = np.mean(effects, axis=0)
     if interval_member is None:
         lower, upper = np.full(average.shape, np.nan), np.full(average.shape, np.nan)
     else:
         own = estimates[interval_member]
-        spread = [np.asarray(e.effect, dtype=float) for e in estimates.values()]
-        lower, upper = widened_band(average, own.effect, own.lower, own.upper, spread, first.alpha)
+        lower, upper = widened_band(average, own.effect, own.lower, own.upper, effects, first.alpha)
     return EffectEstimate(
         effect=average,
         lower=lower,
