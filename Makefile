@@ -58,6 +58,7 @@ bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios default --out experiments/benchmarks/learner_selection_average/default
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios null_effect --out experiments/benchmarks/learner_selection_average/null_effect
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 --n 10000 --scenarios default --out experiments/benchmarks/learner_selection_average/n10000
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 6 7 8 9 10 > experiments/benchmarks/model_average_n2000.txt
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 --scenario null_effect > experiments/benchmarks/model_average_null_n2000.txt
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --scenarios --seed-study --out experiments/benchmarks/learner_selection_rules/seed_study
