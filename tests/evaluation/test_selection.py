@@ -288,22 +288,44 @@ def test_slope_gate_refuses_a_memorizer_and_names_the_rule():
         select_model(gamma, {"memo": gamma}, gate="ranking")
 
 
-def test_a_preferred_learner_replaces_the_gates_pick_only_when_not_clearly_worse():
-    # "close" (the truth plus a little noise) passes the gate with the lowest loss; the preferred
-    # "avg" (a little more noise) has a slightly higher loss, within 2 SE: it is shown instead
+def test_a_preferred_learner_passing_its_own_test_is_shown():
+    # "close" (the truth plus a little noise) has the lowest loss; the preferred "avg" (a little
+    # more noise) passes its own slope test at its share of the level and is shown
     _, tau, gamma = _design(4, n=3000, slope=0.5)
     rng = np.random.default_rng(4)
     close = tau + rng.normal(scale=0.05, size=len(tau))
     avg = tau + rng.normal(scale=0.1, size=len(tau))
     plain = select_model(gamma, {"close": close, "avg": avg}, gate="slope", stack=False)
     assert plain.chosen == "close" and plain.preferred is None
+    assert plain.preferred_threshold_se is None
     sel = select_model(
         gamma, {"close": close, "avg": avg}, gate="slope", stack=False, preferred="avg"
     )
-    assert sel.chosen == "avg", sel.reason
-    assert "shown instead: the prespecified avg" in sel.reason
-    assert selection_summary(sel)["preferred"] == "avg"
+    assert sel.chosen == "avg" and sel.gate_learner == "avg", sel.reason
+    assert "the prespecified avg's held-out predictions rank patients" in sel.reason
+    summary = selection_summary(sel)
+    assert summary["preferred"] == "avg" and summary["gate_learner"] == "avg"
+    # weighted Bonferroni over two learners at one-sided 2.5%: 2% for avg, 0.5% for the other
+    assert summary["preferred_threshold_se"] == pytest.approx(2.054, abs=1e-3)
+    assert sel.threshold_se == pytest.approx(2.576, abs=1e-3)
+    assert "0.8 of the one-sided family-wise level" in summary["rule"]
+
+
+def test_a_preferred_learner_replaces_the_gates_pick_only_when_not_clearly_worse():
+    # a weak preferred learner (a third of the spread, noisy) fails its own test; "close" passes
+    # the others' bound, and the preferred is within 2 SE of its loss: shown in its place
+    _, tau, gamma = _design(4, n=3000, slope=0.15)
+    rng = np.random.default_rng(4)
+    close = tau + rng.normal(scale=0.02, size=len(tau))
+    weak = tau.mean() + 0.3 * (tau - tau.mean()) + rng.normal(scale=0.06, size=len(tau))
+    sel = select_model(
+        gamma, {"close": close, "weak": weak}, gate="slope", stack=False, preferred="weak"
+    )
+    assert sel.gate_learner == "close" and sel.chosen == "weak", sel.reason
+    assert "shown instead: the prespecified weak" in sel.reason
     # a preferred learner that is clearly worse (predicting the effect upside down) stays unshown
+    _, tau, gamma = _design(4, n=3000, slope=0.5)
+    close = tau + rng.normal(scale=0.05, size=len(tau))
     wrong = 0.2 - 3.0 * (tau - 0.2)
     sel = select_model(
         gamma, {"close": close, "wrong": wrong}, gate="slope", stack=False, preferred="wrong"
@@ -313,3 +335,15 @@ def test_a_preferred_learner_replaces_the_gates_pick_only_when_not_clearly_worse
     _, null_gamma, null_preds = _two_learners(0, 1000, 0.0)
     sel = select_model(null_gamma, null_preds, gate="slope", preferred="linear")
     assert sel.chosen == CONSTANT
+    assert "more than 2.05 for the prespecified linear, 2.58 for the others" in sel.reason
+
+
+@pytest.mark.slow
+def test_slope_gate_with_a_preferred_learner_keeps_its_level_under_a_constant_truth():
+    # the preferred learner at 2% and the other at 0.5% (one-sided): at most 2.5% of draws show
+    # a learner in expectation; the tolerance is 6% (12 of 200) as for the even split
+    shown = sum(
+        select_model(gamma, preds, gate="slope", stack=False, preferred="knn").chosen != CONSTANT
+        for gamma, preds in (_two_learners(seed, 1000, 0.0)[1:] for seed in range(200))
+    )
+    assert shown <= 12

@@ -81,8 +81,25 @@ def test_a_preferred_average_is_named_with_the_reason_it_is_shown(small_run, tmp
     m = metrics["analyses"]["decision"]["model_choice"]["survival"]
     m["chosen"] = m["shown"] = m["preferred"] = "cox_interaction"
     m["statement"], m["gate"], m["gate_z"] = None, "slope", 3.6
+    m["gate_learner"] = "t_learner_rsf"  # another learner passed the gate
     (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
     summary = _section(build_report(run), "summary")
     i = summary.find("held-out calibration slope is above 0 by 3.6 SE")
     assert i > 0, summary[-3000:]
     assert "the prespecified cox_interaction is shown" in summary[i : i + 300]
+
+
+def test_a_preferred_average_that_passed_its_own_test_says_so(small_run, tmp_path):
+    # the prespecified model passed its own share of the slope gate's level and is shown
+    import shutil
+
+    run = tmp_path / small_run.name
+    shutil.copytree(small_run, run)
+    metrics = json.loads((run / "metrics.json").read_text(encoding="utf-8"))
+    m = metrics["analyses"]["decision"]["model_choice"]["survival"]
+    m["chosen"] = m["shown"] = m["preferred"] = m["gate_learner"] = "cox_interaction"
+    m["statement"], m["gate"], m["gate_z"] = None, "slope", 2.4
+    m["preferred_threshold_se"] = 2.054
+    (run / "metrics.json").write_text(json.dumps(metrics), encoding="utf-8")
+    summary = _section(build_report(run), "summary")
+    assert "above 0 by 2.4 SE, more than the 2.05 SE its own test as the prespecified" in summary

@@ -40,7 +40,11 @@ passes a gate is shown, otherwise the constant. Two gates (``gate``):
 
 A learner named in advance (``preferred``: the run's model average) is shown in place of the
 learner a gate passes unless its held-out loss is worse by more than ``THRESHOLD_SE`` SE of the
-paired difference; it never brings in a learner when the gate shows the constant.
+paired difference; it never brings in a learner when the gate shows the constant. Under the slope
+gate it is also tested on its own first, at ``PREFERRED_SHARE`` of the family-wise level, the
+other learners at the rest split evenly (a weighted Bonferroni rule, ``preferred_gate_bounds``):
+the chance that any learner passes when no patient differs stays at ``SLOPE_GATE_LEVEL``, and
+the test of the learner that would be shown is not diluted by the learners that would not.
 """
 
 from __future__ import annotations
@@ -50,17 +54,21 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import nnls
-from scipy.stats import norm
 from sklearn.model_selection import KFold
 
-from hte.evaluation.benefit_calibration import calibration_slope
+from hte.evaluation.gates import (
+    PREFERRED_SHARE,
+    SLOPE_GATE_LEVEL,
+    preferred_gate_bounds,
+    slope_gate,
+    slope_gate_z,
+)
 
 CONSTANT = "constant"
 STACK = "stack"
 LOSSES = ("dr", "r")
 GATES = ("loss", "slope")
 THRESHOLD_SE = 2.0
-SLOPE_GATE_LEVEL = 0.025  # family-wise one-sided level of the slope gate
 STACK_FOLDS = 5
 
 
@@ -128,6 +136,8 @@ class Selection:
     gate: str = "loss"
     gate_z: float = 0.0  # the gate's statistic in SE: the shown learner's, else the best tested
     preferred: str | None = None  # the learner named in advance (``select_model``)
+    gate_learner: str | None = None  # whose test ``gate_z`` is (None: the loss gate's best)
+    preferred_threshold_se: float | None = None  # the preferred learner's own bound (slope gate)
 
     def loss_of(self, name: str) -> CandidateLoss:
         for row in self.table:
@@ -258,9 +268,11 @@ def select_model(
     score) and choose what to show (module docstring). The stack is scored and reported but is
     not a shown candidate (a weighted mix of models has no single model's interval).
 
-    ``preferred``: a learner named in advance (the run's model average). When the gate shows a
-    learner, the preferred one is shown in its place unless its held-out loss exceeds that
-    learner's by more than ``THRESHOLD_SE`` SE of the paired difference (``_prefer``)."""
+    ``preferred``: a learner named in advance (the run's model average). Under the slope gate
+    (default bounds) it is tested first, at its share of the level (``hte.evaluation.gates``),
+    and shown when it passes. When another learner passes, the preferred one is shown in its
+    place unless its held-out loss exceeds that learner's by more than ``THRESHOLD_SE`` SE of
+    the paired difference (``_prefer``)."""
     gamma = _check(gamma, predictions)
     if gate not in GATES:
         raise ValueError(f"gate must be one of {GATES}, got {gate!r}")
@@ -281,13 +293,24 @@ def select_model(
     loss_name = "DR loss" if residuals is None else "R-loss"
     learners = [r for r in table if r.name not in (CONSTANT, STACK)]
     c_mean, c_se = _mean_se(gamma)
+    own_bound = None  # the preferred learner's own bound under the slope gate
     if threshold_se is None:  # the gate's default: 2 SE, or Bonferroni over the learners
-        threshold_se = THRESHOLD_SE if gate == "loss" else slope_gate_z(len(learners))
-    gate_z = 0.0
+        if gate == "loss":
+            threshold_se = THRESHOLD_SE
+        elif len(learners) > 1 and any(r.name == preferred for r in learners):
+            own_bound, threshold_se = preferred_gate_bounds(len(learners))
+        else:
+            threshold_se = slope_gate_z(len(learners))
+    gate_z, gate_learner = 0.0, None
     if not learners:
         chosen, reason = CONSTANT, "no learner was fitted for this target"
     elif gate == "slope":
-        chosen, reason, gate_z = _slope_gate(learners, gamma, heldout, loss_name, threshold_se)
+        own = (preferred, own_bound) if own_bound is not None else None
+        ranked = [(r.name, r.loss) for r in learners]
+        shown, reason, gate_z, gate_learner = slope_gate(
+            ranked, gamma, heldout, loss_name, threshold_se, own
+        )
+        chosen = CONSTANT if shown is None else shown
     else:
         best = learners[0]
         margin = -best.diff_vs_constant
@@ -327,6 +350,8 @@ def select_model(
         gate,
         gate_z,
         preferred,
+        gate_learner,
+        own_bound,
     )
 
 
@@ -350,44 +375,6 @@ def _prefer(
     )
 
 
-def slope_gate_z(n_learners: int, level: float = SLOPE_GATE_LEVEL) -> float:
-    """One-sided Bonferroni bound for ``n_learners`` slope tests at family-wise ``level``."""
-    return float(norm.ppf(1 - level / max(n_learners, 1)))
-
-
-def _slope_gate(
-    learners: list[CandidateLoss],
-    gamma: np.ndarray,
-    heldout: Mapping[str, np.ndarray],
-    loss_name: str,
-    bound: float,
-) -> tuple[str, str, float]:
-    """The lowest-loss learner whose held-out calibration slope exceeds 0 by more than
-    ``bound`` standard errors, or the constant."""
-    z = {}
-    for row in learners:
-        slope, slope_se = calibration_slope(heldout[row.name], gamma)
-        z[row.name] = slope / slope_se if slope_se > 0 else 0.0
-    passing = [row for row in learners if z[row.name] > bound]  # learners are sorted by loss
-    if passing:
-        best = passing[0]
-        return (
-            best.name,
-            f"{best.name} has the lowest held-out {loss_name} ({best.loss:.4g}) of the learners "
-            f"whose held-out predictions rank patients by benefit as their outcomes do "
-            f"(calibration slope > 0 by {z[best.name]:.1f} SE > {bound:.2f})",
-            z[best.name],
-        )
-    top = max(z, key=lambda k: (z[k], k))
-    return (
-        CONSTANT,
-        f"no learner's held-out predictions rank patients by benefit beyond chance (largest "
-        f"calibration-slope z: {top}, {z[top]:.1f} SE; the rule asks more than {bound:.2f}): "
-        "this cohort does not support individual differences; showing the average effect",
-        z[top],
-    )
-
-
 def heldout_learners(heldout: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The learners' entries of a held-out prediction map (without constant and stack)."""
     return {k: v for k, v in heldout.items() if k not in (CONSTANT, STACK)}
@@ -398,6 +385,27 @@ def r_loss(outcome_residual: np.ndarray, treatment_residual: np.ndarray, tau: np
     residuals (for OS targets Y is the censoring-adjusted pseudo-outcome)."""
     r = np.asarray(outcome_residual, float) - np.asarray(treatment_residual, float) * tau
     return float(np.mean(r**2))
+
+
+def _slope_rule(selection: Selection, loss_formula: str) -> str:
+    """The slope gate's rule in words, with the preferred learner's own test when it had one."""
+    rule = f"{loss_formula}; "
+    if selection.preferred_threshold_se is not None:
+        rule += (
+            f"the prespecified {selection.preferred} when its held-out calibration slope (OLS of "
+            f"Gamma on its predictions) exceeds 0 by more than "
+            f"{selection.preferred_threshold_se:.2f} SE ({PREFERRED_SHARE:g} of the one-sided "
+            f"family-wise level {SLOPE_GATE_LEVEL:g}), else the lowest-loss other learner whose "
+            f"slope exceeds 0 by more than {selection.threshold_se:.2f} SE (the rest of the "
+            "level, Bonferroni over them), else the constant effect"
+        )
+    else:
+        rule += (
+            f"the lowest-loss learner whose held-out calibration slope (OLS of Gamma on its "
+            f"predictions) exceeds 0 by more than {selection.threshold_se:.2f} SE (one-sided, "
+            "Bonferroni over the learners), else the constant effect"
+        )
+    return rule
 
 
 def selection_summary(selection: Selection, digits: int = 6) -> dict:
@@ -419,10 +427,7 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
             f"learner beats it by more than {selection.threshold_se:g} SE of the paired "
             "difference, then the lowest loss"
             if selection.gate == "loss"
-            else f"{loss_formula}; the lowest-loss learner whose held-out calibration slope "
-            f"(OLS of Gamma on its predictions) exceeds 0 by more than "
-            f"{selection.threshold_se:.2f} SE (one-sided, Bonferroni over the learners), "
-            "else the constant effect"
+            else _slope_rule(selection, loss_formula)
         )
         + (
             f"; when a learner passes, the prespecified {selection.preferred} is shown in its "
@@ -432,6 +437,12 @@ def selection_summary(selection: Selection, digits: int = 6) -> dict:
         ),
         "gate": selection.gate,
         "gate_z": rnd(selection.gate_z),
+        "gate_learner": selection.gate_learner,
+        "preferred_threshold_se": (
+            None
+            if selection.preferred_threshold_se is None
+            else rnd(selection.preferred_threshold_se)
+        ),
         "preferred": selection.preferred,
         "n": selection.n,
         "constant_effect": {

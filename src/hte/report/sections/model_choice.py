@@ -81,6 +81,12 @@ def shown_cards(run: RunFolder) -> list[dict]:
 
 def _passed_gate(m: dict) -> str:
     """Why a learner is shown, in the words of the gate it passed (the loss gate for older runs)."""
+    if m.get("preferred") and m.get("chosen") == m.get("gate_learner") == m.get("preferred"):
+        return (
+            f"its held-out calibration slope is above 0 by {num(m.get('gate_z'), 1)} SE, more "
+            f"than the {num(m.get('preferred_threshold_se'), 2)} SE its own test as the "
+            "prespecified model asks"
+        )
     if m.get("preferred") and m.get("chosen") == m.get("preferred"):
         return (
             f"a learner's held-out calibration slope is above 0 by {num(m.get('gate_z'), 1)} SE; "
