@@ -322,3 +322,24 @@ def test_survival_targets_without_a_forest_get_their_own_scores(tmp_path, hte_ho
     assert "forest" not in analysis["heterogeneity_scores"]["survival"]
     assert analysis["estimators"]["cox"]["survival"]["heterogeneity"]["in_sample"] is False
     assert "heterogeneity" in analysis["estimators"]["logit"]["crs"]
+
+
+def test_heldout_folds_from_the_config_reach_the_refits(tmp_path, hte_home):
+    text = (
+        TINY.replace(
+            "  - {name: csf, kind: causal_survival_forest, params: {n_estimators: 40, "
+            "min_samples_leaf: 10}}\n",
+            "",
+        )
+        .replace("shap: true", "shap: false")
+        .replace(
+            "evaluation: {robustness: false}", "evaluation: {robustness: false, heldout_folds: 3}"
+        )
+    )
+    config = _config(tmp_path, text.replace("n: 300", "n: 200"))
+    assert config.evaluation.heldout_folds == 3
+    result = run_experiment(config, output_root=tmp_path, progress=False, write_models=False)
+    analysis = result.metrics["analyses"]["decision"]
+    tests = analysis["estimators"]["cox"]["survival"]["heterogeneity"]
+    assert tests["priorities"].startswith("3-fold cross-fitted")
+    assert "the other 2 folds" in tests["priorities"]

@@ -175,10 +175,11 @@ class _NearestNeighbour(BaseEstimator):
         return self.y_[np.argmin(d, axis=1)]
 
 
-def test_heldout_priorities_come_from_models_that_never_saw_the_row(null_run):
+@pytest.mark.parametrize("n_folds", [2, 5])
+def test_heldout_priorities_come_from_models_that_never_saw_the_row(null_run, n_folds):
     data = null_run[0]
     fit = FittedEffect("memo", "logistic_interaction", "crs", "crs", None, model=SeenRows())
-    effects = heldout_effects(fit, data, seed=0)
+    effects = heldout_effects(fit, data, seed=0, n_folds=n_folds)
     assert effects.shape == (len(data.cohort),)
     assert np.all(effects == 0.0)  # every row predicted, never by a model fitted on it
     assert np.all(SeenRows().fit(data.X).predict(data.X) == 1.0)  # the memorizer does memorize
@@ -225,11 +226,12 @@ def test_one_refit_per_fold_serves_every_target_and_never_saw_the_row(null_run, 
         )
         for target, horizon in (("survival", 12.0), ("rmst", 24.0))
     ]
-    _SeenRowsAnyTarget.fits = 0
-    effects = heterogeneity.all_heldout_effects(fits, data, seed=0)
-    assert _SeenRowsAnyTarget.fits == heterogeneity.N_FOLDS  # one refit per fold, both targets
-    assert np.all(effects["memo__survival"] == 0.0)  # never predicted by a model that saw it
-    assert np.all(effects["memo__rmst"] == 10.0)  # read for its own target
+    for n_folds in (2, 5):
+        _SeenRowsAnyTarget.fits = 0
+        effects = heterogeneity.all_heldout_effects(fits, data, seed=0, n_folds=n_folds)
+        assert _SeenRowsAnyTarget.fits == n_folds  # one refit per fold, both targets
+        assert np.all(effects["memo__survival"] == 0.0)  # never predicted by a model that saw it
+        assert np.all(effects["memo__rmst"] == 10.0)  # read for its own target
 
 
 def test_grouped_refits_equal_one_refit_per_target(null_run):

@@ -146,6 +146,10 @@ class Evaluation(StrictModel):
     # false showings and lower error on the synthetic cohort, experiments/benchmarks/
     # learner_selection.md), "loss" = it beats the constant by 2 SE of the paired loss difference
     model_choice_gate: Literal["loss", "slope"] = "slope"
+    # folds of the held-out refits behind the model choice and the RATE / BLP tests: each patient
+    # is predicted by a refit on the other folds (more folds: refits closer to the full fit, a
+    # more powerful gate, and proportionally more refitting; docs/methods.md)
+    heldout_folds: int = Field(2, ge=2, le=10)
     # an equal-weight average of fitted learners, a candidate beside them (null: none)
     model_average: ModelAverageSpec | None = None
 

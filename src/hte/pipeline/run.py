@@ -361,11 +361,12 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
     scores, residuals = target_scores_and_residuals(data, fits, config.seed)
     tested = [f for f in fits if f.target in scores]
     clock_folds = time.perf_counter()
-    folds = heldout_fold_nuisances(tested, data, config.seed)  # once per fold, shared
+    n_folds = config.evaluation.heldout_folds
+    folds = heldout_fold_nuisances(tested, data, config.seed, n_folds)  # once per fold, shared
     timings[f"{label}/heldout_nuisances"] = time.perf_counter() - clock_folds
-    refits = all_heldout_effects(tested, data, config.seed, folds=folds)
+    refits = all_heldout_effects(tested, data, config.seed, folds=folds, n_folds=n_folds)
     tests, score_sources = heterogeneity_tests(
-        data, fits, config.evaluation.alpha, config.seed, scores=scores, refits=refits
+        data, fits, config.evaluation.alpha, config.seed, scores, refits, n_folds
     )
     choice_metrics, choices = model_choices(
         data,
