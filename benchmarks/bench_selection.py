@@ -327,8 +327,8 @@ def summary_markdown(rows: list[dict], command: str) -> str:
         f"Measured with `{command}`.",
         "",
     ]
-    frame["n_folds"] = frame.get("n_folds", N_FOLDS)
-    frame["n_folds"] = frame["n_folds"].fillna(N_FOLDS).astype(int)
+    frame["n_folds"] = frame.get("n_folds", LEGACY_FOLDS)
+    frame["n_folds"] = frame["n_folds"].fillna(LEGACY_FOLDS).astype(int)
     keys = ["scenario", "n", "seed_study", "target", "n_folds"]
     for loss in LOSSES:
         out += _shown_table(frame, keys, loss)
@@ -362,10 +362,11 @@ def summary_markdown(rows: list[dict], command: str) -> str:
 
 
 CELL_FIELDS = ("scenario", "n", "seed", "seed_study", "n_folds")
+LEGACY_FOLDS = 2  # rows recorded before the fold count was (all 2-fold)
 
 
 def _cell_key(row: dict) -> tuple:
-    return tuple(row.get(k, N_FOLDS if k == "n_folds" else None) for k in CELL_FIELDS)
+    return tuple(row.get(k, LEGACY_FOLDS if k == "n_folds" else None) for k in CELL_FIELDS)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -299,8 +299,8 @@ def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
             if "error" in summary:
                 continue
             tests = summary["heterogeneity"]
-            assert tests["in_sample"] is False  # 2-fold cross-fitted priorities, said so
-            assert tests["priorities"].startswith("2-fold cross-fitted")
+            assert tests["in_sample"] is False  # 5-fold cross-fitted priorities, said so
+            assert tests["priorities"].startswith("5-fold cross-fitted")
             assert len(tests["toc"]["q"]) == len(tests["toc"]["toc"]) == 20
             for kind in ("autoc", "qini"):
                 r = tests[kind]

@@ -95,7 +95,7 @@ def test_metrics_say_priorities_are_heldout_and_carry_the_toc_band(null_run):
     for by_target in results.values():
         for tests in by_target.values():
             assert tests["in_sample"] is False
-            assert tests["priorities"].startswith("2-fold cross-fitted")
+            assert tests["priorities"].startswith("5-fold cross-fitted")
             toc = tests["toc"]
             np.testing.assert_allclose(toc["q"], TOC_GRID)
             assert len(toc["toc"]) == len(toc["lower"]) == len(toc["upper"]) == 20
@@ -314,8 +314,9 @@ def test_survival_scores_centre_on_the_true_average_effect_and_reuse_the_forest(
 def test_the_priorities_note_names_the_fold_count_used():
     from hte.pipeline.heterogeneity import _priorities_note
 
-    assert "2-fold" in _priorities_note(7) and "the other half" in _priorities_note(7)
-    five = _priorities_note(7, n_folds=5)
+    two = _priorities_note(7, n_folds=2)
+    assert two.startswith("2-fold") and "the other half" in two
+    five = _priorities_note(7)  # the default, as evaluation.heldout_folds
     assert five.startswith("5-fold") and "the other 4 folds" in five and "half" not in five
 
 

@@ -129,6 +129,9 @@ class ModelAverageSpec(StrictModel):
         return self
 
 
+HELDOUT_FOLDS = 5  # held-out refit folds by default (evaluation.heldout_folds)
+
+
 class Evaluation(StrictModel):
     """Interval level, truth metrics (``auto``: on when the cohort carries true_* columns), an
     optional propensity-matched comparison (1:1, caliper in SDs of the logit propensity), as
@@ -148,8 +151,8 @@ class Evaluation(StrictModel):
     model_choice_gate: Literal["loss", "slope"] = "slope"
     # folds of the held-out refits behind the model choice and the RATE / BLP tests: each patient
     # is predicted by a refit on the other folds (more folds: refits closer to the full fit, a
-    # more powerful gate, and proportionally more refitting; docs/methods.md)
-    heldout_folds: int = Field(2, ge=2, le=10)
+    # more powerful gate, and more refitting; 5 since 2026-12-07, docs/methods.md)
+    heldout_folds: int = Field(HELDOUT_FOLDS, ge=2, le=10)
     # an equal-weight average of fitted learners, a candidate beside them (null: none)
     model_average: ModelAverageSpec | None = None
 

@@ -5,10 +5,11 @@ Is the heterogeneity an estimator found real? Two ingredients, both out of sampl
 * Doubly robust scores per target (``hte.pipeline.target_scores``), computed once and
   independent of which estimators the run fitted.
 * Held-out priorities per fit (``heldout_effects``): the fitted estimator is cloned and refitted
-  on one half of the patients to predict the other half (2 folds, stratified by arm x outcome,
-  seeded), so no patient is ranked by a model that saw its outcome. Estimators that take shared
-  nuisances (causal survival forest, DR-learner) read nuisances cross-fitted on the training
-  half only, fitted once per fold and shared by all of them (``fold_nuisances``).
+  on the other folds of the patients to predict each fold (``evaluation.heldout_folds``, 5 by
+  default, stratified by arm x outcome, seeded), so no patient is ranked by a model that saw its
+  outcome. Estimators that take shared nuisances (causal survival forest, DR-learner) read
+  nuisances cross-fitted on the training folds only, fitted once per fold and shared by all of
+  them (``fold_nuisances``).
 
 Each fit's priorities are then tested against its target's scores: AUTOC and Qini with bootstrap
 intervals, the TOC curve with a pointwise band, and the BLP calibration test (mean and
@@ -27,6 +28,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
+from hte.config.sections import HELDOUT_FOLDS
 from hte.data.columns import CRS, CRS_GRADE
 from hte.errors import STAGE_FAILURES
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
@@ -48,7 +50,8 @@ from hte.pipeline.target_scores import Scores, _scores_and_reasons
 log = logging.getLogger("hte.pipeline")
 
 N_BOOTSTRAP = 200
-N_FOLDS = 2  # held-out priorities: each patient is ranked by a model fitted on the other half
+N_FOLDS = HELDOUT_FOLDS  # held-out priorities: each patient is ranked by a model fitted on the
+# other folds (the config's default, evaluation.heldout_folds)
 # the held-out refits of different fits are independent: run them in this many processes (each
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2

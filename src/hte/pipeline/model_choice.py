@@ -1,7 +1,7 @@
 """Which model the run shows per target, and how sure it is (issue 10).
 
 Per target with doubly robust scores (``hte.pipeline.target_scores.target_scores``), from the
-fits' held-out (2-fold cross-fitted) effects (``all_heldout_effects``):
+fits' held-out (``evaluation.heldout_folds``-fold cross-fitted) effects (``all_heldout_effects``):
 
 * learner selection by held-out DR loss against a held-out constant effect, with the stack
   (``hte.evaluation.selection``);
