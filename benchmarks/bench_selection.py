@@ -37,7 +37,7 @@ from hte.config import load_config
 from hte.evaluation.selection import CONSTANT, LOSSES, STACK, THRESHOLD_SE
 from hte.evaluation.truth_scoring import TRUTH_COLUMNS
 from hte.pipeline.heterogeneity import (
-    N_FOLDS,
+    HELDOUT_FOLDS,
     all_heldout_effects,
     heldout_fold_nuisances,
 )
@@ -65,6 +65,9 @@ ESTIMATORS = (
     " {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}},"
     " {name: crs_bcf, kind: crs_bcf}]"
 )
+
+LEGACY_FOLDS = 2  # rows recorded before the fold count was (all 2-fold)
+RUN_FOLDS = 0  # --folds 0 (the default): the run's folds per outcome (evaluation.heldout_folds)
 
 
 def _config(scenario: str, n: int, seed: int, seed_study: bool):
@@ -132,9 +135,10 @@ def _z(losses: list[dict]) -> dict[str, float]:
 
 
 def run_cell(
-    scenario: str, n: int, seed: int, seed_study: bool = False, n_folds: int = N_FOLDS
+    scenario: str, n: int, seed: int, seed_study: bool = False, n_folds: int = RUN_FOLDS
 ) -> list[dict]:
-    """Fit, choose (by DR loss and by R-loss) and score one cohort; one row per target."""
+    """Fit, choose (by DR loss and by R-loss) and score one cohort; one row per target.
+    ``n_folds``: held-out folds for every target, or ``RUN_FOLDS`` for the run's per outcome."""
     started = time.perf_counter()
     config = _config(scenario, n, seed, seed_study)
     cohort, _ = prepare_cohort(config)
@@ -144,8 +148,9 @@ def run_cell(
     fits = fit_estimators(data, config)
     scores, residuals = target_scores_and_residuals(data, fits, seed)
     tested = [f for f in fits if f.target in scores]
-    folds = heldout_fold_nuisances(tested, data, seed, n_folds)
-    refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=n_folds)
+    per_outcome = HELDOUT_FOLDS if n_folds == RUN_FOLDS else n_folds
+    folds = heldout_fold_nuisances(tested, data, seed, per_outcome)
+    refits = all_heldout_effects(tested, data, seed, folds=folds, n_folds=per_outcome)
     alpha = config.evaluation.alpha
     by_loss = {
         loss: model_choices(
@@ -264,7 +269,12 @@ def _rule_pick(row, threshold: float, loss: str = "dr") -> str:
 
 
 def _scenario(key) -> str:
-    return key[0] + (" (seed_study-like)" if key[2] else "") + f", {key[4]}-fold"
+    folds = (
+        f"the run's folds (OS {HELDOUT_FOLDS.os}, CRS {HELDOUT_FOLDS.crs})"
+        if key[4] == RUN_FOLDS
+        else f"{key[4]}-fold"
+    )
+    return key[0] + (" (seed_study-like)" if key[2] else "") + f", {folds}"
 
 
 def _shown_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
@@ -362,7 +372,6 @@ def summary_markdown(rows: list[dict], command: str) -> str:
 
 
 CELL_FIELDS = ("scenario", "n", "seed", "seed_study", "n_folds")
-LEGACY_FOLDS = 2  # rows recorded before the fold count was (all 2-fold)
 
 
 def _cell_key(row: dict) -> tuple:
@@ -381,7 +390,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", default="experiments/benchmarks/learner_selection")
     parser.add_argument(
-        "--folds", type=int, default=N_FOLDS, help="held-out folds of the refits the losses score"
+        "--folds",
+        type=int,
+        default=RUN_FOLDS,
+        help="held-out folds of the refits the losses score, for every target (0, the default: "
+        "the run's per outcome)",
     )
     args = parser.parse_args(argv)
     out = Path(args.out)

@@ -44,10 +44,11 @@ def main(argv: list[str]) -> None:
         for f in fit_estimators(data, config)
         if f.error is None and not heterogeneity.is_average(f)
     ]
-    n_folds = int(os.environ.get("HTE_FOLDS", config.evaluation.heldout_folds))
+    folds_env = os.environ.get("HTE_FOLDS")
+    n_folds = int(folds_env) if folds_env else config.evaluation.heldout_folds
     clock = time.process_time()
     folds = heterogeneity.heldout_fold_nuisances(fits, data, config.seed, n_folds)
-    print(f"{n_folds} folds; fold nuisances {time.process_time() - clock:.1f} CPU s")
+    print(f"folds: {n_folds}; fold nuisances {time.process_time() - clock:.1f} CPU s")
     total = 0.0
     print("| estimator | targets | CPU s | wall s |\n|---|---|---|---|")
     for group in heterogeneity.refit_groups(fits, data):

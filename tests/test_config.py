@@ -662,3 +662,16 @@ def test_model_choice_loss_and_gate_are_config_keys():
     assert config.evaluation.model_choice_loss == "r"
     with pytest.raises(ConfigError, match="model_choice_gate"):
         load_config(CONFIGS / "default.yaml", ["evaluation.model_choice_gate=ranking"])
+
+
+def test_heldout_folds_take_one_number_for_both_outcomes_or_one_each(tmp_path):
+    from hte.config.sections import HeldoutFolds
+
+    assert (HeldoutFolds().os, HeldoutFolds().crs) == (5, 2)  # the run's defaults
+    both = HeldoutFolds.model_validate(3)
+    assert (both.os, both.crs) == (3, 3) and both.of("os") == 3
+    each = HeldoutFolds.model_validate({"os": 4, "crs": 2})
+    assert (each.of("os"), each.of("crs")) == (4, 2)
+    for bad in (1, 11, {"os": 5, "crs": 1}, {"os": 5, "cr": 2}, True):
+        with pytest.raises(ValueError):
+            HeldoutFolds.model_validate(bad)

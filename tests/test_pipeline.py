@@ -295,12 +295,13 @@ def test_run_records_rate_and_blp_per_fit_or_a_skip_reason(tiny_runs):
     # OS scores come from the analysis's shared nuisances, the ones the forest was fitted with
     assert "shared nuisances" in sources["survival"] and "AIPW" in sources["crs"]
     for by_target in analysis["estimators"].values():
-        for summary in by_target.values():
+        for target, summary in by_target.items():
             if "error" in summary:
                 continue
             tests = summary["heterogeneity"]
-            assert tests["in_sample"] is False  # 5-fold cross-fitted priorities, said so
-            assert tests["priorities"].startswith("5-fold cross-fitted")
+            assert tests["in_sample"] is False  # cross-fitted priorities, said so
+            folds = 2 if target.startswith("crs") else 5  # the default folds per outcome
+            assert tests["priorities"].startswith(f"{folds}-fold cross-fitted")
             assert len(tests["toc"]["q"]) == len(tests["toc"]["toc"]) == 20
             for kind in ("autoc", "qini"):
                 r = tests[kind]
@@ -333,13 +334,16 @@ def test_heldout_folds_from_the_config_reach_the_refits(tmp_path, hte_home):
         )
         .replace("shap: true", "shap: false")
         .replace(
-            "evaluation: {robustness: false}", "evaluation: {robustness: false, heldout_folds: 3}"
+            "evaluation: {robustness: false}",
+            "evaluation: {robustness: false, heldout_folds: {os: 3, crs: 4}}",
         )
     )
     config = _config(tmp_path, text.replace("n: 300", "n: 200"))
-    assert config.evaluation.heldout_folds == 3
+    assert (config.evaluation.heldout_folds.os, config.evaluation.heldout_folds.crs) == (3, 4)
     result = run_experiment(config, output_root=tmp_path, progress=False, write_models=False)
-    analysis = result.metrics["analyses"]["decision"]
-    tests = analysis["estimators"]["cox"]["survival"]["heterogeneity"]
-    assert tests["priorities"].startswith("3-fold cross-fitted")
-    assert "the other 2 folds" in tests["priorities"]
+    estimators = result.metrics["analyses"]["decision"]["estimators"]
+    os_tests = estimators["cox"]["survival"]["heterogeneity"]
+    assert os_tests["priorities"].startswith("3-fold cross-fitted")
+    assert "the other 2 folds" in os_tests["priorities"]
+    crs_tests = estimators["logit"]["crs"]["heterogeneity"]
+    assert crs_tests["priorities"].startswith("4-fold cross-fitted")

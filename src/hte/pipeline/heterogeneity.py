@@ -28,7 +28,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-from hte.config.sections import HELDOUT_FOLDS
+from hte.config.sections import HeldoutFolds
 from hte.data.columns import CRS, CRS_GRADE
 from hte.errors import STAGE_FAILURES
 from hte.estimators.shared_nuisances import DEFAULT_SURVIVAL, Nuisances, fit_nuisances
@@ -50,8 +50,15 @@ from hte.pipeline.target_scores import Scores, _scores_and_reasons
 log = logging.getLogger("hte.pipeline")
 
 N_BOOTSTRAP = 200
-N_FOLDS = HELDOUT_FOLDS  # held-out priorities: each patient is ranked by a model fitted on the
-# other folds (the config's default, evaluation.heldout_folds)
+HELDOUT_FOLDS = HeldoutFolds()  # the run's default folds per outcome (evaluation.heldout_folds)
+N_FOLDS = HELDOUT_FOLDS.os  # one fit's default: each patient is ranked by a refit on the others
+
+
+def folds_of(n_folds: int | HeldoutFolds, outcome: str) -> int:
+    """The folds of a fit's held-out refit: ``n_folds`` itself, or its entry for ``outcome``."""
+    return n_folds.of(outcome) if isinstance(n_folds, HeldoutFolds) else int(n_folds)
+
+
 # the held-out refits of different fits are independent: run them in this many processes (each
 # limited to one thread, so 2 processes use the 2 cores without oversubscription); 1 = in-process
 N_JOBS = 2
@@ -274,7 +281,7 @@ def heterogeneity_tests(
     seed: int,
     scores: dict[str, Scores] | None = None,
     refits: dict[str, np.ndarray | str] | None = None,
-    n_folds: int = N_FOLDS,
+    n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
 ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
     """Per estimator x target held-out test results and, per target, where its DR scores came
     from (or why the target was skipped).
@@ -299,7 +306,7 @@ def heterogeneity_tests(
         keep, gamma, sources[target] = scores[target]
         for fit in (f for f in tested if f.target == target):
             results.setdefault(fit.estimator, {})[target] = _heldout_tests(
-                fit, refits[fit.key], data, keep, gamma, alpha, seed, n_folds
+                fit, refits[fit.key], data, keep, gamma, alpha, seed, folds_of(n_folds, fit.outcome)
             )
     return results, sources
 
@@ -315,7 +322,7 @@ def _heldout_or_error(
 
 
 def heldout_fold_nuisances(
-    fits: list[FittedEffect], data: AnalysisData, seed: int, n_folds: int = N_FOLDS
+    fits: list[FittedEffect], data: AnalysisData, seed: int, n_folds: int | HeldoutFolds = N_FOLDS
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
     fitted once per fold, for all of them. A failure is logged and returns None (each such fit
@@ -324,14 +331,18 @@ def heldout_fold_nuisances(
     if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
         return None
     try:
-        return fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
+        return fold_nuisances(data, seed, data.nuisances.horizons, folds_of(n_folds, "os"))
     except STAGE_FAILURES as exc:
         log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)
         return None
 
 
 def all_heldout_effects(
-    fits: list[FittedEffect], data: AnalysisData, seed: int, folds=None, n_folds: int = N_FOLDS
+    fits: list[FittedEffect],
+    data: AnalysisData,
+    seed: int,
+    folds=None,
+    n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
 ) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
     stopped the refit). Nuisances of the held-out folds (``folds``, from
@@ -373,7 +384,9 @@ def refit_groups(fits: list[FittedEffect], data: AnalysisData) -> list[list[Fitt
 
 
 def _heldout_group(group: list[FittedEffect], data, seed, folds, n_folds) -> list:
-    """Held-out effects (or errors) of a group from ``refit_groups``, in its order."""
+    """Held-out effects (or errors) of a group from ``refit_groups``, in its order (one outcome;
+    ``n_folds`` an integer or the folds per outcome)."""
+    n_folds = folds_of(n_folds, group[0].outcome)
     if len(group) == 1:
         return [_heldout_or_error(group[0], data, seed, folds, n_folds)]
     try:
