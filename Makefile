@@ -53,11 +53,13 @@ format: setup
 # then the causal survival forest on the Cui et al. (2023) designs and its scaling curve, SHAP speed
 # for 1,000 patients, the app's what-if latency (on the newest default run; run first if none), the
 # OMOP cohort build of a 100,000-patient synthetic EHR on DuckDB, and the run's model choice by
-# held-out DR loss against the truth (seeds 1-5, n = 2,000, null, 802MO-like).
+# held-out DR loss against the truth (seeds 1-10 with the run's held-out folds, n = 2,000, null,
+# 802MO-like).
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios default --out experiments/benchmarks/learner_selection_average/default
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --n 2000 --scenarios null_effect --out experiments/benchmarks/learner_selection_average/null_effect
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios default --out experiments/benchmarks/learner_selection_5fold_gate/default
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios null_effect --out experiments/benchmarks/learner_selection_5fold_gate/null_effect
+	$(BIN)/python experiments/benchmarks/learner_selection_rules/preferred_gate.py experiments/benchmarks/learner_selection_5fold_gate/*/rows.jsonl > experiments/benchmarks/learner_selection_rules/preferred_gate.md
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 --n 10000 --scenarios default --out experiments/benchmarks/learner_selection_average/n10000
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 6 7 8 9 10 > experiments/benchmarks/model_average_n2000.txt
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 --scenario null_effect > experiments/benchmarks/model_average_null_n2000.txt

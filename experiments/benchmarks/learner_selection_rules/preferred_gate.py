@@ -31,6 +31,7 @@ from scipy.stats import norm
 AVERAGE = "model_average"
 SKIP = {"constant", "stack"}
 LEVEL, SHARE = 0.025, 0.8
+RUN_FOLDS_LABEL = "the run's (OS 5)"  # rows of bench_selection --folds 0
 
 
 def learners(row: dict) -> list[str]:
@@ -76,7 +77,7 @@ def main(paths: list[str]) -> None:
             nmse_text = "-" if scenario == "null_effect" else f"{sum(nmse) / len(nmse):.3f}"
             cover_text = f"{sum(cover) / len(cover):.3f}" if cover else "-"
             print(
-                f"| {scenario} | {folds} | {target} | {len(group)} | {name} | {shown}/{len(group)}"
+                f"| {scenario} | {folds or RUN_FOLDS_LABEL} | {target} | {len(group)} | {name} | {shown}/{len(group)}"
                 f" | {nmse_text} | {cover_text} |"
             )
     print()
