@@ -28,10 +28,12 @@ from pathlib import Path
 
 from scipy.stats import norm
 
+from hte.config.sections import HeldoutFolds
+
 AVERAGE = "model_average"
 SKIP = {"constant", "stack"}
 LEVEL, SHARE = 0.025, 0.8
-RUN_FOLDS_LABEL = "the run's (OS 5)"  # rows of bench_selection --folds 0
+RUN_FOLDS_LABEL = f"the run's (OS {HeldoutFolds().os})"  # rows of bench_selection --folds 0
 
 
 def learners(row: dict) -> list[str]:

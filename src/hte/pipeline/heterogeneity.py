@@ -322,7 +322,10 @@ def _heldout_or_error(
 
 
 def heldout_fold_nuisances(
-    fits: list[FittedEffect], data: AnalysisData, seed: int, n_folds: int | HeldoutFolds = N_FOLDS
+    fits: list[FittedEffect],
+    data: AnalysisData,
+    seed: int,
+    n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
     fitted once per fold, for all of them. A failure is logged and returns None (each such fit
