@@ -146,6 +146,9 @@ def _methods(horizon: float, seed: int, quick: bool) -> dict:
         "causal_survival_forest": CausalSurvivalForest(
             target="rmst", horizon=horizon, random_state=seed, **csf_kw
         ),
+        "causal_survival_forest_econml": CausalSurvivalForest(
+            target="rmst", horizon=horizon, random_state=seed, forest_engine="econml", **csf_kw
+        ),
         "dr_learner_forest": SurvivalDRLearner(
             target="rmst", horizon=horizon, random_state=seed, **csf_kw
         ),

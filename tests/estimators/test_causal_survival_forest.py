@@ -107,14 +107,17 @@ def test_without_censoring_it_is_an_ordinary_causal_forest():
     X, W, t, d = _shift_design(800, 4)
     kw = dict(n_estimators=100, min_samples_leaf=5, max_samples=0.45, random_state=0)
     h = t.max()
-    est = CausalSurvivalForest(target="rmst", horizon=h, grid_size=15, n_folds=3, n_jobs=1, **kw)
+    est = CausalSurvivalForest(
+        target="rmst", horizon=h, grid_size=15, n_folds=3, n_jobs=1, forest_engine="econml", **kw
+    )
     est.fit(X, time=t, event=d, treatment=W)
     nuis = cross_fit_pseudo_outcomes(
         X, W, t, d, target="rmst", horizon=h, grid_size=15, n_folds=3, random_state=0
     )
     # with no censoring the pseudo-outcome is the outcome itself ...
     np.testing.assert_allclose(nuis["pseudo_outcome"], t)
-    # ... and the forest equals econml's causal forest on the residualized data (no intercept)
+    # ... and the econml engine equals econml's causal forest on the residualized data (no
+    # intercept); the histogram engine is compared with it in test_histogram_grf.py
     cf = CausalForest(criterion="het", fit_intercept=False, n_jobs=1, **kw)
     cf.fit(X, W - nuis["e"], t - nuis["m"])
     np.testing.assert_allclose(est.predict(X[:50]), cf.predict(X[:50]).ravel(), atol=1e-8)
@@ -184,3 +187,27 @@ def test_split_candidates_follow_grfs_rule_when_asked():
     assert est._make_forest(1000, 5).max_features == 5
     assert est.set_params(max_features=None)._make_forest(1000, 43).max_features is None
     assert CausalSurvivalForest(horizon=1.0)._make_forest(1000, 43).max_features is None
+
+
+def test_both_forest_engines_read_fast_as_they_predict():
+    """The default engine is the histogram forest; econml's stays available, and each has a
+    fast reader (the profile explorer's) that returns the estimator's own intervals."""
+    from hte.estimators.grf_reader import GRFReader, HistogramReader, grf_reader
+    from hte.estimators.histogram_grf import HistogramMomentForest
+
+    X, W, t, d, _, _ = _censored_design(800, 6)
+    fits = {}
+    for engine in ("histogram", "econml"):
+        est = CausalSurvivalForest(horizon=1.0, random_state=0, forest_engine=engine, **FAST)
+        fits[engine] = est.fit(X, time=t, event=d, treatment=W)
+        reader = grf_reader(est, "causal_survival_forest")
+        assert isinstance(reader, HistogramReader if engine == "histogram" else GRFReader)
+        point, lower, upper, _ = reader.predict(X[:30], 0.1)
+        own = est.estimate(X[:30], alpha=0.1)
+        for got, want in ((point, own.effect), (lower, own.lower), (upper, own.upper)):
+            np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    assert isinstance(fits["histogram"].forest_, HistogramMomentForest)
+    a, b = (fits[e].predict(X[:200]) for e in ("histogram", "econml"))
+    assert np.corrcoef(a, b)[0, 1] > 0.8  # same scores, same recipe, different split search
+    with pytest.raises(ValueError, match="forest_engine"):
+        CausalSurvivalForest(horizon=1.0, forest_engine="grf").fit(X, time=t, event=d, treatment=W)

@@ -109,7 +109,8 @@ def test_effects_of_a_cohort_patient_agree_with_the_run(run, explorer):
 
 
 def test_fast_forest_reader_equals_econml(run, explorer):
-    """GRFReader reproduces econml's point, lower and upper for both forest kinds."""
+    """The fast readers reproduce each forest's own point, lower and upper: the causal survival
+    forest's histogram engine (HistogramReader) and the CRS causal forest (GRFReader)."""
     _, cohort, _ = run
     X = explorer.bundle.encoder.transform(cohort.iloc[:40])
     for target in ("survival", "crs"):

@@ -10,7 +10,9 @@ e the cross-fitted propensity, m(x) = e mu_1 + (1 - e) mu_0 read off the cross-f
 survival. econml's ``BaseGRF`` takes per-sample A (``alpha``) and J (``pointJ``); with
 ``criterion="het"`` its split search regresses the GRF gradient pseudo-outcomes
 rho_i = -J(P)^{-1}(J_i theta(P) - A_i) of the parent node, as grf does for this forest. Honest trees,
-subsampling and the bootstrap of little bags give the confidence intervals.
+subsampling and the bootstrap of little bags give the confidence intervals. The trees are grown
+by ``hte.estimators.histogram_grf`` (the same recipe on binned features, 6-11x faster) unless
+``forest_engine="econml"`` asks for econml's own tree builder.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hte.array_checks import (
     check_treatment,
 )
 from hte.design.effect_data import EffectData, unpack_survival_fit
+from hte.estimators.histogram_grf import HistogramMomentForest
 from hte.estimators.nuisance import (
     TARGETS,
     SurvivalNuisances,
@@ -40,6 +43,8 @@ from hte.estimators.nuisance import (
 from hte.estimators.result import EffectEstimate
 from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.shared_nuisances import Nuisances, shared_pseudo_outcomes
+
+FOREST_ENGINES = ("histogram", "econml")
 
 
 class _MomentForest(BaseGRF):
@@ -100,10 +105,14 @@ class CausalSurvivalForest(BaseEstimator):
     target : "rmst" (E[min(T,h)] difference) or "survival" (P(T > h) difference).
     horizon : h, in the time unit of ``time``; must lie within follow-up.
     n_estimators, min_samples_leaf, max_samples, max_features, min_balancedness_tol, honest,
-    subforest_size, criterion : econml GRF tree settings (``subforest_size`` trees per little bag).
+    subforest_size, criterion : GRF tree settings (``subforest_size`` trees per little bag;
+        ``criterion`` only for ``forest_engine="econml"``: the histogram engine splits as "het").
         ``max_features``: None (default) tries every feature at each split, an int that many,
         ``"grf"`` grf's min(ceil(sqrt(p) + 20), p) (all up to p = 25): 30% less forest CPU at
         p = 43 but a little less accurate with many noise covariates (docs/learner_speed.md).
+    forest_engine : "histogram" (default; ``hte.estimators.histogram_grf``: features binned once,
+        at most 256 bins; same accuracy on the Cui et al. designs for far less time) or "econml"
+        (econml's ``BaseGRF`` with exact thresholds, the engine before 2026-12-07).
     grid_size : time-grid points for the survival nuisances (None = every distinct time).
     event_learner, censoring_learner : "hazard_gbm" (boosted discrete-time hazard), "rsf"
         (scikit-survival forest), "km" (per-arm Kaplan-Meier) or a classifier for the hazard.
@@ -126,6 +135,7 @@ class CausalSurvivalForest(BaseEstimator):
         honest: bool = True,
         subforest_size: int = 4,
         criterion: str = "het",
+        forest_engine: str = "histogram",
         grid_size: int | None = 25,
         event_learner="hazard_gbm",
         censoring_learner="hazard_gbm",
@@ -146,6 +156,7 @@ class CausalSurvivalForest(BaseEstimator):
         self.honest = honest
         self.subforest_size = subforest_size
         self.criterion = criterion
+        self.forest_engine = forest_engine
         self.grid_size = grid_size
         self.event_learner = event_learner
         self.censoring_learner = censoring_learner
@@ -167,6 +178,10 @@ class CausalSurvivalForest(BaseEstimator):
             raise ValueError(f"target must be one of {TARGETS}; got {self.target!r}")
         if self.horizon is None:
             raise ValueError("horizon is required (e.g. horizon=24.0 for 24 months)")
+        if self.forest_engine not in FOREST_ENGINES:
+            raise ValueError(
+                f"forest_engine must be one of {FOREST_ENGINES}; got {self.forest_engine!r}"
+            )
         if not 0.0 <= self.censoring_floor < 1.0:
             raise ValueError(f"censoring_floor must be in [0, 1); got {self.censoring_floor}")
 
@@ -246,7 +261,7 @@ class CausalSurvivalForest(BaseEstimator):
             arr, W, t, d, propensity_learner=self.propensity_learner, **nuisance_params(self)
         )
 
-    def _make_forest(self, n: int, n_features: int) -> _MomentForest:
+    def _make_forest(self, n: int, n_features: int) -> _MomentForest | HistogramMomentForest:
         # econml needs each tree's subsample to fit in a half-sample (little bags); as a count
         # this also works for odd n
         max_samples = self.max_samples
@@ -255,6 +270,18 @@ class CausalSurvivalForest(BaseEstimator):
         max_features = self.max_features
         if max_features == "grf":
             max_features = grf_max_features(n_features)
+        if self.forest_engine == "histogram":
+            return HistogramMomentForest(
+                self.n_estimators,
+                min_samples_leaf=self.min_samples_leaf,
+                max_samples=max_samples,
+                max_features=max_features,
+                min_balancedness_tol=self.min_balancedness_tol,
+                subforest_size=self.subforest_size,
+                honest=self.honest,
+                n_jobs=self.n_jobs,
+                random_state=self.random_state,
+            )
         return _MomentForest(
             n_estimators=self.n_estimators,
             criterion=self.criterion,

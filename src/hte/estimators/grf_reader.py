@@ -15,6 +15,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import erfc
 
+from hte.estimators.histogram_grf import HistogramMomentForest
+
 
 class GRFReader:
     """Point estimates and (1 - alpha) intervals of a fitted econml ``BaseGRF`` for a few rows.
@@ -109,10 +111,24 @@ class GRFReader:
         return point, point - q * stderr, point + q * stderr, stderr
 
 
-def grf_reader(model, kind: str) -> GRFReader | None:
+class HistogramReader:
+    """The reader interface over a ``HistogramMomentForest``, whose own prediction is compiled and
+    already reads every tree in one pass."""
+
+    def __init__(self, forest: HistogramMomentForest):
+        self.forest = forest
+
+    def predict(self, X: np.ndarray, alpha: float = 0.05):
+        """``(point, lower, upper, stderr)``, each (n,)."""
+        return self.forest.point_interval_stderr(X, alpha)
+
+
+def grf_reader(model, kind: str) -> GRFReader | HistogramReader | None:
     """A fast reader of a fitted run estimator's forest (causal survival forest, CRS causal
     forest), None for other kinds or a CRS forest whose final stage is not one plain forest."""
     if kind == "causal_survival_forest":
+        if isinstance(model.forest_, HistogramMomentForest):
+            return HistogramReader(model.forest_)
         return GRFReader(model.forest_)
     if kind == "crs_causal_forest":
         final = model.model_.ortho_learner_model_final_._model_final

@@ -1,0 +1,217 @@
+"""A generalized random forest for one scalar linear moment, grown on binned features.
+
+``HistogramMomentForest.fit(X, J, A)`` fits the forest that solves, locally in x,
+sum_i alpha_i(x) (A_i - theta(x) J_i) = 0, with the same statistical recipe as econml's
+``BaseGRF`` used with ``criterion="het"`` (``hte.estimators.causal_survival_forest``): subsamples
+drawn inside half-samples ("little bags" of ``subforest_size`` trees), honest trees, each node
+split on the gradient pseudo-outcomes of its parent, leaves of at least ``min_samples_leaf``
+splitting and estimation rows, each child at least ``0.5 - min_balancedness_tol`` of its parent,
+and confidence intervals from the bootstrap of little bags with the objective-Bayes debiasing of
+the variance. What differs is the split search: each feature is cut into at most 256 bins once per
+forest and a node's candidate splits are the bin edges (``hte.estimators.histogram_trees``), so a
+node costs one pass over its rows per candidate feature instead of a sort. At n = 6,000 with 43
+covariates sorting was 70% of econml's forest time (docs/speed.md).
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from scipy import stats
+from scipy.special import erfc
+
+from hte.estimators.histogram_trees import bin_features, bin_thresholds, build_tree, forest_moments
+
+
+class HistogramMomentForest:
+    """Honest GRF for J theta = A on binned features; ``predict`` as econml's ``BaseGRF``.
+
+    Parameters
+    ----------
+    n_estimators : trees, a multiple of ``subforest_size``.
+    min_samples_leaf : least splitting rows and least estimation rows in a leaf.
+    max_samples : rows per tree (an int <= n // 2, or a fraction <= 0.5 of n).
+    max_features : candidate features per split (None: all).
+    min_balancedness_tol : each child keeps at least (0.5 - tol) of its parent's rows.
+    subforest_size : trees per little bag (sharing one half-sample), at least 2.
+    min_samples_split : least splitting rows in a node that may be split.
+    honest : split on one half of a tree's rows and estimate the leaves on the other (True), or
+        both on all of them (False: no honesty, the intervals lose their guarantee).
+    n_jobs : threads that grow trees (the kernels release the GIL); the trees do not depend on it.
+    random_state : seed of the subsamples and of every tree.
+    """
+
+    def __init__(
+        self,
+        n_estimators: int = 2000,
+        *,
+        min_samples_leaf: int = 15,
+        max_samples: float | int = 0.5,
+        max_features: int | None = None,
+        min_balancedness_tol: float = 0.45,
+        subforest_size: int = 4,
+        min_samples_split: int = 10,
+        honest: bool = True,
+        n_jobs: int | None = 2,
+        random_state: int | None = None,
+    ):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.min_balancedness_tol = min_balancedness_tol
+        self.subforest_size = subforest_size
+        self.min_samples_split = min_samples_split
+        self.honest = honest
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def _check_params(self, n: int) -> int:
+        if self.subforest_size < 2:
+            raise ValueError(f"subforest_size must be at least 2; got {self.subforest_size}")
+        if self.n_estimators % self.subforest_size:
+            raise ValueError(
+                f"n_estimators={self.n_estimators} must be a multiple of "
+                f"subforest_size={self.subforest_size}"
+            )
+        if not 0.0 <= self.min_balancedness_tol <= 0.5:
+            raise ValueError(
+                f"min_balancedness_tol must be in [0, 0.5]; got {self.min_balancedness_tol}"
+            )
+        size = self.max_samples
+        if isinstance(size, float):
+            size = int(size * n)
+        if not 2 <= size <= n // 2:
+            raise ValueError(
+                f"max_samples must give 2..{n // 2} rows per tree (n = {n}); got {size}"
+            )
+        return int(size)
+
+    def _subsamples(self, n: int, size: int, rng: np.random.RandomState) -> list[tuple]:
+        """Per tree: (splitting rows, estimation rows, seed). Each bag draws a half-sample, each
+        of its trees ``size`` rows of it, split in two halves for honesty."""
+        plans = []
+        for _ in range(self.n_estimators // self.subforest_size):
+            half = rng.choice(n, n // 2, replace=False)
+            for _ in range(self.subforest_size):
+                rows = half[rng.choice(n // 2, size, replace=False)]
+                rng.shuffle(rows)
+                seed = int(rng.randint(np.iinfo(np.int32).max))
+                if self.honest:
+                    plans.append((rows[: size // 2].copy(), rows[size // 2 :].copy(), seed))
+                else:
+                    plans.append((rows, rows.copy(), seed))
+        return plans
+
+    def fit(self, X, J, A) -> HistogramMomentForest:
+        """Grow the forest on covariates X (n, p) with per-row J (> 0 on average) and A."""
+        X = np.asarray(X, dtype=np.float64)
+        n, p = X.shape
+        J = np.ascontiguousarray(np.ravel(J), dtype=np.float64)
+        A = np.ascontiguousarray(np.ravel(A), dtype=np.float64)
+        if J.size != n or A.size != n:
+            raise ValueError(
+                f"J and A must have one value per row of X ({n}); got {J.size}, {A.size}"
+            )
+        size = self._check_params(n)
+        max_features = p if self.max_features is None else int(min(self.max_features, p))
+        self.thresholds_ = bin_thresholds(X)
+        Xb = bin_features(X, self.thresholds_)
+        n_bins = np.array([c.size + 1 for c in self.thresholds_], dtype=np.int64)
+        plans = self._subsamples(n, size, np.random.RandomState(self.random_state))
+        settings = (
+            max_features,
+            int(self.min_samples_leaf),
+            int(self.min_samples_split),
+            0.5 - float(self.min_balancedness_tol),
+        )
+
+        def grow(plan):
+            train, val, seed = plan
+            return build_tree(Xb, n_bins, A, J, train, val, *settings, seed)
+
+        workers = max(1, int(self.n_jobs or 1))
+        if workers == 1:
+            trees = [grow(plan) for plan in plans]
+        else:
+            with ThreadPoolExecutor(workers) as pool:
+                trees = list(pool.map(grow, plans))
+        self._stack(trees)
+        self.n_features_in_ = p
+        self.n_outputs_ = 1
+        return self
+
+    def _stack(self, trees: list[tuple]) -> None:
+        """Every tree's nodes in flat arrays, children re-indexed, roots at ``roots_``."""
+        counts = np.array([tree[0].size for tree in trees], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        self.roots_ = offsets
+        self.feature_ = np.concatenate([tree[0] for tree in trees])
+        self.threshold_bin_ = np.concatenate([tree[1] for tree in trees])
+
+        def shifted(children, offset):
+            return np.where(children >= 0, children + offset, -1).astype(np.int32)
+
+        self.left_ = np.concatenate([shifted(t[2], o) for t, o in zip(trees, offsets, strict=True)])
+        self.right_ = np.concatenate(
+            [shifted(t[3], o) for t, o in zip(trees, offsets, strict=True)]
+        )
+        self.leaf_a_ = np.concatenate([tree[4] for tree in trees])
+        self.leaf_j_ = np.concatenate([tree[5] for tree in trees])
+
+    def _moments(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not hasattr(self, "roots_"):
+            raise RuntimeError("HistogramMomentForest is not fitted; call fit first")
+        X = np.asarray(X, dtype=np.float64)
+        if X.ndim != 2 or X.shape[1] != self.n_features_in_:
+            raise ValueError(f"X must have {self.n_features_in_} columns; got shape {X.shape}")
+        Xb = bin_features(X, self.thresholds_)
+        return forest_moments(
+            Xb, self.roots_, int(self.subforest_size), self.feature_, self.threshold_bin_,
+            self.left_, self.right_, self.leaf_a_, self.leaf_j_,
+        )  # fmt: skip
+
+    def predict_and_stderr(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """theta(x) and its standard error, each (n,)."""
+        theta, between, correction = self._moments(X)
+        n_bags = self.n_estimators // self.subforest_size
+        # objective-Bayes debiasing of between - correction (a variance known to be positive)
+        naive = between - correction
+        se = np.maximum(between, correction) * np.sqrt(2.0 / n_bags)
+        z = naive / np.clip(se, 1e-10, np.inf)
+        density = np.exp(-(z**2) / 2.0) / np.sqrt(2.0 * np.pi)
+        var = naive + se * density / (0.5 * erfc(-z / np.sqrt(2.0)))
+        return theta, np.sqrt(np.maximum(var, 1e-32))
+
+    def point_interval_stderr(self, X, alpha: float = 0.05) -> tuple[np.ndarray, ...]:
+        """(theta, lower, upper, stderr), each (n,): the (1 - alpha) normal interval."""
+        theta, stderr = self.predict_and_stderr(X)
+        q = stats.norm.ppf(1 - alpha / 2)
+        return theta, theta - q * stderr, theta + q * stderr, stderr
+
+    def predict(self, X, interval: bool = False, alpha: float = 0.05):
+        """theta(x) (n, 1); with ``interval=True`` also the (1 - alpha) bounds, as econml's."""
+        if not interval:
+            theta, _, _ = self._moments(X)
+            return theta.reshape(-1, 1)
+        theta, lower, upper, _ = self.point_interval_stderr(X, alpha)
+        return theta.reshape(-1, 1), lower.reshape(-1, 1), upper.reshape(-1, 1)
+
+    def prediction_stderr(self, X) -> np.ndarray:
+        """Standard error of theta(x), (n, 1)."""
+        return self.predict_and_stderr(X)[1].reshape(-1, 1)
+
+
+def compile_kernels() -> None:
+    """Compile the forest's kernels into numba's on-disk cache (``make setup`` calls this), so the
+    first fit of a run does not pay the compilation (4-8 s)."""
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(64, 2))
+    HistogramMomentForest(4, min_samples_leaf=2, n_jobs=1, random_state=0).fit(
+        X, np.ones(64), rng.normal(size=64)
+    ).predict(X, interval=True)
+
+
+if __name__ == "__main__":
+    compile_kernels()
