@@ -14,7 +14,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
-	$(BIN)/python -m hte.estimators.histogram_grf  # compile the forest kernels into numba's cache
+	$(BIN)/python -c "from hte.estimators.histogram_grf import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 
 # The main job: the default experiment on the synthetic cohort, end to end, into a run folder.

@@ -211,7 +211,3 @@ def compile_kernels() -> None:
     HistogramMomentForest(4, min_samples_leaf=2, n_jobs=1, random_state=0).fit(
         X, np.ones(64), rng.normal(size=64)
     ).predict(X, interval=True)
-
-
-if __name__ == "__main__":
-    compile_kernels()
