@@ -40,6 +40,24 @@ def test_bins_follow_the_thresholds_for_new_rows_too():
             np.testing.assert_array_equal(binned[:, j] <= b, new[:, j] <= c[b])
 
 
+def test_large_cohorts_get_finer_bins():
+    from hte.estimators.histogram_grf import automatic_bins
+
+    assert [automatic_bins(n) for n in (500, 6_400, 10_000, 100_000, 10**6)] == [
+        256, 256, 400, 4000, 4096,
+    ]  # fmt: skip
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20_000, 2))
+    cuts = bin_thresholds(X, 1000)
+    binned = bin_features(X, cuts)
+    assert binned.dtype == np.uint16 and cuts[0].size == 999
+    np.testing.assert_array_equal(binned[:, 0] <= 500, X[:, 0] <= cuts[0][500])
+    J, A = np.ones(20_000), np.where(X[:, 0] > 0, 1.0, 0.0) + rng.normal(size=20_000)
+    forest = HistogramMomentForest(8, max_bins=1000, random_state=0).fit(X, J, A)
+    point = forest.predict(np.array([[-1.0, 0.0], [1.0, 0.0]])).ravel()
+    assert point[0] == pytest.approx(0.0, abs=0.2) and point[1] == pytest.approx(1.0, abs=0.2)
+
+
 def _leaf_of(tree, Xb, row):
     feature, threshold, left, right = tree[:4]
     node = 0

@@ -39,7 +39,8 @@ def bin_features(X: np.ndarray, thresholds: list[np.ndarray]) -> np.ndarray:
     """(n, p) bin index per value, Fortran order: bin b holds thresholds[b-1] < x <= thresholds[b],
     so "bin <= b" is "x <= thresholds[b]" for training and new rows alike."""
     arr = np.asarray(X, dtype=np.float64)
-    out = np.empty(arr.shape, dtype=np.uint8, order="F")
+    widest = max((c.size + 1 for c in thresholds), default=1)
+    out = np.empty(arr.shape, dtype=np.uint8 if widest <= 256 else np.uint16, order="F")
     for j, cuts in enumerate(thresholds):
         out[:, j] = np.searchsorted(cuts, arr[:, j], side="left")
     return out
@@ -165,9 +166,10 @@ def build_tree(
     leaf_a = np.zeros(capacity)
     leaf_j = np.zeros(capacity)
     rho = np.zeros(A.size)
-    count_t = np.zeros(MAX_BINS, dtype=np.int64)
-    sum_r = np.zeros(MAX_BINS)
-    count_v = np.zeros(MAX_BINS, dtype=np.int64)
+    widest = n_bins.max()
+    count_t = np.zeros(widest, dtype=np.int64)
+    sum_r = np.zeros(widest)
+    count_v = np.zeros(widest, dtype=np.int64)
     order = np.arange(n_features)
     # stack of nodes to grow: node id, train range, val range
     stack = np.zeros((capacity, 5), dtype=np.int64)
