@@ -44,8 +44,12 @@ def test_large_cohorts_get_finer_bins():
     from hte.estimators.histogram_grf import automatic_bins
 
     assert [automatic_bins(n) for n in (500, 6_400, 10_000, 100_000, 10**6)] == [
-        256, 256, 400, 4000, 4096,
-    ]  # fmt: skip
+        256,
+        256,
+        400,
+        4000,
+        4096,
+    ]
     rng = np.random.default_rng(1)
     X = rng.normal(size=(20_000, 2))
     cuts = bin_thresholds(X, 1000)

@@ -179,9 +179,16 @@ class HistogramMomentForest:
             raise ValueError(f"X must have {self.n_features_in_} columns; got shape {X.shape}")
         Xb = bin_features(X, self.thresholds_)
         return forest_moments(
-            Xb, self.roots_, int(self.subforest_size), self.feature_, self.threshold_bin_,
-            self.left_, self.right_, self.leaf_a_, self.leaf_j_,
-        )  # fmt: skip
+            Xb,
+            self.roots_,
+            int(self.subforest_size),
+            self.feature_,
+            self.threshold_bin_,
+            self.left_,
+            self.right_,
+            self.leaf_a_,
+            self.leaf_j_,
+        )
 
     def predict_and_stderr(self, X) -> tuple[np.ndarray, np.ndarray]:
         """theta(x) and its standard error, each (n,)."""

@@ -205,9 +205,21 @@ def build_tree(
             order[i], order[pick] = order[pick], order[i]
             f = order[i]
             gain, cut = _best_split_of_feature(
-                Xb[:, f], n_bins[f], train, t0, t1, val, v0, v1, rho,
-                min_leaf, min_frac, count_t, sum_r, count_v,
-            )  # fmt: skip
+                Xb[:, f],
+                n_bins[f],
+                train,
+                t0,
+                t1,
+                val,
+                v0,
+                v1,
+                rho,
+                min_leaf,
+                min_frac,
+                count_t,
+                sum_r,
+                count_v,
+            )
             if gain == -2.0:
                 continue  # constant in this node: does not count as a tried feature
             tried += 1
