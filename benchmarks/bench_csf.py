@@ -152,6 +152,9 @@ def _methods(horizon: float, seed: int, quick: bool) -> dict:
         "dr_learner_forest": SurvivalDRLearner(
             target="rmst", horizon=horizon, random_state=seed, **csf_kw
         ),
+        "dr_learner_forest_econml": SurvivalDRLearner(
+            target="rmst", horizon=horizon, random_state=seed, forest_engine="econml", **csf_kw
+        ),
         "t_learner_rsf": TLearnerRSF(horizon, random_state=seed),
         "ipcw_causal_forest": IPCWCausalForest(horizon, random_state=seed),
     }

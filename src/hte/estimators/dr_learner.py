@@ -5,8 +5,9 @@ Y* of f(T) (``hte.estimators.nuisance.cross_fit_pseudo_outcomes``, the same cros
 as the causal survival forest), whose conditional mean given (x, w) is E[f(T) | x, w]. Y* is then an
 uncensored outcome, and econml's DR-learner estimates the effect of W on it: its own cross-fitted
 outcome and propensity models, doubly robust pseudo-effects, and a final model of them on x
-(``final="forest"``: econml's ForestDRLearner, honest forest with bootstrap-of-little-bags
-intervals; ``final="linear"``: LinearDRLearner, a linear CATE with OLS intervals;
+(``final="forest"``: an honest regression forest with bootstrap-of-little-bags intervals, grown
+by ``hte.estimators.histogram_grf`` inside econml's DRLearner, or econml's ForestDRLearner with
+``forest_engine="econml"``; ``final="linear"``: LinearDRLearner, a linear CATE with OLS intervals;
 ``final="boosted"``: DRLearner with slow, shallow gradient boosting as the final stage, no
 intervals: issue 10's candidate for point accuracy, chosen or not by held-out DR loss).
 """
@@ -23,6 +24,7 @@ from hte.array_checks import (
     check_new_covariates,
 )
 from hte.design.propensity import default_propensity_learner
+from hte.estimators.histogram_grf import HistogramRegressionForest
 from hte.estimators.nuisance import TARGETS
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.serial_prediction import predict_in_one_thread
@@ -33,6 +35,7 @@ from hte.estimators.shared_nuisances import (
 )
 
 FINALS = ("forest", "linear", "boosted")
+FOREST_ENGINES = ("histogram", "econml")
 
 
 def default_outcome_regression() -> HistGradientBoostingRegressor:
@@ -59,8 +62,12 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
     """DR-learner of the RMST / survival-probability effect at ``horizon`` under censoring.
 
     target : "rmst" or "survival". horizon : h (time unit of ``time``).
-    final : "forest" (ForestDRLearner), "linear" (LinearDRLearner) or "boosted" (DRLearner with
-        a gradient-boosting final stage; no intervals: ``predict_interval`` gives NaN).
+    final : "forest" (an honest forest with intervals), "linear" (LinearDRLearner) or "boosted"
+        (DRLearner with a gradient-boosting final stage; no intervals: ``predict_interval`` gives
+        NaN).
+    forest_engine : the forest final stage's trees: "histogram" (default; hte's
+        ``HistogramRegressionForest``, binned features, 8x less CPU at p = 20) or "econml"
+        (econml's ForestDRLearner, the engine before 2026-12-07).
     grid_size, event_learner, censoring_learner, n_folds, censoring_floor, propensity_clip :
         the survival nuisances, as in CausalSurvivalForest.
     n_estimators, min_samples_leaf : the final forest (``final="forest"``).
@@ -73,6 +80,7 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         horizon: float | None = None,
         *,
         final: str = "forest",
+        forest_engine: str = "histogram",
         n_estimators: int = 1000,
         min_samples_leaf: int = 10,
         grid_size: int | None = 25,
@@ -88,6 +96,7 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         self.target = target
         self.horizon = horizon
         self.final = final
+        self.forest_engine = forest_engine
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
         self.grid_size = grid_size
@@ -113,6 +122,10 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
             raise ValueError("horizon is required (e.g. horizon=24.0 for 24 months)")
         if self.final not in FINALS:
             raise ValueError(f"final must be one of {FINALS}; got {self.final!r}")
+        if self.forest_engine not in FOREST_ENGINES:
+            raise ValueError(
+                f"forest_engine must be one of {FOREST_ENGINES}; got {self.forest_engine!r}"
+            )
 
     def _make_learner(self):
         common = dict(
@@ -126,6 +139,14 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
             return LinearDRLearner(**common)
         if self.final == "boosted":
             return DRLearner(**common, model_final=boosted_final(self.random_state))
+        if self.forest_engine == "histogram":
+            final = HistogramRegressionForest(
+                self.n_estimators,
+                min_samples_leaf=self.min_samples_leaf,
+                n_jobs=self.n_jobs,
+                random_state=self.random_state,
+            )
+            return DRLearner(**common, model_final=final)
         return ForestDRLearner(
             **common,
             n_estimators=self.n_estimators,
@@ -162,6 +183,8 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         if self.final == "boosted":
             nan = np.full(self._check_X(X).shape[0], np.nan)
             return nan, nan.copy()
+        if self.final == "forest" and self.forest_engine == "histogram":
+            return self.model_.fitted_models_final[0].interval(self._check_X(X), alpha)
         lo, hi = self.model_.effect_interval(self._check_X(X), alpha=alpha)
         return np.ravel(lo), np.ravel(hi)
 

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from scipy import stats
 from scipy.special import erfc
+from sklearn.base import BaseEstimator, RegressorMixin
 
 from hte.estimators.histogram_trees import bin_features, bin_thresholds, build_tree, forest_moments
 
@@ -219,6 +220,60 @@ class HistogramMomentForest:
     def prediction_stderr(self, X) -> np.ndarray:
         """Standard error of theta(x), (n, 1)."""
         return self.predict_and_stderr(X)[1].reshape(-1, 1)
+
+
+class HistogramRegressionForest(BaseEstimator, RegressorMixin):
+    """Honest regression forest with little-bags intervals: ``HistogramMomentForest`` with J = 1
+    and A = y, so theta(x) is the forest-weighted mean of y. scikit-learn's regressor interface
+    (econml's DR-learner clones it as its final stage), plus ``interval``."""
+
+    def __init__(
+        self,
+        n_estimators: int = 1000,
+        *,
+        min_samples_leaf: int = 10,
+        max_samples: float | int = 0.45,
+        max_features: int | None = None,
+        min_balancedness_tol: float = 0.45,
+        subforest_size: int = 4,
+        n_jobs: int | None = 2,
+        random_state: int | None = None,
+    ):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_samples = max_samples
+        self.max_features = max_features
+        self.min_balancedness_tol = min_balancedness_tol
+        self.subforest_size = subforest_size
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def fit(self, X, y, sample_weight=None) -> HistogramRegressionForest:
+        """Grow the forest on (X, y); sample weights are not supported."""
+        if sample_weight is not None:
+            raise ValueError("HistogramRegressionForest does not take sample weights")
+        y = np.ravel(np.asarray(y, dtype=np.float64))
+        self.forest_ = HistogramMomentForest(
+            self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_samples=self.max_samples,
+            max_features=self.max_features,
+            min_balancedness_tol=self.min_balancedness_tol,
+            subforest_size=self.subforest_size,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        ).fit(X, np.ones_like(y), y)
+        self.n_features_in_ = self.forest_.n_features_in_
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Forest-weighted mean of y at each row, (n,)."""
+        return self.forest_.predict(X).ravel()
+
+    def interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+        """Pointwise (1 - alpha) interval of the forest's estimate, each (n,)."""
+        _, lower, upper, _ = self.forest_.point_interval_stderr(X, alpha)
+        return lower, upper
 
 
 def compile_kernels() -> None:
