@@ -35,6 +35,7 @@ from hte.estimators.histogram_grf import HistogramMomentForest
 from hte.estimators.nuisance import (
     TARGETS,
     SurvivalNuisances,
+    aipw_average,
     cross_fit_pseudo_outcomes,
     dr_scores,
     nuisance_params,
@@ -335,11 +336,4 @@ class CausalSurvivalForest(BaseEstimator):
 
         Uses the cross-fitted pieces: Gamma_i = mu1 - mu0 + W (Y* - mu1) / e - (1 - W)(Y* - mu0) / (1 - e).
         """
-        from scipy import stats
-
-        if not hasattr(self, "forest_"):
-            raise RuntimeError("CausalSurvivalForest is not fitted; call fit first")
-        gamma = dr_scores(self.training_scores_)
-        est, se = float(gamma.mean()), float(gamma.std(ddof=1) / np.sqrt(gamma.size))
-        z = stats.norm.ppf(1 - alpha / 2)
-        return est, est - z * se, est + z * se
+        return aipw_average(self.get_scores(), alpha)

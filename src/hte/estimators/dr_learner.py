@@ -25,7 +25,7 @@ from hte.array_checks import (
 )
 from hte.design.propensity import default_propensity_learner
 from hte.estimators.histogram_grf import HistogramRegressionForest
-from hte.estimators.nuisance import TARGETS
+from hte.estimators.nuisance import TARGETS, aipw_average
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.shared_nuisances import (
@@ -169,6 +169,13 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
             self.model_ = self._make_learner().fit(self.pseudo_outcome_, W, X=arr)
         predict_in_one_thread(*self.model_.fitted_models_final)  # same numbers on every call
         return self
+
+    def average_effect(self, alpha: float = 0.05) -> tuple[float, float, float]:
+        """Doubly robust (AIPW) average effect over the training patients, from the survival
+        nuisances' scores (``get_scores``): (estimate, lower, upper), as the causal survival
+        forest's. Every final stage has it; econml's own average-effect inference exists only for
+        its forest and linear finals."""
+        return aipw_average(self.get_scores(), alpha)
 
     def _check_X(self, X) -> np.ndarray:
         return check_new_covariates(self, X, fitted_attribute="model_")

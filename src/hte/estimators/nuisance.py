@@ -367,6 +367,15 @@ def pseudo_outcomes_from_nuisances(
     }
 
 
+def aipw_average(gamma: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """(estimate, lower, upper): the mean of doubly robust scores with its normal interval."""
+    from scipy import stats
+
+    est, se = float(gamma.mean()), float(gamma.std(ddof=1) / np.sqrt(gamma.size))
+    z = stats.norm.ppf(1 - alpha / 2)
+    return est, est - z * se, est + z * se
+
+
 def dr_scores(scores: dict) -> np.ndarray:
     """Doubly robust effect scores from a pseudo-outcome dict with ``W`` added:
     Gamma = mu1 - mu0 + (W - e) / (e (1 - e)) (Y* - mu_W) (hte.evaluation.rate's formula)."""

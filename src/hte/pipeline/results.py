@@ -88,7 +88,9 @@ def _average_interval(
     try:
         if hasattr(model, "average_effect"):
             est, lo, hi = model.average_effect(alpha=alpha)
-            return AverageEffect(estimate=est, lower=lo, upper=hi, method="AIPW on forest scores")
+            return AverageEffect(
+                estimate=est, lower=lo, upper=hi, method="AIPW on the cross-fitted scores"
+            )
         inner = getattr(model, "model_", None)
         if X is not None and inner is not None and hasattr(inner, "ate_interval"):
             arr = X.to_numpy(dtype=float)
