@@ -15,6 +15,7 @@ covariates sorting was 70% of econml's forest time (docs/speed.md).
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,7 +49,8 @@ class HistogramMomentForest:
         256 and at most 4,096, so that a bin is narrower than the smallest leaf a tree can make.
     honest : split on one half of a tree's rows and estimate the leaves on the other (True), or
         both on all of them (False: no honesty, the intervals lose their guarantee).
-    n_jobs : threads that grow trees (the kernels release the GIL); the trees do not depend on it.
+    n_jobs : threads that grow trees (the kernels release the GIL; -1: every core); the trees do
+        not depend on it.
     random_state : seed of the subsamples and of every tree.
     """
 
@@ -143,7 +145,10 @@ class HistogramMomentForest:
             train, val, seed = plan
             return build_tree(Xb, n_bins, A, J, train, val, *settings, seed)
 
-        workers = max(1, int(self.n_jobs or 1))
+        workers = int(self.n_jobs or 1)
+        if workers < 0:  # joblib's convention: -1 all cores, -2 all but one, ...
+            workers = (os.cpu_count() or 1) + 1 + workers
+        workers = max(1, workers)
         if workers == 1:
             trees = [grow(plan) for plan in plans]
         else:
