@@ -258,16 +258,8 @@ class HistogramRegressionForest(BaseEstimator, RegressorMixin):
         if sample_weight is not None:
             raise ValueError("HistogramRegressionForest does not take sample weights")
         y = np.ravel(np.asarray(y, dtype=np.float64))
-        self.forest_ = HistogramMomentForest(
-            self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
-            max_samples=self.max_samples,
-            max_features=self.max_features,
-            min_balancedness_tol=self.min_balancedness_tol,
-            subforest_size=self.subforest_size,
-            n_jobs=self.n_jobs,
-            random_state=self.random_state,
-        ).fit(X, np.ones_like(y), y)
+        # the parameters are the moment forest's own, by name
+        self.forest_ = HistogramMomentForest(**self.get_params()).fit(X, np.ones_like(y), y)
         self.n_features_in_ = self.forest_.n_features_in_
         return self
 
