@@ -114,6 +114,10 @@ class CausalSurvivalForest(BaseEstimator):
     forest_engine : "histogram" (default; ``hte.estimators.histogram_grf``: features binned once,
         at most 256 bins; same accuracy on the Cui et al. designs for far less time) or "econml"
         (econml's ``BaseGRF`` with exact thresholds, the engine before 2026-12-07).
+    local_linear : None (default) or a ridge penalty: the forest's weights with the effect linear
+        in the standardized covariates around each x (``hte.estimators.histogram_local_linear``;
+        histogram engine only). ``local_linear_variables``: slopes on only that many covariates,
+        those the forest split on most (None: all).
     grid_size : time-grid points for the survival nuisances (None = every distinct time).
     event_learner, censoring_learner : "hazard_gbm" (boosted discrete-time hazard), "rsf"
         (scikit-survival forest), "km" (per-arm Kaplan-Meier) or a classifier for the hazard.
@@ -137,6 +141,8 @@ class CausalSurvivalForest(BaseEstimator):
         subforest_size: int = 4,
         criterion: str = "het",
         forest_engine: str = "histogram",
+        local_linear: float | None = None,
+        local_linear_variables: int | None = None,
         grid_size: int | None = 25,
         event_learner="hazard_gbm",
         censoring_learner="hazard_gbm",
@@ -158,6 +164,8 @@ class CausalSurvivalForest(BaseEstimator):
         self.subforest_size = subforest_size
         self.criterion = criterion
         self.forest_engine = forest_engine
+        self.local_linear = local_linear
+        self.local_linear_variables = local_linear_variables
         self.grid_size = grid_size
         self.event_learner = event_learner
         self.censoring_learner = censoring_learner
@@ -183,6 +191,8 @@ class CausalSurvivalForest(BaseEstimator):
             raise ValueError(
                 f"forest_engine must be one of {FOREST_ENGINES}; got {self.forest_engine!r}"
             )
+        if self.local_linear is not None and self.forest_engine != "histogram":
+            raise ValueError("local_linear needs forest_engine='histogram'")
         if not 0.0 <= self.censoring_floor < 1.0:
             raise ValueError(f"censoring_floor must be in [0, 1); got {self.censoring_floor}")
 
@@ -280,6 +290,8 @@ class CausalSurvivalForest(BaseEstimator):
                 min_balancedness_tol=self.min_balancedness_tol,
                 subforest_size=self.subforest_size,
                 honest=self.honest,
+                local_linear=self.local_linear,
+                local_linear_variables=self.local_linear_variables,
                 n_jobs=self.n_jobs,
                 random_state=self.random_state,
             )

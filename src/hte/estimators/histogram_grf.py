@@ -23,6 +23,7 @@ from scipy import stats
 from scipy.special import erfc
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from hte.estimators.histogram_local_linear import local_linear_moments
 from hte.estimators.histogram_trees import bin_features, bin_thresholds, build_tree, forest_moments
 
 
@@ -49,6 +50,12 @@ class HistogramMomentForest:
         256 and at most 4,096, so that a bin is narrower than the smallest leaf a tree can make.
     honest : split on one half of a tree's rows and estimate the leaves on the other (True), or
         both on all of them (False: no honesty, the intervals lose their guarantee).
+    local_linear : None (default) reads the forest plainly; a ridge penalty (0.1 is grf's
+        default) makes ``predict`` and the intervals the local-linear reading
+        (``predict_local_linear``), for which the forest keeps each leaf's estimation rows and the
+        training data (4 bytes per row per tree).
+    local_linear_variables : the local-linear slopes on this many covariates, those the forest
+        split on most often (None: every covariate).
     n_jobs : threads that grow trees (the kernels release the GIL; -1: every core); the trees do
         not depend on it.
     random_state : seed of the subsamples and of every tree.
@@ -66,6 +73,8 @@ class HistogramMomentForest:
         min_samples_split: int = 10,
         max_bins: int | None = None,
         honest: bool = True,
+        local_linear: float | None = None,
+        local_linear_variables: int | None = None,
         n_jobs: int | None = 2,
         random_state: int | None = None,
     ):
@@ -78,6 +87,8 @@ class HistogramMomentForest:
         self.min_samples_split = min_samples_split
         self.max_bins = max_bins
         self.honest = honest
+        self.local_linear = local_linear
+        self.local_linear_variables = local_linear_variables
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -155,6 +166,8 @@ class HistogramMomentForest:
             with ThreadPoolExecutor(workers) as pool:
                 trees = list(pool.map(grow, plans))
         self._stack(trees)
+        if self.local_linear is not None:
+            self._keep_leaf_rows(trees, X, A, J)
         self.n_features_in_ = p
         self.n_outputs_ = 1
         return self
@@ -177,13 +190,71 @@ class HistogramMomentForest:
         self.leaf_a_ = np.concatenate([tree[4] for tree in trees])
         self.leaf_j_ = np.concatenate([tree[5] for tree in trees])
 
-    def _moments(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _keep_leaf_rows(self, trees: list[tuple], X: np.ndarray, A, J) -> None:
+        """Every tree's estimation rows in one array; node k's are rows_[row_start_[k]:
+        row_end_[k]]. Plus the standardized training covariates and the moment pieces."""
+        sizes = np.array([tree[8].size for tree in trees], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self.rows_ = np.concatenate([tree[8] for tree in trees])
+        self.row_start_ = np.concatenate([t[6] + o for t, o in zip(trees, offsets, strict=True)])
+        self.row_end_ = np.concatenate([t[7] + o for t, o in zip(trees, offsets, strict=True)])
+        self.ll_columns_ = self._most_split_columns(X.shape[1])
+        X = X[:, self.ll_columns_]
+        self.center_ = X.mean(axis=0)
+        scale = X.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        self.train_z_ = (X - self.center_) / self.scale_
+        self.train_a_, self.train_j_ = A, J
+
+    def _most_split_columns(self, n_features: int) -> np.ndarray:
+        """The covariates of the local-linear slopes: the ``local_linear_variables`` split on
+        most often (ties by column order), in column order; every covariate when None."""
+        if self.local_linear_variables is None:
+            return np.arange(n_features)
+        counts = np.bincount(self.feature_[self.feature_ >= 0], minlength=n_features)
+        order = np.argsort(-counts, kind="stable")
+        return np.sort(order[: int(self.local_linear_variables)])
+
+    def predict_local_linear(
+        self, X, alpha: float = 0.05, ll_lambda: float = 0.1
+    ) -> tuple[np.ndarray, ...]:
+        """(theta, lower, upper, stderr), each (n,), of the local-linear reading
+        (``hte.estimators.histogram_local_linear``): the forest's weights, the effect linear in
+        the standardized covariates around x, ridge ``ll_lambda`` on the slopes."""
+        if not hasattr(self, "rows_"):
+            raise RuntimeError("fit with local_linear set for the local-linear reading")
+        arr = self._checked(X)
+        theta, between, correction = local_linear_moments(
+            bin_features(arr, self.thresholds_),
+            (arr[:, self.ll_columns_] - self.center_) / self.scale_,
+            self.roots_,
+            int(self.subforest_size),
+            self.feature_,
+            self.threshold_bin_,
+            self.left_,
+            self.right_,
+            self.row_start_,
+            self.row_end_,
+            self.rows_,
+            self.train_z_,
+            self.train_a_,
+            self.train_j_,
+            float(ll_lambda),
+        )
+        stderr = self._debiased_stderr(between, correction)
+        q = stats.norm.ppf(1 - alpha / 2)
+        return theta, theta - q * stderr, theta + q * stderr, stderr
+
+    def _checked(self, X) -> np.ndarray:
         if not hasattr(self, "roots_"):
             raise RuntimeError("HistogramMomentForest is not fitted; call fit first")
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns; got shape {X.shape}")
-        Xb = bin_features(X, self.thresholds_)
+        return X
+
+    def _moments(self, X) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        Xb = bin_features(self._checked(X), self.thresholds_)
         return forest_moments(
             Xb,
             self.roots_,
@@ -199,6 +270,10 @@ class HistogramMomentForest:
     def predict_and_stderr(self, X) -> tuple[np.ndarray, np.ndarray]:
         """theta(x) and its standard error, each (n,)."""
         theta, between, correction = self._moments(X)
+        return theta, self._debiased_stderr(between, correction)
+
+    def _debiased_stderr(self, between: np.ndarray, correction: np.ndarray) -> np.ndarray:
+        """sqrt of between - correction with the objective-Bayes debiasing (a variance is >= 0)."""
         n_bags = self.n_estimators // self.subforest_size
         # objective-Bayes debiasing of between - correction (a variance known to be positive)
         naive = between - correction
@@ -206,10 +281,12 @@ class HistogramMomentForest:
         z = naive / np.clip(se, 1e-10, np.inf)
         density = np.exp(-(z**2) / 2.0) / np.sqrt(2.0 * np.pi)
         var = naive + se * density / (0.5 * erfc(-z / np.sqrt(2.0)))
-        return theta, np.sqrt(np.maximum(var, 1e-32))
+        return np.sqrt(np.maximum(var, 1e-32))
 
     def point_interval_stderr(self, X, alpha: float = 0.05) -> tuple[np.ndarray, ...]:
         """(theta, lower, upper, stderr), each (n,): the (1 - alpha) normal interval."""
+        if self.local_linear is not None:
+            return self.predict_local_linear(X, alpha, self.local_linear)
         theta, stderr = self.predict_and_stderr(X)
         q = stats.norm.ppf(1 - alpha / 2)
         return theta, theta - q * stderr, theta + q * stderr, stderr
@@ -217,14 +294,15 @@ class HistogramMomentForest:
     def predict(self, X, interval: bool = False, alpha: float = 0.05):
         """theta(x) (n, 1); with ``interval=True`` also the (1 - alpha) bounds, as econml's."""
         if not interval:
-            theta, _, _ = self._moments(X)
-            return theta.reshape(-1, 1)
+            if self.local_linear is None:
+                return self._moments(X)[0].reshape(-1, 1)
+            return self.point_interval_stderr(X, alpha)[0].reshape(-1, 1)
         theta, lower, upper, _ = self.point_interval_stderr(X, alpha)
         return theta.reshape(-1, 1), lower.reshape(-1, 1), upper.reshape(-1, 1)
 
     def prediction_stderr(self, X) -> np.ndarray:
         """Standard error of theta(x), (n, 1)."""
-        return self.predict_and_stderr(X)[1].reshape(-1, 1)
+        return self.point_interval_stderr(X)[3].reshape(-1, 1)
 
 
 class HistogramRegressionForest(BaseEstimator, RegressorMixin):

@@ -151,9 +151,9 @@ def _best_split_of_feature(
 def build_tree(
     Xb, n_bins, A, J, train_rows, val_rows, max_features, min_leaf, min_split, min_frac, seed
 ):
-    """Grow one honest tree. Returns (feature, threshold_bin, left, right, leaf_a, leaf_j): node
-    arrays in depth-first order; feature -1 marks a leaf, whose leaf_a / leaf_j are the mean A / J
-    of its estimation rows."""
+    """Grow one honest tree. Returns (feature, threshold_bin, left, right, leaf_a, leaf_j, v0, v1,
+    val): node arrays in depth-first order; feature -1 marks a leaf, whose leaf_a / leaf_j are the
+    mean A / J of its estimation rows, val[v0:v1] (for a local-linear reading)."""
     rng = np.full(1, seed, dtype=np.uint64)
     n_features = Xb.shape[1]
     train = train_rows.copy()
@@ -165,6 +165,8 @@ def build_tree(
     right = np.full(capacity, -1, dtype=np.int32)
     leaf_a = np.zeros(capacity)
     leaf_j = np.zeros(capacity)
+    node_v0 = np.zeros(capacity, dtype=np.int32)  # each node's estimation rows: val[v0:v1]
+    node_v1 = np.zeros(capacity, dtype=np.int32)
     rho = np.zeros(A.size)
     widest = n_bins.max()
     count_t = np.zeros(widest, dtype=np.int64)
@@ -180,6 +182,8 @@ def build_tree(
         depth_of_stack -= 1
         node, t0, t1, v0, v1 = stack[depth_of_stack]
         leaf_a[node], leaf_j[node] = _node_means(val, v0, v1, A, J)
+        node_v0[node] = v0
+        node_v1[node] = v1
         n_t = t1 - t0
         if n_t < min_split or n_t < 2 * min_leaf or v1 - v0 < 2 * min_leaf:
             continue
@@ -245,6 +249,9 @@ def build_tree(
         right[:n_nodes].copy(),
         leaf_a[:n_nodes].copy(),
         leaf_j[:n_nodes].copy(),
+        node_v0[:n_nodes].copy(),
+        node_v1[:n_nodes].copy(),
+        val.astype(np.int32),
     )
 
 
