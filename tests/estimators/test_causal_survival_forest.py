@@ -211,3 +211,7 @@ def test_both_forest_engines_read_fast_as_they_predict():
     assert np.corrcoef(a, b)[0, 1] > 0.8  # same scores, same recipe, different split search
     with pytest.raises(ValueError, match="forest_engine"):
         CausalSurvivalForest(horizon=1.0, forest_engine="grf").fit(X, time=t, event=d, treatment=W)
+    with pytest.raises(ValueError, match="local_linear needs"):
+        CausalSurvivalForest(horizon=1.0, forest_engine="econml", local_linear=0.1).fit(
+            X, time=t, event=d, treatment=W
+        )
