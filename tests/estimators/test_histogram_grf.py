@@ -171,6 +171,10 @@ def test_bad_settings_are_named():
         HistogramMomentForest(8).fit(X, J[:50], A)
     with pytest.raises(RuntimeError, match="not fitted"):
         HistogramMomentForest(8).predict(X)
+    holes = X.copy()
+    holes[[3, 7], 1] = np.nan
+    with pytest.raises(ValueError, match=r"2 missing or infinite values \(first at rows \[3, 7\]"):
+        HistogramMomentForest(8).fit(holes, J, A)
 
 
 def _linear_moment_design(n: int, seed: int):

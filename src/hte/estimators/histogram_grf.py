@@ -27,6 +27,20 @@ from hte.estimators.histogram_local_linear import local_linear_moments
 from hte.estimators.histogram_trees import bin_features, bin_thresholds, build_tree, forest_moments
 
 
+def _finite(X) -> np.ndarray:
+    """X as floats; an error naming the first rows and columns with a missing or infinite value."""
+    X = np.asarray(X, dtype=np.float64)
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise ValueError(
+            f"X has {int(bad.sum())} missing or infinite values (first at rows "
+            f"{sorted(set(rows[:5].tolist()))}, columns {sorted(set(cols[:5].tolist()))}); "
+            "impute or drop them first"
+        )
+    return X
+
+
 def automatic_bins(n: int) -> int:
     """Bins per feature for n rows: n // 25 within [256, 4096]. At n = 100,000 the forest with 256
     bins had nMSE 0.070 on Cui et al.'s type 1 design, with 1,024 0.064 and with 4,096 0.060,
@@ -131,7 +145,7 @@ class HistogramMomentForest:
 
     def fit(self, X, J, A) -> HistogramMomentForest:
         """Grow the forest on covariates X (n, p) with per-row J (> 0 on average) and A."""
-        X = np.asarray(X, dtype=np.float64)
+        X = _finite(X)
         n, p = X.shape
         J = np.ascontiguousarray(np.ravel(J), dtype=np.float64)
         A = np.ascontiguousarray(np.ravel(A), dtype=np.float64)
@@ -248,7 +262,7 @@ class HistogramMomentForest:
     def _checked(self, X) -> np.ndarray:
         if not hasattr(self, "roots_"):
             raise RuntimeError("HistogramMomentForest is not fitted; call fit first")
-        X = np.asarray(X, dtype=np.float64)
+        X = _finite(X)
         if X.ndim != 2 or X.shape[1] != self.n_features_in_:
             raise ValueError(f"X must have {self.n_features_in_} columns; got shape {X.shape}")
         return X
