@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hte.estimators.histogram_trees import little_bags_variance
+
 
 @njit(cache=True, nogil=True)
 def _leaf_of(Xb, i, root, feature, threshold, left, right):
@@ -54,7 +56,6 @@ def local_linear_moments(
     n, q = Z.shape
     k = q + 1
     n_trees = roots.size
-    n_bags = n_trees // bag_size
     theta = np.empty(n)
     var_between = np.empty(n)
     var_correction = np.empty(n)
@@ -115,20 +116,5 @@ def local_linear_moments(
             moment[t] = total / size if size > 0 else 0.0
         for m in range(n_touched):
             alpha[touched[m]] = 0.0
-        mean_of_bags = 0.0
-        sq_between = 0.0
-        sq_total = 0.0
-        for g in range(n_bags):
-            bag_sum = 0.0
-            for t in range(g * bag_size, (g + 1) * bag_size):
-                bag_sum += moment[t]
-                sq_total += moment[t] * moment[t]
-            bag_mean = bag_sum / bag_size
-            mean_of_bags += bag_mean
-            sq_between += bag_mean * bag_mean
-        mean_of_bags /= n_bags
-        sq_between /= n_bags
-        sq_total /= n_bags * bag_size
-        var_between[i] = sq_between - mean_of_bags * mean_of_bags
-        var_correction[i] = (sq_total - sq_between) / (bag_size - 1)
+        var_between[i], var_correction[i] = little_bags_variance(moment, bag_size)
     return theta, var_between, var_correction

@@ -263,12 +263,12 @@ def forest_moments(Xb, roots, bag_size, feature, threshold, left, right, leaf_a,
     (mean_t J_t)^2. Trees of one bag are consecutive, ``bag_size`` each."""
     n = Xb.shape[0]
     n_trees = roots.size
-    n_bags = n_trees // bag_size
     theta = np.empty(n)
     var_between = np.empty(n)
     var_correction = np.empty(n)
     a = np.empty(n_trees)
     j = np.empty(n_trees)
+    moment = np.empty(n_trees)
     for i in range(n):
         sum_a = 0.0
         sum_j = 0.0
@@ -286,22 +286,33 @@ def forest_moments(Xb, roots, bag_size, feature, threshold, left, right, leaf_a,
         jac = sum_j / n_trees
         est = sum_a / sum_j if sum_j != 0.0 else 0.0
         theta[i] = est
-        mean_of_bags = 0.0
-        sq_between = 0.0
-        sq_total = 0.0
-        for g in range(n_bags):
-            bag_sum = 0.0
-            for t in range(g * bag_size, (g + 1) * bag_size):
-                m = a[t] - j[t] * est
-                bag_sum += m
-                sq_total += m * m
-            bag_mean = bag_sum / bag_size
-            mean_of_bags += bag_mean
-            sq_between += bag_mean * bag_mean
-        mean_of_bags /= n_bags
-        sq_between /= n_bags
-        sq_total /= n_bags * bag_size
+        for t in range(n_trees):
+            moment[t] = a[t] - j[t] * est
+        between, correction = little_bags_variance(moment, bag_size)
         scale = jac * jac if jac != 0.0 else 1.0
-        var_between[i] = (sq_between - mean_of_bags * mean_of_bags) / scale
-        var_correction[i] = (sq_total - sq_between) / (bag_size - 1) / scale
+        var_between[i] = between / scale
+        var_correction[i] = correction / scale
     return theta, var_between, var_correction
+
+
+@njit(cache=True, nogil=True)
+def little_bags_variance(moment, bag_size):
+    """(between, correction) of per-tree moments whose bags are ``bag_size`` consecutive trees:
+    the variance of the bag means around their mean, and the within-bag variance over
+    (bag_size - 1) that the between part also carries (Athey, Tibshirani & Wager 2019)."""
+    n_bags = moment.size // bag_size
+    mean_of_bags = 0.0
+    sq_between = 0.0
+    sq_total = 0.0
+    for g in range(n_bags):
+        bag_sum = 0.0
+        for t in range(g * bag_size, (g + 1) * bag_size):
+            bag_sum += moment[t]
+            sq_total += moment[t] * moment[t]
+        bag_mean = bag_sum / bag_size
+        mean_of_bags += bag_mean
+        sq_between += bag_mean * bag_mean
+    mean_of_bags /= n_bags
+    sq_between /= n_bags
+    sq_total /= n_bags * bag_size
+    return sq_between - mean_of_bags * mean_of_bags, (sq_total - sq_between) / (bag_size - 1)
