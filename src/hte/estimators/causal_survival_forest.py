@@ -11,7 +11,7 @@ survival. econml's ``BaseGRF`` takes per-sample A (``alpha``) and J (``pointJ``)
 ``criterion="het"`` its split search regresses the GRF gradient pseudo-outcomes
 rho_i = -J(P)^{-1}(J_i theta(P) - A_i) of the parent node, as grf does for this forest. Honest trees,
 subsampling and the bootstrap of little bags give the confidence intervals. The trees are grown
-by ``hte.estimators.histogram_grf`` (the same recipe on binned features, 6-11x faster) unless
+by ``hte.estimators.histogram_grf`` (the same recipe on binned features; the forest 5-11x faster) unless
 ``forest_engine="econml"`` asks for econml's own tree builder.
 """
 
@@ -112,7 +112,7 @@ class CausalSurvivalForest(BaseEstimator):
         ``"grf"`` grf's min(ceil(sqrt(p) + 20), p) (all up to p = 25): 30% less forest CPU at
         p = 43 but a little less accurate with many noise covariates (docs/learner_speed.md).
     forest_engine : "histogram" (default; ``hte.estimators.histogram_grf``: features binned once,
-        at most 256 bins; same accuracy on the Cui et al. designs for far less time) or "econml"
+        256 to 4,096 bins; same accuracy on the Cui et al. designs for far less time) or "econml"
         (econml's ``BaseGRF`` with exact thresholds, the engine before 2026-12-07).
     local_linear : None (default) or a ridge penalty: the forest's weights with the effect linear
         in the standardized covariates around each x (``hte.estimators.histogram_local_linear``;

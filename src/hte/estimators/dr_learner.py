@@ -66,7 +66,8 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         (DRLearner with a gradient-boosting final stage; no intervals: ``predict_interval`` gives
         NaN).
     forest_engine : the forest final stage's trees: "histogram" (default; hte's
-        ``HistogramRegressionForest``, binned features, 8x less CPU at p = 20) or "econml"
+        ``HistogramRegressionForest``, binned features: the whole fit in half the CPU on the Cui
+        et al. designs, the same accuracy) or "econml"
         (econml's ForestDRLearner, the engine before 2026-12-07).
     grid_size, event_learner, censoring_learner, n_folds, censoring_floor, propensity_clip :
         the survival nuisances, as in CausalSurvivalForest.
