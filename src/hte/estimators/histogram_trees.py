@@ -4,7 +4,7 @@ Each tree solves a scalar linear moment J theta = A locally, as a generalized ra
 a node's parameter is theta_P = sum A / sum J over its splitting rows, each row's pseudo-outcome is
 rho_i = A_i - J_i theta_P (the gradient relabelling, up to the node's constant 1 / mean J), and the
 split maximizes the heterogeneity sum_child (sum rho)^2 / n_child. The features are binned once
-per forest (at most 256 bins each), so a node's split search is one pass over its rows per
+per forest (256 to 4,096 bins each, ``histogram_grf.automatic_bins``), so a node's split search is one pass over its rows per
 candidate feature into a histogram and one scan over the bins, instead of a sort per feature and
 node. Honest trees: the splits are chosen on one half of the tree's subsample and every leaf
 keeps the mean A and mean J of the other half's rows that fall in it.
