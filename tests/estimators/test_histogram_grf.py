@@ -171,6 +171,10 @@ def test_bad_settings_are_named():
         HistogramMomentForest(8).fit(X, J[:50], A)
     with pytest.raises(RuntimeError, match="not fitted"):
         HistogramMomentForest(8).predict(X)
+    with pytest.raises(ValueError, match=r"local_linear \(a ridge penalty\) must be >= 0"):
+        HistogramMomentForest(8, local_linear=-1.0).fit(X, J, A)
+    with pytest.raises(ValueError, match="local_linear_variables must be at least 1"):
+        HistogramMomentForest(8, local_linear=0.1, local_linear_variables=0).fit(X, J, A)
     holes = X.copy()
     holes[[3, 7], 1] = np.nan
     with pytest.raises(ValueError, match=r"2 missing or infinite values \(first at rows \[3, 7\]"):

@@ -114,6 +114,14 @@ class HistogramMomentForest:
                 f"n_estimators={self.n_estimators} must be a multiple of "
                 f"subforest_size={self.subforest_size}"
             )
+        if self.local_linear is not None and not self.local_linear >= 0:
+            raise ValueError(
+                f"local_linear (a ridge penalty) must be >= 0; got {self.local_linear}"
+            )
+        if self.local_linear_variables is not None and self.local_linear_variables < 1:
+            raise ValueError(
+                f"local_linear_variables must be at least 1; got {self.local_linear_variables}"
+            )
         if not 0.0 <= self.min_balancedness_tol <= 0.5:
             raise ValueError(
                 f"min_balancedness_tol must be in [0, 0.5]; got {self.min_balancedness_tol}"
