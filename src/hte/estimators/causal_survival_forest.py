@@ -281,33 +281,25 @@ class CausalSurvivalForest(BaseEstimator):
         max_features = self.max_features
         if max_features == "grf":
             max_features = grf_max_features(n_features)
-        if self.forest_engine == "histogram":
-            return HistogramMomentForest(
-                self.n_estimators,
-                min_samples_leaf=self.min_samples_leaf,
-                max_samples=max_samples,
-                max_features=max_features,
-                min_balancedness_tol=self.min_balancedness_tol,
-                subforest_size=self.subforest_size,
-                honest=self.honest,
-                local_linear=self.local_linear,
-                local_linear_variables=self.local_linear_variables,
-                n_jobs=self.n_jobs,
-                random_state=self.random_state,
-            )
-        return _MomentForest(
+        shared = dict(
             n_estimators=self.n_estimators,
-            criterion=self.criterion,
             min_samples_leaf=self.min_samples_leaf,
-            max_features=max_features,
             max_samples=max_samples,
+            max_features=max_features,
             min_balancedness_tol=self.min_balancedness_tol,
-            honest=self.honest,
-            inference=True,
-            fit_intercept=False,
             subforest_size=self.subforest_size,
+            honest=self.honest,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
+        )
+        if self.forest_engine == "histogram":
+            return HistogramMomentForest(
+                **shared,
+                local_linear=self.local_linear,
+                local_linear_variables=self.local_linear_variables,
+            )
+        return _MomentForest(
+            **shared, criterion=self.criterion, inference=True, fit_intercept=False
         )
 
     def _check_X(self, X) -> np.ndarray:

@@ -289,8 +289,9 @@ class HistogramMomentForest:
             self.leaf_j_,
         )
 
-    def predict_and_stderr(self, X) -> tuple[np.ndarray, np.ndarray]:
-        """theta(x) and its standard error, each (n,)."""
+    def _plain_point_and_stderr(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """theta(x) and its standard error, each (n,), of the plain reading (whatever
+        ``local_linear`` says: ``point_interval_stderr`` is the public reading)."""
         theta, between, correction = self._moments(X)
         return theta, self._debiased_stderr(between, correction)
 
@@ -309,7 +310,7 @@ class HistogramMomentForest:
         """(theta, lower, upper, stderr), each (n,): the (1 - alpha) normal interval."""
         if self.local_linear is not None:
             return self.predict_local_linear(X, alpha, self.local_linear)
-        theta, stderr = self.predict_and_stderr(X)
+        theta, stderr = self._plain_point_and_stderr(X)
         q = stats.norm.ppf(1 - alpha / 2)
         return theta, theta - q * stderr, theta + q * stderr, stderr
 
