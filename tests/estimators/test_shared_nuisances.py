@@ -7,12 +7,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from hte.design.effect_data import EffectData
 from hte.estimators import (
     BayesianCausalForest,
     CausalSurvivalForest,
     CoxInteractionModel,
+    CRSCausalForest,
     LogisticInteractionModel,
     SurvivalDRLearner,
 )
@@ -138,6 +140,34 @@ def test_nuisances_round_trip_through_npz_without_pickle(tmp_path):
     np.testing.assert_array_equal(back.survival.cens, nuis.survival.cens)
     np.testing.assert_array_equal(back.arm_risks("crs").mu1, nuis.arm_risks("crs").mu1)
     assert back.settings == nuis.settings and back.errors == nuis.errors
+
+
+def test_crs_forest_reads_the_shared_crs_nuisances_exactly_and_refuses_others():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 3))
+    w = rng.binomial(1, 0.5, size=600)
+    crs = rng.binomial(1, 0.3 + 0.3 * w * (X[:, 1] > 0))
+    data = EffectData.from_arrays(pd.DataFrame(X, columns=["a", "b", "c"]), w, crs=crs)
+    nuis = fit_nuisances(data, crs_outcomes=["crs"], random_state=5, n_folds=3)
+    kw = dict(n_estimators=40, cv=3, random_state=5, n_jobs=1)
+    own = CRSCausalForest(**kw).fit(data.frame(), crs, w)
+    shared = CRSCausalForest(**kw).fit(data, nuisances=nuis)
+    assert shared.shared_nuisances_used_ and not own.shared_nuisances_used_
+    np.testing.assert_array_equal(shared.get_scores(), own.get_scores())
+    np.testing.assert_array_equal(shared.predict(data.frame()), own.predict(data.frame()))
+    # Gamma's mean is the AIPW risk difference: 0.15 x P(b > 0) = 0.075 in truth
+    gamma = shared.get_scores()
+    assert abs(gamma.mean() - 0.075) < 3 * gamma.std(ddof=1) / np.sqrt(gamma.size)
+    for other in (
+        dict(kw, random_state=6),
+        dict(kw, cv=5),
+        dict(kw, forest_engine="econml"),
+        dict(kw, model_y=LogisticRegression()),
+    ):
+        with pytest.raises(ValueError, match="do not serve CRSCausalForest"):
+            CRSCausalForest(**other).fit(data, nuisances=nuis)
+    with pytest.raises(ValueError, match="not the 300 given to fit"):
+        CRSCausalForest(**kw).fit(data.subset(np.arange(300)), nuisances=nuis)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -20,7 +20,12 @@ from hte.config import TimeZeroAnalysis, load_config
 from hte.data.simulate import simulate_cohort
 from hte.estimators.shared_nuisances import Nuisances, fit_nuisances
 from hte.pipeline import run_experiment
-from hte.pipeline.heterogeneity import N_FOLDS, fold_nuisances, heldout_effects
+from hte.pipeline.heterogeneity import (
+    HELDOUT_FOLDS,
+    N_FOLDS,
+    fold_nuisances,
+    heldout_effects,
+)
 from hte.pipeline.stages import FittedEffect, design_diagnostics, prepare_analysis
 
 # The default config's estimator kinds and targets (both OS horizons, both CRS outcomes), small.
@@ -81,10 +86,15 @@ def test_each_nuisance_is_fitted_once_per_analysis_and_once_per_heldout_fold(tmp
     folds = 5  # the nuisances' cross-fitting folds
     crs_outcomes = 2  # any grade and grade >= 3 (the synthetic cohort has grades)
     cross_fits = 1 + N_FOLDS  # the analysis, plus each held-out training half
+    # the CRS causal forest, the only CRS learner that takes these nuisances, reads the
+    # analysis's; its held-out refits (HELDOUT_FOLDS.crs per outcome) cross-fit the same two
+    # inside each training half, once per fold and outcome as the OS fold nuisances are
+    crs_refits = HELDOUT_FOLDS.crs * crs_outcomes
     assert counts == {
-        "propensity": folds * cross_fits,
+        "propensity": folds * (cross_fits + crs_refits),
         "survival": 2 * folds * cross_fits,  # event and censoring, one grid for both horizons
-        "crs_arm_risks": folds * crs_outcomes,  # CRS scores, AIPW baselines: the analysis's
+        # CRS scores, AIPW baselines and the CRS forest: the analysis's; plus its refits'
+        "crs_arm_risks": folds * (crs_outcomes + crs_refits),
     }, counts
     stored = Nuisances.load(result.run_dir / "nuisances" / "decision.npz")
     assert stored.horizons == (12.0, 24.0) and set(stored.crs) == {"crs", "crs_g3"}

@@ -28,7 +28,7 @@ from sklearn.base import BaseEstimator
 from hte.array_checks import check_new_covariates
 from hte.design.effect_data import unpack_crs_fit
 from hte.design.propensity import PropensityModel, cross_fit_propensity
-from hte.estimators.crs_forest import crs_fit_inputs
+from hte.estimators.crs_outcomes import crs_fit_inputs
 from hte.estimators.nuisance import TARGETS
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.shared_nuisances import (

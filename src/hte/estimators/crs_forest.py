@@ -1,9 +1,18 @@
 """CRS effect: per-patient risk difference P(CRS | x, CAR-T) - P(CRS | x, tec) by a causal forest.
 
-Wraps econml's ``CausalForestDML`` with a discrete treatment, a discrete outcome and classifier
-nuisances (cross-fitted), an honest forest and econml's intervals (bootstrap of little bags).
-``outcome="crs_g3"`` estimates the effect on grade >= 3 CRS from ``crs_grade``; rows without a
-recorded grade are excluded from that outcome, counted and warned about, never silently dropped.
+The forest solves the residual-on-residual moment of a causal forest, E[(y - m(x) - theta(x)
+(w - e(x))) (w - e(x)) | x] = 0, with cross-fitted nuisances: the propensity e(x) and the mean
+outcome m(x) = e(x) mu1(x) + (1 - e(x)) mu0(x) from the arm risks. Two engines grow it:
+
+* ``"histogram"`` (default): hte's honest GRF builder (``hte.estimators.histogram_grf``) on the
+  analysis's shared nuisances when the pipeline hands them over (the propensity and the boosted
+  arm risks every AIPW estimate of CRS uses), or the same nuisances cross-fitted here;
+* ``"econml"``: econml's ``CausalForestDML`` with random-forest classifier nuisances (the engine
+  before; its final forest also fits a local intercept).
+
+Both give bootstrap-of-little-bags intervals. ``outcome="crs_g3"`` estimates the effect on grade
+>= 3 CRS from ``crs_grade``; rows without a recorded grade are excluded from that outcome, counted
+and warned about, never silently dropped.
 """
 
 from __future__ import annotations
@@ -12,23 +21,24 @@ import time as _time
 import warnings
 
 import numpy as np
-import pandas as pd
 from econml.dml import CausalForestDML
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import StratifiedKFold
 
 from hte.array_checks import (
-    check_binary_outcome,
-    check_covariates,
     check_new_covariates,
-    check_treatment,
 )
 from hte.design.effect_data import unpack_crs_fit
+from hte.design.propensity import cross_fit_propensity
+from hte.estimators.crs_outcomes import crs_fit_inputs
+from hte.estimators.histogram_grf import HistogramMomentForest
+from hte.estimators.nuisance import dr_scores
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.serial_prediction import predict_in_one_thread
-from hte.vocabulary import CRS_TARGETS
+from hte.estimators.shared_nuisances import cross_fit_arm_risks
 
-CRS_OUTCOMES = CRS_TARGETS  # the CRS targets of hte.vocabulary
+FOREST_ENGINES = ("histogram", "econml")
 
 
 def default_nuisance_classifier(random_state: int | None = None, n_jobs: int | None = 2):
@@ -43,84 +53,18 @@ def default_nuisance_classifier(random_state: int | None = None, n_jobs: int | N
     )
 
 
-def crs_binary_outcome(crs, crs_grade, outcome: str, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The 0/1 outcome for ``outcome`` and the mask of rows that carry it.
-
-    ``"crs"``: any-grade CRS, every row. ``"crs_g3"``: ``crs_grade >= 3``, only rows with a grade;
-    an error if no row has a grade or a recorded grade contradicts ``crs`` (grade >= 1, crs 0).
-    """
-    if outcome not in CRS_OUTCOMES:
-        raise ValueError(f"outcome must be one of {CRS_OUTCOMES}; got {outcome!r}")
-    if outcome == "crs":
-        if crs is None:
-            raise ValueError("outcome='crs' needs the crs column (any-grade CRS, 0/1)")
-        return check_binary_outcome(crs, n, name="crs"), np.ones(n, dtype=bool)
-    if crs_grade is None:
-        raise ValueError("outcome='crs_g3' needs crs_grade (ASTCT grade 0-5)")
-    grade = pd.to_numeric(pd.Series(np.asarray(crs_grade, dtype=object)), errors="coerce")
-    grade = grade.to_numpy(dtype=float)
-    if grade.shape != (n,):
-        raise ValueError(f"crs_grade must have shape ({n},); got {grade.shape}")
-    observed = ~np.isnan(grade)
-    if not observed.any():
-        raise ValueError(
-            "crs_grade is missing for every patient: the grade >= 3 effect cannot be estimated "
-            "(use outcome='crs' for any-grade CRS)"
-        )
-    bad = observed & ((grade < 0) | (grade > 5) | (grade != np.round(grade)))
-    if bad.any():
-        raise ValueError(
-            f"crs_grade must be an integer 0-5; rows {np.flatnonzero(bad)[:5].tolist()} are not"
-        )
-    if crs is not None:
-        any_crs = np.asarray(crs).astype(float)
-        clash = observed & (grade >= 1) & (any_crs == 0)
-        if clash.any():
-            raise ValueError(
-                f"crs_grade >= 1 but crs == 0 in rows {np.flatnonzero(clash)[:5].tolist()}: "
-                "grade and any-grade CRS disagree"
-            )
-    y = np.zeros(n, dtype=int)
-    y[observed] = (grade[observed] >= 3).astype(int)
-    return y, observed
-
-
-def crs_fit_inputs(X, crs, treatment, crs_grade, outcome: str):
-    """Checked fit inputs of a CRS estimator: ``(Xa, names, w, y, keep)``, the first four over the
-    rows ``keep`` that carry ``outcome`` (patients without a grade leave grade >= 3 fits, with a
-    warning)."""
-    Xa, names = check_covariates(X)
-    n = Xa.shape[0]
-    if treatment is None:
-        raise ValueError("treatment is required (0 = teclistamab, 1 = CAR-T)")
-    w = check_treatment(treatment, n)
-    y, keep = crs_binary_outcome(crs, crs_grade, outcome, n)
-    warn_missing_grade(int((~keep).sum()), n)
-    Xa, w, y = Xa[keep], w[keep], y[keep]
-    check_treatment(w, w.shape[0])
-    check_binary_outcome(y, y.shape[0], name=outcome)
-    return Xa, names, w, y, keep
-
-
-def warn_missing_grade(n_excluded: int, n: int) -> None:
-    """Say how many patients the grade >= 3 outcome leaves out (never silent)."""
-    if n_excluded:
-        warnings.warn(
-            f"crs_g3: {n_excluded} of {n} patients have no recorded crs_grade and are excluded "
-            "from the grade >= 3 outcome",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
 class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
-    """Causal forest (DML) for the CRS risk difference of CAR-T vs teclistamab per patient.
+    """Causal forest for the CRS risk difference of CAR-T vs teclistamab per patient.
 
-    ``fit(X, crs, treatment, crs_grade=None)``. ``outcome="crs"`` uses any-grade CRS;
-    ``"crs_g3"`` uses ``crs_grade >= 3`` on rows with a grade (``n_excluded_missing_grade_``).
-    Nuisances default to :func:`default_nuisance_classifier`, cross-fitted over ``cv`` folds; the
-    final forest is honest, and ``predict_interval`` gives econml's bootstrap-of-little-bags
-    intervals.
+    ``fit(X, crs, treatment, crs_grade=None, nuisances=None)``. ``outcome="crs"`` uses any-grade
+    CRS; ``"crs_g3"`` uses ``crs_grade >= 3`` on rows with a grade
+    (``n_excluded_missing_grade_``). ``forest_engine``: ``"histogram"`` (default) or
+    ``"econml"`` (module docstring). Nuisances: with ``model_y``/``model_t`` left None, the
+    histogram engine cross-fits the design's propensity learner and the boosted arm risks of
+    ``hte.estimators.shared_nuisances`` over ``cv`` folds (or reads the analysis's shared ones),
+    the econml engine :func:`default_nuisance_classifier`; a classifier given for ``model_y``
+    (of y on x) or ``model_t`` (of w on x) is cross-fitted instead by either engine. The final
+    forest is honest, and ``predict_interval`` gives bootstrap-of-little-bags intervals.
     """
 
     def __init__(
@@ -134,6 +78,8 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         min_samples_leaf: int = 10,
         max_samples: float = 0.45,
         honest: bool = True,
+        forest_engine: str = "histogram",
+        propensity_clip: float = 0.01,
         n_jobs: int | None = 2,
         random_state: int | None = None,
     ) -> None:
@@ -145,6 +91,8 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         self.min_samples_leaf = min_samples_leaf
         self.max_samples = max_samples
         self.honest = honest
+        self.forest_engine = forest_engine
+        self.propensity_clip = propensity_clip
         self.n_jobs = n_jobs
         self.random_state = random_state
 
@@ -154,6 +102,12 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         the single-threaded ones, ``hte.pipeline.stages.fit_estimators``)."""
         return self.n_jobs not in (None, 1)
 
+    @property
+    def uses_default_nuisances(self) -> bool:
+        """Whether the analysis's shared CRS nuisances are the ones this forest would cross-fit
+        itself (histogram engine, default learners; seed and folds are checked by them)."""
+        return self.forest_engine == "histogram" and self.model_y is None and self.model_t is None
+
     def _nuisance(self, model):
         # One thread for the default nuisance forests whatever n_jobs says: a threaded forest sums
         # its trees' probabilities in completion order, and the last-bit differences that leaves
@@ -162,19 +116,41 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
             return default_nuisance_classifier(self.random_state, n_jobs=1)
         return clone(model)
 
-    def fit(self, X, crs=None, treatment=None, *, crs_grade=None):
+    def _check_params(self) -> None:
+        if self.forest_engine not in FOREST_ENGINES:
+            raise ValueError(
+                f"forest_engine must be one of {FOREST_ENGINES}; got {self.forest_engine!r}"
+            )
+        if self.n_estimators % 4:
+            raise ValueError(f"n_estimators must be a multiple of 4; got {self.n_estimators}")
+        if not 0.0 < self.propensity_clip < 0.5:
+            raise ValueError(f"propensity_clip must be in (0, 0.5); got {self.propensity_clip}")
+
+    def fit(self, X, crs=None, treatment=None, *, crs_grade=None, nuisances=None):
         """Fit on covariates X, any-grade ``crs`` (0/1), ``treatment`` (1 = CAR-T) and, for
-        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X."""
+        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X. ``nuisances``: the
+        analysis's shared ``Nuisances`` (histogram engine with default learners only)."""
+        self._check_params()
+        row_ids = getattr(X, "row_ids", None)
         X, crs, treatment, crs_grade, weights = unpack_crs_fit(X, crs, treatment, crs_grade)
         if weights is not None:
             raise ValueError("CRSCausalForest does not take weights")
+        if nuisances is not None:
+            check_shared_crs_nuisances(self, nuisances, treatment, row_ids)
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
-        if self.n_estimators % 4:
-            raise ValueError(f"n_estimators must be a multiple of 4; got {self.n_estimators}")
         self.n_features_in_ = Xa.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_fit_ = int(keep.sum())
+        start = _time.perf_counter()
+        if self.forest_engine == "econml":
+            self._fit_econml(Xa, w, y)
+        else:
+            self._fit_histogram(Xa, w, y, keep, nuisances)
+        self.fit_seconds_ = _time.perf_counter() - start
+        return self
+
+    def _fit_econml(self, Xa, w, y) -> None:
         self.model_ = CausalForestDML(
             model_y=self._nuisance(self.model_y),
             model_t=self._nuisance(self.model_t),
@@ -189,14 +165,53 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
             n_jobs=self.n_jobs,
             random_state=self.random_state,
         )
-        start = _time.perf_counter()
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning)
             warnings.filterwarnings("ignore", category=DeprecationWarning)
             self.model_.fit(y, w, X=Xa)
         predict_in_one_thread(self.model_.model_cate)  # same numbers on every call
-        self.fit_seconds_ = _time.perf_counter() - start
-        return self
+
+    def _fit_histogram(self, Xa, w, y, keep, nuisances) -> None:
+        if nuisances is not None:
+            risks = nuisances.arm_risks(self.outcome)
+            e, mu1, mu0 = nuisances.propensity[keep], risks.mu1, risks.mu0
+        else:
+            e, mu1, mu0 = self._cross_fit_nuisances(Xa, w, y)
+        e = np.clip(e, self.propensity_clip, 1.0 - self.propensity_clip)
+        self.shared_nuisances_used_ = nuisances is not None
+        self.training_scores_ = {"e": e, "mu1": mu1, "mu0": mu0, "pseudo_outcome": y, "W": w}
+        w_res = w - e
+        y_res = y - (e * mu1 + (1.0 - e) * mu0) if mu1 is not None else y - mu0
+        n = Xa.shape[0]
+        self.model_ = HistogramMomentForest(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_samples=max(2, min(int(self.max_samples * n), n // 2)),
+            honest=self.honest,
+            n_jobs=self.n_jobs,
+            random_state=self.random_state,
+        ).fit(Xa, w_res * w_res, y_res * w_res)
+
+    def _cross_fit_nuisances(self, Xa, w, y) -> tuple:
+        """Out-of-fold (e, mu1, mu0): the design's propensity and boosted arm risks (as the
+        shared nuisances), or ``model_t`` / ``model_y`` cross-fitted; with ``model_y`` the mean
+        outcome m(x) comes back as ``mu0`` and ``mu1`` is None."""
+        learner_t = None if self.model_t is None else clone(self.model_t)
+        e = cross_fit_propensity(
+            Xa, w, learner=learner_t, n_folds=self.cv, random_state=self.random_state
+        )
+        if self.model_y is None:
+            mu1, mu0 = cross_fit_arm_risks(Xa, w, y, self.random_state, n_folds=self.cv)
+            return e, mu1, mu0
+        return e, None, cross_fit_mean_outcome(self.model_y, Xa, y, self.cv, self.random_state)
+
+    def get_scores(self) -> np.ndarray:
+        """AIPW scores of the training patients from the nuisances the histogram forest used
+        (as grf's get_scores)."""
+        scores = getattr(self, "training_scores_", None)
+        if scores is None or scores["mu1"] is None:
+            raise RuntimeError("get_scores needs a histogram-engine fit with default learners")
+        return dr_scores(scores)
 
     def _check_X(self, X) -> np.ndarray:
         return check_new_covariates(self, X, fitted_attribute="model_")
@@ -204,13 +219,40 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
     def predict(self, X) -> np.ndarray:
         """Risk difference P(CRS | x, CAR-T) - P(CRS | x, tec) per row: (n,)."""
         Xa = self._check_X(X)
+        if isinstance(self.model_, HistogramMomentForest):
+            return self.model_.predict(Xa).ravel()
         return np.ravel(self.model_.effect(Xa))
 
     def predict_interval(self, X, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
-        """Pointwise (1 - alpha) confidence interval of the risk difference (econml inference)."""
+        """Pointwise (1 - alpha) confidence interval of the risk difference."""
         Xa = self._check_X(X)
-        lo, hi = self.model_.effect_interval(Xa, alpha=alpha)
+        if isinstance(self.model_, HistogramMomentForest):
+            _, lo, hi = self.model_.predict(Xa, interval=True, alpha=alpha)
+        else:
+            lo, hi = self.model_.effect_interval(Xa, alpha=alpha)
         return np.ravel(lo), np.ravel(hi)
 
     def _estimate_labels(self) -> tuple[str, float | None, str]:
         return self.outcome, None, "CRSCausalForest"
+
+
+def cross_fit_mean_outcome(model, X: np.ndarray, y: np.ndarray, n_folds: int, seed) -> np.ndarray:
+    """Out-of-fold P(y = 1 | x) from a classifier (folds stratified by y)."""
+    out = np.empty(X.shape[0])
+    folds = StratifiedKFold(n_splits=int(n_folds), shuffle=True, random_state=seed)
+    for train, test in folds.split(X, y):
+        fitted = clone(model).fit(X[train], y[train])
+        out[test] = fitted.predict_proba(X[test])[:, list(fitted.classes_).index(1)]
+    return out
+
+
+def check_shared_crs_nuisances(estimator, nuisances, treatment, row_ids) -> None:
+    """An error unless ``nuisances`` are the ones ``estimator`` would cross-fit itself."""
+    if not nuisances.serves(estimator):
+        raise ValueError(
+            f"these nuisances do not serve {type(estimator).__name__}(outcome="
+            f"{estimator.outcome!r}): they need the histogram engine with default learners, "
+            f"cv={nuisances.settings['n_folds']} and random_state="
+            f"{nuisances.settings['random_state']}, and the outcome among {sorted(nuisances.crs)}"
+        )
+    nuisances.check_rows(np.asarray(treatment), row_ids)

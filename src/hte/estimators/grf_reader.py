@@ -131,6 +131,8 @@ def grf_reader(model, kind: str) -> GRFReader | HistogramReader | None:
             return HistogramReader(model.forest_)
         return GRFReader(model.forest_)
     if kind == "crs_causal_forest":
+        if isinstance(model.model_, HistogramMomentForest):
+            return HistogramReader(model.model_)
         final = model.model_.ortho_learner_model_final_._model_final
         if final._featurizer is not None or len(final._model.estimators_) != 1:
             return None

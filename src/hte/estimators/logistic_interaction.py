@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from hte.array_checks import check_new_covariates, check_weights, interval_z
 from hte.design.effect_data import unpack_crs_fit
 from hte.errors import FitError
-from hte.estimators.crs_forest import crs_fit_inputs
+from hte.estimators.crs_outcomes import crs_fit_inputs
 from hte.estimators.result import IntervalEstimateMixin
 
 

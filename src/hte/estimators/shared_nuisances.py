@@ -38,6 +38,7 @@ from threadpoolctl import threadpool_limits
 from hte.array_checks import check_covariates, check_survival_outcome, check_treatment
 from hte.design.effect_data import EffectData, unpack_survival_fit
 from hte.design.propensity import cross_fit_propensity
+from hte.estimators.crs_outcomes import crs_binary_outcome
 from hte.estimators.nuisance import (
     SurvivalNuisances,
     cross_fit_pseudo_outcomes,
@@ -179,7 +180,10 @@ class Nuisances:
 
     def serves(self, estimator) -> bool:
         """Whether ``estimator`` (a CSF / DR-learner) would have cross-fitted exactly these
-        survival nuisances: same settings and seed, and its horizon on the grid."""
+        survival nuisances: same settings and seed, and its horizon on the grid; or (a CRS
+        causal forest) exactly these propensity and arm risks of its outcome."""
+        if hasattr(estimator, "uses_default_nuisances"):
+            return self._serves_crs(estimator)
         if self.survival is None:
             return False
         try:
@@ -191,6 +195,14 @@ class Nuisances:
             return False
         same = all(_same(own[k], self.settings[k]) for k in SURVIVAL_SETTINGS)
         return same and any(np.isclose(horizon, h) for h in self.horizons)
+
+    def _serves_crs(self, estimator) -> bool:
+        return (
+            estimator.uses_default_nuisances
+            and estimator.outcome in self.crs
+            and estimator.cv == self.settings["n_folds"]
+            and _same(estimator.random_state, self.settings["random_state"])
+        )
 
     def check_rows(self, treatment: np.ndarray, row_ids: np.ndarray | None = None) -> None:
         """The estimator is fitted on the patients these nuisances are for: same arms in the
@@ -333,8 +345,6 @@ def fit_nuisances(
     A horizon beyond follow-up or a CRS outcome the data cannot give is recorded in ``errors``
     (its consumers then raise that error); the others are fitted.
     """
-    from hte.estimators.crs_forest import crs_binary_outcome
-
     W = data.treatment
     e = cross_fit_propensity(
         data.X, W, n_folds=n_folds, random_state=random_state, clip=DESIGN_CLIP
@@ -369,7 +379,9 @@ def fit_nuisances(
     for outcome in crs_outcomes:
         try:
             y, keep = crs_binary_outcome(data.crs, data.crs_grade, outcome, data.n)
-            mu1, mu0 = cross_fit_arm_risks(data.X[keep], W[keep], y[keep], random_state)
+            mu1, mu0 = cross_fit_arm_risks(
+                data.X[keep], W[keep], y[keep], random_state, n_folds=n_folds
+            )
             crs[outcome] = ArmRisks(keep, y[keep], mu1, mu0)
         except ValueError as exc:
             errors[outcome] = str(exc)

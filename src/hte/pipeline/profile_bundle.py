@@ -238,7 +238,7 @@ def fit_profile_bundle(
 ) -> ProfileBundle:
     """Fit the profile explorer's run-time pieces for one analysis (see the module docstring).
     ``choices``: target -> ``hte.pipeline.model_choice.ModelChoice`` (the run's held-out choice)."""
-    from hte.estimators.crs_forest import crs_binary_outcome
+    from hte.estimators.crs_outcomes import crs_binary_outcome
 
     seconds: dict[str, float] = {}
     clock = time.perf_counter()

@@ -35,7 +35,7 @@ from hte.config import ExperimentConfig
 from hte.data.columns import CRS, CRS_GRADE
 from hte.errors import STAGE_FAILURES
 from hte.estimators.average_effects import weighted_kaplan_meier
-from hte.estimators.crs_forest import crs_binary_outcome
+from hte.estimators.crs_outcomes import crs_binary_outcome
 from hte.evaluation.average_effects import (
     DRAverage,
     aipcw_survival_difference,

@@ -326,7 +326,7 @@ def crs_nuisances(data: AnalysisData, outcome: str, seed: int):
     """Cross-fitted CRS nuisances of one analysis: ``(keep, y, w, e, mu1, mu0)`` over the rows
     ``keep`` that carry the outcome; e is the design's cross-fitted propensity, mu1/mu0 come from
     boosting on covariates + arm fitted on the other folds."""
-    from hte.estimators.crs_forest import crs_binary_outcome
+    from hte.estimators.crs_outcomes import crs_binary_outcome
     from hte.evaluation.average_effects import cross_fit_arm_risks
 
     shared = data.nuisances
