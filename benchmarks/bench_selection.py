@@ -15,7 +15,7 @@ cohort's ``true_*`` columns:
   nuisances, OS from the causal survival forest's training scores) and the truth would pick.
 
     python -m benchmarks.bench_selection --seeds 1 2 --n 2000 --scenarios default null_effect
-        [--seed-study] [--out experiments/benchmarks/learner_selection]
+        [--seed-study] [--crs-only] [--out experiments/benchmarks/learner_selection]
 
 Rows go to ``<out>/rows.jsonl`` (appended per cell, so a long run can be resumed), the summary to
 ``<out>/summary.md``.
@@ -66,6 +66,15 @@ ESTIMATORS = (
     " {name: crs_bcf, kind: crs_bcf}]"
 )
 
+CRS_ESTIMATORS = (
+    "[{name: crs_causal_forest, kind: crs_causal_forest, params: {n_estimators: 500}},"
+    " {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 0.1}},"
+    " {name: crs_bcf, kind: crs_bcf}]"
+)
+# --crs-only: the CRS targets and learners alone (no OS fits or model average); the CRS rows are
+# the same as in a full run, since no OS fit enters a CRS target's choice
+CRS_ONLY = {"enabled": False}
+
 LEGACY_FOLDS = 2  # rows recorded before the fold count was (all 2-fold)
 RUN_FOLDS = 0  # --folds 0 (the default): the run's folds per outcome (evaluation.heldout_folds)
 
@@ -78,8 +87,10 @@ def _config(scenario: str, n: int, seed: int, seed_study: bool):
         "explanation.shap=false",
         "explanation.subgroup_rules=false",
         "evaluation.robustness=false",
-        f"estimators={ESTIMATORS}",
+        f"estimators={CRS_ESTIMATORS if CRS_ONLY['enabled'] else ESTIMATORS}",
     ]
+    if CRS_ONLY["enabled"]:
+        overrides += ["outcomes.os.enabled=false", "evaluation.model_average=null"]
     if seed_study:  # 802MO-like: about one year of follow-up, no 24-month RMST
         overrides += ["outcomes.os.rmst_horizon=null"]
     return load_config(CONFIG, overrides)
@@ -396,7 +407,11 @@ def main(argv: list[str] | None = None) -> None:
         help="held-out folds of the refits the losses score, for every target (0, the default: "
         "the run's per outcome)",
     )
+    parser.add_argument(
+        "--crs-only", action="store_true", help="the CRS targets and learners only (faster)"
+    )
     args = parser.parse_args(argv)
+    CRS_ONLY["enabled"] = args.crs_only
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rows_file = out / "rows.jsonl"

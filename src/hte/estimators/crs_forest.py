@@ -21,7 +21,6 @@ import time as _time
 import warnings
 
 import numpy as np
-from econml.dml import CausalForestDML
 from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold
@@ -151,6 +150,8 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         return self
 
     def _fit_econml(self, Xa, w, y) -> None:
+        from econml.dml import CausalForestDML  # only for this engine (econml: ~0.5 s to import)
+
         self.model_ = CausalForestDML(
             model_y=self._nuisance(self.model_y),
             model_t=self._nuisance(self.model_t),
