@@ -1,4 +1,7 @@
 # The README's commands. Every target creates the environment first if it is missing or stale.
+# Bytecode is compiled at setup (--compile-bytecode, compileall): where PYTHONDONTWRITEBYTECODE is
+# set, Python never writes .pyc files itself, and every process would compile each module it
+# imports from source again (importing hte.pipeline.run: 6-7 s instead of 2.4-3 s).
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -12,8 +15,9 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -r requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q src
 	$(BIN)/python -c "from hte.estimators.histogram_grf import compile_kernels; compile_kernels()"
 	touch $(STAMP)
 
