@@ -188,3 +188,12 @@ def test_unknown_engine_and_bad_clip():
         CRSCausalForest(forest_engine="grf").fit(X, crs, w)
     with pytest.raises(ValueError, match="propensity_clip"):
         CRSCausalForest(propensity_clip=0.7).fit(X, crs, w)
+
+
+def test_rows_per_tree_as_a_fraction_or_a_count():
+    X, crs, w, *_ = simulate(600, seed=6)
+    fraction, count = (
+        CRSCausalForest(n_estimators=40, max_samples=m, random_state=1, n_jobs=1).fit(X, crs, w)
+        for m in (0.5, 300)
+    )
+    np.testing.assert_array_equal(fraction.predict(X), count.predict(X))

@@ -75,7 +75,7 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         cv: int = 5,
         n_estimators: int = 500,
         min_samples_leaf: int = 10,
-        max_samples: float = 0.45,
+        max_samples: float | int = 0.45,
         honest: bool = True,
         forest_engine: str = "histogram",
         propensity_clip: float = 0.01,
@@ -187,7 +187,7 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         self.model_ = HistogramMomentForest(
             n_estimators=self.n_estimators,
             min_samples_leaf=self.min_samples_leaf,
-            max_samples=max(2, min(int(self.max_samples * n), n // 2)),
+            max_samples=_rows_per_tree(self.max_samples, n),
             honest=self.honest,
             n_jobs=self.n_jobs,
             random_state=self.random_state,
@@ -235,6 +235,12 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
 
     def _estimate_labels(self) -> tuple[str, float | None, str]:
         return self.outcome, None, "CRSCausalForest"
+
+
+def _rows_per_tree(max_samples: float | int, n: int) -> int:
+    """Rows per tree from a fraction of n (or a count, as econml takes), within a half-sample."""
+    size = max_samples if isinstance(max_samples, int) else int(max_samples * n)
+    return max(2, min(int(size), n // 2))
 
 
 def cross_fit_mean_outcome(model, X: np.ndarray, y: np.ndarray, n_folds: int, seed) -> np.ndarray:
