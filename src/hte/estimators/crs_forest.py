@@ -25,9 +25,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import StratifiedKFold
 
-from hte.array_checks import (
-    check_new_covariates,
-)
+from hte.array_checks import check_new_covariates
 from hte.design.effect_data import unpack_crs_fit
 from hte.design.propensity import cross_fit_propensity
 from hte.estimators.crs_outcomes import crs_fit_inputs
@@ -175,14 +173,18 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
     def _fit_histogram(self, Xa, w, y, keep, nuisances) -> None:
         if nuisances is not None:
             risks = nuisances.arm_risks(self.outcome)
-            e, mu1, mu0 = nuisances.propensity[keep], risks.mu1, risks.mu0
+            e, arms = nuisances.propensity[keep], (risks.mu1, risks.mu0)
         else:
-            e, mu1, mu0 = self._cross_fit_nuisances(Xa, w, y)
+            e, arms = self._cross_fit_nuisances(Xa, w, y)
         e = np.clip(e, self.propensity_clip, 1.0 - self.propensity_clip)
         self.shared_nuisances_used_ = nuisances is not None
-        self.training_scores_ = {"e": e, "mu1": mu1, "mu0": mu0, "pseudo_outcome": y, "W": w}
-        w_res = w - e
-        y_res = y - (e * mu1 + (1.0 - e) * mu0) if mu1 is not None else y - mu0
+        if isinstance(arms, tuple):  # arm risks: m(x) from them, and AIPW scores
+            mu1, mu0 = arms
+            m = e * mu1 + (1.0 - e) * mu0
+            self.training_scores_ = {"e": e, "mu1": mu1, "mu0": mu0, "pseudo_outcome": y, "W": w}
+        else:  # model_y's mean outcome m(x)
+            m = arms
+        w_res, y_res = w - e, y - m
         n = Xa.shape[0]
         self.model_ = HistogramMomentForest(
             n_estimators=self.n_estimators,
@@ -194,25 +196,23 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         ).fit(Xa, w_res * w_res, y_res * w_res)
 
     def _cross_fit_nuisances(self, Xa, w, y) -> tuple:
-        """Out-of-fold (e, mu1, mu0): the design's propensity and boosted arm risks (as the
-        shared nuisances), or ``model_t`` / ``model_y`` cross-fitted; with ``model_y`` the mean
-        outcome m(x) comes back as ``mu0`` and ``mu1`` is None."""
+        """Out-of-fold e(x) and either the arm risks ``(mu1, mu0)`` (default: the design's
+        propensity learner and the boosted arm risks, as the shared nuisances) or, with
+        ``model_y``, the mean outcome m(x) from it (``model_t``, when given, gives e)."""
         learner_t = None if self.model_t is None else clone(self.model_t)
         e = cross_fit_propensity(
             Xa, w, learner=learner_t, n_folds=self.cv, random_state=self.random_state
         )
         if self.model_y is None:
-            mu1, mu0 = cross_fit_arm_risks(Xa, w, y, self.random_state, n_folds=self.cv)
-            return e, mu1, mu0
-        return e, None, cross_fit_mean_outcome(self.model_y, Xa, y, self.cv, self.random_state)
+            return e, cross_fit_arm_risks(Xa, w, y, self.random_state, n_folds=self.cv)
+        return e, cross_fit_mean_outcome(self.model_y, Xa, y, self.cv, self.random_state)
 
     def get_scores(self) -> np.ndarray:
         """AIPW scores of the training patients from the nuisances the histogram forest used
         (as grf's get_scores)."""
-        scores = getattr(self, "training_scores_", None)
-        if scores is None or scores["mu1"] is None:
-            raise RuntimeError("get_scores needs a histogram-engine fit with default learners")
-        return dr_scores(scores)
+        if not hasattr(self, "training_scores_"):
+            raise RuntimeError("get_scores needs a histogram-engine fit with default model_y")
+        return dr_scores(self.training_scores_)
 
     def _check_X(self, X) -> np.ndarray:
         return check_new_covariates(self, X, fitted_attribute="model_")
