@@ -111,6 +111,7 @@ RANK = {
     "array_checks": 0,
     "errors": 0,
     "figure_text": 0,
+    "lazy_names": 0,  # package names imported on first use (hte.lazy_names)
     "runs": 0,
     "vocabulary": 0,  # target and estimator-kind names (hte.vocabulary): every layer may read it
     "data": 1,

@@ -5,39 +5,27 @@ libraries of the estimators it fits (econml, scikit-survival, lifelines, stochtr
 others: ``from hte.estimators import CRSCausalForest`` works as before.
 """
 
-from importlib import import_module
+from hte.lazy_names import lazy_names
 
 _HOMES = {
-    "AverageEffect": "average_effects",
-    "HazardRatio": "average_effects",
-    "SurvivalATE": "average_effects",
-    "average_treatment_effect_binary": "average_effects",
-    "average_treatment_effect_survival": "average_effects",
-    "weighted_cox_hazard_ratio": "average_effects",
-    "CoxInteractionModel": "cox_interaction",
-    "CRSCausalForest": "crs_forest",
-    "LogisticInteractionModel": "logistic_interaction",
-    "SLearnerSurvival": "meta_learners",
-    "TLearnerSurvival": "meta_learners",
-    "EffectEstimate": "result",
-    "SurvivalCurves": "result",
-    "CausalSurvivalForest": "causal_survival_forest",
-    "SurvivalDRLearner": "dr_learner",
-    "BayesianCausalForest": "bcf",
-    "CRSBayesianCausalForest": "bcf",
+    "AverageEffect": "hte.estimators.average_effects",
+    "HazardRatio": "hte.estimators.average_effects",
+    "SurvivalATE": "hte.estimators.average_effects",
+    "average_treatment_effect_binary": "hte.estimators.average_effects",
+    "average_treatment_effect_survival": "hte.estimators.average_effects",
+    "weighted_cox_hazard_ratio": "hte.estimators.average_effects",
+    "CoxInteractionModel": "hte.estimators.cox_interaction",
+    "CRSCausalForest": "hte.estimators.crs_forest",
+    "LogisticInteractionModel": "hte.estimators.logistic_interaction",
+    "SLearnerSurvival": "hte.estimators.meta_learners",
+    "TLearnerSurvival": "hte.estimators.meta_learners",
+    "EffectEstimate": "hte.estimators.result",
+    "SurvivalCurves": "hte.estimators.result",
+    "CausalSurvivalForest": "hte.estimators.causal_survival_forest",
+    "SurvivalDRLearner": "hte.estimators.dr_learner",
+    "BayesianCausalForest": "hte.estimators.bcf",
+    "CRSBayesianCausalForest": "hte.estimators.bcf",
 }
 
 __all__ = sorted(_HOMES)
-
-
-def __getattr__(name: str):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'hte.estimators' has no attribute {name!r}")
-    value = getattr(import_module(f"hte.estimators.{home}"), name)
-    globals()[name] = value  # found once, then an ordinary attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)

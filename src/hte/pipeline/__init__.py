@@ -16,7 +16,7 @@ run folder (layout in ``hte.runs``); ``predict_run`` scores new patients with a 
 ``render_summary`` is the console summary.
 """
 
-from importlib import import_module
+from hte.lazy_names import lazy_names
 
 # Each public name and the module that defines it. Imported on first use (PEP 562), so a worker
 # process that unpickles one stage's task (held-out refits, SHAP, refutations) imports that
@@ -45,40 +45,5 @@ _HOMES = {
     "render_summary": "hte.pipeline.summary",
 }
 
-
-def __getattr__(name: str):
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'hte.pipeline' has no attribute {name!r}")
-    value = getattr(import_module(home), name)
-    globals()[name] = value  # found once, then an ordinary attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_HOMES))
-
-
-__all__ = [
-    "AnalysisData",
-    "FittedEffect",
-    "PredictError",
-    "RunResult",
-    "arm_predictions",
-    "baseline_averages",
-    "decision_truth",
-    "design_diagnostics",
-    "effects_frame",
-    "estimator_summary",
-    "fit_estimators",
-    "load_run_config",
-    "predict_run",
-    "prepare_analysis",
-    "prepare_cohort",
-    "read_new_patients",
-    "render_summary",
-    "run_experiment",
-    "time_zero_comparison",
-    "truth_column",
-    "truth_summary",
-]
+__all__ = sorted(_HOMES)
+__getattr__, __dir__ = lazy_names(__name__, _HOMES)
