@@ -14,6 +14,7 @@ from hte.estimators import (
     BayesianCausalForest,
     CausalSurvivalForest,
     CoxInteractionModel,
+    CRSBayesianCausalForest,
     CRSCausalForest,
     LogisticInteractionModel,
     SurvivalDRLearner,
@@ -142,7 +143,7 @@ def test_nuisances_round_trip_through_npz_without_pickle(tmp_path):
     assert back.settings == nuis.settings and back.errors == nuis.errors
 
 
-def test_crs_forest_reads_the_shared_crs_nuisances_exactly_and_refuses_others():
+def test_crs_learners_read_the_shared_crs_nuisances_exactly_and_refuse_others():
     rng = np.random.default_rng(5)
     X = rng.normal(size=(600, 3))
     w = rng.binomial(1, 0.5, size=600)
@@ -168,6 +169,14 @@ def test_crs_forest_reads_the_shared_crs_nuisances_exactly_and_refuses_others():
             CRSCausalForest(**other).fit(data, nuisances=nuis)
     with pytest.raises(ValueError, match="not the 300 given to fit"):
         CRSCausalForest(**kw).fit(data.subset(np.arange(300)), nuisances=nuis)
+    # the CRS BCF reads the same propensity (its only nuisance) with the same result
+    bcf = dict(num_mcmc=20, mu_trees=10, tau_trees=5, n_folds=3, random_state=5)
+    own_bcf = CRSBayesianCausalForest(**bcf).fit(data.frame(), crs, w)
+    shared_bcf = CRSBayesianCausalForest(**bcf).fit(data, nuisances=nuis)
+    assert shared_bcf.shared_nuisances_used_ and not own_bcf.shared_nuisances_used_
+    np.testing.assert_array_equal(shared_bcf.predict(data.frame()), own_bcf.predict(data.frame()))
+    with pytest.raises(ValueError, match="do not serve CRSBayesianCausalForest"):
+        CRSBayesianCausalForest(**dict(bcf, n_folds=5)).fit(data, nuisances=nuis)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ estimators:
   - {name: cox_interaction, kind: cox_interaction}
   - {name: crs_causal_forest, kind: crs_causal_forest, params: {n_estimators: 40}}
   - {name: logistic_interaction, kind: logistic_interaction, params: {penalty: 1.0}}
+  - {name: crs_bcf, kind: crs_bcf, params: {num_mcmc: 20, mu_trees: 10, tau_trees: 5}}
 evaluation: {robustness: false}
 explanation: {shap: false, subgroup_rules: true}
 seeds: {global: 11}
@@ -86,12 +87,15 @@ def test_each_nuisance_is_fitted_once_per_analysis_and_once_per_heldout_fold(tmp
     folds = 5  # the nuisances' cross-fitting folds
     crs_outcomes = 2  # any grade and grade >= 3 (the synthetic cohort has grades)
     cross_fits = 1 + N_FOLDS  # the analysis, plus each held-out training half
-    # the CRS causal forest, the only CRS learner that takes these nuisances, reads the
-    # analysis's; its held-out refits (HELDOUT_FOLDS.crs per outcome) cross-fit the same two
-    # inside each training half, once per fold and outcome as the OS fold nuisances are
+    # the CRS causal forest and the CRS BCF read the analysis's; in their held-out refits
+    # (HELDOUT_FOLDS.crs per outcome) each cross-fits its own inside the training half: the
+    # forest the propensity and arm risks, the BCF the propensity. Each BCF fit also fits one
+    # propensity model on all its rows, not a cross-fitted nuisance: the one that scores new
+    # patients (its prognostic forest reads e(x))
     crs_refits = HELDOUT_FOLDS.crs * crs_outcomes
+    bcf_fits = crs_outcomes + crs_refits
     assert counts == {
-        "propensity": folds * (cross_fits + crs_refits),
+        "propensity": folds * (cross_fits + 2 * crs_refits) + bcf_fits,
         "survival": 2 * folds * cross_fits,  # event and censoring, one grid for both horizons
         # CRS scores, AIPW baselines and the CRS forest: the analysis's; plus its refits'
         "crs_arm_risks": folds * (crs_outcomes + crs_refits),

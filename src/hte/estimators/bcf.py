@@ -34,6 +34,7 @@ from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.shared_nuisances import (
     Nuisances,
     PseudoOutcomeScoresMixin,
+    check_crs_nuisances,
     pseudo_outcome_fit_inputs,
 )
 
@@ -273,21 +274,40 @@ class CRSBayesianCausalForest(_BCFBase):
         self.propensity_clip = propensity_clip
         self.random_state = random_state
 
-    def fit(self, X, crs=None, treatment=None, *, crs_grade=None) -> CRSBayesianCausalForest:
+    # the shared nuisances' propensity is this model's own cross-fit (Nuisances.serves)
+    uses_default_nuisances = True
+
+    @property
+    def nuisance_folds(self) -> int:
+        """The cross-fitting folds of the propensity (``n_folds``)."""
+        return self.n_folds
+
+    def fit(
+        self, X, crs=None, treatment=None, *, crs_grade=None, nuisances: Nuisances | None = None
+    ) -> CRSBayesianCausalForest:
         """Fit on covariates X, any-grade ``crs`` (0/1), ``treatment`` (1 = CAR-T) and, for
-        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X."""
+        ``outcome="crs_g3"``, ``crs_grade``; or an ``EffectData`` as X. ``nuisances``: the
+        analysis's shared ``Nuisances``, whose propensity is read instead of cross-fitted."""
         self._check_sampler()
+        row_ids = getattr(X, "row_ids", None)
         X, crs, treatment, crs_grade, weights = unpack_crs_fit(X, crs, treatment, crs_grade)
         if weights is not None:
             raise ValueError("CRSBayesianCausalForest does not take weights")
+        if nuisances is not None:
+            check_crs_nuisances(self, nuisances, treatment, row_ids)
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
         self.n_features_in_ = Xa.shape[1]
         self.feature_names_in_ = np.asarray(names, dtype=object)
         self.n_fit_ = int(keep.sum())
-        e = cross_fit_propensity(
-            Xa, w, n_folds=self.n_folds, random_state=self.random_state, clip=self.propensity_clip
-        )
+        clip = self.propensity_clip
+        if nuisances is not None:  # the design's clip (1e-3), then this model's
+            e = np.clip(nuisances.propensity[keep], clip, 1.0 - clip)
+        else:
+            e = cross_fit_propensity(
+                Xa, w, n_folds=self.n_folds, random_state=self.random_state, clip=clip
+            )
+        self.shared_nuisances_used_ = nuisances is not None
         self._fit_sampler(Xa, w, y.astype(float), e)
         return self
 

@@ -33,7 +33,7 @@ from hte.estimators.histogram_grf import HistogramMomentForest
 from hte.estimators.nuisance import dr_scores
 from hte.estimators.result import IntervalEstimateMixin
 from hte.estimators.serial_prediction import predict_in_one_thread
-from hte.estimators.shared_nuisances import cross_fit_arm_risks
+from hte.estimators.shared_nuisances import check_crs_nuisances, cross_fit_arm_risks
 
 FOREST_ENGINES = ("histogram", "econml")
 
@@ -105,6 +105,11 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         itself (histogram engine, default learners; seed and folds are checked by them)."""
         return self.forest_engine == "histogram" and self.model_y is None and self.model_t is None
 
+    @property
+    def nuisance_folds(self) -> int:
+        """The cross-fitting folds of this forest's nuisances (``cv``)."""
+        return self.cv
+
     def _nuisance(self, model):
         # One thread for the default nuisance forests whatever n_jobs says: a threaded forest sums
         # its trees' probabilities in completion order, and the last-bit differences that leaves
@@ -133,7 +138,7 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         if weights is not None:
             raise ValueError("CRSCausalForest does not take weights")
         if nuisances is not None:
-            check_shared_crs_nuisances(self, nuisances, treatment, row_ids)
+            check_crs_nuisances(self, nuisances, treatment, row_ids)
         Xa, names, w, y, keep = crs_fit_inputs(X, crs, treatment, crs_grade, self.outcome)
         self.n_excluded_missing_grade_ = int((~keep).sum())
         self.n_features_in_ = Xa.shape[1]
@@ -251,15 +256,3 @@ def cross_fit_mean_outcome(model, X: np.ndarray, y: np.ndarray, n_folds: int, se
         fitted = clone(model).fit(X[train], y[train])
         out[test] = fitted.predict_proba(X[test])[:, list(fitted.classes_).index(1)]
     return out
-
-
-def check_shared_crs_nuisances(estimator, nuisances, treatment, row_ids) -> None:
-    """An error unless ``nuisances`` are the ones ``estimator`` would cross-fit itself."""
-    if not nuisances.serves(estimator):
-        raise ValueError(
-            f"these nuisances do not serve {type(estimator).__name__}(outcome="
-            f"{estimator.outcome!r}): they need the histogram engine with default learners, "
-            f"cv={nuisances.settings['n_folds']} and random_state="
-            f"{nuisances.settings['random_state']}, and the outcome among {sorted(nuisances.crs)}"
-        )
-    nuisances.check_rows(np.asarray(treatment), row_ids)

@@ -200,7 +200,7 @@ class Nuisances:
         return (
             estimator.uses_default_nuisances
             and estimator.outcome in self.crs
-            and estimator.cv == self.settings["n_folds"]
+            and estimator.nuisance_folds == self.settings["n_folds"]
             and _same(estimator.random_state, self.settings["random_state"])
         )
 
@@ -393,6 +393,19 @@ def fit_nuisances(
         "random_state": random_state,
     }
     return Nuisances(data.row_ids.copy(), W.copy(), e, survival, tuple(ok), crs, settings, errors)
+
+
+def check_crs_nuisances(estimator, nuisances: Nuisances, treatment, row_ids) -> None:
+    """An error unless ``nuisances`` are the ones the CRS ``estimator`` would cross-fit itself,
+    for the same patients."""
+    if not nuisances.serves(estimator):
+        raise ValueError(
+            f"these nuisances do not serve {type(estimator).__name__}(outcome="
+            f"{estimator.outcome!r}): they need its default learners, "
+            f"{nuisances.settings['n_folds']} folds and random_state="
+            f"{nuisances.settings['random_state']}, and the outcome among {sorted(nuisances.crs)}"
+        )
+    nuisances.check_rows(np.asarray(treatment), row_ids)
 
 
 def pseudo_outcome_fit_inputs(estimator, X, time, event, treatment, nuisances: Nuisances | None):
