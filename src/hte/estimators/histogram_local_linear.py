@@ -18,18 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from hte.estimators.histogram_trees import little_bags_variance
-
-
-@njit(cache=True, nogil=True)
-def _leaf_of(Xb, i, root, feature, threshold, left, right):
-    node = root
-    while feature[node] >= 0:
-        if Xb[i, feature[node]] <= threshold[node]:
-            node = left[node]
-        else:
-            node = right[node]
-    return node
+from hte.estimators.histogram_trees import leaf_of, little_bags_variance
 
 
 @njit(cache=True, nogil=True)
@@ -69,7 +58,7 @@ def local_linear_moments(
     for i in range(n):
         n_touched = 0
         for t in range(n_trees):
-            node = _leaf_of(Xb, i, roots[t], feature, threshold, left, right)
+            node = leaf_of(Xb, i, roots[t], feature, threshold, left, right)
             leaf[t] = node
             size = row_end[node] - row_start[node]
             if size == 0:

@@ -256,6 +256,18 @@ def build_tree(
 
 
 @njit(cache=True, nogil=True)
+def leaf_of(Xb, i, root, feature, threshold, left, right):
+    """The leaf that binned row ``Xb[i]`` reaches from ``root``."""
+    node = root
+    while feature[node] >= 0:
+        if Xb[i, feature[node]] <= threshold[node]:
+            node = left[node]
+        else:
+            node = right[node]
+    return node
+
+
+@njit(cache=True, nogil=True)
 def forest_moments(Xb, roots, bag_size, feature, threshold, left, right, leaf_a, leaf_j):
     """Per row: theta(x) = mean_t A_t / mean_t J_t over the trees' leaves, and the two pieces of
     its little-bags variance (Athey, Tibshirani & Wager 2019): the between-bag variance of the
@@ -273,12 +285,7 @@ def forest_moments(Xb, roots, bag_size, feature, threshold, left, right, leaf_a,
         sum_a = 0.0
         sum_j = 0.0
         for t in range(n_trees):
-            node = roots[t]
-            while feature[node] >= 0:
-                if Xb[i, feature[node]] <= threshold[node]:
-                    node = left[node]
-                else:
-                    node = right[node]
+            node = leaf_of(Xb, i, roots[t], feature, threshold, left, right)
             a[t] = leaf_a[node]
             j[t] = leaf_j[node]
             sum_a += a[t]

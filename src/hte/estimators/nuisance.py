@@ -24,6 +24,7 @@ from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
+from hte.array_checks import interval_z
 from hte.design.propensity import cross_fit_propensity
 from hte.estimators.survival_learners import RiskSet, make_survival_learner
 from hte.vocabulary import OS_TARGETS
@@ -369,10 +370,8 @@ def pseudo_outcomes_from_nuisances(
 
 def aipw_average(gamma: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
     """(estimate, lower, upper): the mean of doubly robust scores with its normal interval."""
-    from scipy import stats
-
     est, se = float(gamma.mean()), float(gamma.std(ddof=1) / np.sqrt(gamma.size))
-    z = stats.norm.ppf(1 - alpha / 2)
+    z = interval_z(alpha)
     return est, est - z * se, est + z * se
 
 

@@ -21,8 +21,8 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import norm
 
+from hte.estimators.nuisance import aipw_average
 from hte.evaluation.benefit_calibration import (
     benefit_calibration,
     calibration_summary,
@@ -73,22 +73,15 @@ def _round(x: float, digits: int = 6) -> float:
     return float(round(float(x), digits))
 
 
-def _dr_interval(gamma: np.ndarray, alpha: float) -> tuple[float, float, float]:
-    z = norm.ppf(1 - alpha / 2)
-    m = float(gamma.mean())
-    se = float(gamma.std(ddof=1) / np.sqrt(gamma.size))
-    return m, m - z * se, m + z * se
-
-
 def _choice(target, chosen, reason, gamma, predictions, alpha) -> ModelChoice:
-    constant = _dr_interval(gamma, alpha)
+    constant = aipw_average(gamma, alpha)
     if chosen == CONSTANT:
         return ModelChoice(target, chosen, reason, constant, (), ((*constant, gamma.size),), alpha)
     pred = predictions[chosen]
     groups = quantile_groups(pred, N_GROUPS)
     cuts = tuple(float(c) for c in group_cuts(pred, groups, N_GROUPS))
     per_group = tuple(
-        (*_dr_interval(gamma[groups == g], alpha), int((groups == g).sum()))
+        (*aipw_average(gamma[groups == g], alpha), int((groups == g).sum()))
         for g in range(N_GROUPS)
     )
     return ModelChoice(target, chosen, reason, constant, cuts, per_group, alpha)
