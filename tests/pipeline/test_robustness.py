@@ -112,7 +112,7 @@ def _crs_only(tmp_path):
 def test_a_failing_estimate_is_recorded_and_the_rest_go_on(tmp_path, monkeypatch):
     config, data = _crs_only(tmp_path)
 
-    def broken(X, W, y, seed):
+    def broken(X, W, y, seed, **kwargs):
         raise ValueError("no CRS recorded in one arm")
 
     monkeypatch.setattr(robustness, "aipw_risk_difference", broken)
@@ -132,10 +132,10 @@ def test_a_failing_re_estimate_fails_its_target_only(tmp_path, monkeypatch):
     full = len(data.cohort)
     real = robustness.aipw_risk_difference
 
-    def fails_on_subsets(X, W, y, seed):
+    def fails_on_subsets(X, W, y, seed, **kwargs):
         if len(y) < full and y.mean() < 0.2:  # the grade >= 3 subsets only
             raise ValueError("too few events in a subset")
-        return real(X, W, y, seed)
+        return real(X, W, y, seed, **kwargs)
 
     monkeypatch.setattr(robustness, "aipw_risk_difference", fails_on_subsets)
     out = robustness.robustness_checks(data, {}, config, config.seed)
@@ -145,3 +145,53 @@ def test_a_failing_re_estimate_fails_its_target_only(tmp_path, monkeypatch):
     assert all("too few events" in r["detail"] for r in by_target["crs_g3"])
     assert not any("too few events" in r["detail"] for r in by_target["crs"])
     assert all(e["evalue"] is not None for e in out["evalues"])
+
+
+def test_the_targets_share_each_data_sets_propensity_with_the_same_numbers(tmp_path, monkeypatch):
+    # the CRS targets' re-runs are the same data sets (one placebo, one noise column, the same
+    # subsets): each propensity is cross-fitted once and read by both targets, and every number
+    # is the one that refitting it per estimate gives
+    config, data = _crs_only(tmp_path)
+    monkeypatch.setattr(robustness, "N_SUBSETS", 2)
+    fits = []
+    real = robustness.cross_fit_propensity
+
+    def counted(X, W, **kwargs):
+        fits.append(len(W))
+        return real(X, W, **kwargs)
+
+    monkeypatch.setattr(robustness, "cross_fit_propensity", counted)
+    shared = robustness.robustness_checks(data, {}, config, config.seed)
+    # the originals (one data set: every patient carries both outcomes), the placebo, the
+    # noise column and 2 subsets: 5 cross-fits for the 2 targets' 10 estimates
+    assert fits[0] == len(data.cohort)  # the originals' data set first
+    assert len(fits) == 5
+    monkeypatch.setattr(robustness, "_shared_propensities", lambda sets, known, seed: {})
+    refitted = robustness.robustness_checks(data, {}, config, config.seed)
+    assert len(fits) == 5  # none through the shared path: each estimate fitted its own
+    assert shared == refitted
+
+
+def test_the_survival_original_reads_the_analysis_propensity(tmp_path):
+    # with the analysis's shared nuisances (same seed, 5 folds) the whole-cohort data set's
+    # propensity is the design's cross-fit: not fitted again, and the same numbers
+    from hte.pipeline.stages import fit_analysis_nuisances
+
+    path = tmp_path / "robust.yaml"
+    path.write_text(CONFIG, encoding="utf-8")
+    config = load_config(path)
+    cohort, _ = prepare_cohort(config)
+    data = prepare_analysis(cohort, config.time_zero[0])
+    fit_analysis_nuisances(data, config)
+    design_diagnostics(data, config.seed)
+    X = data.X.to_numpy(dtype=float)
+    known = robustness._known_propensity(data, X, config.seed)
+    [(key, values)] = known.items()
+    assert key == robustness._data_key(X, data.treatment) and values is data.propensity
+    t, d = data.survival_outcome()
+    fn = robustness.aipcw_survival_difference
+    kwargs = {"horizon": 12.0, "seed": config.seed, "n_jobs": 1}
+    from_known = fn(X, data.treatment, t, d, propensity=data.propensity, **kwargs)
+    refitted = fn(X, data.treatment, t, d, **kwargs)
+    assert from_known.estimate == refitted.estimate
+    assert from_known.std_err == refitted.std_err

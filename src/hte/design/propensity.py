@@ -81,6 +81,17 @@ def _positive_class_proba(model, X: np.ndarray) -> np.ndarray:
     return proba[:, classes.index(1)]
 
 
+def clip_propensity(propensity, n: int, clip: float) -> np.ndarray:
+    """A propensity already in hand (``n`` values in [0, 1]) clipped to [clip, 1 - clip], as
+    ``cross_fit_propensity`` clips its own: a cross-fit made once with a smaller clip and
+    clipped again here equals the cross-fit made with this one."""
+    clip = _check_clip(clip)
+    e = np.asarray(propensity, dtype=float)
+    if e.shape != (int(n),) or not np.all((e >= 0) & (e <= 1)):
+        raise ValueError(f"propensity must have shape ({int(n)},) with values in [0, 1]")
+    return np.clip(e, clip, 1.0 - clip)
+
+
 def cross_fit_propensity(
     X,
     treatment,

@@ -25,7 +25,7 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from hte.array_checks import interval_z
-from hte.design.propensity import cross_fit_propensity
+from hte.design.propensity import clip_propensity, cross_fit_propensity
 from hte.estimators.survival_learners import RiskSet, make_survival_learner
 from hte.vocabulary import OS_TARGETS
 
@@ -293,8 +293,13 @@ def cross_fit_pseudo_outcomes(
     propensity_clip: float = 0.01,
     random_state: int | None = None,
     n_jobs: int | None = 1,
+    propensity: np.ndarray | None = None,
 ) -> dict:
     """All cross-fitted nuisances and the AIPCW pseudo-outcome, shared by the CSF and DR-learner.
+
+    ``propensity``: the cross-fitted propensity when the caller already has it, the very
+    cross-fit this would make (same learner, folds and seed: the refutations share one between
+    their targets); it is clipped to ``propensity_clip`` here instead of being refitted.
 
     Returns a dict with ``e`` (propensity), ``mu1`` / ``mu0`` (E[f(T) | x, w]), ``m`` =
     e mu1 + (1 - e) mu0, ``pseudo_outcome`` (Y*), ``grid``, ``nuisances`` and ``diagnostics``.
@@ -302,14 +307,17 @@ def cross_fit_pseudo_outcomes(
     _check_target(target)
     grid = make_grid(time, horizon, grid_size)
     with threadpool_limits(limits=1):  # many small OpenMP fits: one thread each is much faster
-        e = cross_fit_propensity(
-            X,
-            W,
-            learner=propensity_learner,
-            n_folds=n_folds,
-            random_state=random_state,
-            clip=propensity_clip,
-        )
+        if propensity is None:
+            e = cross_fit_propensity(
+                X,
+                W,
+                learner=propensity_learner,
+                n_folds=n_folds,
+                random_state=random_state,
+                clip=propensity_clip,
+            )
+        else:
+            e = clip_propensity(propensity, np.asarray(W).shape[0], propensity_clip)
         nuis = cross_fit_survival(
             X,
             W,

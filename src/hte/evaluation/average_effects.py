@@ -26,7 +26,7 @@ from hte.array_checks import (
     check_survival_outcome,
     check_treatment,
 )
-from hte.design.propensity import cross_fit_propensity
+from hte.design.propensity import clip_propensity, cross_fit_propensity
 from hte.estimators.nuisance import cross_fit_pseudo_outcomes
 from hte.estimators.shared_nuisances import cross_fit_arm_risks
 from hte.estimators.survival_learners import default_hazard_learner
@@ -39,6 +39,9 @@ __all__ = [
     "cross_fit_arm_risks",
     "log_ratio_se",
 ]
+
+
+AIPW_CLIP = 1e-3  # the CRS averages' propensity clip (cross_fit_propensity's default)
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: array fields
@@ -90,13 +93,21 @@ def log_ratio_se(result: DRAverage, *, complement: bool = False) -> float:
     return float(infl.std(ddof=1) / np.sqrt(result.n))
 
 
-def aipw_risk_difference(X, W, y, seed: int, *, n_folds: int = 5) -> DRAverage:
-    """AIPW risk difference of a binary outcome with every nuisance cross-fitted on (X, W, y)."""
+def aipw_risk_difference(
+    X, W, y, seed: int, *, n_folds: int = 5, propensity: np.ndarray | None = None
+) -> DRAverage:
+    """AIPW risk difference of a binary outcome with every nuisance cross-fitted on (X, W, y).
+
+    ``propensity``: the propensity cross-fit when the caller already has it, the very one this
+    would make (default learner, ``n_folds`` folds, ``seed``; clipped here as it would be)."""
     Xa, _ = check_covariates(X, allow_nan=True)
     n = Xa.shape[0]
     w = check_treatment(W, n)
     yv = check_binary_outcome(y, n, name="y").astype(int)
-    e = cross_fit_propensity(Xa, w, n_folds=n_folds, random_state=seed)
+    if propensity is None:
+        e = cross_fit_propensity(Xa, w, n_folds=n_folds, random_state=seed, clip=AIPW_CLIP)
+    else:
+        e = clip_propensity(propensity, n, AIPW_CLIP)
     mu1, mu0 = cross_fit_arm_risks(Xa, w, yv, seed, n_folds=n_folds)
     return aipw_from_nuisances(yv, w, e, mu1, mu0)
 
@@ -134,11 +145,12 @@ def aipcw_survival_difference(
     n_folds: int = 5,
     n_jobs: int = 1,
     hazard_learner=None,
+    propensity: np.ndarray | None = None,
 ) -> DRAverage:
     """Doubly robust difference in survival at ``horizon`` from AIPCW pseudo-outcomes, every
     nuisance cross-fitted on (X, W, time, event). A 10-point grid and the 32-bin hazard learner
     (``fast_hazard_learner``; ``hazard_learner`` makes another, for benchmarks) keep a refit to
-    a couple of seconds at n = 2,000."""
+    a couple of seconds at n = 2,000. ``propensity``: as in ``aipw_risk_difference``."""
     make_learner = fast_hazard_learner if hazard_learner is None else hazard_learner
     Xa, _ = check_covariates(X, allow_nan=True)
     w = check_treatment(W, Xa.shape[0])
@@ -156,6 +168,7 @@ def aipcw_survival_difference(
         n_folds=n_folds,
         random_state=seed,
         n_jobs=n_jobs,
+        propensity=propensity,
     )
     e, mu1, mu0, ystar = out["e"], out["mu1"], out["mu0"], out["pseudo_outcome"]
     phi1 = mu1 + w * (ystar - mu1) / e

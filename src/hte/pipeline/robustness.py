@@ -22,6 +22,7 @@ A target whose estimate fails is recorded (``passed: false`` / the error in ``de
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 from collections.abc import Callable
@@ -33,6 +34,7 @@ import numpy as np
 
 from hte.config import ExperimentConfig
 from hte.data.columns import CRS, CRS_GRADE
+from hte.design.propensity import cross_fit_propensity
 from hte.errors import STAGE_FAILURES
 from hte.estimators.average_effects import weighted_kaplan_meier
 from hte.estimators.crs_outcomes import crs_binary_outcome
@@ -162,21 +164,38 @@ class _Target:
     original: DRAverage | None = None
 
 
-def _as_pair(estimate_fn, X, W, *outcome, seed):
-    return estimate_fn(X, W, *outcome, seed=seed).as_pair()
+PROPENSITY_FOLDS = 5  # folds of every DR average's propensity cross-fit (their default)
+
+
+def _data_key(X: np.ndarray, W: np.ndarray) -> str:
+    """A digest of one data set's covariates and arms: re-runs with equal keys (the targets'
+    copies of one placebo, noise column or subset) share one propensity cross-fit."""
+    digest = hashlib.sha256()
+    for a in (np.ascontiguousarray(X, dtype=float), np.ascontiguousarray(W, dtype=np.int64)):
+        digest.update(str(a.shape).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
 
 
 def _run_task(task: tuple):
-    """A target's original estimate (``("original", target, seed)``) or one re-estimate a
-    refuter asked for (``("rerun", target, seed, rerun)``: its ``(estimate, std_err)``); an
-    error comes back as an ``("error", text)`` pair. Module-level and self-contained: it runs
-    in a worker."""
-    kind, target, seed = task[:3]
+    """One independent piece of the refutations, run in a worker (module-level and
+    self-contained): ``("propensity", X, W, seed)``, the unclipped propensity cross-fit of one
+    data set; ``("original", target, seed, e)``, a target's original estimate; or ``("rerun",
+    target, seed, e, rerun)``, the ``(estimate, std_err)`` of one re-estimate a refuter asked
+    for. ``e`` is the data set's propensity cross-fit when in hand (None: fitted here). An
+    error comes back as an ``("error", text)`` pair."""
+    kind = task[0]
     try:
+        if kind == "propensity":
+            _, X, W, seed = task
+            return cross_fit_propensity(X, W, n_folds=PROPENSITY_FOLDS, random_state=seed, clip=0.0)
+        target, seed, e = task[1:4]
         if kind == "original":
-            return target.estimate_fn(target.X, target.W, *target.outcome, seed=seed)
-        rerun = task[3]
-        return _as_pair(target.estimate_fn, rerun.X, rerun.W, *rerun.outcome, seed=seed)
+            return target.estimate_fn(target.X, target.W, *target.outcome, seed=seed, propensity=e)
+        rerun = task[4]
+        return target.estimate_fn(
+            rerun.X, rerun.W, *rerun.outcome, seed=seed, propensity=e
+        ).as_pair()
     except STAGE_FAILURES as exc:  # recorded, the other targets go on
         return ("error", f"{type(exc).__name__}: {exc}")
 
@@ -205,20 +224,48 @@ def _planned_reruns(target: _Target, seed: int) -> dict[str, list | tuple]:
     return out
 
 
-def _refute_targets(targets: list[_Target], seed: int, alpha: float) -> list[tuple]:
+def _shared_propensities(
+    data_sets: list[tuple[np.ndarray, np.ndarray]], known: dict[str, np.ndarray], seed: int
+) -> dict[str, np.ndarray]:
+    """The propensity cross-fit of every distinct data set (by ``_data_key``): ``known`` ones
+    as given, the others fitted once each in worker processes. A data set whose fit fails is
+    left out (each estimate then refits it and records the error)."""
+    out = dict(known)
+    todo: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for X, W in data_sets:
+        key = _data_key(X, W)
+        if key not in out:
+            todo.setdefault(key, (X, W))
+    tasks = [("propensity", X, W, seed) for X, W in todo.values()]
+    for key, e in zip(todo, map_tasks(_run_task, tasks, PROCESSES), strict=True):
+        if not _is_error(e):
+            out[key] = e
+    return out
+
+
+def _refute_targets(
+    targets: list[_Target], seed: int, alpha: float, known: dict[str, np.ndarray] | None = None
+) -> list[tuple]:
     """Per target, its original (or the error that stopped it) and its refuters' results, in
     ``REFUTERS`` order. Every estimate is independent of the others (a refuter needs the
     original only to judge its re-estimates), so the missing originals and every refuter's
     re-estimates (7 per target: placebo, random common cause and the data subsets) run as one
     flat list in ``PROCESSES`` worker processes (``hte.pipeline.parallel``), the targets in
     their order (the survival ones, the slowest, first). Each refuter draws its changes from
-    its own seeded stream, so the numbers are those ``refute`` gives."""
+    its own seeded stream, so the targets' re-runs share their data sets (the same permuted
+    arms, noise column or subset rows): each data set's propensity is cross-fitted once, before
+    the estimates, and read by every target (``known``: ones already in hand, by
+    ``_data_key``). The numbers are those ``refute`` gives."""
     plans = {t.name: _planned_reruns(t, seed) for t in targets}
-    tasks = [("original", t, seed) for t in targets if t.original is None]
-    for t in targets:
-        for name in REFUTERS:
-            if not _is_error(plans[t.name][name]):
-                tasks += [("rerun", t, seed, r) for r in plans[t.name][name]]
+    missing = [t for t in targets if t.original is None]
+    runs = [(t, r) for t in targets for p in plans[t.name].values() if not _is_error(p) for r in p]
+    propensity = _shared_propensities(
+        [(t.X, t.W) for t in missing] + [(r.X, r.W) for _, r in runs], known or {}, seed
+    )
+    tasks: list[tuple] = [
+        ("original", t, seed, propensity.get(_data_key(t.X, t.W))) for t in missing
+    ]
+    tasks += [("rerun", t, seed, propensity.get(_data_key(r.X, r.W)), r) for t, r in runs]
     done = map_tasks(_run_task, tasks, PROCESSES)  # read back in the order of ``tasks``
     originals = {t.name: next(done) if t.original is None else t.original for t in targets}
     out = []
@@ -316,6 +363,19 @@ def _shared_crs_original(data: AnalysisData, outcome: str, seed: int) -> DRAvera
     return aipw_from_nuisances(risks.y, data.treatment, data.propensity, risks.mu1, risks.mu0)
 
 
+def _known_propensity(data: AnalysisData, X: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+    """The analysis's own propensity cross-fit (``_data_key`` -> values) when it is the one a
+    DR average of the whole analysis would fit (the shared nuisances' seed and folds), else
+    nothing: then it is fitted with the re-runs'."""
+    shared = data.nuisances
+    if shared is None or data.propensity is None:
+        return {}
+    settings = shared.settings
+    if settings.get("random_state") != seed or settings.get("n_folds") != PROPENSITY_FOLDS:
+        return {}
+    return {_data_key(X, data.treatment): data.propensity}
+
+
 def robustness_checks(
     data: AnalysisData, baselines: dict, config: ExperimentConfig, seed: int
 ) -> dict:
@@ -326,7 +386,9 @@ def robustness_checks(
     os_cfg = config.outcomes.os
     if os_cfg.enabled and data.has_os and os_cfg.survival_horizon is not None:
         horizon = float(os_cfg.survival_horizon)
-        fn = partial(aipcw_survival_difference, horizon=horizon, n_jobs=N_JOBS)
+        fn = partial(
+            aipcw_survival_difference, horizon=horizon, n_folds=PROPENSITY_FOLDS, n_jobs=N_JOBS
+        )
         targets.append(
             _Target(
                 "survival",
@@ -348,7 +410,7 @@ def robustness_checks(
         targets.append(
             _Target(
                 outcome,
-                aipw_risk_difference,
+                partial(aipw_risk_difference, n_folds=PROPENSITY_FOLDS),
                 X[keep],
                 data.treatment[keep],
                 (y[keep],),
@@ -360,7 +422,9 @@ def robustness_checks(
     refutations: list[dict] = []
     evalues: list[dict] = []
     for target, (original, refuted) in zip(
-        targets, _refute_targets(targets, seed, alpha), strict=True
+        targets,
+        _refute_targets(targets, seed, alpha, _known_propensity(data, X, seed)),
+        strict=True,
     ):
         entries, ev = _target_entries(target, original, refuted, alpha)
         refutations += entries
