@@ -124,11 +124,12 @@ def run(
     from rich.markup import escape
 
     from hte.config import ConfigError, load_config
-    from hte.pipeline import render_summary, run_experiment
-    from hte.pipeline.run import request_stop
+    from hte.pipeline.parallel import warm_workers
 
     def stop_on_ctrl_c(signum, frame):
-        request_stop()  # stops the run at its next stage even if this exception gets lost
+        running = sys.modules.get("hte.pipeline.run")
+        if running is not None:  # stops the run at its next stage even if this exception is lost
+            running.request_stop()
         raise KeyboardInterrupt
 
     def quiet_lost_interrupt(unraisable):  # a Ctrl-C dropped inside a finalizer: no traceback
@@ -138,7 +139,12 @@ def run(
     previous = signal.signal(signal.SIGINT, stop_on_ctrl_c)
     sys.unraisablehook = quiet_lost_interrupt
     try:  # the config, then its pre-flight against the data, before anything is fitted
+        # the worker processes of the later stages import hte while this process checks the
+        # config and imports the pipeline (hte.pipeline.parallel)
+        warm_workers()
         cfg = load_config(config, set_ or [])
+        from hte.pipeline import run_experiment
+
         result = run_experiment(
             cfg, output_root=output_root, progress=progress, write_models=models
         )
@@ -156,6 +162,8 @@ def run(
     finally:
         signal.signal(signal.SIGINT, previous)
         sys.unraisablehook = sys.__unraisablehook__
+    from hte.pipeline import render_summary
+
     console.print(render_summary(result.metrics))
     console.print(
         f"run folder: [bold]{escape(str(result.run_dir))}[/bold]", highlight=False, soft_wrap=True

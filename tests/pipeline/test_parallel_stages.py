@@ -125,7 +125,7 @@ def test_fits_in_processes_equal_fits_in_this_process(analysis):
     assert all("multiple of 4" in f.error for f in there if f.error)
 
 
-def test_threaded_fits_go_to_the_workers_only_beside_single_threaded_ones(analysis):
+def test_threaded_fits_go_to_the_workers_beside_others_and_a_lone_one_stays(analysis):
     from hte.pipeline.stages import fit_placement, fit_tasks
 
     data, config = analysis
@@ -156,7 +156,8 @@ def test_threaded_fits_go_to_the_workers_only_beside_single_threaded_ones(analys
     ]
     assert not any(fit_placement(tasks, config, 1))  # one process: every fit here
     forests = [t for t in tasks if t[0].name not in ("cox", "logistic")]
-    assert not any(fit_placement(forests, config, 2))  # nothing to overlap with: all here
+    assert all(fit_placement(forests, config, 2))  # side by side in the two workers
+    assert not any(fit_placement(forests[:1], config, 2))  # a lone forest: its threads here
     one_thread = config.model_copy(deep=True)
     for spec in one_thread.estimators:
         if spec.kind in ("causal_survival_forest", "crs_causal_forest"):
@@ -192,3 +193,23 @@ def test_attributions_in_processes_equal_attributions_in_this_process(
     assert "arms" in here["cox"]["survival"] and "arms" not in here["crs_causal_forest"]["crs"]
     assert len(list((tmp_path / "attributions").glob("*.parquet"))) > len(fits)
     assert len(list((tmp_path / "figures").glob("shap_*.png"))) == len(fits)
+
+
+def test_profile_surrogates_in_processes_equal_surrogates_in_this_process(analysis, monkeypatch):
+    # the profile bundle fits its SHAP surrogates in the workers while this process fits the
+    # curves and risks: the same surrogates, fidelity and predictions
+    import hte.pipeline.profile_bundle as profile_bundle
+
+    data, config = analysis
+    fits = [f for f in fit_estimators(data, config, n_jobs=1) if f.estimator != "broken"]
+    monkeypatch.setattr(profile_bundle, "N_JOBS", 1)
+    here = profile_bundle.fit_profile_bundle(data, fits, config, config.seed)
+    monkeypatch.setattr(profile_bundle, "N_JOBS", 2)
+    there = profile_bundle.fit_profile_bundle(data, fits, config, config.seed)
+    assert set(here.surrogates) == set(there.surrogates) == set(here.sources)
+    assert len(here.surrogates) == 4  # survival, RMST, CRS and grade >= 3 CRS
+    X = data.X.to_numpy(dtype=float)
+    for target, a in here.surrogates.items():
+        b = there.surrogates[target]
+        assert (a.r2_cv, a.r2_in_sample, a.n) == (b.r2_cv, b.r2_in_sample, b.n)
+        np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X), err_msg=target)

@@ -31,6 +31,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from hte.estimators.prognosis import (
     fit_cox_ensemble,
     fit_logistic_ensemble,
 )
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.profile_fields import (
     ProfileField,
     build_fields,
@@ -57,6 +59,7 @@ log = logging.getLogger("hte.pipeline")
 
 PROFILE_FILE = "profile.joblib"
 N_BOOTSTRAP = 200  # bootstrap refits of the per-arm curve and risk models
+N_JOBS = 2  # worker processes of the SHAP surrogates (1 = in this process)
 RIDGE_PENALTY = 1.0  # on standardized covariates, in units of the summed log-likelihood
 SURROGATE_FOLDS = 3
 GRID_STEP = 0.5  # months between points of the survival curves
@@ -263,6 +266,12 @@ def fit_profile_bundle(
         if source is not None:
             sources[target] = source
 
+    # the SHAP surrogates are independent of the curves and risks: they start now in the worker
+    # processes (hte.pipeline.parallel, same numbers as here) while this process fits those
+    by_key = {(f.estimator, f.target): f for f in fits}
+    effects = [by_key[(s.estimator, target)].estimate.effect for target, s in sources.items()]
+    pending = map_tasks(partial(_fit_surrogate, X=X, seed=seed), effects, N_JOBS)
+
     clock = time.perf_counter()
     curves = None
     if data.has_os and config.outcomes.os.enabled:
@@ -300,12 +309,8 @@ def fit_profile_bundle(
     seconds["crs_risks"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    by_key = {(f.estimator, f.target): f for f in fits}
-    surrogates = {
-        target: _fit_surrogate(by_key[(s.estimator, target)].estimate.effect, X, seed)
-        for target, s in sources.items()
-    }
-    seconds["surrogates"] = time.perf_counter() - clock
+    surrogates = dict(zip(sources, pending, strict=True))
+    seconds["surrogates_wait"] = time.perf_counter() - clock
     return ProfileBundle(
         analysis=data.label,
         alpha=float(config.evaluation.alpha),

@@ -411,12 +411,13 @@ def fit_tasks(config: ExperimentConfig, cohort: pd.DataFrame) -> list[tuple]:
 
 def fit_placement(tasks: list[tuple], config: ExperimentConfig, jobs: int) -> list[bool]:
     """Per task of ``fit_tasks``, whether it runs in a worker process: the fits that spread
-    over threads do when ``jobs`` > 1 and some single-threaded fit runs here beside them;
-    otherwise (nothing to overlap) every fit runs in this process."""
+    over threads do when ``jobs`` > 1, beside the single-threaded ones here or side by side
+    with each other (a threaded fit keeps about 1.3-1.8 of 2 cores busy, two fits in two
+    processes both). A lone threaded fit, or only single-threaded ones, run in this process."""
     away = [
         jobs > 1 and fits_in_threads(_built(spec, targets[0], config)) for spec, targets in tasks
     ]
-    return [False] * len(tasks) if all(away) or not any(away) else away
+    return away if any(away) and len(tasks) > 1 else [False] * len(tasks)
 
 
 def fits_in_threads(model) -> bool:
