@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+# the report after a run draws its sections in the run's 2 worker processes, still running then
+REPORT_JOBS = 2
 INTERRUPTED = 130  # exit code after Ctrl-C (128 + SIGINT), as shells report it
 
 
@@ -171,7 +173,7 @@ def run(
     if result.run_dir is not None:
         from hte.report import write_report
 
-        path = write_report(result.run_dir)
+        path = write_report(result.run_dir, n_jobs=REPORT_JOBS)
         console.print(f"report: {escape(str(path))}", highlight=False, soft_wrap=True)
 
 

@@ -148,6 +148,16 @@ def test_write_report_defaults_to_the_run_folder(small_run, tmp_path):
     assert path == run / "report.html" and path.stat().st_size > 10_000
 
 
+def test_sections_drawn_in_worker_processes_give_the_same_report(small_run, monkeypatch):
+    # hte run draws the report's sections in its worker processes: the same HTML as here (the
+    # generation time aside)
+    monkeypatch.delenv("HTE_MAX_PROCESSES", raising=False)
+    stamp = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC")
+    here = stamp.sub("", build_report(small_run))
+    there = stamp.sub("", build_report(small_run, n_jobs=2))
+    assert here == there and len(here) > 10_000
+
+
 def test_build_refuses_a_folder_without_metrics(tmp_path):
     from hte.runs import RunFolderError
 
