@@ -213,3 +213,19 @@ def test_profile_surrogates_in_processes_equal_surrogates_in_this_process(analys
         b = there.surrogates[target]
         assert (a.r2_cv, a.r2_in_sample, a.n) == (b.r2_cv, b.r2_in_sample, b.n)
         np.testing.assert_array_equal(a.model.predict(X), b.model.predict(X), err_msg=target)
+
+
+def test_policy_trees_in_processes_equal_policy_trees_in_this_process(analysis, monkeypatch):
+    import hte.pipeline.subgroups as subgroups
+    from hte.pipeline.target_scores import target_scores
+
+    data, config = analysis
+    fits = [f for f in fit_estimators(data, config, n_jobs=1) if f.estimator != "broken"]
+    scores = target_scores(data, fits, config.seed)
+    monkeypatch.setattr(subgroups, "N_JOBS", 1)
+    here = subgroups.subgroup_evidence(data, fits, scores, seed=config.seed)
+    monkeypatch.setattr(subgroups, "N_JOBS", 2)
+    there = subgroups.subgroup_evidence(data, fits, scores, seed=config.seed)
+    assert json.dumps(here, sort_keys=True) == json.dumps(there, sort_keys=True)
+    weights = [tree["crs_weight"] for tree in there["policy"]["trees"]]
+    assert weights == list(subgroups.CRS_WEIGHTS)  # one tree per weight, in order

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from hte.explain.subgroups import (
     policy_value_cv,
     prespecified_subgroups,
 )
+from hte.pipeline.parallel import map_tasks
 from hte.pipeline.results import truth_column
 from hte.pipeline.stages import AnalysisData, FittedEffect
 from hte.vocabulary import preference_rank
@@ -32,6 +34,7 @@ log = logging.getLogger("hte.pipeline")
 POLICY_OS_TARGET = "survival"
 POLICY_CRS_TARGET = "crs"
 CRS_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0)
+N_JOBS = 2  # worker processes of the policy-tree searches, one per CRS weight (1 = here)
 
 Scores = Mapping[str, tuple]  # target -> (keep mask, DR scores of the kept rows[, source])
 
@@ -201,30 +204,33 @@ def _policy_section(data, fits, scores, crs_weights, max_depth, alpha, seed) -> 
         crs_full[crs_keep] = crs_values
         rows &= crs_keep
     X = data.X[rows].reset_index(drop=True)
-    trees = []
-    for weight in crs_weights:
-        if weight > 0 and crs_target is None:
-            continue  # no CRS scores: only the OS-only policy is defined
-        net_inputs = (X, os_full[rows], None if crs_full is None else crs_full[rows])
-        settings = {
-            "crs_weight": float(weight),
-            "max_depth": max_depth,
-            "alpha": alpha,
-            "random_state": seed,
-        }
-        tree = _policy_json(policy_tree(*net_inputs, **settings, categories=_categories(data)))
-        # the in-sample value of a searched tree is optimistic: the held-out value of the search
-        # (each patient's arm from a tree searched without them) sits beside it
-        tree["value"]["policy_cross_validated"] = _interval_json(
-            policy_value_cv(*net_inputs, **settings)
-        )
-        trees.append(tree)
+    net_inputs = (X, os_full[rows], None if crs_full is None else crs_full[rows])
+    # no CRS scores: only the OS-only policy is defined
+    weights = [float(w) for w in crs_weights if w == 0 or crs_target is not None]
+    settings = {"max_depth": max_depth, "alpha": alpha, "random_state": seed}
+    task = partial(
+        _policy_for_weight, net_inputs=net_inputs, settings=settings, categories=_categories(data)
+    )
+    trees = list(map_tasks(task, weights, N_JOBS))  # independent searches: in the workers
     return {
         "os_target": POLICY_OS_TARGET,
         "crs_target": crs_target,
         "units": _units(_horizon(fits, POLICY_OS_TARGET), crs_target),
         "trees": trees,
     }
+
+
+def _policy_for_weight(weight: float, net_inputs: tuple, settings: dict, categories) -> dict:
+    """The policy tree of one CRS weight, JSON-ready, with the held-out value of its search
+    (module-level: runs in a worker)."""
+    settings = {**settings, "crs_weight": weight}
+    tree = _policy_json(policy_tree(*net_inputs, **settings, categories=categories))
+    # the in-sample value of a searched tree is optimistic: the held-out value of the search
+    # (each patient's arm from a tree searched without them) sits beside it
+    tree["value"]["policy_cross_validated"] = _interval_json(
+        policy_value_cv(*net_inputs, **settings)
+    )
+    return tree
 
 
 def _prespecified_section(data, fits, scores, alpha) -> list[dict]:
