@@ -94,12 +94,6 @@ class CRSCausalForest(IntervalEstimateMixin, BaseEstimator):
         self.random_state = random_state
 
     @property
-    def fits_in_threads(self) -> bool:
-        """Whether ``fit`` spreads over ``n_jobs`` threads (the pipeline runs such fits beside
-        the single-threaded ones, ``hte.pipeline.stages.fit_estimators``)."""
-        return self.n_jobs not in (None, 1)
-
-    @property
     def uses_default_nuisances(self) -> bool:
         """Whether the analysis's shared CRS nuisances are the ones this forest would cross-fit
         itself (histogram engine, default learners; seed and folds are checked by them)."""

@@ -110,12 +110,6 @@ class SurvivalDRLearner(PseudoOutcomeScoresMixin, IntervalEstimateMixin, BaseEst
         self.n_jobs = n_jobs
         self.random_state = random_state
 
-    @property
-    def fits_in_threads(self) -> bool:
-        """Whether ``fit`` spreads over ``n_jobs`` threads (the pipeline runs such fits beside
-        the single-threaded ones, ``hte.pipeline.stages.fit_estimators``)."""
-        return self.n_jobs not in (None, 1)
-
     def _check_params(self) -> None:
         if self.target not in TARGETS:
             raise ValueError(f"target must be one of {TARGETS}; got {self.target!r}")

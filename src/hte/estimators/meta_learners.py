@@ -103,12 +103,6 @@ class _SurvivalMetaLearner(CounterfactualSurvivalEstimator):
         self.time_resolution = time_resolution
         self.n_jobs = n_jobs
 
-    @property
-    def fits_in_threads(self) -> bool:
-        """Whether ``fit`` spreads over threads: random survival forests use ``n_jobs``; GBSA and
-        Cox fit in one."""
-        return self.base_learner == "rsf" and self.n_jobs not in (None, 1)
-
     def _resolution(self) -> float | None:
         if self.time_resolution == "auto":
             return _AUTO_RESOLUTION.get(self.base_learner)

@@ -410,19 +410,19 @@ def fit_tasks(config: ExperimentConfig, cohort: pd.DataFrame) -> list[tuple]:
 
 
 def fit_placement(tasks: list[tuple], config: ExperimentConfig, jobs: int) -> list[bool]:
-    """Per task of ``fit_tasks``, whether it runs in a worker process: the fits that spread
-    over threads do when ``jobs`` > 1, beside the single-threaded ones here or side by side
-    with each other (a threaded fit keeps about 1.3-1.8 of 2 cores busy, two fits in two
-    processes both). A lone threaded fit, or only single-threaded ones, run in this process."""
-    away = [
-        jobs > 1 and fits_in_threads(_built(spec, targets[0], config)) for spec, targets in tasks
-    ]
-    return away if any(away) and len(tasks) > 1 else [False] * len(tasks)
+    """Per task of ``fit_tasks``, whether it runs in a worker process. With ``jobs`` > 1 and
+    more than one task, every fit goes to the workers except those whose fitted model crosses a
+    process boundary slowly (``sent_slowly``), which run in this process at the same time; a
+    lone fit, or every fit when ``jobs`` is 1, runs here."""
+    if jobs < 2 or len(tasks) < 2:
+        return [False] * len(tasks)
+    return [not sent_slowly(_built(spec, targets[0], config)) for spec, targets in tasks]
 
 
-def fits_in_threads(model) -> bool:
-    """Whether a model's fit spreads over threads (the estimator says so: ``fits_in_threads``)."""
-    return bool(getattr(model, "fits_in_threads", False))
+def sent_slowly(model) -> bool:
+    """Whether a fitted model takes about as long to cross a process boundary as to fit (the
+    estimator says so: ``sent_slowly``; a Bayesian causal forest's sampler travels as JSON)."""
+    return bool(getattr(model, "sent_slowly", False))
 
 
 def _serves_every_target(spec, first: tuple, config: ExperimentConfig) -> bool:
