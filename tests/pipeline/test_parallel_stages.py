@@ -236,3 +236,31 @@ def test_policy_trees_in_processes_equal_policy_trees_in_this_process(analysis, 
     assert json.dumps(here, sort_keys=True) == json.dumps(there, sort_keys=True)
     weights = [tree["crs_weight"] for tree in there["policy"]["trees"]]
     assert weights == list(subgroups.CRS_WEIGHTS)  # one tree per weight, in order
+
+
+def test_fold_nuisances_started_beside_the_fits_equal_the_ones_fitted_after(analysis):
+    # the held-out folds' nuisances need no fit: the run starts them in the workers before its
+    # fits; they are the folds and numbers the held-out stage would fit itself
+    from hte.pipeline.heterogeneity import (
+        fold_nuisances,
+        heldout_fold_nuisances,
+        start_heldout_fold_nuisances,
+    )
+
+    data, config = analysis
+    started = start_heldout_fold_nuisances(config, data, 3)
+    assert started is not None  # the causal survival forest reads the shared nuisances
+    fits = fit_estimators(data, config, n_jobs=1)
+    early = heldout_fold_nuisances(fits, data, config.seed, 3, started)
+    late = fold_nuisances(data, config.seed, data.nuisances.horizons, 3)
+    assert len(early) == len(late) == 3
+    for a, b in zip(early, late, strict=True):
+        np.testing.assert_array_equal(a.train, b.train)
+        np.testing.assert_array_equal(a.test, b.test)
+        np.testing.assert_array_equal(a.nuisances.propensity, b.nuisances.propensity)
+        np.testing.assert_array_equal(a.nuisances.survival.surv, b.nuisances.survival.surv)
+        np.testing.assert_array_equal(a.nuisances.survival.cens, b.nuisances.survival.cens)
+    # no OS estimator reads them (Cox fits its own curves): nothing is started
+    cox_only = config.model_copy(deep=True)
+    cox_only.estimators = [s for s in cox_only.estimators if s.name == "cox"]
+    assert start_heldout_fold_nuisances(cox_only, data, 3) is None

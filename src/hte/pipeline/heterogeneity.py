@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
@@ -43,7 +44,9 @@ from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
+    fit_tasks,
     shared_nuisance_kwargs,
+    unfitted_model,
 )
 from hte.pipeline.target_scores import Scores, _scores_and_reasons
 
@@ -152,9 +155,36 @@ def fold_nuisances(
     once per fold, read by every estimator refitted on that half (none of the test half's
     outcomes enters them). The folds are fitted side by side in ``N_JOBS`` worker processes,
     where the run's own process may be busy saving the models (``hte.pipeline.model_saving``)."""
+    return list(start_fold_nuisances(data, seed, horizons, n_folds))
+
+
+def start_fold_nuisances(
+    data: AnalysisData, seed: int, horizons, n_folds: int = N_FOLDS
+) -> Iterator[FoldNuisances]:
+    """``fold_nuisances`` under way: the folds' tasks go to the worker processes now and the
+    returned iterator gives their results, in fold order, as they are read (the run starts
+    them beside its estimator fits: ``start_heldout_fold_nuisances``)."""
     splits = heldout_splits(_os_strata(data, n_folds), n_folds, seed)
     task = partial(_fold_nuisances, data=data, seed=seed, horizons=tuple(horizons))
-    return list(map_tasks(task, splits, N_JOBS))
+    return map_tasks(task, splits, N_JOBS)
+
+
+def start_heldout_fold_nuisances(
+    config, data: AnalysisData, n_folds: int | HeldoutFolds = HELDOUT_FOLDS
+) -> Iterator[FoldNuisances] | None:
+    """The held-out folds' nuisances started before the estimators are fitted, when some OS
+    estimator of ``config`` will read the analysis's shared nuisances (its refits then need
+    them; none: None). They depend on the data and seed only, so the worker processes fit
+    them while this process fits the estimators that stay here (the BCFs); pass the result to
+    ``heldout_fold_nuisances`` as ``started``. The same folds and numbers as fitting them then."""
+    if data.nuisances is None or not data.nuisances.horizons:
+        return None
+    for spec, targets in fit_tasks(config, data.cohort):
+        model = unfitted_model(spec, targets[0], config) if spec.outcome == "os" else None
+        if model is not None and shared_nuisance_kwargs(model, data.nuisances):
+            os_folds = folds_of(n_folds, "os")
+            return start_fold_nuisances(data, config.seed, data.nuisances.horizons, os_folds)
+    return None
 
 
 def _fold_nuisances(split: tuple[np.ndarray, np.ndarray], data, seed, horizons) -> FoldNuisances:
@@ -326,14 +356,18 @@ def heldout_fold_nuisances(
     data: AnalysisData,
     seed: int,
     n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
+    started: Iterator[FoldNuisances] | None = None,
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
-    fitted once per fold, for all of them. A failure is logged and returns None (each such fit
+    fitted once per fold, for all of them (``started``: the ones already under way, from
+    ``start_heldout_fold_nuisances``). A failure is logged and returns None (each such fit
     then cross-fits its own in its refit, and records what fails)."""
     usable = [f for f in fits if f.estimate is not None and f.error is None]
     if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
         return None
     try:
+        if started is not None:
+            return list(started)
         return fold_nuisances(data, seed, data.nuisances.horizons, folds_of(n_folds, "os"))
     except STAGE_FAILURES as exc:
         log.warning("held-out fold nuisances failed on %s: %s", data.label, exc)

@@ -26,6 +26,7 @@ from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
     heterogeneity_tests,
+    start_heldout_fold_nuisances,
 )
 from hte.pipeline.model_average import preferred_model
 from hte.pipeline.model_choice import model_choices
@@ -344,6 +345,9 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
     timings[f"{label}/design_and_baselines"] = (
         time.perf_counter() - clock + timings.pop(f"{label}/design")
     )
+    n_folds = config.evaluation.heldout_folds
+    # the held-out folds' nuisances need no fit: the workers start them beside the fits
+    started = start_heldout_fold_nuisances(config, data, n_folds)
     fits = fit_estimators(data, config, on_fit=stages.step)
     estimators: dict[str, dict[str, EstimatorSummary]] = {}
     for fit in fits:
@@ -360,9 +364,8 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
     # once: tests, subgroups, model choice (DR scores), and the R-loss residuals beside them
     scores, residuals = target_scores_and_residuals(data, fits, config.seed)
     tested = [f for f in fits if f.target in scores]
-    clock_folds = time.perf_counter()
-    n_folds = config.evaluation.heldout_folds
-    folds = heldout_fold_nuisances(tested, data, config.seed, n_folds)  # once per fold, shared
+    clock_folds = time.perf_counter()  # the wait for them: they started beside the fits
+    folds = heldout_fold_nuisances(tested, data, config.seed, n_folds, started)
     timings[f"{label}/heldout_nuisances"] = time.perf_counter() - clock_folds
     refits = all_heldout_effects(tested, data, config.seed, folds=folds, n_folds=n_folds)
     tests, score_sources = heterogeneity_tests(

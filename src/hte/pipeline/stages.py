@@ -416,7 +416,7 @@ def fit_placement(tasks: list[tuple], config: ExperimentConfig, jobs: int) -> li
     lone fit, or every fit when ``jobs`` is 1, runs here."""
     if jobs < 2 or len(tasks) < 2:
         return [False] * len(tasks)
-    return [not sent_slowly(_built(spec, targets[0], config)) for spec, targets in tasks]
+    return [not sent_slowly(unfitted_model(spec, targets[0], config)) for spec, targets in tasks]
 
 
 def sent_slowly(model) -> bool:
@@ -426,10 +426,10 @@ def sent_slowly(model) -> bool:
 
 
 def _serves_every_target(spec, first: tuple, config: ExperimentConfig) -> bool:
-    return spec.outcome == "os" and hasattr(_built(spec, first, config), "for_target")
+    return spec.outcome == "os" and hasattr(unfitted_model(spec, first, config), "for_target")
 
 
-def _built(spec, target_horizon: tuple, config: ExperimentConfig):
+def unfitted_model(spec, target_horizon: tuple, config: ExperimentConfig):
     """The unfitted model of a task, or None when its parameters fail (its fit records why)."""
     try:
         return _build(spec, *target_horizon, config)
