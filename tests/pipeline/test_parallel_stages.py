@@ -241,11 +241,8 @@ def test_policy_trees_in_processes_equal_policy_trees_in_this_process(analysis, 
 def test_fold_nuisances_started_beside_the_fits_equal_the_ones_fitted_after(analysis):
     # the held-out folds' nuisances need no fit: the run starts them in the workers before its
     # fits; they are the folds and numbers the held-out stage would fit itself
-    from hte.pipeline.heterogeneity import (
-        fold_nuisances,
-        heldout_fold_nuisances,
-        start_heldout_fold_nuisances,
-    )
+    from hte.pipeline.heldout_start import start_heldout_fold_nuisances
+    from hte.pipeline.heterogeneity import fold_nuisances, heldout_fold_nuisances
 
     data, config = analysis
     started = start_heldout_fold_nuisances(config, data, 3)
@@ -264,3 +261,32 @@ def test_fold_nuisances_started_beside_the_fits_equal_the_ones_fitted_after(anal
     cox_only = config.model_copy(deep=True)
     cox_only.estimators = [s for s in cox_only.estimators if s.name == "cox"]
     assert start_heldout_fold_nuisances(cox_only, data, 3) is None
+
+
+def test_refits_started_before_the_fits_equal_the_ones_made_after(analysis):
+    # the estimators that read no fold nuisances (Cox, the CRS learners) are refitted in the
+    # workers before the fits; the held-out stage takes those results: the same as refitting
+    # every group after the fits
+    from hte.pipeline.heldout_start import start_independent_refits
+    from hte.pipeline.heterogeneity import all_heldout_effects, heldout_fold_nuisances
+
+    data, config = analysis
+    started = start_independent_refits(config, data, 3)
+    assert started is not None
+    assert sorted(started.keys) == [
+        ("broken__crs",),
+        ("broken__crs_g3",),
+        ("cox__survival", "cox__rmst"),
+        ("crs_causal_forest__crs",),
+        ("crs_causal_forest__crs_g3",),
+        ("logistic__crs",),
+        ("logistic__crs_g3",),
+    ]  # not the causal survival forest: it reads the folds' nuisances
+    fits = fit_estimators(data, config, n_jobs=1)
+    folds = heldout_fold_nuisances(fits, data, config.seed, 3)
+    early = all_heldout_effects(fits, data, config.seed, folds, 3, started)
+    late = all_heldout_effects(fits, data, config.seed, folds, 3)
+    usable = {f.key for f in fits if f.error is None}
+    assert set(early) == set(late) == usable  # the failed fits' early refits are dropped
+    for key in usable:
+        np.testing.assert_array_equal(early[key], late[key], err_msg=key)

@@ -44,9 +44,7 @@ from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
-    fit_tasks,
     shared_nuisance_kwargs,
-    unfitted_model,
 )
 from hte.pipeline.target_scores import Scores, _scores_and_reasons
 
@@ -163,28 +161,10 @@ def start_fold_nuisances(
 ) -> Iterator[FoldNuisances]:
     """``fold_nuisances`` under way: the folds' tasks go to the worker processes now and the
     returned iterator gives their results, in fold order, as they are read (the run starts
-    them beside its estimator fits: ``start_heldout_fold_nuisances``)."""
+    them beside its estimator fits: ``hte.pipeline.heldout_start``)."""
     splits = heldout_splits(_os_strata(data, n_folds), n_folds, seed)
     task = partial(_fold_nuisances, data=data, seed=seed, horizons=tuple(horizons))
     return map_tasks(task, splits, N_JOBS)
-
-
-def start_heldout_fold_nuisances(
-    config, data: AnalysisData, n_folds: int | HeldoutFolds = HELDOUT_FOLDS
-) -> Iterator[FoldNuisances] | None:
-    """The held-out folds' nuisances started before the estimators are fitted, when some OS
-    estimator of ``config`` will read the analysis's shared nuisances (its refits then need
-    them; none: None). They depend on the data and seed only, so the worker processes fit
-    them while this process fits the estimators that stay here (the BCFs); pass the result to
-    ``heldout_fold_nuisances`` as ``started``. The same folds and numbers as fitting them then."""
-    if data.nuisances is None or not data.nuisances.horizons:
-        return None
-    for spec, targets in fit_tasks(config, data.cohort):
-        model = unfitted_model(spec, targets[0], config) if spec.outcome == "os" else None
-        if model is not None and shared_nuisance_kwargs(model, data.nuisances):
-            os_folds = folds_of(n_folds, "os")
-            return start_fold_nuisances(data, config.seed, data.nuisances.horizons, os_folds)
-    return None
 
 
 def _fold_nuisances(split: tuple[np.ndarray, np.ndarray], data, seed, horizons) -> FoldNuisances:
@@ -360,7 +340,7 @@ def heldout_fold_nuisances(
 ) -> list[FoldNuisances] | None:
     """The held-out folds' nuisances when a usable OS fit takes shared nuisances (else None):
     fitted once per fold, for all of them (``started``: the ones already under way, from
-    ``start_heldout_fold_nuisances``). A failure is logged and returns None (each such fit
+    ``hte.pipeline.heldout_start``). A failure is logged and returns None (each such fit
     then cross-fits its own in its refit, and records what fails)."""
     usable = [f for f in fits if f.estimate is not None and f.error is None]
     if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
@@ -374,33 +354,69 @@ def heldout_fold_nuisances(
         return None
 
 
+@dataclasses.dataclass(eq=False)
+class StartedRefits:
+    """Held-out refits under way in the worker processes (``start_refits``): each group's fit
+    keys, and its results as they are read."""
+
+    keys: list[tuple[str, ...]]
+    pending: Iterator[list]
+
+    def results(self) -> dict[tuple[str, ...], list]:
+        """Every group's results (waiting for the ones still running), by its fit keys."""
+        return dict(zip(self.keys, self.pending, strict=True))
+
+
+def _group_keys(group: list[FittedEffect]) -> tuple[str, ...]:
+    return tuple(f.key for f in group)
+
+
+def _point_group(group: list[FittedEffect]) -> list[FittedEffect]:
+    """A refit group as sent to a worker: unfitted point-only copies, no estimates."""
+    return [
+        dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in group
+    ]
+
+
+def start_refits(
+    groups: list[list[FittedEffect]], data, seed: int, n_folds: int | HeldoutFolds
+) -> StartedRefits:
+    """The held-out refits of ``groups`` (``refit_groups``, of estimators that read no fold
+    nuisances) sent to the worker processes now; ``all_heldout_effects`` takes their results
+    when its groups match."""
+    task = partial(_heldout_group, data=data, seed=seed, folds=None, n_folds=n_folds)
+    pending = map_tasks(task, [_point_group(g) for g in groups], N_JOBS)
+    return StartedRefits([_group_keys(g) for g in groups], pending)
+
+
 def all_heldout_effects(
     fits: list[FittedEffect],
     data: AnalysisData,
     seed: int,
     folds=None,
     n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
+    started: StartedRefits | None = None,
 ) -> dict:
     """Held-out effects of every usable fit, keyed by ``fit.key`` (an array, or the error that
     stopped the refit). Nuisances of the held-out folds (``folds``, from
     ``heldout_fold_nuisances``; fitted here when not given) are fitted once per fold and shared
     by the estimators that take them; the refits run in ``N_JOBS`` processes, each sent only an
-    unfitted copy of its estimator (same seeds, same numbers). A model average is not refitted:
-    its held-out effects are its members' averaged (``hte.pipeline.model_average``)."""
+    unfitted copy of its estimator (same seeds, same numbers). ``started``: refits the run
+    began before its fits (``hte.pipeline.heldout_start``), used for the groups whose fits all
+    succeeded. A model average is not refitted: its held-out effects are its members'
+    averaged (``hte.pipeline.model_average``)."""
     usable = [f for f in fits if f.estimate is not None and f.error is None]
     fits = [f for f in usable if not is_average(f)]
     if folds is None:
         folds = heldout_fold_nuisances(fits, data, seed, n_folds)
-    groups = [
-        [dataclasses.replace(f, model=_point_only(f.model), estimate=None, arms={}) for f in group]
-        for group in refit_groups(fits, data)
-    ]
+    groups = refit_groups(fits, data)
+    done = started.results() if started is not None else {}
+    todo = [g for g in groups if _group_keys(g) not in done]
     task = partial(_heldout_group, data=data, seed=seed, folds=folds, n_folds=n_folds)
-    out = list(map_tasks(task, groups, N_JOBS))  # each single-threaded, in or out of process
+    out = map_tasks(task, [_point_group(g) for g in todo], N_JOBS)  # single-threaded each
+    done.update(zip([_group_keys(g) for g in todo], out, strict=True))
     refits = {
-        f.key: r
-        for group, results in zip(groups, out, strict=True)
-        for f, r in zip(group, results, strict=True)
+        f.key: r for group in groups for f, r in zip(group, done[_group_keys(group)], strict=True)
     }
     for fit in usable:
         if is_average(fit):

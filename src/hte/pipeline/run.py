@@ -22,11 +22,11 @@ from hte.data.columns import CRS_GRADE
 from hte.errors import STAGE_FAILURES
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
+from hte.pipeline.heldout_start import start_heldout_fold_nuisances, start_independent_refits
 from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
     heterogeneity_tests,
-    start_heldout_fold_nuisances,
 )
 from hte.pipeline.model_average import preferred_model
 from hte.pipeline.model_choice import model_choices
@@ -346,8 +346,9 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
         time.perf_counter() - clock + timings.pop(f"{label}/design")
     )
     n_folds = config.evaluation.heldout_folds
-    # the held-out folds' nuisances need no fit: the workers start them beside the fits
+    # held-out work that needs no fitted model: the workers start it beside the fits
     started = start_heldout_fold_nuisances(config, data, n_folds)
+    started_refits = start_independent_refits(config, data, n_folds)
     fits = fit_estimators(data, config, on_fit=stages.step)
     estimators: dict[str, dict[str, EstimatorSummary]] = {}
     for fit in fits:
@@ -367,7 +368,7 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
     clock_folds = time.perf_counter()  # the wait for them: they started beside the fits
     folds = heldout_fold_nuisances(tested, data, config.seed, n_folds, started)
     timings[f"{label}/heldout_nuisances"] = time.perf_counter() - clock_folds
-    refits = all_heldout_effects(tested, data, config.seed, folds=folds, n_folds=n_folds)
+    refits = all_heldout_effects(tested, data, config.seed, folds, n_folds, started_refits)
     tests, score_sources = heterogeneity_tests(
         data, fits, config.evaluation.alpha, config.seed, scores, refits, n_folds
     )
