@@ -15,12 +15,9 @@ from hte.config import load_config
 from hte.pipeline.parallel import map_tasks
 from hte.pipeline.stages import (
     baseline_averages,
-    design_diagnostics,
-    fit_analysis_nuisances,
     fit_estimators,
-    prepare_analysis,
-    prepare_cohort,
 )
+from tests.pipeline.prepared import prepared_analysis
 
 CONFIG = """\
 name: parallel
@@ -60,14 +57,7 @@ def test_the_process_cap_applies_and_a_bad_value_is_named(monkeypatch):
 
 @pytest.fixture(scope="module")
 def analysis(tmp_path_factory):
-    path = tmp_path_factory.mktemp("parallel") / "parallel.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    config = load_config(path)
-    cohort, _ = prepare_cohort(config)
-    data = prepare_analysis(cohort, config.time_zero[0])
-    fit_analysis_nuisances(data, config)
-    design_diagnostics(data, config.seed)
-    return data, config
+    return prepared_analysis(tmp_path_factory.mktemp("parallel") / "parallel.yaml", CONFIG)
 
 
 def _square(x: int) -> int:

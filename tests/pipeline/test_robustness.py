@@ -9,10 +9,10 @@ import hte.pipeline.robustness as robustness
 from hte.config import load_config
 from hte.pipeline.stages import (
     baseline_averages,
-    design_diagnostics,
     prepare_analysis,
     prepare_cohort,
 )
+from tests.pipeline.prepared import prepared_analysis
 
 CONFIG = """\
 name: robust
@@ -44,11 +44,7 @@ EVALUE_KEYS = {"target", "measure", "estimate", "lower", "upper", "evalue", "eva
 @pytest.fixture(scope="module")
 def checks(tmp_path_factory):
     path = tmp_path_factory.mktemp("robust") / "robust.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    config = load_config(path)
-    cohort, _ = prepare_cohort(config)
-    data = prepare_analysis(cohort, config.time_zero[0])
-    design_diagnostics(data, config.seed)
+    data, config = prepared_analysis(path, CONFIG, shared_nuisances=False)
     baselines = baseline_averages(data, config)
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(robustness, "N_SUBSETS", 2)  # the shape, not the stability, is tested here
@@ -175,15 +171,7 @@ def test_the_targets_share_each_data_sets_propensity_with_the_same_numbers(tmp_p
 def test_the_survival_original_reads_the_analysis_propensity(tmp_path):
     # with the analysis's shared nuisances (same seed, 5 folds) the whole-cohort data set's
     # propensity is the design's cross-fit: not fitted again, and the same numbers
-    from hte.pipeline.stages import fit_analysis_nuisances
-
-    path = tmp_path / "robust.yaml"
-    path.write_text(CONFIG, encoding="utf-8")
-    config = load_config(path)
-    cohort, _ = prepare_cohort(config)
-    data = prepare_analysis(cohort, config.time_zero[0])
-    fit_analysis_nuisances(data, config)
-    design_diagnostics(data, config.seed)
+    data, config = prepared_analysis(tmp_path / "robust.yaml", CONFIG)
     X = data.X.to_numpy(dtype=float)
     known = robustness._known_propensity(data, X, config.seed)
     [(key, values)] = known.items()

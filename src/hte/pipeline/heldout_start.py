@@ -27,6 +27,7 @@ from hte.pipeline.heterogeneity import (
     FoldNuisances,
     StartedRefits,
     folds_of,
+    reads_fold_nuisances,
     refit_groups,
     start_fold_nuisances,
     start_refits,
@@ -35,7 +36,6 @@ from hte.pipeline.stages import (
     AnalysisData,
     FittedEffect,
     fit_tasks,
-    shared_nuisance_kwargs,
     unfitted_model,
 )
 
@@ -54,10 +54,6 @@ def planned_fits(config: ExperimentConfig, data: AnalysisData) -> list[FittedEff
     return planned
 
 
-def _reads_shared(fit: FittedEffect, data: AnalysisData) -> bool:
-    return fit.outcome == "os" and bool(shared_nuisance_kwargs(fit.model, data.nuisances))
-
-
 def start_heldout_fold_nuisances(
     config: ExperimentConfig, data: AnalysisData, n_folds: int | HeldoutFolds = HELDOUT_FOLDS
 ) -> Iterator[FoldNuisances] | None:
@@ -66,7 +62,7 @@ def start_heldout_fold_nuisances(
     ``heterogeneity.heldout_fold_nuisances`` as ``started``."""
     if data.nuisances is None or not data.nuisances.horizons:
         return None
-    if not any(_reads_shared(f, data) for f in planned_fits(config, data)):
+    if not any(reads_fold_nuisances(f, data) for f in planned_fits(config, data)):
         return None
     os_folds = folds_of(n_folds, "os")
     return start_fold_nuisances(data, config.seed, data.nuisances.horizons, os_folds)
@@ -78,6 +74,6 @@ def start_independent_refits(
     """The held-out refits of the estimators that read no fold nuisances, started now (None
     when there are none); pass the result to ``heterogeneity.all_heldout_effects`` as
     ``started``."""
-    planned = [f for f in planned_fits(config, data) if not _reads_shared(f, data)]
+    planned = [f for f in planned_fits(config, data) if not reads_fold_nuisances(f, data)]
     groups = refit_groups(planned, data)
     return start_refits(groups, data, config.seed, n_folds) if groups else None

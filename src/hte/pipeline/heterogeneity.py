@@ -179,6 +179,12 @@ def _uses_shared(model, data: AnalysisData) -> bool:
     return bool(shared_nuisance_kwargs(model, data.nuisances))
 
 
+def reads_fold_nuisances(fit: FittedEffect, data: AnalysisData) -> bool:
+    """Whether the held-out refits of ``fit`` read the folds' nuisances: an OS estimator that
+    takes the analysis's shared nuisances (``fold_nuisances``)."""
+    return fit.outcome == "os" and _uses_shared(fit.model, data)
+
+
 def heldout_effects(
     fit: FittedEffect,
     data: AnalysisData,
@@ -194,7 +200,7 @@ def heldout_effects(
     the run's estimators), or fitted here for this one fit."""
     fit_kwargs, strata = _fit_arguments(fit, data)
     strata = _usable_strata(strata, data.treatment, n_folds)
-    if fit.outcome == "os" and _uses_shared(fit.model, data):
+    if reads_fold_nuisances(fit, data):
         if folds is None:
             folds = fold_nuisances(data, seed, data.nuisances.horizons, n_folds)
         return _shared_heldout(fit.model, data, strata, n_folds, seed, folds)
@@ -343,7 +349,7 @@ def heldout_fold_nuisances(
     ``hte.pipeline.heldout_start``). A failure is logged and returns None (each such fit
     then cross-fits its own in its refit, and records what fails)."""
     usable = [f for f in fits if f.estimate is not None and f.error is None]
-    if not any(f.outcome == "os" and _uses_shared(f.model, data) for f in usable):
+    if not any(reads_fold_nuisances(f, data) for f in usable):
         return None
     try:
         if started is not None:
