@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -348,3 +349,40 @@ def test_scores_and_residuals_come_from_one_read_of_each_targets_nuisances(null_
         assert both[target][2] == source
         np.testing.assert_array_equal(residuals[target].outcome, separate[target].outcome)
         np.testing.assert_array_equal(residuals[target].treatment, separate[target].treatment)
+
+
+class _DrawsRecorder(SeenRows):
+    """A memorizer with a posterior-draws setting that it lowers for point effects (as BCF
+    does); records the setting of every fit."""
+
+    fitted_with: ClassVar[list] = []
+
+    def __init__(self, draws: int = 200, n_bootstrap: int = 50):
+        self.draws = draws
+        self.n_bootstrap = n_bootstrap
+
+    def point_only_params(self) -> dict:
+        return {"draws": min(self.draws, 7)}
+
+    def fit(self, X, **kwargs):
+        type(self).fitted_with.append((self.draws, self.n_bootstrap))
+        return super().fit(X)
+
+
+def test_heldout_refits_use_the_models_point_only_settings(null_run):
+    data = null_run[0]
+    _DrawsRecorder.fitted_with = []
+    fit = FittedEffect("rec", "logistic_interaction", "crs", "crs", None, model=_DrawsRecorder())
+    effects = heldout_effects(fit, data, seed=0, n_folds=3)
+    assert np.all(effects == 0.0)  # still held out
+    assert _DrawsRecorder.fitted_with == [(7, 0)] * 3  # fewer draws, no bootstrap, every fold
+    assert fit.model.draws == 200 and fit.model.n_bootstrap == 50  # the run's own model as is
+
+
+def test_bcf_point_only_copies_keep_at_most_100_draws():
+    from hte.estimators import BayesianCausalForest, CRSBayesianCausalForest
+
+    assert BayesianCausalForest().point_only_params() == {"num_mcmc": 100}
+    assert CRSBayesianCausalForest(num_mcmc=40).point_only_params() == {"num_mcmc": 40}
+    point = heterogeneity._point_only(BayesianCausalForest(num_mcmc=300, tau_trees=30))
+    assert point.num_mcmc == 100 and point.tau_trees == 30  # only the draws change

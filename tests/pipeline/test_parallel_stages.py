@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import hte.pipeline.explain as explain
+import hte.pipeline.parallel as parallel
 import hte.pipeline.robustness as robustness
 from hte.config import load_config
 from hte.pipeline.parallel import map_tasks
@@ -84,6 +85,19 @@ def test_warm_up_imports_in_the_workers_the_next_stage_uses(monkeypatch):
     states = list(map_tasks(_worker_state, range(8), n_jobs=2))
     assert parallel._warm_up is None  # map_tasks waited for the warm-up before its own tasks
     assert any(imported for _, imported in states)  # they ran in the warmed workers
+
+
+def _fails(x):
+    raise ValueError(f"bad item {x}")
+
+
+def test_a_worker_task_hands_freed_memory_back_even_when_it_fails(monkeypatch):
+    trims = []
+    monkeypatch.setattr(parallel, "_malloc_trim", trims.append)
+    assert parallel.in_worker(_square, 3) == 9
+    with pytest.raises(ValueError, match="bad item 4"):
+        parallel.in_worker(_fails, 4)
+    assert trims == [0, 0]
 
 
 def test_map_tasks_keeps_the_order_in_and_out_of_process():

@@ -81,6 +81,8 @@ def _sample(
 
 
 _MAY_BE_ZERO = ("num_burnin", "variance_trees")
+# retained draws of a copy fitted for point effects only (``point_only_params``)
+POINT_DRAWS = 100
 
 
 class _BCFBase(IntervalEstimateMixin, BaseEstimator):
@@ -151,6 +153,14 @@ class _BCFBase(IntervalEstimateMixin, BaseEstimator):
         draws = self._draws(X)
         lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2], axis=1)
         return draws.mean(axis=1), lo, hi
+
+    def point_only_params(self) -> dict:
+        """Settings of a copy that only needs posterior means (held-out priorities, losses and
+        calibration): at most ``POINT_DRAWS`` retained draws. At n = 2,000 the mean of 100 draws
+        differs from that of 200 by 0.4-3% of the effect's variance, and the nMSE of nine
+        target-cohorts moved by -0.02 to +0.02 (mean 0.506 against 0.509; docs/bcf.md); the
+        sampler takes about a third less time."""
+        return {"num_mcmc": min(self.num_mcmc, POINT_DRAWS)}
 
     @property
     def sent_slowly(self) -> bool:

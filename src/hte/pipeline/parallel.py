@@ -99,6 +99,35 @@ def single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
         return fn(item)
 
 
+def _libc_malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (musl, macOS)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_malloc_trim: Callable[[int], int] | None = None
+
+
+def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
+    """``single_threaded(fn, item)`` in a worker process, then the freed heap handed back to
+    the system. Without that, a worker's resident memory only grows (big fits free their memory
+    to the allocator, not the system), and loky replaces a worker that has grown by 300 MB
+    since its first task as "leaking", with a warning and a new process that imports hte
+    again; the default run lost both its workers that way. Trimming takes about 2 ms."""
+    global _malloc_trim
+    try:
+        return single_threaded(fn, item)
+    finally:
+        if _malloc_trim is None:
+            _malloc_trim = _libc_malloc_trim() or (lambda pad: 0)
+        _malloc_trim(0)
+
+
 def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JOBS) -> Iterator:
     """``fn(item)`` for each item, lazily and in order: in ``n_jobs`` worker processes when
     ``n_jobs > 1`` and there is more than one item (``fn`` and the items must pickle), else in
@@ -114,5 +143,5 @@ def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JO
         # batch_size=1: joblib's automatic batching would queue a slow task behind a batch of
         # quick ones in one worker while the other worker idles
         run = Parallel(n_jobs=n_jobs, backend="loky", batch_size=1, return_as="generator")
-        return iter(run(delayed(single_threaded)(fn, item) for item in items))
+        return iter(run(delayed(in_worker)(fn, item) for item in items))
     return (single_threaded(fn, item) for item in items)
