@@ -100,6 +100,18 @@ def test_a_worker_task_hands_freed_memory_back_even_when_it_fails(monkeypatch):
     assert trims == [0, 0]
 
 
+def test_a_worker_leaves_without_tearing_down_after_its_streams_are_flushed(monkeypatch):
+    registered, exits = [], []
+    monkeypatch.setattr(parallel, "_malloc_trim", None)
+    monkeypatch.setattr(parallel, "_libc_malloc_trim", lambda: None)
+    monkeypatch.setattr(parallel.atexit, "register", registered.append)
+    assert [parallel.in_worker(_square, x) for x in (1, 2, 3)] == [1, 4, 9]
+    assert registered == [parallel._exit_without_teardown]  # once per worker process
+    monkeypatch.setattr(parallel.os, "_exit", exits.append)
+    parallel._exit_without_teardown()
+    assert exits == [0]
+
+
 def test_map_tasks_keeps_the_order_in_and_out_of_process():
     assert list(map_tasks(_square, range(7), n_jobs=1)) == [x * x for x in range(7)]
     assert list(map_tasks(_square, range(7), n_jobs=2)) == [x * x for x in range(7)]

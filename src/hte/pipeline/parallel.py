@@ -10,8 +10,10 @@ limit each of the 2 processes would start a thread per core and they would fight
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -123,9 +125,24 @@ def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
     try:
         return single_threaded(fn, item)
     finally:
-        if _malloc_trim is None:
+        if _malloc_trim is None:  # the first task of this worker process
             _malloc_trim = _libc_malloc_trim() or (lambda pad: 0)
+            atexit.register(_exit_without_teardown)
         _malloc_trim(0)
+
+
+def _exit_without_teardown() -> None:
+    """A worker's last step, once loky has shut it down: leave without tearing the interpreter
+    down. Freeing every object and module of a worker that has imported the learners took about
+    2 s of CPU each, and ``hte run`` waited for it at its end (about 2.5 s of a 28 s run at
+    n = 1,150). By then the worker has sent every result, run multiprocessing's finalizers and
+    flushed its streams; its files were closed by the tasks that wrote them."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def map_tasks(fn: Callable[[Any], Any], items: Iterable[Any], n_jobs: int = N_JOBS) -> Iterator:
