@@ -68,6 +68,8 @@ bench: setup
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 --n 10000 --scenarios default --out experiments/benchmarks/learner_selection_average/n10000
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 6 7 8 9 10 > experiments/benchmarks/model_average_n2000.txt
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 --scenario null_effect > experiments/benchmarks/model_average_null_n2000.txt
+	$(BIN)/python -m benchmarks.bcf_point_draws --seeds 1 2 3 > experiments/benchmarks/bcf_point_draws.md
+	$(BIN)/python -m benchmarks.crs_learners --seeds 1 2 3 4 5 > experiments/benchmarks/crs_learners.md
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --scenarios --seed-study --out experiments/benchmarks/learner_selection_rules/seed_study
 	$(BIN)/python experiments/benchmarks/learner_selection_rules/compare_gates.py > experiments/benchmarks/learner_selection_rules/gates.md
 	$(BIN)/python -m benchmarks.bench_csf
