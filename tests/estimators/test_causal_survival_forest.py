@@ -215,3 +215,18 @@ def test_both_forest_engines_read_fast_as_they_predict():
         CausalSurvivalForest(horizon=1.0, forest_engine="econml", local_linear=0.1).fit(
             X, time=t, event=d, treatment=W
         )
+
+
+def test_econml_is_imported_only_for_its_engine_and_old_pickles_find_its_forest():
+    import subprocess
+    import sys
+
+    import hte.estimators.causal_survival_forest as csf
+    from hte.estimators.econml_moment_forest import MomentForest
+
+    probe = "import sys, hte.estimators.causal_survival_forest; print('econml' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert csf._MomentForest is MomentForest  # the name earlier runs' models were pickled under
+    with pytest.raises(AttributeError, match="no_such_name"):
+        csf.no_such_name  # noqa: B018

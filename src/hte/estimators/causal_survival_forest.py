@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from econml.grf._base_grf import BaseGRF
-from econml.grf._base_grftree import GRFTree
 from sklearn.base import BaseEstimator
 
 from hte.array_checks import (
@@ -48,30 +46,14 @@ from hte.estimators.shared_nuisances import Nuisances, shared_pseudo_outcomes
 FOREST_ENGINES = ("histogram", "econml")
 
 
-class _MomentForest(BaseGRF):
-    """GRF for a scalar linear moment J theta - A = 0 with per-sample A (as y) and J (as T)."""
+def __getattr__(name: str):
+    """``_MomentForest``, the econml engine's forest before it moved to its own module: the
+    name models saved by earlier runs were pickled under."""
+    if name == "_MomentForest":
+        from hte.estimators.econml_moment_forest import MomentForest
 
-    def _get_alpha_and_pointJ(self, X, T, y):
-        return y, T
-
-    def _get_n_outputs_decomposition(self, X, T, y):
-        return 1, 1
-
-    def _make_estimator(self, append=True, random_state=None):
-        """One unfitted tree, built directly instead of through ``sklearn.clone``.
-
-        econml clones the template tree and sets its seed through ``get_params`` /
-        ``set_params``, which inspects signatures: about a sixth of a 2,000-tree fit's CPU time at
-        n = 2,000. This draws the same single seed from ``random_state`` (the tree's only
-        ``random_state`` parameter), so the trees and predictions are identical.
-        """
-        params = {name: getattr(self, name) for name in self.estimator_params}
-        if random_state is not None:
-            params["random_state"] = random_state.randint(np.iinfo(np.int32).max)
-        tree = GRFTree(**params)
-        if append:
-            self.estimators_.append(tree)
-        return tree
+        return MomentForest
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def grf_max_features(n_features: int) -> int:
@@ -266,7 +248,7 @@ class CausalSurvivalForest(BaseEstimator):
             arr, W, t, d, propensity_learner=self.propensity_learner, **nuisance_params(self)
         )
 
-    def _make_forest(self, n: int, n_features: int) -> _MomentForest | HistogramMomentForest:
+    def _make_forest(self, n: int, n_features: int):
         # econml needs each tree's subsample to fit in a half-sample (little bags); as a count
         # this also works for odd n
         max_samples = self.max_samples
@@ -292,9 +274,9 @@ class CausalSurvivalForest(BaseEstimator):
                 local_linear=self.local_linear,
                 local_linear_variables=self.local_linear_variables,
             )
-        return _MomentForest(
-            **shared, criterion=self.criterion, inference=True, fit_intercept=False
-        )
+        from hte.estimators.econml_moment_forest import MomentForest  # econml: on demand
+
+        return MomentForest(**shared, criterion=self.criterion, inference=True, fit_intercept=False)
 
     def _check_X(self, X) -> np.ndarray:
         return check_new_covariates(self, X, fitted_attribute="forest_")
