@@ -175,6 +175,9 @@ def run(
 
         path = write_report(result.run_dir, n_jobs=REPORT_JOBS)
         console.print(f"report: {escape(str(path))}", highlight=False, soft_wrap=True)
+    from hte.pipeline.parallel import skip_final_collections_at_exit
+
+    skip_final_collections_at_exit()  # the run is done: exit without collecting its models
 
 
 @app.command()

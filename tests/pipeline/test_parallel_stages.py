@@ -100,16 +100,16 @@ def test_a_worker_task_hands_freed_memory_back_even_when_it_fails(monkeypatch):
     assert trims == [0, 0]
 
 
-def test_a_worker_leaves_without_tearing_down_after_its_streams_are_flushed(monkeypatch):
-    registered, exits = [], []
+def test_a_worker_freezes_its_heap_at_exit_and_registers_that_once(monkeypatch):
+    registered, frozen = [], []
     monkeypatch.setattr(parallel, "_malloc_trim", None)
     monkeypatch.setattr(parallel, "_libc_malloc_trim", lambda: None)
     monkeypatch.setattr(parallel.atexit, "register", registered.append)
     assert [parallel.in_worker(_square, x) for x in (1, 2, 3)] == [1, 4, 9]
-    assert registered == [parallel._exit_without_teardown]  # once per worker process
-    monkeypatch.setattr(parallel.os, "_exit", exits.append)
-    parallel._exit_without_teardown()
-    assert exits == [0]
+    assert registered == [parallel._skip_the_final_collections]  # at the first task only
+    monkeypatch.setattr(parallel.gc, "freeze", lambda: frozen.append(True))
+    parallel._skip_the_final_collections()
+    assert frozen == [True]
 
 
 def test_map_tasks_keeps_the_order_in_and_out_of_process():
@@ -306,3 +306,24 @@ def test_refits_started_before_the_fits_equal_the_ones_made_after(analysis):
     assert set(early) == set(late) == usable  # the failed fits' early refits are dropped
     for key in usable:
         np.testing.assert_array_equal(early[key], late[key], err_msg=key)
+
+
+class _ExitHooks:
+    """Stands in for ``atexit``: the hooks in the order they would run last-in first-out."""
+
+    def __init__(self):
+        self.hooks = []
+
+    def register(self, fn):
+        self.hooks.append(fn)
+
+    def unregister(self, fn):
+        self.hooks = [h for h in self.hooks if h is not fn]
+
+
+def test_the_exit_step_is_registered_once_however_often_it_is_asked_for(monkeypatch):
+    hooks = _ExitHooks()
+    monkeypatch.setattr(parallel, "atexit", hooks)
+    for _ in range(3):
+        parallel.skip_final_collections_at_exit()
+    assert hooks.hooks == [parallel._skip_the_final_collections]
