@@ -122,7 +122,8 @@ def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
     the system. Without that, a worker's resident memory only grows (big fits free their memory
     to the allocator, not the system), and loky replaces a worker that has grown by 300 MB
     since its first task as "leaking", with a warning and a new process that imports hte
-    again; the default run lost both its workers that way. Trimming takes about 2 ms."""
+    again; the default run lost both its workers that way. Trimming takes about 2 ms. The first
+    task also registers the worker's exit step (``skip_final_collections_at_exit``)."""
     global _malloc_trim
     try:
         return single_threaded(fn, item)
@@ -142,10 +143,10 @@ def skip_final_collections_at_exit() -> None:
 
 
 def _skip_the_final_collections() -> None:
-    """A worker's exit step, once loky has shut it down: freeze the heap (``gc.freeze``) so that
-    the interpreter's last garbage collections skip it. Those passes over a worker that has
-    imported the learners and run their fits took about 1.3 s of CPU each, and ``hte run``
-    waited for both workers, then for its own, at its end. Every other exit step still runs (atexit handlers,
+    """An exit step: freeze the heap (``gc.freeze``) so that the interpreter's last garbage
+    collections skip it. Those passes over a worker that had imported the learners and run
+    their fits took about 1.3 s each, and ``hte run`` waited for both workers, then for its
+    own heap, at its end. Every other exit step still runs (atexit handlers,
     ``weakref.finalize`` callbacks such as joblib's clean-up of memory-mapped inputs, module
     clean-up); only objects kept alive by reference cycles are left to the system."""
     gc.freeze()
