@@ -54,26 +54,48 @@ def planned_fits(config: ExperimentConfig, data: AnalysisData) -> list[FittedEff
     return planned
 
 
-def start_heldout_fold_nuisances(
+def start_heldout_work(
     config: ExperimentConfig, data: AnalysisData, n_folds: int | HeldoutFolds = HELDOUT_FOLDS
+) -> tuple[Iterator[FoldNuisances] | None, StartedRefits | None]:
+    """Both parts started now, from one plan of the fits: the folds' nuisances
+    (``start_heldout_fold_nuisances``) and the independent refits
+    (``start_independent_refits``)."""
+    planned = planned_fits(config, data)
+    return (
+        start_heldout_fold_nuisances(config, data, n_folds, planned=planned),
+        start_independent_refits(config, data, n_folds, planned=planned),
+    )
+
+
+def start_heldout_fold_nuisances(
+    config: ExperimentConfig,
+    data: AnalysisData,
+    n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
+    planned: list[FittedEffect] | None = None,
 ) -> Iterator[FoldNuisances] | None:
     """The held-out folds' nuisances, started now when some OS estimator of ``config`` will read
     the analysis's shared nuisances (else None); pass the result to
-    ``heterogeneity.heldout_fold_nuisances`` as ``started``."""
+    ``heterogeneity.heldout_fold_nuisances`` as ``started``. ``planned``: ``planned_fits``, when
+    already made."""
     if data.nuisances is None or not data.nuisances.horizons:
         return None
-    if not any(reads_fold_nuisances(f, data) for f in planned_fits(config, data)):
+    planned = planned_fits(config, data) if planned is None else planned
+    if not any(reads_fold_nuisances(f, data) for f in planned):
         return None
     os_folds = folds_of(n_folds, "os")
     return start_fold_nuisances(data, config.seed, data.nuisances.horizons, os_folds)
 
 
 def start_independent_refits(
-    config: ExperimentConfig, data: AnalysisData, n_folds: int | HeldoutFolds = HELDOUT_FOLDS
+    config: ExperimentConfig,
+    data: AnalysisData,
+    n_folds: int | HeldoutFolds = HELDOUT_FOLDS,
+    planned: list[FittedEffect] | None = None,
 ) -> StartedRefits | None:
     """The held-out refits of the estimators that read no fold nuisances, started now (None
     when there are none); pass the result to ``heterogeneity.all_heldout_effects`` as
-    ``started``."""
-    planned = [f for f in planned_fits(config, data) if not reads_fold_nuisances(f, data)]
-    groups = refit_groups(planned, data)
+    ``started``. ``planned``: ``planned_fits``, when already made."""
+    planned = planned_fits(config, data) if planned is None else planned
+    independent = [f for f in planned if not reads_fold_nuisances(f, data)]
+    groups = refit_groups(independent, data)
     return start_refits(groups, data, config.seed, n_folds) if groups else None

@@ -22,7 +22,7 @@ from hte.data.columns import CRS_GRADE
 from hte.errors import STAGE_FAILURES
 from hte.pipeline.explain import explain_fits
 from hte.pipeline.figures import write_figures
-from hte.pipeline.heldout_start import start_heldout_fold_nuisances, start_independent_refits
+from hte.pipeline.heldout_start import start_heldout_work
 from hte.pipeline.heterogeneity import (
     all_heldout_effects,
     heldout_fold_nuisances,
@@ -347,8 +347,7 @@ def _analyse(cohort, analysis, config, stages, timings, with_truth, on_fitted=No
     )
     n_folds = config.evaluation.heldout_folds
     # held-out work that needs no fitted model: the workers start it beside the fits
-    started = start_heldout_fold_nuisances(config, data, n_folds)
-    started_refits = start_independent_refits(config, data, n_folds)
+    started, started_refits = start_heldout_work(config, data, n_folds)
     fits = fit_estimators(data, config, on_fit=stages.step)
     estimators: dict[str, dict[str, EstimatorSummary]] = {}
     for fit in fits:
