@@ -362,7 +362,7 @@ class _DrawsRecorder(SeenRows):
         self.n_bootstrap = n_bootstrap
 
     def point_only_params(self) -> dict:
-        return {"draws": min(self.draws, 7)}
+        return {"draws": min(self.draws, 7), "n_bootstrap": 0}
 
     def fit(self, X, **kwargs):
         type(self).fitted_with.append((self.draws, self.n_bootstrap))
@@ -386,3 +386,11 @@ def test_bcf_point_only_copies_keep_at_most_100_draws():
     assert CRSBayesianCausalForest(num_mcmc=40).point_only_params() == {"num_mcmc": 40}
     point = heterogeneity._point_only(BayesianCausalForest(num_mcmc=300, tau_trees=30))
     assert point.num_mcmc == 100 and point.tau_trees == 30  # only the draws change
+
+
+def test_bootstrap_models_drop_their_bootstrap_for_point_effects():
+    from hte.estimators import CoxInteractionModel, SLearnerSurvival, TLearnerSurvival
+
+    for model in (CoxInteractionModel, TLearnerSurvival, SLearnerSurvival):
+        point = heterogeneity._point_only(model(n_bootstrap=50, random_state=3))
+        assert point.n_bootstrap == 0 and point.random_state == 3  # only the bootstrap goes

@@ -123,6 +123,11 @@ class CounterfactualSurvivalEstimator(BaseEstimator):
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
 
+    def point_only_params(self) -> dict:
+        """Settings of a copy fitted for point effects only (held-out refits): no bootstrap
+        refits, which serve the intervals alone."""
+        return {"n_bootstrap": 0}
+
     # --- to implement -------------------------------------------------------------------------
     def _fit_state(self, X, time, event, treatment, sample_weight, seed):
         """Fit on one data set; return the fitted state (models)."""

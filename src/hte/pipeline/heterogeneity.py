@@ -71,11 +71,10 @@ TOC_GRID = np.arange(1, 21) / 20  # q = 0.05, 0.10, ..., 1.0
 # --------------------------------------------------------------------------------------------
 def _point_only(model):
     """An unfitted copy of ``model`` for point effects (what priorities, losses and calibration
-    read): without bootstrap refits, and with the settings the model names for point effects
-    when it has ``point_only_params`` (e.g. fewer posterior draws for BCF)."""
+    read), with the settings the model names for them in ``point_only_params`` when it has
+    that method (no bootstrap refits for the survival curve models, fewer posterior draws for
+    BCF)."""
     copy = clone(model)
-    if int(copy.get_params().get("n_bootstrap", 0) or 0) > 0:
-        copy.set_params(n_bootstrap=0)
     if hasattr(copy, "point_only_params"):
         copy.set_params(**copy.point_only_params())
     return copy
