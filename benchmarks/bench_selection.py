@@ -173,6 +173,7 @@ def run_cell(
             seed,
             residuals,
             loss=loss,
+            gate=config.evaluation.model_choice_gate,
             preferred=preferred_model(config),
         )
         for loss in LOSSES
@@ -208,6 +209,7 @@ def run_cell(
             "seed_study": seed_study,
             "target": target,
             "threshold_se": THRESHOLD_SE,
+            "gate": config.evaluation.model_choice_gate,
             "n_folds": n_folds,
             "lowest_dr_loss": m["losses"][0]["candidate"],
             "r_loss_pick": r_metrics["losses"][0]["candidate"],
@@ -291,8 +293,12 @@ def _scenario(key) -> str:
 def _shown_table(frame: pd.DataFrame, keys: list[str], loss: str) -> list[str]:
     p = "" if loss == "dr" else "r_"
     pick = "lowest_dr_loss" if loss == "dr" else "r_loss_pick"
+    recorded = sorted(set(frame["gate"].dropna())) if "gate" in frame else []
+    gates = (  # older rows did not record it: the run's default gate when they were made
+        " and ".join(f"{g} gate" for g in recorded) if recorded else "its gate when recorded"
+    )
     out = [
-        f"## The shown model, chosen by the {loss.upper()} loss (2-SE rule)",
+        f"## The shown model, chosen by the {loss.upper()} loss with the run's rule ({gates})",
         "",
         "| scenario | n | target | seeds | chosen (per seed) | shown nMSE | per-patient coverage "
         "| excl. 0 | group coverage | group band per-patient coverage | lowest loss = oracle |",

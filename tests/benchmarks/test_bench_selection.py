@@ -59,3 +59,10 @@ def test_summary_has_both_losses_and_keeps_fold_counts_apart():
 
 def test_old_rows_without_a_fold_count_resume_as_two_folds():
     assert _cell_key(_row(1, n_folds=None)) == ("default", 2000, 1, False, 2)
+
+
+def test_summary_names_the_gate_the_rows_were_chosen_by():
+    slope = [{**_row(1), "gate": "slope"}, {**_row(2), "gate": "slope"}]
+    assert "with the run's rule (slope gate)" in summary_markdown(slope, "cmd")
+    older = summary_markdown([_row(1)], "cmd")  # rows from before the gate was recorded
+    assert "(its gate when recorded)" in older and "2-SE" not in older.split("## The rule")[0]
