@@ -379,13 +379,16 @@ def test_heldout_refits_use_the_models_point_only_settings(null_run):
     assert fit.model.draws == 200 and fit.model.n_bootstrap == 50  # the run's own model as is
 
 
-def test_bcf_point_only_copies_keep_at_most_100_draws():
+def test_bcf_point_only_copies_keep_at_most_100_draws_after_5_sweeps():
     from hte.estimators import BayesianCausalForest, CRSBayesianCausalForest
 
-    assert BayesianCausalForest().point_only_params() == {"num_mcmc": 100}
-    assert CRSBayesianCausalForest(num_mcmc=40).point_only_params() == {"num_mcmc": 40}
+    assert BayesianCausalForest().point_only_params() == {"num_mcmc": 100, "num_gfr": 5}
+    assert CRSBayesianCausalForest(num_mcmc=40, num_gfr=3).point_only_params() == {
+        "num_mcmc": 40,
+        "num_gfr": 3,
+    }
     point = heterogeneity._point_only(BayesianCausalForest(num_mcmc=300, tau_trees=30))
-    assert point.num_mcmc == 100 and point.tau_trees == 30  # only the draws change
+    assert (point.num_mcmc, point.num_gfr, point.tau_trees) == (100, 5, 30)  # trees unchanged
 
 
 def test_bootstrap_models_drop_their_bootstrap_for_point_effects():
