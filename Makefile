@@ -62,15 +62,16 @@ format: setup
 # 802MO-like).
 bench: setup
 	$(BIN)/hte sweep configs/bench.yaml --workers 2 --out experiments/benchmarks/synthetic_truth
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios default --out experiments/benchmarks/learner_selection_5fold_gate/default
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios null_effect --out experiments/benchmarks/learner_selection_5fold_gate/null_effect
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios default --out experiments/benchmarks/learner_selection_shipped/default
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 6 7 8 9 10 --n 2000 --scenarios null_effect --out experiments/benchmarks/learner_selection_shipped/null_effect
 	$(BIN)/python experiments/benchmarks/learner_selection_rules/preferred_gate.py experiments/benchmarks/learner_selection_5fold_gate/*/rows.jsonl > experiments/benchmarks/learner_selection_rules/preferred_gate.md
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 --n 10000 --scenarios default --out experiments/benchmarks/learner_selection_average/n10000
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 --n 10000 --scenarios default --out experiments/benchmarks/learner_selection_draws100/n10000
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 6 7 8 9 10 > experiments/benchmarks/model_average_n2000.txt
 	$(BIN)/python -m benchmarks.model_average_trial --seeds 1 2 3 4 5 --scenario null_effect > experiments/benchmarks/model_average_null_n2000.txt
 	$(BIN)/python -m benchmarks.bcf_point_draws --seeds 1 2 3 > experiments/benchmarks/bcf_point_draws.md
+	$(BIN)/python -m benchmarks.bcf_warm_start --seeds 1 2 3 4 5 > experiments/benchmarks/bcf_warm_start.md
 	$(BIN)/python -m benchmarks.crs_learners --seeds 1 2 3 4 5 > experiments/benchmarks/crs_learners.md
-	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --scenarios --seed-study --out experiments/benchmarks/learner_selection_rules/seed_study
+	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --scenarios --seed-study --out experiments/benchmarks/learner_selection_shipped/seed_study
 	$(BIN)/python experiments/benchmarks/learner_selection_rules/compare_gates.py > experiments/benchmarks/learner_selection_rules/gates.md
 	$(BIN)/python -m benchmarks.bench_csf
 	$(BIN)/python -m benchmarks.bench_attributions
