@@ -71,6 +71,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bcf_point_draws --seeds 1 2 3 > experiments/benchmarks/bcf_point_draws.md
 	$(BIN)/python -m benchmarks.bcf_warm_start --seeds 1 2 3 4 5 > experiments/benchmarks/bcf_warm_start.md
 	$(BIN)/python -m benchmarks.crs_learners --seeds 1 2 3 4 5 > experiments/benchmarks/crs_learners.md
+	$(BIN)/python -m benchmarks.aipw_crs_coverage --seeds 1-40 > experiments/benchmarks/aipw_crs_coverage.md
 	$(BIN)/python -m benchmarks.bench_selection --seeds 1 2 3 4 5 --scenarios --seed-study --out experiments/benchmarks/learner_selection_shipped/seed_study
 	$(BIN)/python experiments/benchmarks/learner_selection_rules/compare_gates.py > experiments/benchmarks/learner_selection_rules/gates.md
 	$(BIN)/python -m benchmarks.bench_csf
