@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from benchmarks.bcf_trial import TARGETS, cohort, pseudo_outcome_cases
-from hte.estimators.bcf import POINT_DRAWS, _sample
+from hte.estimators.bcf import POINT_DRAWS, BayesianCausalForest, _sample
 
 SETTINGS = (  # label, warm-start sweeps, sampler seed offset
     ("10", 10, 0),
@@ -33,7 +33,10 @@ SETTINGS = (  # label, warm-start sweeps, sampler seed offset
     ("5", 5, 0),
     ("3", 3, 0),
 )
-SHIPPED_TREES = {"mu_trees": 200, "tau_trees": 50, "variance_trees": 0}
+# the shipped forests' sizes (the CRS BCF has the same defaults)
+SHIPPED_TREES = {
+    k: BayesianCausalForest().get_params()[k] for k in ("mu_trees", "tau_trees", "variance_trees")
+}
 
 
 def _crs_case(seed: int, n: int) -> tuple:
