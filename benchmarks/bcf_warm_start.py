@@ -41,12 +41,16 @@ SHIPPED_TREES = {
 
 def _crs_case(seed: int, n: int) -> tuple:
     from hte.design.propensity import cross_fit_propensity
+    from hte.estimators import CRSBayesianCausalForest
 
+    shipped = CRSBayesianCausalForest().get_params()  # its own propensity cross-fit
     data = cohort("default", n, seed)
     X = np.asarray(data.X, dtype=float)
     W = np.asarray(data.treatment, dtype=float)
     y = data.cohort["crs"].to_numpy(float)
-    e = cross_fit_propensity(X, W, n_folds=5, random_state=seed, clip=0.01)
+    e = cross_fit_propensity(
+        X, W, n_folds=shipped["n_folds"], random_state=seed, clip=shipped["propensity_clip"]
+    )
     return "crs", X, W, y, e, data.cohort[TARGETS["crs"][0]].to_numpy(float)
 
 
