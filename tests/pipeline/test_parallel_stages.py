@@ -327,3 +327,44 @@ def test_the_exit_step_is_registered_once_however_often_it_is_asked_for(monkeypa
     for _ in range(3):
         parallel.skip_final_collections_at_exit()
     assert hooks.hooks == [parallel._skip_the_final_collections]
+
+
+def test_the_first_worker_task_widens_lokys_memory_allowance(monkeypatch):
+    from joblib.externals.loky import process_executor
+
+    monkeypatch.setattr(process_executor, "_MAX_MEMORY_LEAK_SIZE", 300_000_000)
+    monkeypatch.setattr(parallel, "_malloc_trim", None)
+    monkeypatch.setattr(parallel, "skip_final_collections_at_exit", lambda: None)
+    assert parallel.in_worker(_square, 2) == 4
+    assert process_executor._MAX_MEMORY_LEAK_SIZE == parallel.WORKER_GROWTH_ALLOWANCE
+    monkeypatch.delattr(process_executor, "_MAX_MEMORY_LEAK_SIZE")
+    assert parallel.allow_worker_growth() is False  # a joblib without the setting: no change
+
+
+HELD_BYTES = 400_000_000  # more than loky's own allowance (300 MB), less than ours
+
+
+def _grow_then_wait(_: int) -> int:
+    """Keep 400 MB alive in this worker from its first call of this function on (as a learner's
+    imports and caches stay), then wait past loky's 1 s between memory checks."""
+    import builtins
+    import os
+    import time
+
+    if getattr(builtins, "_hte_test_held", None) is None:
+        builtins._hte_test_held = np.ones(HELD_BYTES // 8)
+    time.sleep(1.2)
+    return os.getpid()
+
+
+def test_a_worker_that_grows_past_lokys_allowance_is_kept():
+    from joblib.externals.loky import get_reusable_executor
+
+    try:
+        list(map_tasks(_worker_state, range(4), n_jobs=2))  # workers past their first task
+        pids = set(map_tasks(_grow_then_wait, range(6), n_jobs=2))
+        # loky would replace each grown worker after its first such task ("memory leak"): the
+        # six tasks would then run in three or more processes
+        assert len(pids) <= 2
+    finally:
+        get_reusable_executor().shutdown(wait=True)  # the later tests' workers start small

@@ -117,13 +117,19 @@ def _libc_malloc_trim() -> Callable[[int], int] | None:
 _malloc_trim: Callable[[int], int] | None = None
 
 
+# How far a worker's resident memory may grow past its size after its first task before loky
+# takes it for a leak and replaces it (loky's own allowance is 300 MB; ``allow_worker_growth``)
+WORKER_GROWTH_ALLOWANCE = 1_000_000_000
+
+
 def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
     """``single_threaded(fn, item)`` in a worker process, then the freed heap handed back to
     the system. Without that, a worker's resident memory only grows (big fits free their memory
     to the allocator, not the system), and loky replaces a worker that has grown by 300 MB
     since its first task as "leaking", with a warning and a new process that imports hte
     again; the default run lost both its workers that way. Trimming takes about 2 ms. The first
-    task also registers the worker's exit step (``skip_final_collections_at_exit``)."""
+    task also registers the worker's exit step (``skip_final_collections_at_exit``) and widens
+    loky's allowance (``allow_worker_growth``)."""
     global _malloc_trim
     try:
         return single_threaded(fn, item)
@@ -131,7 +137,27 @@ def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
         if _malloc_trim is None:  # the first task of this worker process
             _malloc_trim = _libc_malloc_trim() or (lambda pad: 0)
             skip_final_collections_at_exit()
+            allow_worker_growth()
         _malloc_trim(0)
+
+
+def allow_worker_growth(allowance: int = WORKER_GROWTH_ALLOWANCE) -> bool:
+    """Let this worker process grow by ``allowance`` bytes past its size after its first task
+    before loky replaces it as leaking (loky allows 300 MB). Even with the heap trimmed after
+    every task, a default run's workers grow from about 250 to 450-580 MB: the learners import
+    their libraries on first use (econml's forests, statsmodels, shap, stochtree: about 120 MB)
+    and keep caches, up to 580 MB. A default run now and then lost a worker that way (1 of 9
+    runs on 2026-12-08), printed joblib's "A worker stopped ... memory leak" warning and paid
+    for a new process importing hte again.
+    The workers live no longer than the executor (loky stops them after 300 s idle), so a
+    real leak stays bounded. The allowance is loky's module setting, read in the worker at
+    each check; returns False (nothing changed) where a joblib release no longer has it."""
+    from joblib.externals.loky import process_executor
+
+    if not hasattr(process_executor, "_MAX_MEMORY_LEAK_SIZE"):
+        return False
+    process_executor._MAX_MEMORY_LEAK_SIZE = int(allowance)
+    return True
 
 
 def skip_final_collections_at_exit() -> None:
