@@ -112,6 +112,25 @@ def test_threads_seeds_and_pickling_do_not_change_the_numbers():
     assert not np.array_equal(a[0], other.point_interval_stderr(X[:100])[0])
 
 
+def test_the_tree_threads_follow_joblibs_sequential_backend(monkeypatch):
+    from joblib import parallel_config
+
+    import hte.estimators.histogram_grf as histogram_grf
+
+    X, J, A, _ = _regression_design(400, 6, _step)
+    threaded = HistogramMomentForest(24, random_state=3, n_jobs=2).fit(X, J, A)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("a thread pool under joblib's sequential backend")
+
+    monkeypatch.setattr(histogram_grf, "ThreadPoolExecutor", no_pool)
+    with parallel_config(backend="sequential"):  # as in hte's worker processes
+        alone = HistogramMomentForest(24, random_state=3, n_jobs=2).fit(X, J, A)
+    np.testing.assert_array_equal(threaded.predict(X), alone.predict(X))
+    with pytest.raises(AssertionError, match="sequential backend"):
+        HistogramMomentForest(24, random_state=3, n_jobs=2).fit(X, J, A)
+
+
 def test_it_finds_a_known_effect_and_its_intervals_cover_it():
     X, J, A, _ = _regression_design(4000, 6, _step)
     X_test = np.random.default_rng(7).uniform(size=(400, 4))

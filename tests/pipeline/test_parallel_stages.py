@@ -329,6 +329,19 @@ def test_the_exit_step_is_registered_once_however_often_it_is_asked_for(monkeypa
     assert hooks.hooks == [parallel._skip_the_final_collections]
 
 
+def _learner_threads(requested: int) -> int:
+    from joblib import effective_n_jobs
+
+    return effective_n_jobs(requested)
+
+
+def test_a_worker_task_keeps_the_learners_own_threads_at_one(monkeypatch):
+    monkeypatch.setattr(parallel, "_malloc_trim", lambda pad: 0)
+    assert parallel.in_worker(_learner_threads, 2) == 1  # joblib's sequential backend
+    assert parallel.single_threaded(_learner_threads, 2) == 2  # this process: as asked
+    assert set(map_tasks(_learner_threads, [2, 2, 2], n_jobs=2)) == {1}
+
+
 def test_the_first_worker_task_widens_lokys_memory_allowance(monkeypatch):
     from joblib.externals.loky import process_executor
 

@@ -15,10 +15,10 @@ covariates sorting was 70% of econml's forest time (docs/speed.md).
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from joblib import effective_n_jobs
 from scipy import stats
 from scipy.special import erfc
 from sklearn.base import BaseEstimator, RegressorMixin
@@ -70,8 +70,9 @@ class HistogramMomentForest:
         training data (4 bytes per row per tree).
     local_linear_variables : the local-linear slopes on this many covariates, those the forest
         split on most often (None: every covariate).
-    n_jobs : threads that grow trees (the kernels release the GIL; -1: every core); the trees do
-        not depend on it.
+    n_jobs : threads that grow trees (the kernels release the GIL; -1: every core; one under
+        joblib's sequential backend, ``joblib.parallel_config(backend="sequential")``); the trees
+        do not depend on it.
     random_state : seed of the subsamples and of every tree.
     """
 
@@ -178,10 +179,10 @@ class HistogramMomentForest:
             train, val, seed = plan
             return build_tree(Xb, n_bins, A, J, train, val, *settings, seed)
 
-        workers = int(self.n_jobs or 1)
-        if workers < 0:  # joblib's convention: -1 all cores, -2 all but one, ...
-            workers = (os.cpu_count() or 1) + 1 + workers
-        workers = max(1, workers)
+        # joblib's reading of n_jobs (-1 every core, -2 all but one, None one), which also
+        # follows an active ``joblib.parallel_config``: one thread under its sequential backend,
+        # as in hte's worker processes (``hte.pipeline.parallel.in_worker``)
+        workers = max(1, effective_n_jobs(self.n_jobs))
         if workers == 1:
             trees = [grow(plan) for plan in plans]
         else:

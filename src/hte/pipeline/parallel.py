@@ -129,10 +129,18 @@ def in_worker(fn: Callable[[Any], Any], item: Any) -> Any:
     since its first task as "leaking", with a warning and a new process that imports hte
     again; the default run lost both its workers that way. Trimming takes about 2 ms. The first
     task also registers the worker's exit step (``skip_final_collections_at_exit``) and widens
-    loky's allowance (``allow_worker_growth``)."""
+    loky's allowance (``allow_worker_growth``).
+
+    The task also runs under joblib's sequential backend: the learners' own threads (the
+    histogram forests' tree threads, scikit-learn's and scikit-survival's forests) stay at one,
+    as BLAS does, since the other worker keeps the other core busy. Their trees are seeded each,
+    so the numbers are the same (docs/speed.md)."""
+    from joblib import parallel_config
+
     global _malloc_trim
     try:
-        return single_threaded(fn, item)
+        with parallel_config(backend="sequential"):
+            return single_threaded(fn, item)
     finally:
         if _malloc_trim is None:  # the first task of this worker process
             _malloc_trim = _libc_malloc_trim() or (lambda pad: 0)
