@@ -154,12 +154,12 @@ def allow_worker_growth(allowance: int = WORKER_GROWTH_ALLOWANCE) -> bool:
     before loky replaces it as leaking (loky allows 300 MB). Even with the heap trimmed after
     every task, a default run's workers grow from about 250 to 450-580 MB: the learners import
     their libraries on first use (econml's forests, statsmodels, shap, stochtree: about 120 MB)
-    and keep caches, up to 580 MB. A default run now and then lost a worker that way (1 of 9
-    runs on 2026-12-08), printed joblib's "A worker stopped ... memory leak" warning and paid
-    for a new process importing hte again.
-    The workers live no longer than the executor (loky stops them after 300 s idle), so a
-    real leak stays bounded. The allowance is loky's module setting, read in the worker at
-    each check; returns False (nothing changed) where a joblib release no longer has it."""
+    and keep caches. A default run now and then lost a worker that way (1 of 9 runs on
+    2026-12-08), printed joblib's "A worker stopped ... memory leak" warning and paid for a new
+    process importing hte again. The workers live no longer than the executor (loky stops them
+    after 300 s idle), so a real leak stays bounded. The allowance is loky's module setting,
+    read in the worker at each check; returns False (nothing changed) where a joblib release no
+    longer has it."""
     from joblib.externals.loky import process_executor
 
     if not hasattr(process_executor, "_MAX_MEMORY_LEAK_SIZE"):
