@@ -11,10 +11,11 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
-from sksurv.ensemble import GradientBoostingSurvivalAnalysis, RandomSurvivalForest
+from sksurv.ensemble import RandomSurvivalForest
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
+from hte.estimators.boosted_cox import BoostedCoxSurvival
 from hte.estimators.serial_prediction import predict_in_one_thread
 from hte.estimators.survival_curves import CounterfactualSurvivalEstimator
 
@@ -35,7 +36,7 @@ _DEFAULTS = {
 _AUTO_RESOLUTION = {"rsf": 0.25, "gbsa": None, "cox": None}
 _CLASSES = {
     "rsf": RandomSurvivalForest,
-    "gbsa": GradientBoostingSurvivalAnalysis,
+    "gbsa": BoostedCoxSurvival,  # scikit-survival's GBSA without its per-stage loss values
     "cox": CoxPHSurvivalAnalysis,
 }
 _MANAGED = {"self", "random_state", "n_jobs"}  # set by the estimator, never by base_params
@@ -50,7 +51,7 @@ def make_base_learner(name: str, params: dict | None, random_state: int | None, 
     if name == "rsf":
         return RandomSurvivalForest(random_state=random_state, n_jobs=n_jobs, **kwargs)
     if name == "gbsa":
-        return GradientBoostingSurvivalAnalysis(random_state=random_state, **kwargs)
+        return BoostedCoxSurvival(random_state=random_state, **kwargs)
     return CoxPHSurvivalAnalysis(**kwargs)
 
 
