@@ -11,7 +11,9 @@ from hte.estimators.nuisance import (
     cross_fit_survival,
     discretize,
     make_grid,
+    risk_sets,
 )
+from hte.estimators.survival_learners import make_survival_learner
 
 
 def _exp_data(n, seed, hazard_w=(1.0, 1.0), cens_max=2.0):
@@ -155,3 +157,18 @@ def test_weights_sum_to_one_whatever_the_censoring_model():
     tt = np.where(d == 1, 5.0, t)  # every death after h: f(T) = 1{T > h} = 1 for all
     ystar, _, _ = aipcw_pseudo_outcome(tt, d, nu, "survival", censoring_floor=0.3)
     np.testing.assert_allclose(ystar, 1.0, atol=1e-12)
+
+
+@pytest.mark.parametrize("learner", ["hazard_gbm", "rsf", "km"])
+def test_the_curve_under_the_own_arm_is_the_arms_curve_for_every_learner(learner):
+    """The cross-fitted curve under each patient's own arm is read from the two arms' curves
+    (``nuisance._fit_fold``); that holds only because a learner predicts a row the same way
+    whatever rows it is predicted with."""
+    X, W, t, d = _exp_data(300, 4, hazard_w=(1.0, 2.0))
+    grid = make_grid(t, 1.0, 10)
+    ev_rs, _ = risk_sets(t, d, grid)
+    model = make_survival_learner(learner, 0).fit(X, W, ev_rs, grid)
+    own = model.predict(X, W)
+    ones, zeros = np.ones(W.size, dtype=int), np.zeros(W.size, dtype=int)
+    from_arms = np.where((W == 1)[:, None], model.predict(X, ones), model.predict(X, zeros))
+    np.testing.assert_array_equal(own, from_arms)

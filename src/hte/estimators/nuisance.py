@@ -114,6 +114,8 @@ def _fit_fold(X, W, ev_rs, ce_rs, grid, tr, te, event_learner, censoring_learner
 
     One OpenMP thread per fit, set in the worker thread itself (the limit is per thread): many
     small boosting fits are far faster single-threaded, and folds run side by side instead.
+    The curve under each patient's own arm is read from the two arms' curves (the same rows
+    given to the same model), not predicted a third time.
     """
     n_te = te.size
     with threadpool_limits(limits=1):
@@ -121,12 +123,10 @@ def _fit_fold(X, W, ev_rs, ce_rs, grid, tr, te, event_learner, censoring_learner
         ce = make_survival_learner(censoring_learner, seed).fit(
             X[tr], W[tr], _subset(ce_rs, tr), grid
         )
-        return (
-            ev.predict(X[te], W[te]),
-            ev.predict(X[te], np.ones(n_te, dtype=int)),
-            ev.predict(X[te], np.zeros(n_te, dtype=int)),
-            ce.predict(X[te], W[te]),
-        )
+        surv1 = ev.predict(X[te], np.ones(n_te, dtype=int))
+        surv0 = ev.predict(X[te], np.zeros(n_te, dtype=int))
+        surv = np.where((W[te] == 1)[:, None], surv1, surv0)
+        return surv, surv1, surv0, ce.predict(X[te], W[te])
 
 
 def cross_fit_survival(
